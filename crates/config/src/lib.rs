@@ -1,0 +1,337 @@
+//! The configuration file (`/etc/lifeboat/lifeboat.toml` by default).
+//!
+//! Every key has a default, so an absent file means "all defaults". Unknown
+//! keys and wrong types are errors that name the key and the line. The
+//! documentation of every key is `docs/configuration.md`; a test checks that
+//! it mentions every key this module knows.
+
+mod size;
+
+pub use size::{human, ByteSize, SizeError, PRESETS};
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The default location of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/lifeboat/lifeboat.toml";
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid: syntax, unknown key, or wrong type.
+    #[error("config file {path}: {message}\n  (every key and its default: docs/configuration.md, or `lifeboat config show`)")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the line, column and key.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where lifeboat keeps its work files, logs and saved layout.
+    pub paths: Paths,
+    /// What layout capture records and excludes.
+    pub layout: LayoutConfig,
+    /// What goes into the rescue system.
+    pub rescue: Rescue,
+    /// The file backup.
+    pub backup: Backup,
+    /// Writing media to an optical writer or USB stick.
+    pub burn: Burn,
+}
+
+/// Directories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Paths {
+    /// Scratch space for building media, and the run logs (`log/`).
+    pub work_dir: PathBuf,
+    /// Where finished media (ISO, raw image, PXE files) are written.
+    pub output_dir: PathBuf,
+    /// The saved layout of this machine.
+    pub layout_file: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            work_dir: "/var/lib/lifeboat".into(),
+            output_dir: "/var/lib/lifeboat/output".into(),
+            layout_file: "/var/lib/lifeboat/layout.toml".into(),
+        }
+    }
+}
+
+/// Layout capture settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LayoutConfig {
+    /// Recover loop devices and zram too (they are always recorded, but
+    /// excluded from recovery unless this is true).
+    pub include_virtual: bool,
+    /// Recover removable disks (USB sticks) and optical drives too.
+    pub include_removable: bool,
+    /// Device names (`sdb`, `/dev/nvme1n1`) never to recover, in addition.
+    pub exclude_devices: Vec<String>,
+}
+
+/// Which kernel modules go into the rescue system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleSet {
+    /// The modules loaded now, plus every storage, filesystem, network and
+    /// USB/HID driver (so the medium works on other hardware).
+    Loaded,
+    /// Every module the kernel has.
+    All,
+    /// Only the modules listed in `rescue.modules_list` (and their dependencies).
+    List,
+}
+
+/// Rescue system settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rescue {
+    /// Kernel image; empty means the running kernel's image, or the newest
+    /// installed kernel that has its modules when the running one has none.
+    pub kernel: Option<PathBuf>,
+    /// Which modules to include.
+    pub modules: ModuleSet,
+    /// Module names for `modules = "list"`.
+    pub modules_list: Vec<String>,
+    /// Modules to add whatever `modules` says.
+    pub extra_modules: Vec<String>,
+    /// Programs (names on PATH or absolute paths) to add, with their libraries.
+    pub extra_programs: Vec<String>,
+    /// Files or directories to copy into the rescue system at the same path.
+    pub extra_files: Vec<PathBuf>,
+    /// Output format: `iso`, `raw` or `pxe`.
+    pub format: String,
+    /// initramfs compression: `auto` (best the kernel supports), `zstd`, `xz`, `gzip`, `none`.
+    pub compression: String,
+    /// Copy root's password hash into the rescue system.
+    pub root_password: bool,
+    /// Copy root's SSH authorized_keys and start sshd in the rescue system.
+    pub ssh_authorized_keys: bool,
+    /// Volume label of the rescue medium.
+    pub label: String,
+}
+
+impl Default for Rescue {
+    fn default() -> Self {
+        Rescue {
+            kernel: None,
+            modules: ModuleSet::Loaded,
+            modules_list: Vec::new(),
+            extra_modules: Vec::new(),
+            extra_programs: Vec::new(),
+            extra_files: Vec::new(),
+            format: "iso".into(),
+            compression: "auto".into(),
+            root_password: false,
+            ssh_authorized_keys: false,
+            label: "LIFEBOAT".into(),
+        }
+    }
+}
+
+/// Backup settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Backup {
+    /// Where backups go (`file:///mnt/backup`); empty means no backup target.
+    pub target: String,
+    /// Glob patterns of paths never to back up, in addition to the automatic excludes.
+    pub exclude: Vec<String>,
+    /// Volume size: a preset (`cd`, `dvd`, `dvd-dl`, `bd`) or a size (`700M`, `4.7G`, `1048576`).
+    pub volume_size: ByteSize,
+    /// `zstd` or `gzip`.
+    pub compression: String,
+    /// Compression level (zstd 1-19, gzip 1-9).
+    pub level: u32,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup {
+            target: String::new(),
+            exclude: Vec::new(),
+            volume_size: ByteSize::preset("dvd").unwrap_or(ByteSize(4_700_000_000)),
+            compression: "zstd".into(),
+            level: 3,
+        }
+    }
+}
+
+/// Media burning settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Burn {
+    /// Default writer or USB stick device; empty means it must be given.
+    pub device: String,
+    /// Write speed for optical media (`0` lets the drive choose).
+    pub speed: u32,
+    /// Blank rewritable media before writing.
+    pub blank: bool,
+    /// Read the written medium back and compare.
+    pub verify: bool,
+    /// Eject the medium when done.
+    pub eject: bool,
+}
+
+impl Default for Burn {
+    fn default() -> Self {
+        Burn { device: String::new(), speed: 0, blank: false, verify: true, eject: true }
+    }
+}
+
+impl Config {
+    /// Parse configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        Ok(cfg)
+    }
+
+    /// Load `path`. A missing file at the default path means all defaults; a
+    /// missing file that was asked for explicitly is an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        }
+    }
+
+    /// The configuration as TOML (what `lifeboat config show` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let one_of = |key: &str, v: &str, allowed: &[&str]| {
+            if allowed.contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("key `{key}` = \"{v}\": expected one of {}", allowed.join(", ")))
+            }
+        };
+        one_of("rescue.format", &self.rescue.format, &["iso", "raw", "pxe"])?;
+        one_of("rescue.compression", &self.rescue.compression, &["auto", "zstd", "xz", "gzip", "none"])?;
+        one_of("backup.compression", &self.backup.compression, &["zstd", "gzip"])?;
+        let max = if self.backup.compression == "zstd" { 19 } else { 9 };
+        if !(1..=max).contains(&self.backup.level) {
+            return Err(format!(
+                "key `backup.level` = {}: {} levels are 1 to {max}",
+                self.backup.level, self.backup.compression
+            ));
+        }
+        if self.rescue.modules == ModuleSet::List && self.rescue.modules_list.is_empty() {
+            return Err("key `rescue.modules` = \"list\" needs `rescue.modules_list` with module names".into());
+        }
+        if !self.backup.target.is_empty() && !self.backup.target.contains("://") {
+            return Err(format!(
+                "key `backup.target` = \"{}\": expected a URL such as file:///mnt/backup",
+                self.backup.target
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(parse("").expect("empty"), Config::default());
+    }
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let text = Config::default().to_toml();
+        assert_eq!(parse(&text).expect("round trip"), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("[paths]\nwork_dir = \"/x\"\nwrok_dir = \"/y\"\n").unwrap_err().to_string();
+        assert!(e.contains("wrok_dir"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let e = parse("[backup]\n\nlevel = \"high\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("level") || e.contains("integer"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = parse("[backup]\nlevel = 25\n").unwrap_err().to_string();
+        assert!(e.contains("backup.level"), "{e}");
+        let e = parse("[rescue]\nformat = \"floppy\"\n").unwrap_err().to_string();
+        assert!(e.contains("rescue.format") && e.contains("iso"), "{e}");
+        let e = parse("[backup]\ntarget = \"/mnt/x\"\n").unwrap_err().to_string();
+        assert!(e.contains("file:///mnt/backup"), "{e}");
+    }
+
+    #[test]
+    fn volume_size_presets_and_sizes() {
+        let c = parse("[backup]\nvolume_size = \"cd\"\n").expect("cd");
+        assert_eq!(c.backup.volume_size.0, 700 * 1024 * 1024);
+        let c = parse("[backup]\nvolume_size = \"1.5G\"\n").expect("1.5G");
+        assert_eq!(c.backup.volume_size.0, 1_610_612_736);
+        let c = parse("[backup]\nvolume_size = 4096\n").expect("int");
+        assert_eq!(c.backup.volume_size.0, 4096);
+        let e = parse("[backup]\nvolume_size = \"huge\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("huge"), "{e}");
+    }
+
+    #[test]
+    fn missing_default_file_is_defaults_but_explicit_is_error() {
+        let p = Path::new("/nonexistent/lifeboat.toml");
+        assert_eq!(Config::load(p, false).expect("defaults"), Config::default());
+        assert!(Config::load(p, true).unwrap_err().to_string().contains("/nonexistent/lifeboat.toml"));
+    }
+
+    #[test]
+    fn documentation_mentions_every_key() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let value: toml::Value = toml::from_str(&Config::default().to_toml()).expect("toml");
+        let mut keys = Vec::new();
+        if let toml::Value::Table(sections) = value {
+            for (section, v) in sections {
+                if let toml::Value::Table(t) = v {
+                    keys.extend(t.keys().map(|k| format!("{section}.{k}")));
+                }
+            }
+        }
+        // Options that default to "unset" are not rendered; list them by hand.
+        keys.push("rescue.kernel".into());
+        for k in keys {
+            assert!(doc.contains(&format!("`{k}`")), "docs/configuration.md does not document `{k}`");
+        }
+    }
+}

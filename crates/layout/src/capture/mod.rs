@@ -1,0 +1,716 @@
+//! Read the layout off the running system.
+//!
+//! Capture never fails as a whole: whatever it cannot read (a device even
+//! root cannot open, a missing tool, a kernel without device-mapper) becomes
+//! a [`Note`] that says what and why, and the rest is still recorded.
+
+pub mod fs;
+pub mod lsblk;
+pub mod storage;
+pub mod system;
+
+use crate::model::*;
+use lifeboat_runner::{Cmd, RunError, Runner};
+use lsblk::Node;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What to record and what to mark excluded from recovery.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Do not exclude loop devices, zram and RAM disks.
+    pub include_virtual: bool,
+    /// Do not exclude removable disks and optical drives.
+    pub include_removable: bool,
+    /// Device names or paths to exclude.
+    pub exclude_devices: Vec<String>,
+}
+
+struct Capture<'a> {
+    r: &'a dyn Runner,
+    opts: &'a CaptureOptions,
+    notes: Vec<Note>,
+    /// Devices that cannot be opened, and why.
+    unreadable: BTreeMap<String, String>,
+    mounts: Vec<Mount>,
+}
+
+/// Capture the layout of the running system.
+pub fn capture(r: &dyn Runner, opts: &CaptureOptions) -> Layout {
+    let mut c = Capture { r, opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
+    c.kernel_features();
+    c.mounts = read_file("/proc/self/mountinfo").map(|t| system::parse_mountinfo(&t)).unwrap_or_default();
+    let nodes = c.block_devices();
+    for n in &nodes {
+        c.check_readable(n);
+    }
+    let disks = c.disks(&nodes);
+    let raids = c.raids(&nodes);
+    let crypttab = read_file("/etc/crypttab").map(|t| system::parse_crypttab(&t)).unwrap_or_default();
+    let luks = c.luks(&nodes, &crypttab);
+    let lvm = c.lvm(&nodes);
+    let filesystems = c.filesystems(&nodes);
+    let swaps = c.swaps(&nodes);
+    let fstab = read_file("/etc/fstab").map(|t| system::parse_fstab(&t)).unwrap_or_default();
+    let mounts: Vec<Mount> = c
+        .mounts
+        .iter()
+        .filter(|m| !system::is_pseudo_fs(&m.fstype) && (m.source.starts_with('/') || m.fstype.starts_with("nfs")))
+        .cloned()
+        .collect();
+    let mut layout = Layout {
+        format_version: FORMAT_VERSION,
+        meta: meta(),
+        disks,
+        raids,
+        lvm,
+        luks,
+        filesystems,
+        swaps,
+        mounts,
+        fstab,
+        crypttab,
+        bootloader: Bootloader::default(),
+        network: Network::default(),
+        notes: Vec::new(),
+    };
+    layout.bootloader = c.bootloader(&layout);
+    layout.network = c.network();
+    for (dev, why) in &c.unreadable {
+        c.notes.push(Note {
+            what: format!("{dev}: partition table and signatures"),
+            why: format!(
+                "cannot open the device ({why}); size, sector sizes and mounts were read from sysfs and /proc instead, \
+                 but the partition table, UUIDs and filesystem parameters are unknown"
+            ),
+        });
+    }
+    layout.notes = c.notes;
+    layout
+}
+
+fn meta() -> Meta {
+    let u = rustix::system::uname();
+    Meta {
+        hostname: u.nodename().to_string_lossy().into_owned(),
+        captured_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        lifeboat_version: env!("CARGO_PKG_VERSION").to_string(),
+        kernel_release: u.release().to_string_lossy().into_owned(),
+        machine: u.machine().to_string_lossy().into_owned(),
+    }
+}
+
+fn read_file(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn sysfs(dev: &str, attr: &str) -> Option<String> {
+    let v = std::fs::read_to_string(format!("/sys/class/block/{dev}/{attr}")).ok()?;
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// The first `len` bytes of a device.
+fn read_head(path: &str, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+impl Capture<'_> {
+    fn note(&mut self, what: impl Into<String>, why: impl Into<String>) {
+        let n = Note { what: what.into(), why: why.into() };
+        log::warn!("not captured: {}: {}", n.what, n.why);
+        self.notes.push(n);
+    }
+
+    fn probe(&mut self, cmd: Cmd, what: &str) -> Option<String> {
+        match self.r.probe(&cmd) {
+            Ok(o) => Some(o.text()),
+            Err(e) => {
+                let why = match &e {
+                    RunError::NotFound { .. } => e.to_string(),
+                    _ => format!("`{cmd}` failed: {}", e.reason()),
+                };
+                self.note(what, why);
+                None
+            }
+        }
+    }
+
+    fn kernel_features(&mut self) {
+        let misc = read_file("/proc/misc").unwrap_or_default();
+        if !misc.contains("device-mapper") && !Path::new("/dev/mapper/control").exists() {
+            self.note(
+                "device-mapper (LVM volumes, LUKS mappings)",
+                "this kernel has no device-mapper, so no LVM volume or LUKS mapping can be active; \
+                 LVM and LUKS signatures on disks are still recorded",
+            );
+        }
+        if !Path::new("/proc/mdstat").exists() {
+            self.note(
+                "md RAID arrays",
+                "this kernel has no md driver (/proc/mdstat is missing), so no RAID array can be active; \
+                 RAID member signatures on disks are still recorded",
+            );
+        }
+    }
+
+    fn block_devices(&mut self) -> Vec<Node> {
+        let cmd = Cmd::new("lsblk").args(["--json", "--bytes", "--output", lsblk::COLUMNS]);
+        match self.probe(cmd, "block devices (lsblk)").map(|t| lsblk::parse(&t)) {
+            Some(Ok(nodes)) => nodes,
+            Some(Err(e)) => {
+                self.note("block devices (lsblk)", format!("{e}; disks were read from /sys/block"));
+                sysfs_disks()
+            }
+            None => sysfs_disks(),
+        }
+    }
+
+    fn check_readable(&mut self, n: &Node) {
+        if !matches!(n.kind.as_str(), "disk" | "part" | "loop") || !Path::new(&n.path).exists() {
+            return;
+        }
+        if let Err(e) = std::fs::File::open(&n.path) {
+            // A drive without a medium is not a problem worth a note.
+            if e.raw_os_error() != Some(123) {
+                self.unreadable.insert(n.path.clone(), e.to_string());
+            }
+        }
+    }
+
+    fn disks(&mut self, nodes: &[Node]) -> Vec<Disk> {
+        let mut out = Vec::new();
+        for n in nodes.iter().filter(|n| n.parents.is_empty() && matches!(n.kind.as_str(), "disk" | "loop" | "rom")) {
+            let kind = if n.kind == "loop" {
+                DiskKind::Loop
+            } else if n.kname.starts_with("zram") {
+                DiskKind::Zram
+            } else if n.kname.starts_with("ram") {
+                DiskKind::Ram
+            } else if n.kind == "rom" {
+                DiskKind::Optical
+            } else if n.rm || n.tran.as_deref() == Some("usb") {
+                DiskKind::Removable
+            } else {
+                DiskKind::Disk
+            };
+            let excluded = self.exclusion(n, kind);
+            let has_parts = nodes.iter().any(|c| c.kind == "part" && c.parents.contains(&n.path));
+            let table = if let Some(why) = self.unreadable.get(&n.path) {
+                log::debug!("{}: partition table not read: {why}", n.path);
+                None
+            } else if n.pttype.is_some() || has_parts {
+                let cmd = Cmd::new("sfdisk").args(["--json", &n.path]);
+                let what = format!("{}: partition table", n.path);
+                match self.probe(cmd, &what).map(|t| storage::parse_sfdisk(&t)) {
+                    Some(Ok(mut t)) => {
+                        for p in &mut t.partitions {
+                            p.type_name = storage::type_name(&p.part_type).map(String::from);
+                        }
+                        Some(t)
+                    }
+                    Some(Err(e)) => {
+                        self.note(what, e);
+                        None
+                    }
+                    None => None,
+                }
+            } else {
+                None
+            };
+            let transport = n.tran.clone().or_else(|| {
+                if n.kname.starts_with("vd") {
+                    Some("virtio".into())
+                } else if n.kname.starts_with("nvme") {
+                    Some("nvme".into())
+                } else {
+                    None
+                }
+            });
+            out.push(Disk {
+                id: n.path.clone(),
+                kind,
+                size: n.size,
+                logical_sector_size: n.log_sec,
+                physical_sector_size: n.phy_sec,
+                model: n.model.clone().or_else(|| sysfs(&n.kname, "device/model")),
+                serial: n
+                    .serial
+                    .clone()
+                    .or_else(|| sysfs(&n.kname, "serial"))
+                    .or_else(|| sysfs(&n.kname, "device/serial")),
+                wwn: n.wwn.clone().or_else(|| sysfs(&n.kname, "device/wwid")),
+                transport,
+                rotational: n.rota,
+                read_only: n.ro,
+                backing_file: sysfs(&n.kname, "loop/backing_file"),
+                excluded,
+                table,
+            });
+        }
+        out
+    }
+
+    fn exclusion(&self, n: &Node, kind: DiskKind) -> Option<String> {
+        let listed = self
+            .opts
+            .exclude_devices
+            .iter()
+            .any(|e| e == &n.path || e == &n.kname || e.trim_start_matches("/dev/") == n.kname);
+        if listed {
+            return Some("listed in layout.exclude_devices".into());
+        }
+        match kind {
+            DiskKind::Loop | DiskKind::Zram | DiskKind::Ram if !self.opts.include_virtual => Some(format!(
+                "{} is virtual: recorded only (set layout.include_virtual = true to recover it)",
+                match kind {
+                    DiskKind::Loop => "a loop device",
+                    DiskKind::Zram => "a zram device",
+                    _ => "a RAM disk",
+                }
+            )),
+            DiskKind::Optical | DiskKind::Removable if !self.opts.include_removable => Some(format!(
+                "{} is removable: recorded only (set layout.include_removable = true to recover it)",
+                if kind == DiskKind::Optical { "an optical drive" } else { "a removable disk" }
+            )),
+            _ => None,
+        }
+    }
+
+    fn raids(&mut self, nodes: &[Node]) -> Vec<Raid> {
+        let mut out = Vec::new();
+        for n in nodes.iter().filter(|n| n.kind.starts_with("raid") || n.kind == "md") {
+            let what = format!("{}: RAID array", n.path);
+            let Some(text) = self.probe(Cmd::new("mdadm").args(["--detail", &n.path]), &what) else { continue };
+            match storage::parse_mdadm_detail(&text) {
+                Ok(d) => out.push(Raid {
+                    id: n.path.clone(),
+                    level: d.level,
+                    metadata: d.metadata,
+                    uuid: d.uuid,
+                    name: d.name,
+                    raid_devices: d.raid_devices,
+                    chunk_kib: d.chunk_kib,
+                    layout: d.layout,
+                    bitmap: Some(d.bitmap),
+                    size: d.size,
+                    depends_on: d.members.iter().chain(&d.spares).cloned().collect(),
+                    members: d.members,
+                    spares: d.spares,
+                }),
+                Err(e) => self.note(what, e),
+            }
+        }
+        out
+    }
+
+    fn luks(&mut self, nodes: &[Node], crypttab: &[CrypttabEntry]) -> Vec<Luks> {
+        let mut out = Vec::new();
+        for n in nodes.iter().filter(|n| n.fstype.as_deref() == Some("crypto_LUKS")) {
+            let what = format!("{}: LUKS header", n.path);
+            let Some(text) = self.probe(Cmd::new("cryptsetup").args(["luksDump", &n.path]), &what) else {
+                continue;
+            };
+            match storage::parse_luks_dump(&text, &n.path) {
+                Ok(mut l) => {
+                    if let Some(m) = nodes.iter().find(|c| c.kind == "crypt" && c.parents.contains(&n.path)) {
+                        l.id = Some(m.path.clone());
+                        l.name = m.path.strip_prefix("/dev/mapper/").map(String::from);
+                    }
+                    if l.name.is_none() {
+                        let spec = format!("UUID={}", l.uuid);
+                        l.name = crypttab.iter().find(|c| c.device == spec || c.device == n.path).map(|c| c.name.clone());
+                    }
+                    if l.id.is_none() {
+                        l.id = l.name.as_ref().map(|nm| format!("/dev/mapper/{nm}"));
+                    }
+                    out.push(l);
+                }
+                Err(e) => self.note(what, e),
+            }
+        }
+        out
+    }
+
+    fn lvm(&mut self, nodes: &[Node]) -> Lvm {
+        let mut lvm = Lvm::default();
+        if !nodes.iter().any(|n| n.fstype.as_deref() == Some("LVM2_member")) {
+            return lvm;
+        }
+        let report = |kind: &str, fields: &str| {
+            let mut cmd = Cmd::new("lvm").arg(format!("{kind}s"));
+            if kind == "lv" {
+                cmd = cmd.args(["-a", "--segments"]);
+            }
+            cmd.args(["--reportformat", "json", "--units", "b", "--nosuffix", "-o", fields])
+        };
+        let rows = |this: &mut Self, kind: &str, fields: &str| {
+            let what = format!("LVM {kind}s");
+            let text = this.probe(report(kind, fields), &what)?;
+            match storage::parse_lvm_report(&text, kind) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    this.note(what, e);
+                    None
+                }
+            }
+        };
+        let num = |m: &BTreeMap<String, String>, k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
+        let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).filter(|v| !v.is_empty()).cloned();
+        for p in rows(self, "pv", "pv_name,pv_uuid,vg_name,pv_size,pe_start").unwrap_or_default() {
+            let device = get(&p, "pv_name").unwrap_or_default();
+            lvm.pvs.push(Pv {
+                id: format!("pv:{device}"),
+                depends_on: vec![device.clone()],
+                device,
+                uuid: get(&p, "pv_uuid").unwrap_or_default(),
+                vg: get(&p, "vg_name"),
+                size: num(&p, "pv_size").unwrap_or(0),
+                pe_start: num(&p, "pe_start"),
+            });
+        }
+        for v in rows(self, "vg", "vg_name,vg_uuid,vg_extent_size,vg_size,vg_free").unwrap_or_default() {
+            let name = get(&v, "vg_name").unwrap_or_default();
+            lvm.vgs.push(Vg {
+                id: format!("vg:{name}"),
+                depends_on: lvm.pvs.iter().filter(|p| p.vg.as_ref() == Some(&name)).map(|p| p.id.clone()).collect(),
+                uuid: get(&v, "vg_uuid").unwrap_or_default(),
+                extent_size: num(&v, "vg_extent_size").unwrap_or(0),
+                size: num(&v, "vg_size").unwrap_or(0),
+                free: num(&v, "vg_free").unwrap_or(0),
+                name,
+            });
+        }
+        let lv_fields = "vg_name,lv_name,lv_uuid,lv_size,lv_attr,pool_lv,data_lv,metadata_lv,lv_metadata_size,\
+                         chunk_size,origin,lv_dm_path,segtype,stripes,stripe_size,seg_size,devices";
+        for row in rows(self, "lv", lv_fields).unwrap_or_default() {
+            let uuid = get(&row, "lv_uuid").unwrap_or_default();
+            let seg = storage::lv_segment(&row);
+            if let Some(lv) = lvm.lvs.iter_mut().find(|l| l.uuid == uuid) {
+                lv.segments.push(seg);
+                continue;
+            }
+            let raw_name = get(&row, "lv_name").unwrap_or_default();
+            let hidden = raw_name.starts_with('[');
+            let name = raw_name.trim_matches(|c| c == '[' || c == ']').to_string();
+            let vg = get(&row, "vg_name").unwrap_or_default();
+            let unbracket = |s: Option<String>| s.map(|v| v.trim_matches(|c| c == '[' || c == ']').to_string());
+            lvm.lvs.push(Lv {
+                id: get(&row, "lv_dm_path").unwrap_or_else(|| format!("lv:{vg}/{name}")),
+                depends_on: vec![format!("vg:{vg}")],
+                vg,
+                name,
+                uuid,
+                size: num(&row, "lv_size").unwrap_or(0),
+                attr: get(&row, "lv_attr").unwrap_or_default(),
+                hidden,
+                pool: unbracket(get(&row, "pool_lv")),
+                data_lv: unbracket(get(&row, "data_lv")),
+                metadata_lv: unbracket(get(&row, "metadata_lv")),
+                metadata_size: num(&row, "lv_metadata_size").filter(|s| *s > 0),
+                chunk_size: num(&row, "chunk_size").filter(|s| *s > 0),
+                origin: get(&row, "origin"),
+                segments: vec![seg],
+            });
+        }
+        // A thin volume also depends on its pool, a pool on its data and metadata LVs.
+        let ids: BTreeMap<(String, String), String> =
+            lvm.lvs.iter().map(|l| ((l.vg.clone(), l.name.clone()), l.id.clone())).collect();
+        for lv in &mut lvm.lvs {
+            for other in [&lv.pool, &lv.data_lv, &lv.metadata_lv, &lv.origin].into_iter().flatten() {
+                if let Some(id) = ids.get(&(lv.vg.clone(), other.clone())) {
+                    lv.depends_on.push(id.clone());
+                }
+            }
+        }
+        lvm
+    }
+
+    fn mountpoints_of(&self, n: &Node) -> Vec<String> {
+        let mut m: Vec<String> = n.mountpoints.clone();
+        for mi in self.mounts.iter().filter(|mi| mi.source == n.path) {
+            if !m.contains(&mi.target) {
+                m.push(mi.target.clone());
+            }
+        }
+        m
+    }
+
+    fn filesystems(&mut self, nodes: &[Node]) -> Vec<Filesystem> {
+        let mut out: Vec<Filesystem> = Vec::new();
+        for n in nodes {
+            let mountpoints = self.mountpoints_of(n);
+            let fstype = match n.fstype.clone() {
+                Some(t) => t,
+                None => {
+                    // Unreadable but mounted (a root disk even root cannot open):
+                    // the kernel still says what it is.
+                    match self.mounts.iter().find(|m| m.source == n.path) {
+                        Some(m) if !system::is_pseudo_fs(&m.fstype) => m.fstype.clone(),
+                        _ => continue,
+                    }
+                }
+            };
+            if !matches!(fstype.as_str(), "ext2" | "ext3" | "ext4" | "xfs" | "btrfs" | "vfat") {
+                continue;
+            }
+            if fstype == "btrfs" {
+                if let Some(f) = out.iter_mut().find(|f| f.fstype == "btrfs" && f.uuid.is_some() && f.uuid == n.uuid) {
+                    f.depends_on.push(n.path.clone());
+                    continue;
+                }
+            }
+            let mut f = Filesystem {
+                device: n.path.clone(),
+                fstype: fstype.clone(),
+                uuid: n.uuid.clone(),
+                label: n.label.clone(),
+                size: n.fssize,
+                used: n.fsused,
+                mountpoints: mountpoints.clone(),
+                params: FsParams::default(),
+                subvolumes: Vec::new(),
+                default_subvolume: None,
+                depends_on: vec![n.path.clone()],
+            };
+            if let Some(mp) = mountpoints.first() {
+                if f.size.is_none() || f.used.is_none() {
+                    if let Ok(st) = rustix::fs::statvfs(mp.as_str()) {
+                        f.size = Some(st.f_blocks * st.f_frsize);
+                        f.used = Some((st.f_blocks - st.f_bfree) * st.f_frsize);
+                    }
+                }
+            }
+            if self.unreadable.contains_key(&n.path) {
+                out.push(f);
+                continue;
+            }
+            let what = format!("{}: {fstype} parameters", n.path);
+            match fstype.as_str() {
+                "ext2" | "ext3" | "ext4" => {
+                    if let Some(t) = self.probe(Cmd::new("dumpe2fs").args(["-h", &n.path]), &what) {
+                        match fs::parse_dumpe2fs(&t) {
+                            Ok(p) => {
+                                let (uuid, label) = fs::dumpe2fs_identity(&t);
+                                f.uuid = f.uuid.or(uuid);
+                                f.label = f.label.or(label);
+                                f.params = p;
+                            }
+                            Err(e) => self.note(what, e),
+                        }
+                    }
+                }
+                "xfs" => {
+                    let target = mountpoints.first().cloned().unwrap_or_else(|| n.path.clone());
+                    if let Some(t) = self.probe(Cmd::new("xfs_info").arg(&target), &what) {
+                        match fs::parse_xfs_info(&t) {
+                            Ok(p) => f.params = p,
+                            Err(e) => self.note(what, e),
+                        }
+                    }
+                }
+                "btrfs" => self.btrfs(&mut f, &mountpoints, &what),
+                "vfat" => {
+                    f.params.fat_bits = n.fsver.as_deref().and_then(|v| v.trim_start_matches("FAT").parse().ok());
+                    match read_head(&n.path, 512) {
+                        Ok(b) => {
+                            if let Some((sector, cluster)) = fs::parse_fat_boot_sector(&b) {
+                                f.params.sector_size = Some(sector);
+                                f.params.block_size = Some(cluster);
+                            }
+                        }
+                        Err(e) => self.note(what, format!("cannot read the boot sector: {e}")),
+                    }
+                }
+                _ => {}
+            }
+            out.push(f);
+        }
+        out
+    }
+
+    fn btrfs(&mut self, f: &mut Filesystem, mountpoints: &[String], what: &str) {
+        if let Some(t) = self.probe(Cmd::new("btrfs").args(["inspect-internal", "dump-super", &f.device]), what) {
+            f.params = fs::parse_btrfs_super(&t);
+        }
+        let Some(mp) = mountpoints.first() else {
+            self.note(
+                format!("{}: btrfs profiles and subvolumes", f.device),
+                "the filesystem is not mounted; mount it and capture again to record them",
+            );
+            return;
+        };
+        if let Some(t) = self.probe(Cmd::new("btrfs").args(["filesystem", "df", "-b", mp]), what) {
+            (f.params.data_profile, f.params.metadata_profile) = fs::parse_btrfs_df(&t);
+        }
+        if let Some(t) = self.probe(Cmd::new("btrfs").args(["subvolume", "list", "-p", mp]), what) {
+            f.subvolumes = fs::parse_btrfs_subvolumes(&t);
+        }
+        if let Some(t) = self.probe(Cmd::new("btrfs").args(["subvolume", "list", "-r", mp]), what) {
+            let ro: Vec<u64> = fs::parse_btrfs_subvolumes(&t).iter().map(|s| s.id).collect();
+            for s in &mut f.subvolumes {
+                s.read_only = ro.contains(&s.id);
+            }
+        }
+        if let Some(t) = self.probe(Cmd::new("btrfs").args(["subvolume", "get-default", mp]), what) {
+            f.default_subvolume = fs::parse_btrfs_default(&t);
+        }
+    }
+
+    fn swaps(&mut self, nodes: &[Node]) -> Vec<Swap> {
+        let active = read_file("/proc/swaps").map(|t| system::parse_proc_swaps(&t)).unwrap_or_default();
+        let mut out: Vec<Swap> = nodes
+            .iter()
+            .filter(|n| n.fstype.as_deref() == Some("swap"))
+            .map(|n| Swap {
+                device: n.path.clone(),
+                file: false,
+                uuid: n.uuid.clone(),
+                label: n.label.clone(),
+                size: n.size,
+                active: active.iter().any(|(p, _, _)| p == &n.path),
+                depends_on: vec![n.path.clone()],
+            })
+            .collect();
+        for (path, is_file, size) in active.into_iter().filter(|(_, f, _)| *f) {
+            out.push(Swap { device: path, file: is_file, uuid: None, label: None, size, active: true, depends_on: vec![] });
+        }
+        out
+    }
+
+    fn bootloader(&mut self, l: &Layout) -> Bootloader {
+        let mut b = Bootloader {
+            firmware: if Path::new("/sys/firmware/efi").exists() { "uefi" } else { "bios" }.into(),
+            kernel_cmdline: read_file("/proc/cmdline").unwrap_or_default().trim().to_string(),
+            ..Bootloader::default()
+        };
+        b.grub_config = ["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"]
+            .iter()
+            .find(|p| Path::new(p).exists())
+            .map(|p| p.to_string());
+        // The ESP: a FAT filesystem on a partition of the EFI System type, or mounted at /boot/efi or /efi.
+        let esp = l.filesystems.iter().find(|f| {
+            f.fstype == "vfat"
+                && (f.mountpoints.iter().any(|m| m == "/boot/efi" || m == "/efi")
+                    || l.disks.iter().flat_map(|d| d.table.iter().flat_map(|t| &t.partitions)).any(|p| {
+                        p.id == f.device && p.type_name.as_deref() == Some("EFI System")
+                    }))
+        });
+        if let Some(esp) = esp {
+            b.esp = Some(esp.device.clone());
+            b.esp_mountpoint = esp.mountpoints.first().cloned();
+            if let Some(mp) = &b.esp_mountpoint {
+                b.efi_loaders = find_efi_loaders(Path::new(mp));
+            }
+        }
+        for d in l.disks.iter().filter(|d| d.excluded.is_none() && !self.unreadable.contains_key(&d.id)) {
+            if let Ok(mbr) = read_head(&d.id, 512) {
+                if mbr.windows(4).any(|w| w == b"GRUB") {
+                    b.bios_boot_disks.push(d.id.clone());
+                }
+            }
+        }
+        if b.firmware == "uefi" {
+            if let Some(t) = self.probe(Cmd::new("efibootmgr"), "EFI boot entries") {
+                (b.efi_boot_order, b.efi_entries) = system::parse_efibootmgr(&t);
+            }
+        }
+        let grub_efi = b.efi_loaders.iter().any(|p| p.to_ascii_lowercase().contains("grub"));
+        b.kind = match (!b.bios_boot_disks.is_empty(), grub_efi) {
+            (true, true) => "grub-bios+efi",
+            (true, false) => "grub-bios",
+            (false, true) => "grub-efi",
+            (false, false) if b.grub_config.is_none() && b.esp.is_none() => "none",
+            _ => "unknown",
+        }
+        .into();
+        if b.kind == "none" {
+            self.note(
+                "bootloader",
+                "no GRUB configuration, no EFI system partition and no boot code on a readable disk: \
+                 this machine seems to be booted from outside (a hypervisor's kernel); recovery will not install a bootloader",
+            );
+        } else if b.kind == "unknown" && !self.unreadable.is_empty() {
+            self.note("bootloader", "GRUB's boot code could not be looked for on unreadable disks");
+        }
+        b
+    }
+
+    fn network(&mut self) -> Network {
+        let mut n = Network::default();
+        if let Some(t) = self.probe(Cmd::new("ip").args(["-json", "addr", "show"]), "network interfaces") {
+            match system::parse_ip_addr(&t) {
+                Ok(i) => n.interfaces = i,
+                Err(e) => self.note("network interfaces", e),
+            }
+        }
+        for family in ["-4", "-6"] {
+            if let Some(t) = self.probe(Cmd::new("ip").args(["-json", family, "route", "show"]), "routes") {
+                match system::parse_ip_route(&t) {
+                    Ok(r) => n.routes.extend(r),
+                    Err(e) => self.note("routes", e),
+                }
+            }
+        }
+        (n.nameservers, n.search) =
+            read_file("/etc/resolv.conf").map(|t| system::parse_resolv_conf(&t)).unwrap_or_default();
+        let candidates = ["/etc/network/interfaces", "/etc/netplan", "/etc/NetworkManager/system-connections", "/etc/systemd/network", "/etc/sysconfig/network-scripts"];
+        for c in candidates {
+            let p = Path::new(c);
+            if p.is_file() {
+                n.config_files.push(c.to_string());
+            } else if let Ok(rd) = std::fs::read_dir(p) {
+                let mut files: Vec<String> = rd.flatten().map(|e| e.path().display().to_string()).collect();
+                files.sort();
+                n.config_files.extend(files);
+            }
+        }
+        n
+    }
+}
+
+fn find_efi_loaders(esp: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![esp.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("efi")) {
+                if let Ok(rel) = p.strip_prefix(esp) {
+                    out.push(format!("/{}", rel.display()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Disks from /sys/block, for when lsblk cannot run.
+fn sysfs_disks() -> Vec<Node> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/block").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let num = |attr: &str| sysfs(&name, attr).and_then(|v| v.parse::<u64>().ok());
+        out.push(Node {
+            path: format!("/dev/{name}"),
+            kind: if name.starts_with("loop") { "loop".into() } else { "disk".into() },
+            size: num("size").unwrap_or(0) * 512,
+            log_sec: num("queue/logical_block_size").unwrap_or(512) as u32,
+            phy_sec: num("queue/physical_block_size").unwrap_or(512) as u32,
+            rm: num("removable") == Some(1),
+            ro: num("ro") == Some(1),
+            rota: num("queue/rotational") == Some(1),
+            kname: name,
+            ..Node::default()
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}

@@ -1,0 +1,15 @@
+//! The layout of a machine: what must exist before its files can be restored.
+//!
+//! [`model`] is the versioned file format (documented in
+//! `docs/layout-format.md`); [`capture`] reads it off the running system with
+//! the standard tools, degrading with a [`model::Note`] for everything it
+//! cannot read; [`diff`] tells what changed; [`show`] draws the stack as a tree.
+
+pub mod capture;
+pub mod diff;
+pub mod model;
+pub mod show;
+
+pub use capture::{capture, CaptureOptions};
+pub use diff::{diff, Change};
+pub use model::{Layout, LayoutError, FORMAT_VERSION};
