@@ -55,28 +55,28 @@ pub struct Layout {
     #[serde(default, rename = "disk")]
     pub disks: Vec<Disk>,
     /// Linux software RAID (md) arrays.
-    #[serde(default, rename = "raid")]
+    #[serde(default, rename = "raid", skip_serializing_if = "Vec::is_empty")]
     pub raids: Vec<Raid>,
     /// LVM physical volumes, volume groups and logical volumes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Lvm::is_empty")]
     pub lvm: Lvm,
     /// LUKS containers.
-    #[serde(default, rename = "luks")]
+    #[serde(default, rename = "luks", skip_serializing_if = "Vec::is_empty")]
     pub luks: Vec<Luks>,
     /// Filesystems, on any node.
-    #[serde(default, rename = "filesystem")]
+    #[serde(default, rename = "filesystem", skip_serializing_if = "Vec::is_empty")]
     pub filesystems: Vec<Filesystem>,
     /// Swap areas (devices and files).
-    #[serde(default, rename = "swap")]
+    #[serde(default, rename = "swap", skip_serializing_if = "Vec::is_empty")]
     pub swaps: Vec<Swap>,
     /// What is mounted where now.
-    #[serde(default, rename = "mount")]
+    #[serde(default, rename = "mount", skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
     /// `/etc/fstab`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fstab: Vec<FstabEntry>,
     /// `/etc/crypttab`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crypttab: Vec<CrypttabEntry>,
     /// How the machine boots.
     #[serde(default)]
@@ -85,7 +85,7 @@ pub struct Layout {
     #[serde(default)]
     pub network: Network,
     /// What could not be read, and why.
-    #[serde(default, rename = "note")]
+    #[serde(default, rename = "note", skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<Note>,
 }
 
@@ -669,6 +669,13 @@ pub struct Note {
     pub what: String,
     /// Why, and what it means for recovery.
     pub why: String,
+}
+
+impl Lvm {
+    /// No PV, VG or LV.
+    pub fn is_empty(&self) -> bool {
+        self.pvs.is_empty() && self.vgs.is_empty() && self.lvs.is_empty()
+    }
 }
 
 impl Layout {

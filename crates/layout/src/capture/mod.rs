@@ -122,7 +122,7 @@ fn read_head(path: &str, len: usize) -> std::io::Result<Vec<u8>> {
 impl Capture<'_> {
     fn note(&mut self, what: impl Into<String>, why: impl Into<String>) {
         let n = Note { what: what.into(), why: why.into() };
-        log::warn!("not captured: {}: {}", n.what, n.why);
+        log::info!("not captured: {}: {}", n.what, n.why);
         self.notes.push(n);
     }
 

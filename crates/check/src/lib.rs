@@ -1,0 +1,329 @@
+//! `lifeboat check`: one line per requirement, Passed / Failed / Not needed,
+//! and for every failure the fix. Like mkcdrec's `make test`.
+
+use lifeboat_config::{human, Config};
+use lifeboat_layout::capture::lsblk;
+use lifeboat_runner::{package_hint, tool, Cmd, Runner};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Required and fine.
+    Passed,
+    /// Required and not fine: see the fix.
+    Failed,
+    /// Not required by this configuration or machine.
+    NotNeeded,
+}
+
+impl Status {
+    /// The word printed in the table.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Passed => "Passed",
+            Status::Failed => "Failed",
+            Status::NotNeeded => "Not needed",
+        }
+    }
+}
+
+/// One line of the preflight.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// The outcome.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// How to fix a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// The whole preflight.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Whether everything needed passed.
+    pub ok: bool,
+    /// The checks in order.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// The table as mkcdrec printed it: name, dots, status; the fix below a failure.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for c in &self.checks {
+            let head = format!("{} ", c.name);
+            let dots = ".".repeat(58usize.saturating_sub(head.chars().count()).max(2));
+            out.push_str(&format!("{head}{dots} {}\n", c.status.word()));
+            if !c.detail.is_empty() {
+                out.push_str(&format!("    {}\n", c.detail));
+            }
+            if let Some(f) = &c.fix {
+                out.push_str(&format!("    fix: {f}\n"));
+            }
+        }
+        let failed = self.checks.iter().filter(|c| c.status == Status::Failed).count();
+        if failed == 0 {
+            out.push_str("All needed checks passed: this machine can make rescue media.\n");
+        } else {
+            out.push_str(&format!("{failed} check(s) failed: fix them and run `lifeboat check` again.\n"));
+        }
+        out
+    }
+}
+
+fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+    Check { name: name.into(), status: Status::Passed, detail: detail.into(), fix: None }
+}
+
+fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check { name: name.into(), status: Status::Failed, detail: detail.into(), fix: Some(fix.into()) }
+}
+
+fn not_needed(name: impl Into<String>, detail: impl Into<String>) -> Check {
+    Check { name: name.into(), status: Status::NotNeeded, detail: detail.into(), fix: None }
+}
+
+/// What the machine has that decides which tools are needed.
+#[derive(Debug, Default)]
+struct Features {
+    fstypes: BTreeSet<String>,
+    uefi: bool,
+    grub: bool,
+}
+
+fn features(r: &dyn Runner) -> Features {
+    let mut f = Features {
+        uefi: Path::new("/sys/firmware/efi").exists(),
+        grub: Path::new("/boot/grub/grub.cfg").exists() || Path::new("/boot/grub2/grub.cfg").exists(),
+        ..Features::default()
+    };
+    let cmd = Cmd::new("lsblk").args(["--json", "--bytes", "--output", lsblk::COLUMNS]);
+    if let Ok(nodes) = r.probe(&cmd).map(|o| lsblk::parse(&o.text())) {
+        for n in nodes.into_iter().flatten() {
+            f.fstypes.extend(n.fstype);
+        }
+    }
+    if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for mnt in lifeboat_layout::capture::system::parse_mountinfo(&m) {
+            if mnt.source.starts_with("/dev/") {
+                f.fstypes.insert(mnt.fstype);
+            }
+        }
+    }
+    f
+}
+
+/// The first line of a program's version output.
+fn version(r: &dyn Runner, program: &str) -> Option<String> {
+    let arg = match program {
+        "xorriso" => "-version",
+        "lvm" => "version",
+        "mkfs.xfs" | "mkfs.ext4" | "mkfs.vfat" => "-V",
+        _ => "--version",
+    };
+    let out = r.probe(&Cmd::new(program).arg(arg)).ok()?;
+    let text = if out.stdout.is_empty() { String::from_utf8_lossy(&out.stderr).into_owned() } else { out.text() };
+    text.lines().map(str::trim).find(|l| !l.is_empty()).map(|l| l.chars().take(60).collect())
+}
+
+fn program(r: &dyn Runner, prog: &str, needed: Option<&str>, why_not: &str, show_version: bool) -> Check {
+    let name = format!("Program {prog}");
+    match needed {
+        None => not_needed(name, why_not),
+        Some(why) if r.has(prog) => {
+            let v = if show_version { version(r, prog).map(|v| format!(" ({v})")).unwrap_or_default() } else { String::new() };
+            pass(name, format!("found{v}; needed for {why}"))
+        }
+        Some(why) => fail(name, format!("not installed; needed for {why}"), package_hint(prog)),
+    }
+}
+
+/// The nearest existing ancestor of a path (for free-space checks on paths not yet made).
+fn existing_ancestor(p: &Path) -> PathBuf {
+    p.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/")).to_path_buf()
+}
+
+fn free_space(name: &str, key: &str, dir: &Path, need: u64) -> Check {
+    let at = existing_ancestor(dir);
+    match rustix::fs::statvfs(&at) {
+        Ok(st) => {
+            let free = st.f_bavail * st.f_frsize;
+            let detail = format!("{} free at {} (for {}; {} needed)", human(free), at.display(), dir.display(), human(need));
+            if free >= need {
+                pass(name, detail)
+            } else {
+                fail(name, detail, format!("free space there, or point `{key}` in the config at a larger filesystem"))
+            }
+        }
+        Err(e) => fail(name, format!("cannot stat {}: {e}", at.display()), format!("set `{key}` to a writable directory")),
+    }
+}
+
+fn backup_target(cfg: &Config) -> Check {
+    let name = "Backup target reachable and writable";
+    let url = cfg.backup.target.trim();
+    if url.is_empty() {
+        return not_needed(name, "no backup target configured (backup.target)");
+    }
+    let Some(path) = url.strip_prefix("file://") else {
+        return fail(
+            name,
+            format!("target {url}: only file:// targets are supported by this version"),
+            "set backup.target to a file:// URL of a local, NFS or USB directory",
+        );
+    };
+    let dir = Path::new(path);
+    if !dir.is_dir() {
+        return fail(name, format!("{} does not exist or is not a directory", dir.display()), format!("mkdir -p {} (or mount the backup filesystem there)", dir.display()));
+    }
+    let probe = dir.join(format!(".lifeboat-check-{}", std::process::id()));
+    match std::fs::write(&probe, b"lifeboat check\n").and_then(|_| std::fs::remove_file(&probe)) {
+        Ok(()) => pass(name, format!("{} is writable", dir.display())),
+        Err(e) => fail(name, format!("cannot write in {}: {e}", dir.display()), "make the directory writable by root (check NFS root_squash and mount options)"),
+    }
+}
+
+fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
+    let name = "Kernel image and its modules";
+    let choice = match lifeboat_rescue::kernel::choose(cfg.rescue.kernel.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(fail(name, e.to_string(), "apt-get install linux-image-amd64 (Debian/Ubuntu: linux-image-generic), dnf install kernel-core (Fedora/RHEL), zypper install kernel-default (SUSE); or set rescue.kernel"));
+            out.push(not_needed("initramfs compression supported by the kernel", "no kernel chosen"));
+            return;
+        }
+    };
+    out.push(pass(
+        name,
+        format!("{} (version {}, modules in {}): {}", choice.image.display(), choice.version, choice.modules_dir.display(), choice.reason),
+    ));
+    let name = "initramfs compression supported by the kernel";
+    let wanted = cfg.rescue.compression.as_str();
+    match lifeboat_rescue::kernel::config_text(&choice.version) {
+        None => out.push(pass(name, format!("no build config for {} found; gzip will be used (every kernel can unpack it)", choice.version))),
+        Some(text) => {
+            let supported = lifeboat_rescue::kernel::supported_compressions(&text);
+            match wanted {
+                "none" => out.push(pass(name, "uncompressed initramfs (rescue.compression = \"none\")")),
+                "auto" => match supported.first() {
+                    Some(best) => out.push(pass(name, format!("{best} (supported: {})", supported.join(", ")))),
+                    None => out.push(fail(name, "the kernel config enables no initramfs compression", "set rescue.compression = \"none\"")),
+                },
+                w if supported.contains(&w) => out.push(pass(name, format!("{w} (CONFIG_RD_{}=y)", w.to_uppercase()))),
+                w => out.push(fail(
+                    name,
+                    format!("rescue.compression = \"{w}\" but kernel {} supports only: {}", choice.version, supported.join(", ")),
+                    "set rescue.compression = \"auto\"",
+                )),
+            }
+        }
+    }
+}
+
+fn bootloader_files(format: &str, out: &mut Vec<Check>) {
+    let bootable = format == "iso" || format == "raw";
+    let grub_bios = Path::new("/usr/lib/grub/i386-pc/eltorito.img").exists() && Path::new("/usr/lib/grub/i386-pc/boot_hybrid.img").exists();
+    let grub_efi = Path::new("/usr/lib/grub/x86_64-efi/normal.mod").exists();
+    let signed = Path::new("/usr/lib/shim/shimx64.efi.signed").exists();
+    if !bootable {
+        out.push(not_needed("Bootloader files for BIOS rescue media", format!("rescue.format = \"{format}\" boots over the network")));
+        out.push(not_needed("Bootloader files for UEFI rescue media", format!("rescue.format = \"{format}\"")));
+        return;
+    }
+    out.push(if grub_bios {
+        pass("Bootloader files for BIOS rescue media", "GRUB i386-pc images in /usr/lib/grub/i386-pc")
+    } else {
+        fail("Bootloader files for BIOS rescue media", "GRUB i386-pc files (eltorito.img, boot_hybrid.img) are missing", "apt-get install grub-pc-bin (Debian/Ubuntu), dnf install grub2-pc-modules (Fedora/RHEL), zypper install grub2-i386-pc (SUSE)")
+    });
+    out.push(if grub_efi {
+        pass(
+            "Bootloader files for UEFI rescue media",
+            if signed { "GRUB x86_64-efi modules, and the signed shim for Secure Boot" } else { "GRUB x86_64-efi modules (no signed shim: media will not boot with Secure Boot on)" },
+        )
+    } else {
+        fail("Bootloader files for UEFI rescue media", "GRUB x86_64-efi modules are missing", "apt-get install grub-efi-amd64-bin (Debian/Ubuntu), dnf install grub2-efi-x64-modules (Fedora/RHEL), zypper install grub2-x86_64-efi (SUSE)")
+    });
+}
+
+fn security_modules() -> Check {
+    let name = "SELinux / AppArmor state";
+    let selinux = std::fs::read_to_string("/sys/fs/selinux/enforce").ok().map(|v| v.trim() == "1");
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").ok().map(|v| v.trim() == "Y");
+    let mut parts = Vec::new();
+    match selinux {
+        Some(true) => parts.push("SELinux enforcing: backups keep security.selinux labels and recovery schedules a relabel".to_string()),
+        Some(false) => parts.push("SELinux permissive: labels are kept".to_string()),
+        None => parts.push("SELinux not active".to_string()),
+    }
+    match apparmor {
+        Some(true) => parts.push("AppArmor enabled (profiles are ordinary files and are restored with them)".to_string()),
+        _ => parts.push("AppArmor not active".to_string()),
+    }
+    pass(name, parts.join("; "))
+}
+
+/// Run every check against this machine and configuration.
+pub fn run(r: &dyn Runner, cfg: &Config) -> Report {
+    let mut checks = Vec::new();
+    let root = rustix::process::geteuid().is_root();
+    checks.push(if root {
+        pass("Running as root", "")
+    } else {
+        fail("Running as root", "reading disks, LVM and LUKS headers and writing media need root", "run lifeboat as root (sudo lifeboat check)")
+    });
+    let f = features(r);
+    let has = |t: &str| f.fstypes.contains(t);
+    let ext = ["ext2", "ext3", "ext4"].iter().any(|t| has(t));
+    let format = cfg.rescue.format.as_str();
+    let iso = format == "iso";
+    let bootable = iso || format == "raw";
+    // (program, needed for (None = not needed), why not needed, show version)
+    let programs: Vec<(&str, Option<&str>, &str, bool)> = vec![
+        ("lsblk", Some("layout capture"), "", true),
+        ("sfdisk", Some("partition tables (capture and recreation)"), "", true),
+        ("blkid", Some("filesystem signatures"), "", false),
+        ("ip", Some("network configuration"), "", false),
+        ("dumpe2fs", ext.then_some("ext2/3/4 parameters"), "no ext2/3/4 filesystem here", false),
+        ("mkfs.ext4", ext.then_some("recreating ext2/3/4 filesystems"), "no ext2/3/4 filesystem here", true),
+        ("xfs_info", has("xfs").then_some("xfs geometry"), "no xfs filesystem here", false),
+        ("mkfs.xfs", has("xfs").then_some("recreating xfs filesystems"), "no xfs filesystem here", true),
+        ("btrfs", has("btrfs").then_some("btrfs profiles and subvolumes"), "no btrfs filesystem here", true),
+        ("mkfs.btrfs", has("btrfs").then_some("recreating btrfs filesystems"), "no btrfs filesystem here", false),
+        ("mkfs.vfat", has("vfat").then_some("recreating FAT filesystems (the ESP)"), "no FAT filesystem here", false),
+        ("mkswap", has("swap").then_some("recreating swap"), "no swap here", false),
+        ("mdadm", has("linux_raid_member").then_some("md RAID"), "no md RAID member here", true),
+        ("lvm", has("LVM2_member").then_some("LVM"), "no LVM physical volume here", true),
+        ("cryptsetup", has("crypto_LUKS").then_some("LUKS"), "no LUKS container here", true),
+        ("efibootmgr", f.uefi.then_some("EFI boot entries"), "machine booted with BIOS", true),
+        ("grub-install", f.grub.then_some("reinstalling GRUB on recovery"), "no GRUB on this machine", true),
+        ("xorriso", iso.then_some("the hybrid ISO image"), "rescue.format is not iso", true),
+        ("mformat", bootable.then_some("the EFI boot image of the media"), "rescue.format is pxe", false),
+        ("mcopy", bootable.then_some("the EFI boot image of the media"), "rescue.format is pxe", false),
+        ("grub-mkimage", bootable.then_some("the bootloader of the media"), "rescue.format is pxe", true),
+    ];
+    for (p, needed, why_not, v) in programs {
+        debug_assert!(tool(p).is_some(), "{p} has no package entry");
+        checks.push(program(r, p, needed, why_not, v));
+    }
+    kernel_checks(cfg, &mut checks);
+    checks.push(if Path::new("/dev/loop-control").exists() {
+        pass("Loop devices", "/dev/loop-control present")
+    } else {
+        fail("Loop devices", "no /dev/loop-control: disk images cannot be attached for testing and cloning", "modprobe loop (and add `loop` to /etc/modules)")
+    });
+    checks.push(free_space("Free space in the work directory", "paths.work_dir", &cfg.paths.work_dir, 1 << 30));
+    checks.push(free_space("Free space in the output directory", "paths.output_dir", &cfg.paths.output_dir, 1 << 30));
+    checks.push(backup_target(cfg));
+    bootloader_files(format, &mut checks);
+    checks.push(security_modules());
+    let ok = checks.iter().all(|c| c.status != Status::Failed);
+    Report { ok, checks }
+}

@@ -1,0 +1,99 @@
+//! The command line, as clap types. Man pages and completions are generated from it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Bare-metal disaster recovery and system cloning for Linux.
+///
+/// lifeboat captures how a machine's storage is built, makes bootable rescue
+/// media from the machine's own kernel and tools, backs up its files, and
+/// rebuilds the machine from them on the same or on different disks.
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file [default: /etc/lifeboat/lifeboat.toml]
+    #[arg(long, global = true, value_name = "FILE", env = "LIFEBOAT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// More output (-v: debug, -vv: every command run)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Machine-readable JSON on stdout, for commands that report
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Preflight: can this machine make working rescue media? One line per check, with fixes
+    Check,
+    /// Capture, show and compare the storage, boot and network layout
+    #[command(subcommand)]
+    Layout(LayoutCmd),
+    /// Show the configuration in effect, with every default filled in
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Write man pages for lifeboat and every subcommand
+    Manpage(ManpageArgs),
+}
+
+/// `lifeboat layout ...`
+#[derive(Debug, Subcommand)]
+pub enum LayoutCmd {
+    /// Capture the running system's layout and save it
+    Save {
+        /// Where to write it [default: paths.layout_file from the config]
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Show a saved layout (or the live system's) as a tree
+    Show {
+        /// The layout file [default: paths.layout_file]; `-` captures the live system
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Compare a saved layout with the live system; exit 1 when something that matters for recovery changed
+    Diff {
+        /// The saved layout [default: paths.layout_file]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Compare with this layout file instead of the live system
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
+    },
+}
+
+/// `lifeboat config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the effective configuration as TOML
+    Show,
+}
+
+/// Arguments of `lifeboat completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `lifeboat manpage`.
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// Directory to write lifeboat.1 and lifeboat-*.1 into
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}

@@ -1,0 +1,52 @@
+//! One function per subcommand; each returns the process exit code.
+
+mod check;
+mod docs;
+mod layout;
+
+use crate::cli::{Cli, Command, ConfigCmd};
+use anyhow::Context;
+use lifeboat_config::{Config, DEFAULT_PATH};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What every command gets: the parsed configuration and output flags.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The configuration in effect.
+    pub config: Config,
+    /// Where it came from.
+    pub config_path: PathBuf,
+    /// JSON output requested.
+    pub json: bool,
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let explicit = cli.config.is_some();
+    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+    let level = crate::logging::level(cli.verbose, cli.quiet);
+    // The configuration decides where the log file goes, so read it first;
+    // if it is broken, log to the console only and report the error.
+    let config = Config::load(&config_path, explicit);
+    let work_dir = config.as_ref().ok().map(|c| c.paths.work_dir.clone());
+    let work_dir = work_dir.filter(|_| crate::logs_to_file(&cli.command));
+    crate::logging::init(level, work_dir.as_deref());
+    let config = config.context("cannot use the configuration")?;
+    let ctx = Ctx { config, config_path, json: cli.json };
+    match cli.command {
+        Command::Check => check::run(&ctx),
+        Command::Layout(c) => layout::run(&ctx, c),
+        Command::Config(ConfigCmd::Show) => {
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&ctx.config)?);
+            } else {
+                println!("# effective configuration (file: {})", ctx.config_path.display());
+                print!("{}", ctx.config.to_toml());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions(a) => docs::completions(a),
+        Command::Manpage(a) => docs::manpages(a),
+    }
+}
