@@ -280,19 +280,21 @@ impl Runner for SystemRunner {
     }
 }
 
-/// Find `program` on PATH (plus the sbin directories, which a non-login root
-/// shell may lack).
+/// Find `program` on PATH (plus the standard sbin and bin directories when
+/// PATH has no sbin directory at all).
 pub fn which(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let p = Path::new(program);
         return p.is_file().then(|| p.to_path_buf());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-    std::env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| is_executable(p))
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    // cron and some non-login shells give root a PATH without the sbin
+    // directories, where most storage tools live.
+    if !dirs.iter().any(|d| d.ends_with("sbin")) {
+        dirs.extend(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().map(PathBuf::from));
+    }
+    dirs.into_iter().map(|d| d.join(program)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {

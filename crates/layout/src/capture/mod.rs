@@ -40,10 +40,11 @@ pub fn capture(r: &dyn Runner, opts: &CaptureOptions) -> Layout {
     let mut c = Capture { r, opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
     c.kernel_features();
     c.mounts = read_file("/proc/self/mountinfo").map(|t| system::parse_mountinfo(&t)).unwrap_or_default();
-    let nodes = c.block_devices();
+    let mut nodes = c.block_devices();
     for n in &nodes {
         c.check_readable(n);
     }
+    c.probe_signatures(&mut nodes);
     let disks = c.disks(&nodes);
     let raids = c.raids(&nodes);
     let crypttab = read_file("/etc/crypttab").map(|t| system::parse_crypttab(&t)).unwrap_or_default();
@@ -98,6 +99,11 @@ fn meta() -> Meta {
         kernel_release: u.release().to_string_lossy().into_owned(),
         machine: u.machine().to_string_lossy().into_owned(),
     }
+}
+
+/// `KEY=value` lines, as `blkid -o export` prints them.
+fn parse_export(text: &str) -> Vec<(String, String)> {
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn read_file(path: &str) -> Option<String> {
@@ -167,6 +173,27 @@ impl Capture<'_> {
                 sysfs_disks()
             }
             None => sysfs_disks(),
+        }
+    }
+
+    /// lsblk takes signatures from the udev database; without udev (a rescue
+    /// system, a container, this kind of VM) it has none, so probe the
+    /// devices directly with `blkid -p`.
+    fn probe_signatures(&mut self, nodes: &mut [Node]) {
+        for n in nodes.iter_mut() {
+            if n.fstype.is_some() || n.kind == "rom" || self.unreadable.contains_key(&n.path) || n.size == 0 {
+                continue;
+            }
+            let cmd = Cmd::new("blkid").args(["-p", "-o", "export", &n.path]);
+            // Exit status 2 means "no signature": nothing to record.
+            let Ok(out) = self.r.probe(&cmd) else { continue };
+            let kv = parse_export(&out.text());
+            let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+            n.fstype = get("TYPE");
+            n.fsver = get("VERSION");
+            n.uuid = get("UUID");
+            n.label = get("LABEL");
+            n.pttype = n.pttype.take().or_else(|| get("PTTYPE"));
         }
     }
 

@@ -1,0 +1,124 @@
+//! Helpers shared by the integration tests: run lifeboat, run shell commands,
+//! and loop devices that are detached (and unmounted) however a test ends.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The lifeboat binary under test.
+pub fn lifeboat() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+}
+
+/// Run lifeboat with arguments; return (exit code, stdout, stderr).
+pub fn run_lifeboat(args: &[&str]) -> (i32, String, String) {
+    let out = lifeboat().args(args).output().expect("run lifeboat");
+    decode(out)
+}
+
+fn decode(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run a shell command; panic with its output when it fails.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("bash").args(["-euo", "pipefail", "-c", script]).output().expect("bash");
+    let (code, stdout, stderr) = decode(out);
+    assert_eq!(code, 0, "command failed: {script}\nstdout: {stdout}\nstderr: {stderr}");
+    stdout
+}
+
+/// Whether the test can do root-only things; prints why not.
+pub fn root_or_skip(what: &str) -> bool {
+    if rustix_is_root() {
+        true
+    } else {
+        eprintln!("SKIP: {what} needs root (CI runs as root)");
+        false
+    }
+}
+
+fn rustix_is_root() -> bool {
+    // SAFETY-free: read the effective uid from /proc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A loop device over a sparse image file, detached on drop.
+pub struct LoopDisk {
+    /// `/dev/loopN`.
+    pub dev: String,
+    image: PathBuf,
+    mounts: Vec<PathBuf>,
+}
+
+impl LoopDisk {
+    /// A new blank image of `size` bytes in `dir`, attached.
+    pub fn new(dir: &Path, name: &str, size: u64) -> LoopDisk {
+        let image = dir.join(format!("{name}.img"));
+        let f = std::fs::File::create(&image).expect("create image");
+        f.set_len(size).expect("size image");
+        let dev = sh(&format!("losetup -f --show -P {}", image.display())).trim().to_string();
+        LoopDisk { dev, image, mounts: Vec::new() }
+    }
+
+    /// Partition node N (`/dev/loop3p2`).
+    pub fn part(&self, n: u32) -> String {
+        format!("{}p{n}", self.dev)
+    }
+
+    /// Write a partition table with an sfdisk script and make the partition nodes.
+    /// (`losetup -P` makes none on this machine: partx adds them.)
+    pub fn partition(&self, sfdisk_script: &str) {
+        sh(&format!("sfdisk --quiet {} <<'EOF'\n{sfdisk_script}\nEOF", self.dev));
+        let _ = Command::new("partx").args(["-u", &self.dev]).output();
+        let _ = Command::new("partx").args(["-a", &self.dev]).output();
+        for _ in 0..50 {
+            if Path::new(&self.part(1)).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Mount a device of this disk; unmounted on drop.
+    pub fn mount(&mut self, dev: &str, at: &Path, opts: &str) {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let o = if opts.is_empty() { String::new() } else { format!("-o {opts}") };
+        sh(&format!("mount {o} {dev} {}", at.display()));
+        self.mounts.push(at.to_path_buf());
+    }
+
+    /// The image file.
+    pub fn image(&self) -> &Path {
+        &self.image
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        for m in self.mounts.iter().rev() {
+            let _ = Command::new("umount").arg(m).output();
+        }
+        let _ = Command::new("swapoff").arg(&self.dev).output();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
+    }
+}
+
+/// A config file for tests, with work files in `dir`.
+pub fn config(dir: &Path, extra: &str) -> PathBuf {
+    let p = dir.join("lifeboat.toml");
+    let text = format!(
+        "[paths]\nwork_dir = \"{0}/work\"\noutput_dir = \"{0}/out\"\nlayout_file = \"{0}/layout.toml\"\n{extra}",
+        dir.display()
+    );
+    std::fs::write(&p, text).expect("write config");
+    p
+}
