@@ -157,7 +157,9 @@ pub fn parse_lvm_report(text: &str, kind: &str) -> Result<Vec<BTreeMap<String, S
     let v: Value = serde_json::from_str(text).map_err(|e| format!("lvm printed invalid JSON: {e}"))?;
     let mut rows = Vec::new();
     for r in v.get("report").and_then(Value::as_array).into_iter().flatten() {
-        for row in r.get(kind).and_then(Value::as_array).into_iter().flatten() {
+        // `lvs --segments` reports its rows under "seg".
+        let rows_of = r.get(kind).or_else(|| if kind == "lv" { r.get("seg") } else { None });
+        for row in rows_of.and_then(Value::as_array).into_iter().flatten() {
             let mut m = BTreeMap::new();
             if let Some(o) = row.as_object() {
                 for (k, v) in o {

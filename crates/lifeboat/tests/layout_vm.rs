@@ -1,0 +1,215 @@
+//! Layout capture of the storage stacks this host's kernel cannot build (no
+//! device-mapper, no md, no vfat): md RAID1, LVM on RAID with a thin pool,
+//! LUKS2, LVM on LUKS, a vfat ESP and swap, built inside a QEMU guest running
+//! Debian's kernel. lifeboat captures them in the guest; the host checks every
+//! UUID, label, size and dependency, and that `layout diff` sees a change.
+
+mod common;
+
+use lifeboat_layout::Layout;
+use lifeboat_vmtest::{Disk, Harness, Spec, VmError};
+
+const MIB: u64 = 1 << 20;
+const RAID_ROOT_UUID: &str = "2b7e151f-0a4c-4d3e-9f1a-6c5d4e3f2a11";
+const THIN_XFS_UUID: &str = "7a1c3e5f-2b4d-4f6a-8c0e-1d3f5a7c9e22";
+const LUKS_UUID: &str = "c0ffee00-1234-4abc-9def-0123456789ab";
+const HOME_BTRFS_UUID: &str = "4e6a8c0e-1f3b-4d5f-a7c9-2e4a6c8e0f33";
+const SWAP_UUID: &str = "8d0f2b4d-6e8a-4c1e-b3d5-7f9b1d3f5a44";
+
+const SCRIPT: &str = r#"set -euo pipefail
+exec 2>&1
+# md RAID1 over two GPT partitions, LVM on it with a linear LV and a thin pool
+for d in /dev/vda /dev/vdb; do
+  printf 'label: gpt\nsize=400M, type=A19D880F-05FC-4D3B-A006-743F0F84911E, name=raid\n' | sfdisk --quiet $d
+done
+mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 --bitmap=internal \
+      --name=lbtest:0 --assume-clean /dev/vda1 /dev/vdb1 >/dev/null 2>&1
+pvcreate -q /dev/md0
+vgcreate -q -s 4M vgraid /dev/md0
+lvcreate -q -y -L 100M -n root vgraid
+mkfs.ext4 -q -F -L raidroot -U RAID_ROOT_UUID /dev/vgraid/root
+lvcreate -q -y --type thin-pool -L 120M -n pool vgraid
+lvcreate -q -y -V 300M -T vgraid/pool -n thin1
+mkfs.xfs -q -f -L thinfs -m uuid=THIN_XFS_UUID /dev/vgraid/thin1
+# LUKS2 on a whole disk, LVM on it, btrfs on the LV
+printf 'test passphrase' > /tmp/key
+cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+      --uuid LUKS_UUID --label cryptlabel --key-file /tmp/key /dev/vdc
+cryptsetup open --key-file /tmp/key /dev/vdc cryptpv
+pvcreate -q /dev/mapper/cryptpv
+vgcreate -q vgcrypt /dev/mapper/cryptpv
+lvcreate -q -y -L 200M -n home vgcrypt
+mkfs.btrfs -q -f -L homefs -U HOME_BTRFS_UUID /dev/vgcrypt/home
+# GPT with an ESP (vfat) and swap
+printf 'label: gpt\nsize=64M, type=U, name="EFI system"\ntype=S, name=swap\n' | sfdisk --quiet /dev/vdd
+mkfs.vfat -F 32 -i 5EED1234 -n ESP /dev/vdd1 >/dev/null
+mkswap -q -L swp -U SWAP_UUID /dev/vdd2
+mkdir -p /mnt/root /mnt/home /boot/efi
+mount /dev/vgraid/root /mnt/root
+mount /dev/vgcrypt/home /mnt/home
+btrfs -q subvolume create /mnt/home/@data
+mount /dev/vdd1 /boot/efi
+mkdir -p /boot/efi/EFI/debian && echo x > /boot/efi/EFI/debian/grubx64.efi
+swapon /dev/vdd2
+printf '/dev/mapper/vgraid-root / ext4 defaults 0 1\nUUID=SWAP_UUID none swap sw 0 0\n' > /etc/fstab
+printf 'cryptpv UUID=LUKS_UUID none luks\n' > /etc/crypttab
+echo "MD_UUID=$(mdadm --detail --export /dev/md0 | sed -n 's/^MD_UUID=//p')"
+
+lifeboat layout save --output /out/layout.toml
+lifeboat layout show /out/layout.toml > /out/show.txt
+# Tool output fixtures for the parser unit tests.
+mkdir -p /out/fixtures
+mdadm --detail /dev/md0 > /out/fixtures/mdadm-detail-raid1.txt
+cryptsetup luksDump /dev/vdc > /out/fixtures/luks2-dump.txt
+lvm lvs -a --segments --reportformat json --units b --nosuffix -o vg_name,lv_name,lv_uuid,lv_size,lv_attr,pool_lv,data_lv,metadata_lv,lv_metadata_size,chunk_size,origin,lv_dm_path,segtype,stripes,stripe_size,seg_size,devices > /out/fixtures/lvs-thin.json
+lsblk --json --bytes --output NAME,KNAME,PATH,TYPE,SIZE,LOG-SEC,PHY-SEC,MODEL,SERIAL,WWN,TRAN,RM,RO,ROTA,PTTYPE,FSTYPE,FSVER,UUID,LABEL,PARTUUID,PARTTYPE,PARTLABEL,FSUSED,FSSIZE,MOUNTPOINTS > /out/fixtures/lsblk-stack.json
+
+echo "--- diff unchanged"
+lifeboat layout diff /out/layout.toml && echo "diff_unchanged_rc=0"
+lvcreate -q -y -L 8M -n extra vgcrypt
+echo "--- diff changed"
+set +e
+lifeboat layout diff /out/layout.toml
+echo "diff_changed_rc=$?"
+"#;
+
+fn script() -> String {
+    SCRIPT
+        .replace("RAID_ROOT_UUID", RAID_ROOT_UUID)
+        .replace("THIN_XFS_UUID", THIN_XFS_UUID)
+        .replace("LUKS_UUID", LUKS_UUID)
+        .replace("HOME_BTRFS_UUID", HOME_BTRFS_UUID)
+        .replace("SWAP_UUID", SWAP_UUID)
+}
+
+#[test]
+fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
+    let h = match Harness::new() {
+        Ok(h) => h,
+        Err(VmError::Unavailable(why)) => {
+            eprintln!("SKIP: {why}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let share = tempfile::tempdir().expect("tmp");
+    let mut spec = Spec::new("layout-storage-stacks", &script());
+    spec.disks = vec![
+        Disk::blank("raid-a", 512 * MIB),
+        Disk::blank("raid-b", 512 * MIB),
+        Disk::blank("crypt", 512 * MIB),
+        Disk::blank("boot", 256 * MIB),
+    ];
+    spec.files = vec![(env!("CARGO_BIN_EXE_lifeboat").into(), "/usr/local/bin/lifeboat".into())];
+    spec.share = Some(share.path().to_path_buf());
+    let out = h.run(&spec).expect("vm");
+    let log = format!("output:\n{}\nconsole tail:\n{}", out.output, out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n"));
+    assert_eq!(out.status, 0, "{log}");
+    if let Ok(dir) = std::env::var("LIFEBOAT_SAVE_FIXTURES") {
+        for f in std::fs::read_dir(share.path().join("fixtures")).expect("fixtures").flatten() {
+            std::fs::copy(f.path(), std::path::Path::new(&dir).join(f.file_name())).expect("copy fixture");
+        }
+    }
+    let l = Layout::load(&share.path().join("layout.toml")).expect("layout from the guest loads on the host");
+    let log = format!("{log}\nlayout:\n{}", std::fs::read_to_string(share.path().join("layout.toml")).unwrap_or_default());
+
+    // Disks with their serials, none excluded.
+    let serials: Vec<(&str, Option<&str>)> = l.disks.iter().map(|d| (d.id.as_str(), d.serial.as_deref())).collect();
+    assert_eq!(
+        serials,
+        vec![("/dev/vda", Some("raid-a")), ("/dev/vdb", Some("raid-b")), ("/dev/vdc", Some("crypt")), ("/dev/vdd", Some("boot"))],
+        "{log}"
+    );
+    assert!(l.disks.iter().all(|d| d.excluded.is_none() && d.transport.as_deref() == Some("virtio")));
+
+    // md RAID1 with its members, UUID, name and bitmap.
+    let md_uuid = out.output.lines().find_map(|x| x.strip_prefix("MD_UUID=")).expect("MD_UUID printed");
+    assert_eq!(l.raids.len(), 1, "{log}");
+    let r = &l.raids[0];
+    assert_eq!((r.id.as_str(), r.level.as_str(), r.metadata.as_str()), ("/dev/md0", "raid1", "1.2"));
+    assert_eq!(r.uuid, md_uuid);
+    assert_eq!(r.name.as_deref(), Some("lbtest:0"));
+    assert_eq!(r.members, vec!["/dev/vda1", "/dev/vdb1"]);
+    assert_eq!(r.bitmap.as_deref(), Some("internal"));
+    assert_eq!(r.raid_devices, 2);
+    assert!(r.size > 390 * MIB && r.size < 400 * MIB, "{}", r.size);
+
+    // LVM on RAID with a thin pool; LVM on LUKS.
+    let pv = |dev: &str| l.lvm.pvs.iter().find(|p| p.device == dev).unwrap_or_else(|| panic!("PV {dev}: {log}"));
+    assert_eq!(pv("/dev/md0").vg.as_deref(), Some("vgraid"));
+    assert_eq!(pv("/dev/mapper/cryptpv").vg.as_deref(), Some("vgcrypt"));
+    let vg = l.lvm.vgs.iter().find(|v| v.name == "vgraid").expect("vgraid");
+    assert_eq!(vg.extent_size, 4 * MIB);
+    assert_eq!(vg.depends_on, vec!["pv:/dev/md0"]);
+    let lv = |name: &str| l.lvm.lvs.iter().find(|v| v.name == name).unwrap_or_else(|| panic!("LV {name}: {log}"));
+    assert_eq!(lv("root").size, 100 * MIB);
+    assert_eq!(lv("root").segments[0].segtype, "linear");
+    assert_eq!(lv("pool").segments[0].segtype, "thin-pool");
+    assert_eq!(lv("pool").size, 120 * MIB);
+    assert!(lv("pool").metadata_size.is_some() && lv("pool").chunk_size.is_some());
+    assert_eq!(lv("thin1").segments[0].segtype, "thin");
+    assert_eq!(lv("thin1").pool.as_deref(), Some("pool"));
+    assert_eq!(lv("thin1").size, 300 * MIB);
+    assert!(lv("pool_tdata").hidden && lv("pool_tmeta").hidden);
+    assert!(lv("thin1").depends_on.contains(&lv("pool").id), "{:?}", lv("thin1").depends_on);
+    assert_eq!(lv("home").id, "/dev/mapper/vgcrypt-home");
+
+    // LUKS2 header parameters, never keys.
+    assert_eq!(l.luks.len(), 1);
+    let x = &l.luks[0];
+    assert_eq!((x.device.as_str(), x.version, x.uuid.as_str()), ("/dev/vdc", 2, LUKS_UUID));
+    assert_eq!((x.label.as_deref(), x.name.as_deref(), x.id.as_deref()), (Some("cryptlabel"), Some("cryptpv"), Some("/dev/mapper/cryptpv")));
+    assert_eq!((x.cipher.as_str(), x.key_size, x.pbkdf.as_deref()), ("aes-xts-plain64", 512, Some("pbkdf2")));
+    assert_eq!(x.hash.as_deref(), Some("sha256"));
+    let saved = std::fs::read_to_string(share.path().join("layout.toml")).expect("read");
+    assert!(!saved.contains("test passphrase"));
+
+    // Filesystems on all of it.
+    let fs = |dev: &str| l.filesystem_on(dev).unwrap_or_else(|| panic!("filesystem on {dev}: {log}"));
+    assert_eq!((fs("/dev/mapper/vgraid-root").uuid.as_deref(), fs("/dev/mapper/vgraid-root").label.as_deref()), (Some(RAID_ROOT_UUID), Some("raidroot")));
+    assert_eq!(fs("/dev/mapper/vgraid-root").mountpoints, vec!["/mnt/root"]);
+    assert_eq!((fs("/dev/mapper/vgraid-thin1").fstype.as_str(), fs("/dev/mapper/vgraid-thin1").uuid.as_deref()), ("xfs", Some(THIN_XFS_UUID)));
+    let home = fs("/dev/mapper/vgcrypt-home");
+    assert_eq!((home.fstype.as_str(), home.uuid.as_deref(), home.label.as_deref()), ("btrfs", Some(HOME_BTRFS_UUID), Some("homefs")));
+    assert_eq!(home.subvolumes.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), vec!["@data"]);
+    let esp = fs("/dev/vdd1");
+    assert_eq!((esp.fstype.as_str(), esp.uuid.as_deref(), esp.label.as_deref()), ("vfat", Some("5EED-1234"), Some("ESP")));
+    let sw = l.swaps.iter().find(|s| s.device == "/dev/vdd2").expect("swap");
+    assert_eq!(sw.uuid.as_deref(), Some(SWAP_UUID));
+    assert!(sw.active);
+
+    // Boot: the ESP and the GRUB EFI loader on it; fstab and crypttab.
+    assert_eq!(l.bootloader.esp.as_deref(), Some("/dev/vdd1"));
+    assert_eq!(l.bootloader.efi_loaders, vec!["/EFI/debian/grubx64.efi"]);
+    assert_eq!(l.bootloader.kind, "grub-efi");
+    assert_eq!(l.fstab.len(), 2);
+    assert_eq!(l.crypttab[0].name, "cryptpv");
+
+    // The whole chain is explicit: btrfs → LV → VG → PV → LUKS mapping → disk.
+    let deps = l.dependencies();
+    assert_eq!(deps["fs:/dev/mapper/vgcrypt-home"], vec!["/dev/mapper/vgcrypt-home"]);
+    assert_eq!(deps["/dev/mapper/vgcrypt-home"], vec!["vg:vgcrypt"]);
+    assert_eq!(deps["vg:vgcrypt"], vec!["pv:/dev/mapper/cryptpv"]);
+    assert_eq!(deps["pv:/dev/mapper/cryptpv"], vec!["/dev/mapper/cryptpv"]);
+    assert_eq!(deps["/dev/mapper/cryptpv"], vec!["/dev/vdc"]);
+    assert_eq!(deps["/dev/md0"], vec!["/dev/vda1", "/dev/vdb1"]);
+    let order = l.recreation_order();
+    let pos = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} not in {order:?}"));
+    for chain in [
+        ["/dev/vda", "/dev/vda1", "/dev/md0", "pv:/dev/md0", "vg:vgraid", "/dev/mapper/vgraid-root", "fs:/dev/mapper/vgraid-root"],
+        ["/dev/vdc", "/dev/mapper/cryptpv", "pv:/dev/mapper/cryptpv", "vg:vgcrypt", "/dev/mapper/vgcrypt-home", "fs:/dev/mapper/vgcrypt-home", "fs:/dev/mapper/vgcrypt-home"],
+    ] {
+        for w in chain.windows(2) {
+            assert!(pos(w[0]) <= pos(w[1]), "{} must come before {} in {order:?}", w[0], w[1]);
+        }
+    }
+    assert!(pos(&lv("pool").id) < pos(&lv("thin1").id));
+
+    // The tree shows the stack; diff is quiet when nothing changed and names a new LV.
+    let shown = std::fs::read_to_string(share.path().join("show.txt")).expect("show");
+    assert!(shown.contains("/dev/md0  raid1"), "{shown}");
+    assert!(shown.contains("LV vgcrypt/home"), "{shown}");
+    assert!(out.output.contains("diff_unchanged_rc=0"), "{log}");
+    assert!(out.output.contains("diff_changed_rc=1"), "{log}");
+    assert!(out.output.contains("added   lvm.lv[/dev/mapper/vgcrypt-extra]"), "{log}");
+}
