@@ -57,13 +57,6 @@ echo "MD_UUID=$(mdadm --detail --export /dev/md0 | sed -n 's/^MD_UUID=//p')"
 
 lifeboat layout save --output /out/layout.toml
 lifeboat layout show /out/layout.toml > /out/show.txt
-# Tool output fixtures for the parser unit tests.
-mkdir -p /out/fixtures
-mdadm --detail /dev/md0 > /out/fixtures/mdadm-detail-raid1.txt
-cryptsetup luksDump /dev/vdc > /out/fixtures/luks2-dump.txt
-lvm lvs -a --segments --reportformat json --units b --nosuffix -o vg_name,lv_name,lv_uuid,lv_size,lv_attr,pool_lv,data_lv,metadata_lv,lv_metadata_size,chunk_size,origin,lv_dm_path,segtype,stripes,stripe_size,seg_size,devices > /out/fixtures/lvs-thin.json
-lsblk --json --bytes --output NAME,KNAME,PATH,TYPE,SIZE,LOG-SEC,PHY-SEC,MODEL,SERIAL,WWN,TRAN,RM,RO,ROTA,PTTYPE,FSTYPE,FSVER,UUID,LABEL,PARTUUID,PARTTYPE,PARTLABEL,FSUSED,FSSIZE,MOUNTPOINTS > /out/fixtures/lsblk-stack.json
-
 echo "--- diff unchanged"
 lifeboat layout diff /out/layout.toml && echo "diff_unchanged_rc=0"
 lvcreate -q -y -L 8M -n extra vgcrypt
@@ -82,16 +75,20 @@ fn script() -> String {
         .replace("SWAP_UUID", SWAP_UUID)
 }
 
-#[test]
-fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
-    let h = match Harness::new() {
-        Ok(h) => h,
+fn harness() -> Option<Harness> {
+    match Harness::new() {
+        Ok(h) => Some(h),
         Err(VmError::Unavailable(why)) => {
             eprintln!("SKIP: {why}");
-            return;
+            None
         }
         Err(e) => panic!("{e}"),
-    };
+    }
+}
+
+#[test]
+fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
+    let Some(h) = harness() else { return };
     let share = tempfile::tempdir().expect("tmp");
     let mut spec = Spec::new("layout-storage-stacks", &script());
     spec.disks = vec![
@@ -105,11 +102,6 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     let out = h.run(&spec).expect("vm");
     let log = format!("output:\n{}\nconsole tail:\n{}", out.output, out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n"));
     assert_eq!(out.status, 0, "{log}");
-    if let Ok(dir) = std::env::var("LIFEBOAT_SAVE_FIXTURES") {
-        for f in std::fs::read_dir(share.path().join("fixtures")).expect("fixtures").flatten() {
-            std::fs::copy(f.path(), std::path::Path::new(&dir).join(f.file_name())).expect("copy fixture");
-        }
-    }
     let l = Layout::load(&share.path().join("layout.toml")).expect("layout from the guest loads on the host");
     let log = format!("{log}\nlayout:\n{}", std::fs::read_to_string(share.path().join("layout.toml")).unwrap_or_default());
 
@@ -212,4 +204,43 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     assert!(out.output.contains("diff_unchanged_rc=0"), "{log}");
     assert!(out.output.contains("diff_changed_rc=1"), "{log}");
     assert!(out.output.contains("added   lvm.lv[/dev/mapper/vgcrypt-extra]"), "{log}");
+}
+
+/// Regenerates the parser fixtures in crates/layout/tests/fixtures from the
+/// real tools in the guest: `cargo test -p lifeboat --test layout_vm -- --ignored`.
+#[test]
+#[ignore = "writes fixtures into the source tree; run by hand when tools change"]
+fn regenerate_parser_fixtures() {
+    let Some(h) = harness() else { return };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../layout/tests/fixtures");
+    let mut spec = Spec::new(
+        "parser-fixtures",
+        r#"set -euo pipefail
+exec 2>&1
+mdadm --create /dev/md0 --run --level=5 --raid-devices=3 --chunk=256 --metadata=1.2 --name=fx:5 --assume-clean /dev/vda /dev/vdb /dev/vdc >/dev/null 2>&1
+mdadm --detail /dev/md0 > /out/mdadm-detail-raid5.txt
+printf 'label: gpt\nsize=100M, type=R, name=raid\n' | sfdisk --quiet /dev/vdh
+printf 'label: gpt\nsize=100M, type=R, name=raid\n' | sfdisk --quiet /dev/vdi
+mdadm --create /dev/md1 --run --level=1 --raid-devices=2 --metadata=1.2 --bitmap=internal --name=lbtest:0 --assume-clean /dev/vdh1 /dev/vdi1 >/dev/null 2>&1
+mdadm --detail /dev/md1 > /out/mdadm-detail-raid1.txt
+printf 'pw' > /tmp/key
+cryptsetup luksFormat -q --type luks1 --iter-time 10 --key-file /tmp/key /dev/vdd
+cryptsetup luksDump /dev/vdd > /out/luks1-dump.txt
+cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --label fx --key-file /tmp/key /dev/vde
+cryptsetup luksDump /dev/vde > /out/luks2-dump.txt
+pvcreate -q /dev/md0 /dev/vdg && vgcreate -q vgfx /dev/md0 /dev/vdg
+lvcreate -q -y -i 2 -I 64k -L 40M -n striped vgfx
+lvcreate -q -y --type thin-pool -L 40M -n pool vgfx && lvcreate -q -y -V 80M -T vgfx/pool -n thin
+lvm pvs --reportformat json --units b --nosuffix -o pv_name,pv_uuid,vg_name,pv_size,pe_start > /out/pvs.json
+lvm vgs --reportformat json --units b --nosuffix -o vg_name,vg_uuid,vg_extent_size,vg_size,vg_free > /out/vgs.json
+lvm lvs -a --segments --reportformat json --units b --nosuffix -o vg_name,lv_name,lv_uuid,lv_size,lv_attr,pool_lv,data_lv,metadata_lv,lv_metadata_size,chunk_size,origin,lv_dm_path,segtype,stripes,stripe_size,seg_size,devices > /out/lvs.json
+printf 'label: gpt\nsize=8M, type=U\n' | sfdisk --quiet /dev/vdf
+sfdisk --json /dev/vdf > /out/sfdisk-gpt.json
+lsblk --json --bytes --output NAME,KNAME,PATH,TYPE,SIZE,LOG-SEC,PHY-SEC,MODEL,SERIAL,WWN,TRAN,RM,RO,ROTA,PTTYPE,FSTYPE,FSVER,UUID,LABEL,PARTUUID,PARTTYPE,PARTLABEL,FSUSED,FSSIZE,MOUNTPOINTS > /out/lsblk.json
+"#,
+    );
+    spec.disks = (0..9).map(|i| Disk::blank(&format!("fx{i}"), 128 * MIB)).collect();
+    spec.share = Some(dir.clone());
+    let out = h.run(&spec).expect("vm");
+    assert_eq!(out.status, 0, "{}", out.output);
 }
