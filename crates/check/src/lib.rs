@@ -139,7 +139,11 @@ fn program(r: &dyn Runner, prog: &str, needed: Option<&str>, why_not: &str, show
     match needed {
         None => not_needed(name, why_not),
         Some(why) if r.has(prog) => {
-            let v = if show_version { version(r, prog).map(|v| format!(" ({v})")).unwrap_or_default() } else { String::new() };
+            let v = if show_version {
+                version(r, prog).map(|v| format!(" ({v})")).unwrap_or_default()
+            } else {
+                String::new()
+            };
             pass(name, format!("found{v}; needed for {why}"))
         }
         Some(why) => fail(name, format!("not installed; needed for {why}"), package_hint(prog)),
@@ -156,14 +160,17 @@ fn free_space(name: &str, key: &str, dir: &Path, need: u64) -> Check {
     match rustix::fs::statvfs(&at) {
         Ok(st) => {
             let free = st.f_bavail * st.f_frsize;
-            let detail = format!("{} free at {} (for {}; {} needed)", human(free), at.display(), dir.display(), human(need));
+            let detail =
+                format!("{} free at {} (for {}; {} needed)", human(free), at.display(), dir.display(), human(need));
             if free >= need {
                 pass(name, detail)
             } else {
                 fail(name, detail, format!("free space there, or point `{key}` in the config at a larger filesystem"))
             }
         }
-        Err(e) => fail(name, format!("cannot stat {}: {e}", at.display()), format!("set `{key}` to a writable directory")),
+        Err(e) => {
+            fail(name, format!("cannot stat {}: {e}", at.display()), format!("set `{key}` to a writable directory"))
+        }
     }
 }
 
@@ -182,12 +189,20 @@ fn backup_target(cfg: &Config) -> Check {
     };
     let dir = Path::new(path);
     if !dir.is_dir() {
-        return fail(name, format!("{} does not exist or is not a directory", dir.display()), format!("mkdir -p {} (or mount the backup filesystem there)", dir.display()));
+        return fail(
+            name,
+            format!("{} does not exist or is not a directory", dir.display()),
+            format!("mkdir -p {} (or mount the backup filesystem there)", dir.display()),
+        );
     }
     let probe = dir.join(format!(".lifeboat-check-{}", std::process::id()));
     match std::fs::write(&probe, b"lifeboat check\n").and_then(|_| std::fs::remove_file(&probe)) {
         Ok(()) => pass(name, format!("{} is writable", dir.display())),
-        Err(e) => fail(name, format!("cannot write in {}: {e}", dir.display()), "make the directory writable by root (check NFS root_squash and mount options)"),
+        Err(e) => fail(
+            name,
+            format!("cannot write in {}: {e}", dir.display()),
+            "make the directory writable by root (check NFS root_squash and mount options)",
+        ),
     }
 }
 
@@ -203,24 +218,41 @@ fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
     };
     out.push(pass(
         name,
-        format!("{} (version {}, modules in {}): {}", choice.image.display(), choice.version, choice.modules_dir.display(), choice.reason),
+        format!(
+            "{} (version {}, modules in {}): {}",
+            choice.image.display(),
+            choice.version,
+            choice.modules_dir.display(),
+            choice.reason
+        ),
     ));
     let name = "initramfs compression supported by the kernel";
     let wanted = cfg.rescue.compression.as_str();
     match lifeboat_rescue::kernel::config_text(&choice.version) {
-        None => out.push(pass(name, format!("no build config for {} found; gzip will be used (every kernel can unpack it)", choice.version))),
+        None => out.push(pass(
+            name,
+            format!("no build config for {} found; gzip will be used (every kernel can unpack it)", choice.version),
+        )),
         Some(text) => {
             let supported = lifeboat_rescue::kernel::supported_compressions(&text);
             match wanted {
                 "none" => out.push(pass(name, "uncompressed initramfs (rescue.compression = \"none\")")),
                 "auto" => match supported.first() {
                     Some(best) => out.push(pass(name, format!("{best} (supported: {})", supported.join(", ")))),
-                    None => out.push(fail(name, "the kernel config enables no initramfs compression", "set rescue.compression = \"none\"")),
+                    None => out.push(fail(
+                        name,
+                        "the kernel config enables no initramfs compression",
+                        "set rescue.compression = \"none\"",
+                    )),
                 },
                 w if supported.contains(&w) => out.push(pass(name, format!("{w} (CONFIG_RD_{}=y)", w.to_uppercase()))),
                 w => out.push(fail(
                     name,
-                    format!("rescue.compression = \"{w}\" but kernel {} supports only: {}", choice.version, supported.join(", ")),
+                    format!(
+                        "rescue.compression = \"{w}\" but kernel {} supports only: {}",
+                        choice.version,
+                        supported.join(", ")
+                    ),
                     "set rescue.compression = \"auto\"",
                 )),
             }
@@ -230,11 +262,15 @@ fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
 
 fn bootloader_files(format: &str, out: &mut Vec<Check>) {
     let bootable = format == "iso" || format == "raw";
-    let grub_bios = Path::new("/usr/lib/grub/i386-pc/eltorito.img").exists() && Path::new("/usr/lib/grub/i386-pc/boot_hybrid.img").exists();
+    let grub_bios = Path::new("/usr/lib/grub/i386-pc/eltorito.img").exists()
+        && Path::new("/usr/lib/grub/i386-pc/boot_hybrid.img").exists();
     let grub_efi = Path::new("/usr/lib/grub/x86_64-efi/normal.mod").exists();
     let signed = Path::new("/usr/lib/shim/shimx64.efi.signed").exists();
     if !bootable {
-        out.push(not_needed("Bootloader files for BIOS rescue media", format!("rescue.format = \"{format}\" boots over the network")));
+        out.push(not_needed(
+            "Bootloader files for BIOS rescue media",
+            format!("rescue.format = \"{format}\" boots over the network"),
+        ));
         out.push(not_needed("Bootloader files for UEFI rescue media", format!("rescue.format = \"{format}\"")));
         return;
     }
@@ -259,12 +295,16 @@ fn security_modules() -> Check {
     let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").ok().map(|v| v.trim() == "Y");
     let mut parts = Vec::new();
     match selinux {
-        Some(true) => parts.push("SELinux enforcing: backups keep security.selinux labels and recovery schedules a relabel".to_string()),
+        Some(true) => parts.push(
+            "SELinux enforcing: backups keep security.selinux labels and recovery schedules a relabel".to_string(),
+        ),
         Some(false) => parts.push("SELinux permissive: labels are kept".to_string()),
         None => parts.push("SELinux not active".to_string()),
     }
     match apparmor {
-        Some(true) => parts.push("AppArmor enabled (profiles are ordinary files and are restored with them)".to_string()),
+        Some(true) => {
+            parts.push("AppArmor enabled (profiles are ordinary files and are restored with them)".to_string())
+        }
         _ => parts.push("AppArmor not active".to_string()),
     }
     pass(name, parts.join("; "))
@@ -277,7 +317,11 @@ pub fn run(r: &dyn Runner, cfg: &Config) -> Report {
     checks.push(if root {
         pass("Running as root", "")
     } else {
-        fail("Running as root", "reading disks, LVM and LUKS headers and writing media need root", "run lifeboat as root (sudo lifeboat check)")
+        fail(
+            "Running as root",
+            "reading disks, LVM and LUKS headers and writing media need root",
+            "run lifeboat as root (sudo lifeboat check)",
+        )
     });
     let f = features(r);
     let has = |t: &str| f.fstypes.contains(t);
@@ -317,7 +361,11 @@ pub fn run(r: &dyn Runner, cfg: &Config) -> Report {
     checks.push(if Path::new("/dev/loop-control").exists() {
         pass("Loop devices", "/dev/loop-control present")
     } else {
-        fail("Loop devices", "no /dev/loop-control: disk images cannot be attached for testing and cloning", "modprobe loop (and add `loop` to /etc/modules)")
+        fail(
+            "Loop devices",
+            "no /dev/loop-control: disk images cannot be attached for testing and cloning",
+            "modprobe loop (and add `loop` to /etc/modules)",
+        )
     });
     checks.push(free_space("Free space in the work directory", "paths.work_dir", &cfg.paths.work_dir, 1 << 30));
     checks.push(free_space("Free space in the output directory", "paths.output_dir", &cfg.paths.output_dir, 1 << 30));

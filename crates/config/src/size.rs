@@ -14,12 +14,8 @@ pub struct ByteSize(pub u64);
 pub struct SizeError(pub String);
 
 /// Media presets: name and usable bytes.
-pub const PRESETS: &[(&str, u64)] = &[
-    ("cd", 700 * 1024 * 1024),
-    ("dvd", 4_700_000_000),
-    ("dvd-dl", 8_500_000_000),
-    ("bd", 25_000_000_000),
-];
+pub const PRESETS: &[(&str, u64)] =
+    &[("cd", 700 * 1024 * 1024), ("dvd", 4_700_000_000), ("dvd-dl", 8_500_000_000), ("bd", 25_000_000_000)];
 
 impl ByteSize {
     /// The size of a media preset.

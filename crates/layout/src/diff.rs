@@ -33,7 +33,8 @@ impl fmt::Display for Change {
 }
 
 /// Fields that change without changing what recovery must build.
-const VOLATILE: &[&str] = &["meta", "used", "notes", "note", "active", "kernel_cmdline", "free", "state", "route", "efi_boot_order"];
+const VOLATILE: &[&str] =
+    &["meta", "used", "notes", "note", "active", "kernel_cmdline", "free", "state", "route", "efi_boot_order"];
 
 fn strip(v: &mut Value) {
     match v {

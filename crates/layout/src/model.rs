@@ -681,8 +681,8 @@ impl Lvm {
 impl Layout {
     /// Read and check a layout file.
     pub fn load(path: &Path) -> Result<Layout, LayoutError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| LayoutError::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| LayoutError::Io { path: path.to_path_buf(), source })?;
         Layout::parse(&text, path)
     }
 
@@ -696,9 +696,7 @@ impl Layout {
         })?;
         match raw.get("format_version") {
             Some(toml::Value::Integer(v)) if *v == i64::from(FORMAT_VERSION) => {}
-            Some(toml::Value::Integer(v)) => {
-                return Err(LayoutError::Version { path: path.to_path_buf(), found: *v })
-            }
+            Some(toml::Value::Integer(v)) => return Err(LayoutError::Version { path: path.to_path_buf(), found: *v }),
             Some(_) => {
                 return Err(LayoutError::Invalid {
                     path: path.to_path_buf(),
@@ -736,13 +734,8 @@ impl Layout {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
         f.write_all(self.to_toml().as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
@@ -816,9 +809,7 @@ impl Layout {
 
     /// The disk a node id belongs to (a disk or one of its partitions).
     pub fn disk_of(&self, id: &str) -> Option<&Disk> {
-        self.disks
-            .iter()
-            .find(|d| d.id == id || d.table.iter().flat_map(|t| &t.partitions).any(|p| p.id == id))
+        self.disks.iter().find(|d| d.id == id || d.table.iter().flat_map(|t| &t.partitions).any(|p| p.id == id))
     }
 
     /// The filesystem on a node.

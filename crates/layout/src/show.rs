@@ -111,6 +111,43 @@ fn describe(l: &Layout, id: &str) -> String {
     id.to_string()
 }
 
+struct Drawer<'a, 'o> {
+    l: &'a Layout,
+    children: &'a BTreeMap<&'a str, Vec<&'a str>>,
+    seen: BTreeSet<&'a str>,
+    out: &'o mut String,
+}
+
+impl<'a> Drawer<'a, '_> {
+    /// Draw `id` and what is built on it; `last` is None for a top-level node.
+    fn draw(&mut self, id: &'a str, prefix: &str, last: Option<bool>) {
+        let branch = match last {
+            None => "",
+            Some(true) => "└─ ",
+            Some(false) => "├─ ",
+        };
+        let again = !self.seen.insert(id);
+        let _ = writeln!(
+            self.out,
+            "{prefix}{branch}{}{}",
+            describe(self.l, id),
+            if again { "  (shown above)" } else { "" }
+        );
+        if again {
+            return;
+        }
+        let next = match last {
+            None => String::new(),
+            Some(true) => format!("{prefix}   "),
+            Some(false) => format!("{prefix}│  "),
+        };
+        let kids = self.children.get(id).cloned().unwrap_or_default();
+        for (i, k) in kids.iter().enumerate() {
+            self.draw(k, &next, Some(i + 1 == kids.len()));
+        }
+    }
+}
+
 /// Render the layout as an indented tree with a summary of notes.
 pub fn tree(l: &Layout) -> String {
     let deps = l.dependencies();
@@ -130,36 +167,14 @@ pub fn tree(l: &Layout) -> String {
         "{}  (captured {}, kernel {}, lifeboat {})\n",
         l.meta.hostname, l.meta.captured_at, l.meta.kernel_release, l.meta.lifeboat_version
     );
-    let mut seen = BTreeSet::new();
-    fn draw<'a>(
-        l: &Layout,
-        id: &'a str,
-        prefix: &str,
-        last: bool,
-        top: bool,
-        children: &BTreeMap<&str, Vec<&'a str>>,
-        seen: &mut BTreeSet<&'a str>,
-        out: &mut String,
-    ) {
-        let branch = if top { "" } else if last { "└─ " } else { "├─ " };
-        let again = !seen.insert(id);
-        let _ = writeln!(out, "{prefix}{branch}{}{}", describe(l, id), if again { "  (shown above)" } else { "" });
-        if again {
-            return;
-        }
-        let next = if top { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
-        let kids = children.get(id).cloned().unwrap_or_default();
-        for (i, k) in kids.iter().enumerate() {
-            draw(l, k, &next, i + 1 == kids.len(), false, children, seen, out);
-        }
+    let mut d = Drawer { l, children: &children, seen: BTreeSet::new(), out: &mut out };
+    for disk in &l.disks {
+        d.draw(&disk.id, "", None);
     }
-    for d in &l.disks {
-        draw(l, &d.id, "", true, true, &children, &mut seen, &mut out);
-    }
-    // Anything not reached from a disk (a swap file, a filesystem on an unknown device).
+    // Anything not reached from a disk (a filesystem on an unknown device).
     for id in deps.keys() {
-        if !seen.contains(id.as_str()) && deps.get(id).is_none_or(|d| d.iter().all(|p| !deps.contains_key(p))) {
-            draw(l, id, "", true, true, &children, &mut seen, &mut out);
+        if !d.seen.contains(id.as_str()) && deps.get(id).is_none_or(|p| p.iter().all(|x| !deps.contains_key(x))) {
+            d.draw(id, "", None);
         }
     }
     for s in l.swaps.iter().filter(|s| s.file) {

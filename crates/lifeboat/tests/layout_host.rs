@@ -92,7 +92,10 @@ fn gpt_and_mbr_stacks_are_captured_exactly_and_changes_show_in_diff() {
 
     // Filesystems with their identities and creation parameters.
     let vfat = l.filesystem_on(&a.part(1)).expect("vfat");
-    assert_eq!((vfat.fstype.as_str(), vfat.uuid.as_deref(), vfat.label.as_deref()), ("vfat", Some("1234-ABCD"), Some("ESP")));
+    assert_eq!(
+        (vfat.fstype.as_str(), vfat.uuid.as_deref(), vfat.label.as_deref()),
+        ("vfat", Some("1234-ABCD"), Some("ESP"))
+    );
     assert_eq!(vfat.params.fat_bits, Some(32));
     assert_eq!(vfat.params.sector_size, Some(512));
     let ext4 = l.filesystem_on(&a.part(2)).expect("ext4");
@@ -135,13 +138,19 @@ fn gpt_and_mbr_stacks_are_captured_exactly_and_changes_show_in_diff() {
     let (code, shown, _) = run_lifeboat(&["--config", cfg, "layout", "show", file.to_str().expect("utf8")]);
     assert_eq!(code, 0);
     assert!(shown.contains(&format!("{}  partition 200.0 MiB  Linux filesystem  \"root\"", a.part(2))), "{shown}");
-    assert!(shown.contains(&format!("ext4  LABEL=root  UUID={EXT4_UUID}  on {}", dir.join("mnt-root").display())), "{shown}");
+    assert!(
+        shown.contains(&format!("ext4  LABEL=root  UUID={EXT4_UUID}  on {}", dir.join("mnt-root").display())),
+        "{shown}"
+    );
 
     // Nothing changed yet; then one label and one partition change.
     let (code, out, err) = run_lifeboat(&["--config", cfg, "layout", "diff", file.to_str().expect("utf8")]);
     assert_eq!(code, 0, "an unchanged system must not differ:\n{out}\n{err}");
     sh(&format!("e2label {} newroot", a.part(2)));
-    sh(&format!("echo 'start=747520, size=409600' | sfdisk --quiet --force --no-reread -N 4 {} && partx -u {}", a.dev, a.dev));
+    sh(&format!(
+        "echo 'start=747520, size=409600' | sfdisk --quiet --force --no-reread -N 4 {} && partx -u {}",
+        a.dev, a.dev
+    ));
     let (code, out, _) = run_lifeboat(&["--config", cfg, "layout", "diff", file.to_str().expect("utf8")]);
     assert_eq!(code, 1, "a changed system differs:\n{out}");
     assert!(out.contains(&format!("filesystem[{}].label: root -> newroot", a.part(2))), "{out}");
@@ -152,11 +161,22 @@ fn gpt_and_mbr_stacks_are_captured_exactly_and_changes_show_in_diff() {
     std::fs::create_dir_all(&plain_dir).expect("mkdir");
     let plain = config(&plain_dir, "");
     let plain_file = dir.join("plain.toml");
-    let (code, _, err) = run_lifeboat(&["--config", plain.to_str().expect("utf8"), "layout", "save", "-o", plain_file.to_str().expect("utf8")]);
+    let (code, _, err) = run_lifeboat(&[
+        "--config",
+        plain.to_str().expect("utf8"),
+        "layout",
+        "save",
+        "-o",
+        plain_file.to_str().expect("utf8"),
+    ]);
     assert_eq!(code, 0, "{err}");
     let l2 = Layout::load(&plain_file).expect("load");
     let d = l2.disks.iter().find(|d| d.id == a.dev).expect("still recorded");
-    assert!(d.excluded.as_deref().is_some_and(|w| w.contains("loop device") && w.contains("include_virtual")), "{:?}", d.excluded);
+    assert!(
+        d.excluded.as_deref().is_some_and(|w| w.contains("loop device") && w.contains("include_virtual")),
+        "{:?}",
+        d.excluded
+    );
     assert!(d.table.is_some(), "recorded in full");
 }
 
@@ -227,9 +247,19 @@ fn check_names_a_missing_tool_and_its_package_and_fails() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["ok"], false);
-    let c = v["checks"].as_array().expect("checks").iter().find(|c| c["name"] == "Program mkfs.ext4").expect("mkfs.ext4 line");
+    let c = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "Program mkfs.ext4")
+        .expect("mkfs.ext4 line");
     assert_eq!(c["status"], "failed");
-    assert!(c["fix"].as_str().is_some_and(|f| f.contains("apt-get install e2fsprogs") && f.contains("dnf install e2fsprogs")), "{c}");
+    assert!(
+        c["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("apt-get install e2fsprogs") && f.contains("dnf install e2fsprogs")),
+        "{c}"
+    );
     let root = v["checks"].as_array().expect("checks").iter().find(|c| c["name"] == "Running as root").expect("root");
     assert_eq!(root["status"], "passed");
 }

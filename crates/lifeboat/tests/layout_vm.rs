@@ -100,16 +100,26 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     spec.files = vec![(env!("CARGO_BIN_EXE_lifeboat").into(), "/usr/local/bin/lifeboat".into())];
     spec.share = Some(share.path().to_path_buf());
     let out = h.run(&spec).expect("vm");
-    let log = format!("output:\n{}\nconsole tail:\n{}", out.output, out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n"));
+    let log = format!(
+        "output:\n{}\nconsole tail:\n{}",
+        out.output,
+        out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
     assert_eq!(out.status, 0, "{log}");
     let l = Layout::load(&share.path().join("layout.toml")).expect("layout from the guest loads on the host");
-    let log = format!("{log}\nlayout:\n{}", std::fs::read_to_string(share.path().join("layout.toml")).unwrap_or_default());
+    let log =
+        format!("{log}\nlayout:\n{}", std::fs::read_to_string(share.path().join("layout.toml")).unwrap_or_default());
 
     // Disks with their serials, none excluded.
     let serials: Vec<(&str, Option<&str>)> = l.disks.iter().map(|d| (d.id.as_str(), d.serial.as_deref())).collect();
     assert_eq!(
         serials,
-        vec![("/dev/vda", Some("raid-a")), ("/dev/vdb", Some("raid-b")), ("/dev/vdc", Some("crypt")), ("/dev/vdd", Some("boot"))],
+        vec![
+            ("/dev/vda", Some("raid-a")),
+            ("/dev/vdb", Some("raid-b")),
+            ("/dev/vdc", Some("crypt")),
+            ("/dev/vdd", Some("boot"))
+        ],
         "{log}"
     );
     assert!(l.disks.iter().all(|d| d.excluded.is_none() && d.transport.as_deref() == Some("virtio")));
@@ -150,7 +160,10 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     assert_eq!(l.luks.len(), 1);
     let x = &l.luks[0];
     assert_eq!((x.device.as_str(), x.version, x.uuid.as_str()), ("/dev/vdc", 2, LUKS_UUID));
-    assert_eq!((x.label.as_deref(), x.name.as_deref(), x.id.as_deref()), (Some("cryptlabel"), Some("cryptpv"), Some("/dev/mapper/cryptpv")));
+    assert_eq!(
+        (x.label.as_deref(), x.name.as_deref(), x.id.as_deref()),
+        (Some("cryptlabel"), Some("cryptpv"), Some("/dev/mapper/cryptpv"))
+    );
     assert_eq!((x.cipher.as_str(), x.key_size, x.pbkdf.as_deref()), ("aes-xts-plain64", 512, Some("pbkdf2")));
     assert_eq!(x.hash.as_deref(), Some("sha256"));
     let saved = std::fs::read_to_string(share.path().join("layout.toml")).expect("read");
@@ -158,14 +171,26 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
 
     // Filesystems on all of it.
     let fs = |dev: &str| l.filesystem_on(dev).unwrap_or_else(|| panic!("filesystem on {dev}: {log}"));
-    assert_eq!((fs("/dev/mapper/vgraid-root").uuid.as_deref(), fs("/dev/mapper/vgraid-root").label.as_deref()), (Some(RAID_ROOT_UUID), Some("raidroot")));
+    assert_eq!(
+        (fs("/dev/mapper/vgraid-root").uuid.as_deref(), fs("/dev/mapper/vgraid-root").label.as_deref()),
+        (Some(RAID_ROOT_UUID), Some("raidroot"))
+    );
     assert_eq!(fs("/dev/mapper/vgraid-root").mountpoints, vec!["/mnt/root"]);
-    assert_eq!((fs("/dev/mapper/vgraid-thin1").fstype.as_str(), fs("/dev/mapper/vgraid-thin1").uuid.as_deref()), ("xfs", Some(THIN_XFS_UUID)));
+    assert_eq!(
+        (fs("/dev/mapper/vgraid-thin1").fstype.as_str(), fs("/dev/mapper/vgraid-thin1").uuid.as_deref()),
+        ("xfs", Some(THIN_XFS_UUID))
+    );
     let home = fs("/dev/mapper/vgcrypt-home");
-    assert_eq!((home.fstype.as_str(), home.uuid.as_deref(), home.label.as_deref()), ("btrfs", Some(HOME_BTRFS_UUID), Some("homefs")));
+    assert_eq!(
+        (home.fstype.as_str(), home.uuid.as_deref(), home.label.as_deref()),
+        ("btrfs", Some(HOME_BTRFS_UUID), Some("homefs"))
+    );
     assert_eq!(home.subvolumes.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), vec!["@data"]);
     let esp = fs("/dev/vdd1");
-    assert_eq!((esp.fstype.as_str(), esp.uuid.as_deref(), esp.label.as_deref()), ("vfat", Some("5EED-1234"), Some("ESP")));
+    assert_eq!(
+        (esp.fstype.as_str(), esp.uuid.as_deref(), esp.label.as_deref()),
+        ("vfat", Some("5EED-1234"), Some("ESP"))
+    );
     let sw = l.swaps.iter().find(|s| s.device == "/dev/vdd2").expect("swap");
     assert_eq!(sw.uuid.as_deref(), Some(SWAP_UUID));
     assert!(sw.active);
@@ -188,8 +213,24 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     let order = l.recreation_order();
     let pos = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} not in {order:?}"));
     for chain in [
-        ["/dev/vda", "/dev/vda1", "/dev/md0", "pv:/dev/md0", "vg:vgraid", "/dev/mapper/vgraid-root", "fs:/dev/mapper/vgraid-root"],
-        ["/dev/vdc", "/dev/mapper/cryptpv", "pv:/dev/mapper/cryptpv", "vg:vgcrypt", "/dev/mapper/vgcrypt-home", "fs:/dev/mapper/vgcrypt-home", "fs:/dev/mapper/vgcrypt-home"],
+        [
+            "/dev/vda",
+            "/dev/vda1",
+            "/dev/md0",
+            "pv:/dev/md0",
+            "vg:vgraid",
+            "/dev/mapper/vgraid-root",
+            "fs:/dev/mapper/vgraid-root",
+        ],
+        [
+            "/dev/vdc",
+            "/dev/mapper/cryptpv",
+            "pv:/dev/mapper/cryptpv",
+            "vg:vgcrypt",
+            "/dev/mapper/vgcrypt-home",
+            "fs:/dev/mapper/vgcrypt-home",
+            "fs:/dev/mapper/vgcrypt-home",
+        ],
     ] {
         for w in chain.windows(2) {
             assert!(pos(w[0]) <= pos(w[1]), "{} must come before {} in {order:?}", w[0], w[1]);

@@ -28,7 +28,8 @@ impl<W: Write> CpioWriter<W> {
     }
 
     fn header(&mut self, name: &str, mode: u32, size: u64, rdev: (u32, u32), mtime: u32) -> io::Result<()> {
-        let size = u32::try_from(size).map_err(|_| io::Error::other(format!("{name}: too large for cpio (over 4 GiB)")))?;
+        let size =
+            u32::try_from(size).map_err(|_| io::Error::other(format!("{name}: too large for cpio (over 4 GiB)")))?;
         let name = name.trim_start_matches('/');
         let name = if name.is_empty() { "." } else { name };
         let ino = self.ino;
@@ -114,7 +115,10 @@ mod tests {
         let lines: Vec<&str> = list.lines().collect();
         assert_eq!(lines.len(), 5, "{list}");
         assert!(lines[0].starts_with("drwxr-xr-x") && lines[0].ends_with(" etc"), "{list}");
-        assert!(lines[1].starts_with("-rw-r--r--") && lines[1].contains(" 7 ") && lines[1].ends_with("etc/hostname"), "{list}");
+        assert!(
+            lines[1].starts_with("-rw-r--r--") && lines[1].contains(" 7 ") && lines[1].ends_with("etc/hostname"),
+            "{list}"
+        );
         assert!(lines[3].starts_with("lrwxrwxrwx") && lines[3].ends_with("bin -> usr/bin"), "{list}");
         assert!(lines[4].starts_with("crw-------") && lines[4].contains("5,"), "{list}");
         // Contents survive extraction.

@@ -184,7 +184,8 @@ impl Resolver {
         // Each queue item carries the RPATHs of the objects that loaded it (inherited by DT_RPATH rules).
         let mut queue: VecDeque<(PathBuf, Vec<PathBuf>)> = programs.iter().map(|p| (p.clone(), vec![])).collect();
         while let Some((path, inherited_rpath)) = queue.pop_front() {
-            let canonical = std::fs::canonicalize(&path).map_err(|source| ElfError::Read { path: path.clone(), source })?;
+            let canonical =
+                std::fs::canonicalize(&path).map_err(|source| ElfError::Read { path: path.clone(), source })?;
             if !done.insert(canonical.clone()) {
                 if !out.contains(&path) {
                     out.push(path);
@@ -270,7 +271,14 @@ mod tests {
         std::fs::write(d.join("foo.c"), "int foo(void){return 42;}\n").expect("write");
         std::fs::write(d.join("main.c"), "int foo(void); int main(void){return foo()==42?0:1;}\n").expect("write");
         let ok = |c: &mut Command| assert!(c.status().expect("cc").success());
-        ok(Command::new("cc").current_dir(d).args(["-shared", "-fPIC", "-o", "lib/libfoo.so.1", "-Wl,-soname,libfoo.so.1", "foo.c"]));
+        ok(Command::new("cc").current_dir(d).args([
+            "-shared",
+            "-fPIC",
+            "-o",
+            "lib/libfoo.so.1",
+            "-Wl,-soname,libfoo.so.1",
+            "foo.c",
+        ]));
         ok(Command::new("cc").current_dir(d).args([
             "-o",
             "prog",
@@ -299,7 +307,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let s = dir.path().join("script");
         std::fs::write(&s, "#!/bin/sh\necho hi\n").expect("write");
-        let files = Resolver::default().closure(&[s.clone()]).expect("closure");
+        let files = Resolver::default().closure(std::slice::from_ref(&s)).expect("closure");
         assert_eq!(files[0], s);
         assert!(files.contains(&PathBuf::from("/bin/sh")), "{files:?}");
     }

@@ -15,7 +15,9 @@ pub enum ModuleError {
         source: std::io::Error,
     },
     /// A module name that the kernel neither has as a module nor built in.
-    #[error("kernel module `{0}` is neither in modules.dep nor built into this kernel; check the name with `modinfo {0}`")]
+    #[error(
+        "kernel module `{0}` is neither in modules.dep nor built into this kernel; check the name with `modinfo {0}`"
+    )]
     Unknown(String),
 }
 
@@ -139,9 +141,10 @@ kernel/drivers/md/dm-crypt.ko: kernel/drivers/md/dm-mod.ko\nkernel/drivers/md/dm
 
     #[test]
     fn real_kernel_order_when_installed() {
-        let Some(dir) = std::fs::read_dir("/lib/modules").ok().and_then(|rd| {
-            rd.flatten().map(|e| e.path()).find(|p| p.join("modules.dep").exists())
-        }) else {
+        let Some(dir) = std::fs::read_dir("/lib/modules")
+            .ok()
+            .and_then(|rd| rd.flatten().map(|e| e.path()).find(|p| p.join("modules.dep").exists()))
+        else {
             eprintln!("SKIP: no kernel modules installed (apt-get install linux-image-amd64)");
             return;
         };

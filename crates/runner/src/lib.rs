@@ -151,8 +151,7 @@ impl fmt::Display for Cmd {
 
 /// Quote `s` for a POSIX shell when it holds anything but safe characters.
 pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    let safe = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if safe {
         s.to_string()
     } else {
@@ -214,16 +213,14 @@ impl SystemRunner {
         let cmdline = cmd.cmdline();
         log::debug!("run: {cmdline}");
         if !cmd.program.contains('/') && which(&cmd.program).is_none() {
-            return Err(RunError::NotFound {
-                program: cmd.program.clone(),
-                hint: package_hint(&cmd.program),
-            });
+            return Err(RunError::NotFound { program: cmd.program.clone(), hint: package_hint(&cmd.program) });
         }
         let mut c = Command::new(&cmd.program);
-        c.args(&cmd.args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.args(&cmd.args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         // Tools that print for humans must not translate or page their output.
         c.env("LC_ALL", "C").env("LANG", "C");
         for (k, v) in &cmd.env {
@@ -339,18 +336,13 @@ impl ScriptedRunner {
 impl Runner for ScriptedRunner {
     fn probe(&self, cmd: &Cmd) -> Result<Output, RunError> {
         if self.missing.iter().any(|m| m == cmd.program()) {
-            return Err(RunError::NotFound {
-                program: cmd.program.clone(),
-                hint: package_hint(&cmd.program),
-            });
+            return Err(RunError::NotFound { program: cmd.program.clone(), hint: package_hint(&cmd.program) });
         }
         match self.answers.get(&cmd.cmdline()) {
             Some(Ok(s)) => Ok(Output { stdout: s.clone().into_bytes(), stderr: Vec::new() }),
-            Some(Err(e)) => Err(RunError::Failed {
-                cmdline: cmd.cmdline(),
-                status: "exit status 1".into(),
-                stderr: e.clone(),
-            }),
+            Some(Err(e)) => {
+                Err(RunError::Failed { cmdline: cmd.cmdline(), status: "exit status 1".into(), stderr: e.clone() })
+            }
             None => Err(RunError::Failed {
                 cmdline: cmd.cmdline(),
                 status: "exit status 127".into(),

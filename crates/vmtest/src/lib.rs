@@ -144,14 +144,14 @@ pub struct Harness {
 
 /// Where cached base images live.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("LIFEBOAT_VM_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/lifeboat-vmtest"))
+    std::env::var_os("LIFEBOAT_VM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/lifeboat-vmtest"))
 }
 
 /// Packages the harness needs, installed with apt-get when missing (as root).
-const PACKAGES: &[(&str, &str)] = &[
-    ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
-    ("/bin/busybox", "busybox-static"),
-];
+const PACKAGES: &[(&str, &str)] =
+    &[("/usr/bin/qemu-system-x86_64", "qemu-system-x86"), ("/bin/busybox", "busybox-static")];
 
 fn ensure_packages() -> Result<(), VmError> {
     let mut missing: Vec<&str> = PACKAGES.iter().filter(|(f, _)| !Path::new(f).exists()).map(|(_, p)| *p).collect();
@@ -268,7 +268,10 @@ impl Harness {
         let Some(code) = code else {
             return Err(VmError::NoResult {
                 name: spec.name.clone(),
-                status: format!("{status}{}", if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }),
+                status: format!(
+                    "{status}{}",
+                    if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }
+                ),
                 output: out,
                 tail: tail(&con, 30),
             });

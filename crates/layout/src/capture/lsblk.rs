@@ -90,10 +90,7 @@ fn b(v: &Value, k: &str) -> bool {
 /// in which each device appears once, with all its parents.
 pub fn parse(text: &str) -> Result<Vec<Node>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("lsblk printed invalid JSON: {e}"))?;
-    let top = v
-        .get("blockdevices")
-        .and_then(Value::as_array)
-        .ok_or("lsblk JSON has no `blockdevices`")?;
+    let top = v.get("blockdevices").and_then(Value::as_array).ok_or("lsblk JSON has no `blockdevices`")?;
     let mut out: Vec<Node> = Vec::new();
     for d in top {
         walk(d, None, &mut out);

@@ -350,7 +350,8 @@ impl Capture<'_> {
                     }
                     if l.name.is_none() {
                         let spec = format!("UUID={}", l.uuid);
-                        l.name = crypttab.iter().find(|c| c.device == spec || c.device == n.path).map(|c| c.name.clone());
+                        l.name =
+                            crypttab.iter().find(|c| c.device == spec || c.device == n.path).map(|c| c.name.clone());
                     }
                     if l.id.is_none() {
                         l.id = l.name.as_ref().map(|nm| format!("/dev/mapper/{nm}"));
@@ -604,7 +605,15 @@ impl Capture<'_> {
             })
             .collect();
         for (path, is_file, size) in active.into_iter().filter(|(_, f, _)| *f) {
-            out.push(Swap { device: path, file: is_file, uuid: None, label: None, size, active: true, depends_on: vec![] });
+            out.push(Swap {
+                device: path,
+                file: is_file,
+                uuid: None,
+                label: None,
+                size,
+                active: true,
+                depends_on: vec![],
+            });
         }
         out
     }
@@ -623,9 +632,10 @@ impl Capture<'_> {
         let esp = l.filesystems.iter().find(|f| {
             f.fstype == "vfat"
                 && (f.mountpoints.iter().any(|m| m == "/boot/efi" || m == "/efi")
-                    || l.disks.iter().flat_map(|d| d.table.iter().flat_map(|t| &t.partitions)).any(|p| {
-                        p.id == f.device && p.type_name.as_deref() == Some("EFI System")
-                    }))
+                    || l.disks
+                        .iter()
+                        .flat_map(|d| d.table.iter().flat_map(|t| &t.partitions))
+                        .any(|p| p.id == f.device && p.type_name.as_deref() == Some("EFI System")))
         });
         if let Some(esp) = esp {
             b.esp = Some(esp.device.clone());
@@ -685,7 +695,13 @@ impl Capture<'_> {
         }
         (n.nameservers, n.search) =
             read_file("/etc/resolv.conf").map(|t| system::parse_resolv_conf(&t)).unwrap_or_default();
-        let candidates = ["/etc/network/interfaces", "/etc/netplan", "/etc/NetworkManager/system-connections", "/etc/systemd/network", "/etc/sysconfig/network-scripts"];
+        let candidates = [
+            "/etc/network/interfaces",
+            "/etc/netplan",
+            "/etc/NetworkManager/system-connections",
+            "/etc/systemd/network",
+            "/etc/sysconfig/network-scripts",
+        ];
         for c in candidates {
             let p = Path::new(c);
             if p.is_file() {

@@ -198,10 +198,7 @@ pub fn parse_luks_dump(text: &str, device: &str) -> Result<Luks, String> {
             }
         }
     }
-    let version: u32 = kv
-        .get("Version")
-        .and_then(|v| v.parse().ok())
-        .ok_or("luksDump printed no `Version`")?;
+    let version: u32 = kv.get("Version").and_then(|v| v.parse().ok()).ok_or("luksDump printed no `Version`")?;
     let uuid = kv.get("UUID").cloned().ok_or("luksDump printed no `UUID`")?;
     let bits = |v: Option<&String>| v.and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok());
     let (cipher, key_size, hash, pbkdf, sector_size) = if version == 1 {

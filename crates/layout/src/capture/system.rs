@@ -48,10 +48,34 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 pub fn is_pseudo_fs(fstype: &str) -> bool {
     matches!(
         fstype,
-        "proc" | "sysfs" | "devtmpfs" | "devpts" | "tmpfs" | "cgroup" | "cgroup2" | "pstore" | "bpf"
-            | "securityfs" | "debugfs" | "tracefs" | "configfs" | "fusectl" | "mqueue" | "hugetlbfs"
-            | "autofs" | "binfmt_misc" | "efivarfs" | "rpc_pipefs" | "nsfs" | "ramfs" | "overlay"
-            | "squashfs" | "selinuxfs" | "fuse.lxcfs" | "fuse.portal" | "fuse.gvfsd-fuse"
+        "proc"
+            | "sysfs"
+            | "devtmpfs"
+            | "devpts"
+            | "tmpfs"
+            | "cgroup"
+            | "cgroup2"
+            | "pstore"
+            | "bpf"
+            | "securityfs"
+            | "debugfs"
+            | "tracefs"
+            | "configfs"
+            | "fusectl"
+            | "mqueue"
+            | "hugetlbfs"
+            | "autofs"
+            | "binfmt_misc"
+            | "efivarfs"
+            | "rpc_pipefs"
+            | "nsfs"
+            | "ramfs"
+            | "overlay"
+            | "squashfs"
+            | "selinuxfs"
+            | "fuse.lxcfs"
+            | "fuse.portal"
+            | "fuse.gvfsd-fuse"
     )
 }
 
@@ -181,12 +205,7 @@ pub fn parse_efibootmgr(text: &str) -> (Option<String>, Vec<EfiEntry>) {
             let active = rest.starts_with('*');
             let rest = rest.trim_start_matches('*').trim_start();
             let (label, path) = rest.split_once('\t').unwrap_or((rest, ""));
-            entries.push(EfiEntry {
-                number,
-                label: label.trim().to_string(),
-                path: path.trim().to_string(),
-                active,
-            });
+            entries.push(EfiEntry { number, label: label.trim().to_string(), path: path.trim().to_string(), active });
         }
     }
     (order, entries)

@@ -32,7 +32,8 @@ pub fn run(ctx: &Ctx, cmd: LayoutCmd) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&layout)?);
             } else {
-                let parts: usize = layout.disks.iter().filter_map(|d| d.table.as_ref()).map(|t| t.partitions.len()).sum();
+                let parts: usize =
+                    layout.disks.iter().filter_map(|d| d.table.as_ref()).map(|t| t.partitions.len()).sum();
                 println!(
                     "saved layout of {} to {}: {} disks, {} partitions, {} RAID, {} LVs, {} LUKS, {} filesystems, {} swap",
                     layout.meta.hostname,
