@@ -262,8 +262,10 @@ fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
 
 fn bootloader_files(format: &str, out: &mut Vec<Check>) {
     let bootable = format == "iso" || format == "raw";
-    let grub_bios = Path::new("/usr/lib/grub/i386-pc/eltorito.img").exists()
-        && Path::new("/usr/lib/grub/i386-pc/boot_hybrid.img").exists();
+    // grub-mkimage -O i386-pc-eltorito builds the CD boot image from these.
+    let grub_bios = ["cdboot.img", "boot_hybrid.img", "normal.mod", "iso9660.mod"]
+        .iter()
+        .all(|f| Path::new("/usr/lib/grub/i386-pc").join(f).exists());
     let grub_efi = Path::new("/usr/lib/grub/x86_64-efi/normal.mod").exists();
     let signed = Path::new("/usr/lib/shim/shimx64.efi.signed").exists();
     if !bootable {
@@ -277,7 +279,7 @@ fn bootloader_files(format: &str, out: &mut Vec<Check>) {
     out.push(if grub_bios {
         pass("Bootloader files for BIOS rescue media", "GRUB i386-pc images in /usr/lib/grub/i386-pc")
     } else {
-        fail("Bootloader files for BIOS rescue media", "GRUB i386-pc files (eltorito.img, boot_hybrid.img) are missing", "apt-get install grub-pc-bin (Debian/Ubuntu), dnf install grub2-pc-modules (Fedora/RHEL), zypper install grub2-i386-pc (SUSE)")
+        fail("Bootloader files for BIOS rescue media", "GRUB i386-pc files (cdboot.img, boot_hybrid.img, modules) are missing", "apt-get install grub-pc-bin (Debian/Ubuntu), dnf install grub2-pc-modules (Fedora/RHEL), zypper install grub2-i386-pc (SUSE)")
     });
     out.push(if grub_efi {
         pass(

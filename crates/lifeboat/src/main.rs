@@ -6,7 +6,7 @@ mod commands;
 mod logging;
 
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::Cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -22,9 +22,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Whether a command writes a log file (generators of docs do not).
-fn logs_to_file(c: &Command) -> bool {
-    !matches!(c, Command::Completions(_) | Command::Manpage(_) | Command::Config(_))
 }

@@ -30,7 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // if it is broken, log to the console only and report the error.
     let config = Config::load(&config_path, explicit);
     let work_dir = config.as_ref().ok().map(|c| c.paths.work_dir.clone());
-    let work_dir = work_dir.filter(|_| crate::logs_to_file(&cli.command));
     crate::logging::init(level, work_dir.as_deref());
     let config = config.context("cannot use the configuration")?;
     let ctx = Ctx { config, config_path, json: cli.json };
