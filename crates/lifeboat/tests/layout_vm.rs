@@ -7,7 +7,7 @@
 mod common;
 
 use lifeboat_layout::Layout;
-use lifeboat_vmtest::{Disk, Harness, Spec, VmError};
+use lifeboat_vmtest::{Disk, Harness, Spec};
 
 const MIB: u64 = 1 << 20;
 const RAID_ROOT_UUID: &str = "2b7e151f-0a4c-4d3e-9f1a-6c5d4e3f2a11";
@@ -75,20 +75,9 @@ fn script() -> String {
         .replace("SWAP_UUID", SWAP_UUID)
 }
 
-fn harness() -> Option<Harness> {
-    match Harness::new() {
-        Ok(h) => Some(h),
-        Err(VmError::Unavailable(why)) => {
-            eprintln!("SKIP: {why}");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
-
 #[test]
 fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
-    let Some(h) = harness() else { return };
+    let Some(h) = Harness::for_tests() else { return };
     let share = tempfile::tempdir().expect("tmp");
     let mut spec = Spec::new("layout-storage-stacks", &script());
     spec.disks = vec![
@@ -252,7 +241,7 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
 #[test]
 #[ignore = "writes fixtures into the source tree; run by hand when tools change"]
 fn regenerate_parser_fixtures() {
-    let Some(h) = harness() else { return };
+    let Some(h) = Harness::for_tests() else { return };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../layout/tests/fixtures");
     let mut spec = Spec::new(
         "parser-fixtures",

@@ -194,6 +194,19 @@ impl Harness {
         Ok(Harness { kernel, base, cache })
     }
 
+    /// For tests: the harness, or `None` after printing why it cannot run here
+    /// (not root and tools missing). Any other failure is a test failure.
+    pub fn for_tests() -> Option<Harness> {
+        match Harness::new() {
+            Ok(h) => Some(h),
+            Err(VmError::Unavailable(why)) => {
+                eprintln!("SKIP: {why}");
+                None
+            }
+            Err(e) => panic!("VM harness: {e}"),
+        }
+    }
+
     /// Boot a VM, run the script, and return what it produced. A non-zero
     /// script status is an [`Outcome`], not an error.
     pub fn run(&self, spec: &Spec) -> Result<Outcome, VmError> {

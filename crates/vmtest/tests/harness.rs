@@ -3,20 +3,9 @@
 
 use lifeboat_vmtest::{Disk, Harness, Spec, VmError};
 
-fn harness() -> Option<Harness> {
-    match Harness::new() {
-        Ok(h) => Some(h),
-        Err(VmError::Unavailable(why)) => {
-            eprintln!("SKIP: {why}");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
-
 #[test]
 fn guest_runs_script_with_disks_and_returns_status_output_and_files() {
-    let Some(h) = harness() else { return };
+    let Some(h) = Harness::for_tests() else { return };
     let share = tempfile::tempdir().expect("tmp");
     let mut spec = Spec::new(
         "harness-smoke",
@@ -45,7 +34,7 @@ exit 7
 
 #[test]
 fn a_hanging_guest_times_out_cleanly() {
-    let Some(h) = harness() else { return };
+    let Some(h) = Harness::for_tests() else { return };
     let mut spec = Spec::new("harness-timeout", "sleep 1000\n");
     spec.timeout = std::time::Duration::from_secs(20);
     match h.run(&spec) {
