@@ -40,6 +40,8 @@ pub enum Command {
     /// Capture, show and compare the storage, boot and network layout
     #[command(subcommand)]
     Layout(LayoutCmd),
+    /// Make rescue media: a bootable copy of this machine's own kernel and tools, with its layout and lifeboat
+    Mkrescue(MkrescueArgs),
     /// Show the configuration in effect, with every default filled in
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -73,6 +75,23 @@ pub enum LayoutCmd {
         #[arg(long, value_name = "FILE")]
         against: Option<PathBuf>,
     },
+}
+
+/// Arguments of `lifeboat mkrescue`.
+#[derive(Debug, Args)]
+pub struct MkrescueArgs {
+    /// Kernel image [default: rescue.kernel, else the running kernel's, else the newest installed one with modules]
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Output format [default: rescue.format]
+    #[arg(long, value_parser = ["iso", "raw", "pxe"])]
+    pub format: Option<String>,
+    /// Where the media go [default: paths.output_dir]
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Make the unattended recovery the default boot entry
+    #[arg(long)]
+    pub auto_recover: bool,
 }
 
 /// `lifeboat config ...`

@@ -29,6 +29,19 @@ pub enum Compression {
     None,
     /// gzip at the given level.
     Gzip(u32),
+    /// zstd at the given level, on all cores.
+    Zstd(i32),
+}
+
+impl Compression {
+    /// The name as the kernel config and lifeboat's config spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip(_) => "gzip",
+            Compression::Zstd(_) => "zstd",
+        }
+    }
 }
 
 /// The files of an initramfs, keyed by their path inside it.
@@ -157,6 +170,32 @@ impl Tree {
         }
     }
 
+    /// busybox at `DIR/busybox` with a link per applet in `DIR`. Keep DIR
+    /// last on PATH: the host's own tools come first.
+    pub fn busybox(&mut self, busybox: &Path, dir: &Path) -> std::io::Result<()> {
+        self.host_file_as(busybox, &dir.join("busybox"), 0o755);
+        let list = std::process::Command::new(busybox).arg("--list").output()?;
+        if !list.status.success() {
+            return Err(std::io::Error::other(format!("{} --list failed", busybox.display())));
+        }
+        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
+            self.symlink(&dir.join(applet), "busybox");
+        }
+        Ok(())
+    }
+
+    /// Total size of the file contents, in bytes (host files as they are now).
+    pub fn content_size(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|e| match e {
+                Entry::HostFile(p, _) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+                Entry::Data(d, _) => d.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Copy a host directory recursively (files, links, subdirectories).
     pub fn host_dir(&mut self, dir: &Path) -> std::io::Result<()> {
         self.host_path(dir)?;
@@ -193,6 +232,16 @@ impl Tree {
             Compression::Gzip(level) => {
                 let gz = flate2::write::GzEncoder::new(w, flate2::Compression::new(level));
                 let c = self.write_cpio(Counting(gz, 0))?;
+                c.0.finish()?;
+                Ok(c.1)
+            }
+            Compression::Zstd(level) => {
+                let mut z = zstd::stream::write::Encoder::new(w, level)?;
+                let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+                z.multithread(threads)?;
+                // The kernel's decompressor checks the content checksum when present.
+                z.include_checksum(true)?;
+                let c = self.write_cpio(Counting(z, 0))?;
                 c.0.finish()?;
                 Ok(c.1)
             }

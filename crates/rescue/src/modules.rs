@@ -73,6 +73,11 @@ impl ModuleIndex {
         self.paths.keys()
     }
 
+    /// Every loadable module: (name, path relative to the modules directory).
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.paths.iter()
+    }
+
     /// Relative path of a module.
     pub fn path_of(&self, name: &str) -> Option<&str> {
         self.paths.get(&name.replace('-', "_")).map(String::as_str)
@@ -104,6 +109,21 @@ impl ModuleIndex {
         }
         order.push(rel.to_string());
     }
+}
+
+/// Firmware files a module asks for (`firmware=` in its `.modinfo` section).
+pub fn firmware_of(ko: &Path) -> Vec<String> {
+    use object::{Object, ObjectSection};
+    let Ok(data) = std::fs::read(ko) else { return Vec::new() };
+    let Ok(file) = object::File::parse(&*data) else { return Vec::new() };
+    let Some(sec) = file.section_by_name(".modinfo") else { return Vec::new() };
+    let Ok(bytes) = sec.data() else { return Vec::new() };
+    bytes
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .filter_map(|kv| kv.strip_prefix("firmware="))
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@
 //! a 9p shared directory mounted at `/out` in the guest.
 
 mod base;
+pub mod machine;
 
 pub use base::{GUEST_MODULES, GUEST_PROGRAMS};
+pub use machine::{boot, Boot, Console, Firmware, Media};
 
 use lifeboat_rescue::kernel::{self, KernelChoice};
 use std::path::{Path, PathBuf};
@@ -63,7 +65,7 @@ pub enum VmError {
     },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
     let what = what.into();
     move |source| VmError::Io { what, source }
 }
@@ -153,7 +155,7 @@ pub fn cache_dir() -> PathBuf {
 const PACKAGES: &[(&str, &str)] =
     &[("/usr/bin/qemu-system-x86_64", "qemu-system-x86"), ("/bin/busybox", "busybox-static")];
 
-fn ensure_packages() -> Result<(), VmError> {
+pub(crate) fn ensure_packages() -> Result<(), VmError> {
     let mut missing: Vec<&str> = PACKAGES.iter().filter(|(f, _)| !Path::new(f).exists()).map(|(_, p)| *p).collect();
     if kernel::choose(None).is_err() {
         missing.push("linux-image-amd64");
@@ -307,7 +309,7 @@ fn read_lossy(p: &Path) -> String {
     std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
-fn tail(s: &str, n: usize) -> String {
+pub(crate) fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -8,7 +8,8 @@ use lifeboat_runner::{Mode, SystemRunner};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn live(ctx: &Ctx) -> Layout {
+/// Capture the running system with the configured exclusions.
+pub fn live(ctx: &Ctx) -> Layout {
     let opts = CaptureOptions {
         include_virtual: ctx.config.layout.include_virtual,
         include_removable: ctx.config.layout.include_removable,

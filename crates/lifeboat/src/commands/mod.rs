@@ -3,6 +3,7 @@
 mod check;
 mod docs;
 mod layout;
+mod mkrescue;
 
 use crate::cli::{Cli, Command, ConfigCmd};
 use anyhow::Context;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check::run(&ctx),
         Command::Layout(c) => layout::run(&ctx, c),
+        Command::Mkrescue(a) => mkrescue::run(&ctx, a),
         Command::Config(ConfigCmd::Show) => {
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&ctx.config)?);

@@ -1,0 +1,146 @@
+//! Rescue media made by `lifeboat mkrescue` on this host (from Debian's
+//! kernel), booted in QEMU: the hybrid ISO from CD and from disk under
+//! SeaBIOS and OVMF, and the PXE files by direct kernel boot. Each boot is
+//! driven over the serial console like an administrator over IPMI SOL:
+//! the banner appears, a root shell answers, the virtio disk and the virtio
+//! network card are there and working.
+
+mod common;
+
+use common::{config, run_lifeboat};
+use lifeboat_vmtest::{boot, Boot, Console, Firmware, Media, VmError};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Built {
+    dir: PathBuf,
+    iso: PathBuf,
+    pxe: PathBuf,
+}
+
+/// Build the media once for all tests of this file; None when not root.
+fn media() -> Option<&'static Built> {
+    static BUILT: OnceLock<Option<Built>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if !common::root_or_skip("mkrescue reads the whole system") {
+                return None;
+            }
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rescue-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let cfg = config(&dir, "");
+            let cfg = cfg.to_str().expect("utf8");
+            let out = dir.join("out");
+            for format in ["iso", "pxe"] {
+                let (code, stdout, stderr) =
+                    run_lifeboat(&["--config", cfg, "mkrescue", "--format", format, "--output", out.to_str().expect("utf8")]);
+                assert_eq!(code, 0, "mkrescue --format {format}:\n{stdout}\n{stderr}");
+                eprintln!("mkrescue --format {format}:\n{stdout}");
+            }
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string();
+            Some(Built {
+                iso: out.join(format!("lifeboat-{host}.iso")),
+                pxe: out.join(format!("lifeboat-{host}-pxe")),
+                dir,
+            })
+        })
+        .as_ref()
+}
+
+fn target_disk(b: &Built, name: &str) -> PathBuf {
+    let p = b.dir.join(format!("{name}-target.img"));
+    let f = std::fs::File::create(&p).expect("disk");
+    f.set_len(1 << 30).expect("size");
+    p
+}
+
+/// What every rescue boot must show, asserted on what the serial console printed.
+fn assert_rescue_shell(c: &mut Console) {
+    c.expect("lifeboat rescue system for", BOOT_TIMEOUT).expect("the banner on the serial console");
+    c.expect("rescue:", BOOT_TIMEOUT).expect("a shell prompt on the serial console");
+    let who = c.run("id -un", CMD_TIMEOUT).expect("id");
+    assert_eq!(who.trim(), "root", "a root shell with a name");
+    let serial = c.run("cat /sys/block/vda/serial", CMD_TIMEOUT).expect("serial");
+    assert_eq!(serial.trim(), "target", "the virtio disk is seen");
+    let blk = c.run("blockdev --getsize64 /dev/vda && dd if=/dev/vda of=/dev/null bs=1M count=4 2>&1 | tail -n 1", CMD_TIMEOUT).expect("blockdev");
+    assert!(blk.starts_with("1073741824"), "the disk has its size and reads: {blk}");
+    let addr = c.run("ip -4 -o addr show", CMD_TIMEOUT).expect("ip");
+    assert!(addr.contains("10.0.2.15/24"), "the virtio NIC got an address by DHCP: {addr}");
+    let route = c.run("ip route", CMD_TIMEOUT).expect("ip route");
+    assert!(route.contains("default via 10.0.2.2"), "{route}");
+    let dns = c.run("cat /etc/resolv.conf", CMD_TIMEOUT).expect("resolv.conf");
+    assert!(dns.contains("nameserver 10.0.2.3"), "{dns}");
+    let tools = c.run("for t in lifeboat sfdisk mdadm lvm cryptsetup mkfs.xfs mkfs.btrfs; do command -v $t >/dev/null || echo missing $t; done; lifeboat --version", CMD_TIMEOUT).expect("tools");
+    assert!(!tools.contains("missing"), "{tools}");
+    assert!(tools.contains("lifeboat 0."), "{tools}");
+    let layout = c.run("lifeboat layout show /etc/lifeboat/layout.toml | head -n 1", CMD_TIMEOUT).expect("layout");
+    assert!(layout.contains("captured"), "the saved layout is on the medium: {layout}");
+    let untouched = c.run("cat /proc/mdstat | grep -c '^md' ; ls /dev/mapper", CMD_TIMEOUT).expect("untouched");
+    assert!(untouched.starts_with('0') && untouched.contains("control") && !untouched.contains("vg"), "nothing assembled by itself: {untouched}");
+    c.send_line("poweroff -f").expect("poweroff");
+    c.wait_poweroff(CMD_TIMEOUT).expect("powers off");
+}
+
+fn boot_iso(name: &str, firmware: Firmware, as_cdrom: bool) {
+    let Some(b) = media() else { return };
+    let mut spec = Boot::new(name, firmware);
+    let rescue = if as_cdrom {
+        Media::Cdrom(b.iso.clone())
+    } else {
+        Media::Disk { image: b.iso.clone(), serial: "usbstick".into(), read_only: true }
+    };
+    spec.media = vec![rescue, Media::Disk { image: target_disk(b, name), serial: "target".into(), read_only: false }];
+    // The rescue medium is /dev/vda when booted as a disk: put the target first there.
+    if !as_cdrom {
+        spec.media.reverse();
+        spec.media.swap(0, 1);
+    }
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    assert_rescue_shell(&mut c);
+    eprintln!("{name}: rescue shell reached and checked in {:.0} s", c.elapsed().as_secs_f64());
+}
+
+#[test]
+fn iso_boots_from_cd_with_bios() {
+    boot_iso("iso-bios-cd", Firmware::Bios, true);
+}
+
+#[test]
+fn iso_boots_from_cd_with_uefi() {
+    boot_iso("iso-uefi-cd", Firmware::Uefi, true);
+}
+
+#[test]
+fn iso_boots_as_a_disk_with_bios() {
+    boot_iso("iso-bios-disk", Firmware::Bios, false);
+}
+
+#[test]
+fn iso_boots_as_a_disk_with_uefi() {
+    boot_iso("iso-uefi-disk", Firmware::Uefi, false);
+}
+
+#[test]
+fn pxe_files_boot_with_kernel_and_initrd() {
+    let Some(b) = media() else { return };
+    let cfg = std::fs::read_to_string(b.pxe.join("pxelinux.cfg/default")).expect("pxelinux config");
+    assert!(cfg.contains("KERNEL vmlinuz") && cfg.contains("INITRD initrd.img"), "{cfg}");
+    assert!(b.pxe.join("lifeboat.ipxe").exists() && b.pxe.join("grub.cfg").exists());
+    let mut spec = Boot::new("pxe-direct", Firmware::Bios);
+    spec.direct = Some((b.pxe.join("vmlinuz"), b.pxe.join("initrd.img"), "console=ttyS0,115200n8".into()));
+    spec.media = vec![Media::Disk { image: target_disk(b, "pxe"), serial: "target".into(), read_only: false }];
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    assert_rescue_shell(&mut c);
+}
