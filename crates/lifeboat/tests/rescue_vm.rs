@@ -64,9 +64,14 @@ fn assert_rescue_shell(c: &mut Console) {
     c.expect("rescue:", BOOT_TIMEOUT).expect("a shell prompt on the serial console");
     let who = c.run("id -un", CMD_TIMEOUT).expect("id");
     assert_eq!(who.trim(), "root", "a root shell with a name");
-    let serial = c.run("cat /sys/block/vda/serial", CMD_TIMEOUT).expect("serial");
-    assert_eq!(serial.trim(), "target", "the virtio disk is seen");
-    let blk = c.run("blockdev --getsize64 /dev/vda && dd if=/dev/vda of=/dev/null bs=1M count=4 2>&1 | tail -n 1", CMD_TIMEOUT).expect("blockdev");
+    let disk = c
+        .run("for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = target ] && echo ${d##*/}; done", CMD_TIMEOUT)
+        .expect("disks");
+    let disk = disk.trim();
+    assert!(disk.starts_with("vd"), "the virtio disk with serial `target` is seen: {disk:?}");
+    let blk = c
+        .run(&format!("blockdev --getsize64 /dev/{disk} && dd if=/dev/{disk} of=/dev/null bs=1M count=4 2>&1 | tail -n 1"), CMD_TIMEOUT)
+        .expect("blockdev");
     assert!(blk.starts_with("1073741824"), "the disk has its size and reads: {blk}");
     let addr = c.run("ip -4 -o addr show", CMD_TIMEOUT).expect("ip");
     assert!(addr.contains("10.0.2.15/24"), "the virtio NIC got an address by DHCP: {addr}");
@@ -94,11 +99,6 @@ fn boot_iso(name: &str, firmware: Firmware, as_cdrom: bool) {
         Media::Disk { image: b.iso.clone(), serial: "usbstick".into(), read_only: true }
     };
     spec.media = vec![rescue, Media::Disk { image: target_disk(b, name), serial: "target".into(), read_only: false }];
-    // The rescue medium is /dev/vda when booted as a disk: put the target first there.
-    if !as_cdrom {
-        spec.media.reverse();
-        spec.media.swap(0, 1);
-    }
     let mut c = match boot(&spec) {
         Ok(c) => c,
         Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
