@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod diff;
 pub mod model;
+pub mod safety;
 pub mod show;
 
 pub use capture::{capture, CaptureOptions};

@@ -42,6 +42,8 @@ pub enum Command {
     Layout(LayoutCmd),
     /// Make rescue media: a bootable copy of this machine's own kernel and tools, with its layout and lifeboat
     Mkrescue(MkrescueArgs),
+    /// Write rescue media to an optical writer or a USB stick, and verify them by reading back
+    Burn(BurnArgs),
     /// Show the configuration in effect, with every default filled in
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -92,6 +94,20 @@ pub struct MkrescueArgs {
     /// Make the unattended recovery the default boot entry
     #[arg(long)]
     pub auto_recover: bool,
+}
+
+/// Arguments of `lifeboat burn`.
+#[derive(Debug, Args)]
+pub struct BurnArgs {
+    /// The optical writer or USB stick [default: burn.device]
+    #[arg(long, value_name = "DEV")]
+    pub device: Option<PathBuf>,
+    /// The image [default: the newest lifeboat-*.iso or .img in paths.output_dir]
+    #[arg(value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// Do not ask before erasing the device
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `lifeboat config ...`

@@ -11,6 +11,7 @@
 //!   outputs; [`build`]: `lifeboat mkrescue` from configuration to media.
 
 pub mod build;
+pub mod burn;
 pub mod cpio;
 pub mod elf;
 pub mod initramfs;
@@ -39,6 +40,9 @@ pub enum RescueError {
     /// Something the configuration names does not exist.
     #[error("missing: {0}")]
     Missing(String),
+    /// A device that must not be written.
+    #[error("refusing: {0}")]
+    Refused(String),
     /// A setting this kernel or lifeboat cannot do.
     #[error("{0}")]
     Unsupported(String),

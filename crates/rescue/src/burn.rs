@@ -1,0 +1,171 @@
+//! `lifeboat burn`: write a rescue image to an optical writer or a USB stick,
+//! then read it back and compare.
+
+use crate::media::sha256_file;
+use crate::RescueError;
+use lifeboat_layout::safety;
+use lifeboat_runner::{Cmd, Runner};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// What to write where.
+#[derive(Debug, Clone)]
+pub struct Burn {
+    /// The writer or stick.
+    pub device: PathBuf,
+    /// The image.
+    pub image: PathBuf,
+    /// Optical write speed (0: the drive chooses).
+    pub speed: u32,
+    /// Blank rewritable optical media first.
+    pub blank: bool,
+    /// Read back and compare.
+    pub verify: bool,
+    /// Eject optical media at the end.
+    pub eject: bool,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct Burned {
+    /// `optical` or `disk`.
+    pub kind: &'static str,
+    /// Bytes written.
+    pub bytes: u64,
+    /// SHA-256 of the image, and whether the read-back matched.
+    pub sha256: String,
+    /// Read back and found identical.
+    pub verified: bool,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> RescueError {
+    move |source| RescueError::Io { what, source }
+}
+
+/// Whether a device is an optical drive (SCSI type 5, or named srN).
+pub fn is_optical(dev: &Path) -> bool {
+    let Some(name) = safety::kernel_name(dev) else { return false };
+    name.starts_with("sr")
+        || std::fs::read_to_string(format!("/sys/class/block/{name}/device/type")).is_ok_and(|t| t.trim() == "5")
+}
+
+fn device_size(dev: &Path) -> Option<u64> {
+    let name = safety::kernel_name(dev)?;
+    std::fs::read_to_string(format!("/sys/class/block/{name}/size")).ok()?.trim().parse::<u64>().ok().map(|s| s * 512)
+}
+
+/// Refuse devices that must not be written; return a one-line description of the device.
+pub fn check(b: &Burn) -> Result<String, RescueError> {
+    if let Some(why) = safety::in_use(&b.device) {
+        return Err(RescueError::Refused(format!("{}: {why}; unmount it or choose another device", b.device.display())));
+    }
+    let image_size = std::fs::metadata(&b.image).map_err(io(format!("cannot read {}", b.image.display())))?.len();
+    if let Some(d) = safety::device_of_file(&b.image) {
+        if safety::kernel_name(&b.device).map(|n| safety::whole_disk(&n)) == safety::kernel_name(&d) {
+            return Err(RescueError::Refused(format!("{} holds the image {} itself", b.device.display(), b.image.display())));
+        }
+    }
+    let optical = is_optical(&b.device);
+    if !optical {
+        match device_size(&b.device) {
+            Some(s) if s < image_size => {
+                return Err(RescueError::Refused(format!(
+                    "{} holds {} bytes but the image {} needs {}; use a larger stick",
+                    b.device.display(),
+                    s,
+                    b.image.display(),
+                    image_size
+                )))
+            }
+            Some(_) => {}
+            None => return Err(RescueError::Refused(format!("{} is not a block device", b.device.display()))),
+        }
+    }
+    let name = safety::kernel_name(&b.device).unwrap_or_default();
+    let model = std::fs::read_to_string(format!("/sys/class/block/{name}/device/model")).unwrap_or_default();
+    let size = device_size(&b.device).map(|s| format!("{} MiB", s >> 20)).unwrap_or_else(|| "medium".into());
+    Ok(format!("{} ({}, {size}{})", b.device.display(), if optical { "optical drive" } else { "disk" }, if model.trim().is_empty() { String::new() } else { format!(", {}", model.trim()) }))
+}
+
+/// Write and verify. `progress(done, total)` is called as bytes are written.
+pub fn burn(r: &dyn Runner, b: &Burn, progress: &mut dyn FnMut(u64, u64)) -> Result<Burned, RescueError> {
+    check(b)?;
+    let total = std::fs::metadata(&b.image).map_err(io(format!("cannot read {}", b.image.display())))?.len();
+    let sha256 = sha256_file(&b.image)?;
+    let optical = is_optical(&b.device);
+    if optical {
+        let mut cmd = Cmd::new("xorriso").args(["-as", "cdrecord", "-v"]).arg(format!("dev={}", b.device.display()));
+        if b.speed > 0 {
+            cmd = cmd.arg(format!("speed={}", b.speed));
+        }
+        if b.blank {
+            cmd = cmd.arg("blank=as_needed");
+        }
+        cmd = cmd.arg("-waiti").arg(&b.image);
+        r.apply(&cmd)?;
+    } else {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_EXCL on a block device fails when the kernel has it in use.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::EXCL.bits() as i32)
+            .open(&b.device)
+            .map_err(io(format!("cannot open {} for writing", b.device.display())))?;
+        let mut src = std::fs::File::open(&b.image).map_err(io(format!("cannot read {}", b.image.display())))?;
+        let mut buf = vec![0u8; 4 << 20];
+        let mut done = 0u64;
+        loop {
+            let n = src.read(&mut buf).map_err(io(format!("cannot read {}", b.image.display())))?;
+            if n == 0 {
+                break;
+            }
+            f.write_all(&buf[..n]).map_err(io(format!("cannot write {}", b.device.display())))?;
+            done += n as u64;
+            progress(done, total);
+        }
+        f.sync_all().map_err(io(format!("cannot flush {}", b.device.display())))?;
+    }
+    let verified = if b.verify { read_back(&b.device, total)? == sha256 } else { false };
+    if b.verify && !verified {
+        return Err(RescueError::Refused(format!(
+            "{} does not read back what was written (SHA-256 differs from {}): the medium is bad; use another one",
+            b.device.display(),
+            b.image.display()
+        )));
+    }
+    if optical && b.eject {
+        let _ = r.apply(&Cmd::new("eject").arg(&b.device));
+    }
+    Ok(Burned { kind: if optical { "optical" } else { "disk" }, bytes: total, sha256, verified })
+}
+
+fn read_back(dev: &Path, len: u64) -> Result<String, RescueError> {
+    let f = std::fs::File::open(dev).map_err(io(format!("cannot read back {}", dev.display())))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut left = len;
+    let mut r = f.take(len);
+    while left > 0 {
+        let n = r.read(&mut buf).map_err(io(format!("cannot read back {}", dev.display())))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The newest rescue image in a directory (`lifeboat-*.iso` or `.img`).
+pub fn newest_image(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            n.starts_with("lifeboat-") && (n.ends_with(".iso") || n.ends_with(".img"))
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+}
