@@ -19,6 +19,7 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 struct Built {
     dir: PathBuf,
     iso: PathBuf,
+    raw: PathBuf,
     pxe: PathBuf,
 }
 
@@ -35,7 +36,7 @@ fn media() -> Option<&'static Built> {
             let cfg = config(&dir, "");
             let cfg = cfg.to_str().expect("utf8");
             let out = dir.join("out");
-            for format in ["iso", "pxe"] {
+            for format in ["iso", "raw", "pxe"] {
                 let (code, stdout, stderr) =
                     run_lifeboat(&["--config", cfg, "mkrescue", "--format", format, "--output", out.to_str().expect("utf8")]);
                 assert_eq!(code, 0, "mkrescue --format {format}:\n{stdout}\n{stderr}");
@@ -44,6 +45,7 @@ fn media() -> Option<&'static Built> {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string();
             Some(Built {
                 iso: out.join(format!("lifeboat-{host}.iso")),
+                raw: out.join(format!("lifeboat-{host}.img")),
                 pxe: out.join(format!("lifeboat-{host}-pxe")),
                 dir,
             })
@@ -143,4 +145,42 @@ fn pxe_files_boot_with_kernel_and_initrd() {
         Err(e) => panic!("{e}"),
     };
     assert_rescue_shell(&mut c);
+}
+
+#[test]
+fn raw_image_boots_from_a_usb_stick_with_uefi() {
+    let Some(b) = media() else { return };
+    let mut spec = Boot::new("raw-uefi-usb", Firmware::Uefi);
+    spec.media = vec![
+        Media::Usb(b.raw.clone()),
+        Media::Disk { image: target_disk(b, "usb"), serial: "target".into(), read_only: false },
+    ];
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    assert_rescue_shell(&mut c);
+}
+
+#[test]
+fn unattended_recovery_says_it_is_not_available_yet_and_powers_off() {
+    let Some(b) = media() else { return };
+    let mut spec = Boot::new("auto-recover", Firmware::Bios);
+    spec.direct = Some((
+        b.pxe.join("vmlinuz"),
+        b.pxe.join("initrd.img"),
+        "console=ttyS0,115200n8 lifeboat.recover=auto lifeboat.done=poweroff".into(),
+    ));
+    spec.nic = false;
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    c.expect("lifeboat: recovery failed: unattended recovery", BOOT_TIMEOUT).expect("the last word on the console");
+    c.wait_poweroff(CMD_TIMEOUT).expect("lifeboat.done=poweroff powers off");
+    let t = c.transcript();
+    let last = t.lines().rev().find(|l| l.starts_with("lifeboat: ")).expect("a lifeboat line");
+    assert!(last.contains("not available in this version"), "{last}");
 }

@@ -11,10 +11,11 @@ use std::process::ExitCode;
 /// Capture and save the layout, then build the media from it.
 pub fn run(ctx: &Ctx, a: MkrescueArgs) -> anyhow::Result<ExitCode> {
     let layout = super::layout::live(ctx);
-    let saved = &ctx.config.paths.layout_file;
-    layout.save(saved).with_context(|| format!("cannot save the layout to {}", saved.display()))?;
     let opts = Options { kernel: a.kernel, format: a.format, output_dir: a.output, auto_recover: a.auto_recover };
     let report = mkrescue(&ctx.config, &layout, &opts, &SystemRunner::new(Mode::Run)).context("cannot make the rescue media")?;
+    // The saved layout is the one on the media: `layout diff` compares against it.
+    let saved = &ctx.config.paths.layout_file;
+    layout.save(saved).with_context(|| format!("cannot save the layout to {}", saved.display()))?;
     if ctx.json {
         let v = serde_json::json!({
             "kernel": { "image": report.kernel.image, "version": report.kernel.version, "reason": report.kernel.reason },
