@@ -40,12 +40,14 @@ install: build
 	install -d $(DESTDIR)/usr/share/bash-completion/completions
 	$(BIN) completions bash > $(DESTDIR)/usr/share/bash-completion/completions/lifeboat
 
-# The main job. Until rescue media exist (a later issue), that is the
-# preflight and the saved layout of this machine.
+# The main job: the preflight, then rescue media for this machine (which
+# also saves its layout), then the layout as a tree.
 run:
-	@rc=0; $(PREFIX)/sbin/lifeboat check || rc=$$?; \
-	echo; $(PREFIX)/sbin/lifeboat layout save && echo && $(PREFIX)/sbin/lifeboat layout show; \
-	exit $$rc
+	$(PREFIX)/sbin/lifeboat check
+	@echo
+	$(PREFIX)/sbin/lifeboat mkrescue
+	@echo
+	$(PREFIX)/sbin/lifeboat layout show
 
 test: test-deps
 	$(CARGO) test --workspace --locked

@@ -119,7 +119,7 @@ pub struct Rescue {
     pub extra_files: Vec<PathBuf>,
     /// Output format: `iso`, `raw` or `pxe`.
     pub format: String,
-    /// initramfs compression: `auto` (best the kernel supports), `zstd`, `xz`, `gzip`, `none`.
+    /// initramfs compression: `auto` (zstd when the kernel supports it, else gzip), `zstd`, `gzip`, `none`.
     pub compression: String,
     /// Copy root's password hash into the rescue system.
     pub root_password: bool,
@@ -232,7 +232,7 @@ impl Config {
             }
         };
         one_of("rescue.format", &self.rescue.format, &["iso", "raw", "pxe"])?;
-        one_of("rescue.compression", &self.rescue.compression, &["auto", "zstd", "xz", "gzip", "none"])?;
+        one_of("rescue.compression", &self.rescue.compression, &["auto", "zstd", "gzip", "none"])?;
         one_of("backup.compression", &self.backup.compression, &["zstd", "gzip"])?;
         let max = if self.backup.compression == "zstd" { 19 } else { 9 };
         if !(1..=max).contains(&self.backup.level) {

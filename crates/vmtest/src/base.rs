@@ -6,6 +6,7 @@ use lifeboat_rescue::elf::Resolver;
 use lifeboat_rescue::initramfs::{Compression, Tree};
 use lifeboat_rescue::kernel::KernelChoice;
 use lifeboat_rescue::modules::ModuleIndex;
+use lifeboat_rescue::system::{find_program, LVM_CONF};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -197,15 +198,6 @@ echo "LIFEBOAT-VM-EXIT=$rc" > /dev/ttyS1
 /busybox/poweroff -f
 "#;
 
-const LVM_CONF: &str = "# lifeboat VM harness: no udev in the guest\n\
-devices {\n  obtain_device_list_from_udev = 0\n  external_device_info_source = \"none\"\n}\n\
-activation {\n  udev_sync = 0\n  udev_rules = 0\n  verify_udev_operations = 1\n  monitoring = 0\n}\n\
-global {\n  use_lvmetad = 0\n}\n";
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists())
-}
-
 fn base_tree(kernel: &KernelChoice) -> Result<Tree, VmError> {
     let mut t = Tree::new();
     for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/out", "/root", "/etc", "/mnt"] {
@@ -214,11 +206,7 @@ fn base_tree(kernel: &KernelChoice) -> Result<Tree, VmError> {
     t.char_device(Path::new("/dev/console"), 0o600, 5, 1);
     t.char_device(Path::new("/dev/null"), 0o666, 1, 3);
     // busybox applets in a directory of their own, after the real tools on PATH.
-    t.host_file_as(Path::new("/bin/busybox"), Path::new("/busybox/busybox"), 0o755);
-    let list = std::process::Command::new("/bin/busybox").arg("--list").output().map_err(io("busybox --list"))?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
-        t.symlink(&Path::new("/busybox").join(applet), "busybox");
-    }
+    t.busybox(Path::new("/bin/busybox"), Path::new("/busybox")).map_err(io("cannot add busybox"))?;
     let programs: Vec<PathBuf> = GUEST_PROGRAMS.iter().filter_map(|p| find_program(p)).collect();
     let files = Resolver::default().closure(&programs).map_err(|e| VmError::Build(e.to_string()))?;
     for f in &files {
