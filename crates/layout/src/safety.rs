@@ -61,7 +61,11 @@ pub fn in_use(dev: &Path) -> Option<String> {
     for line in mountinfo.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         if f.len() > 4 && numbers.iter().any(|n| n == f[2]) {
-            let what = if f[4] == "/" { "holds the running system (mounted on /)".to_string() } else { format!("is mounted on {}", f[4]) };
+            let what = if f[4] == "/" {
+                "holds the running system (mounted on /)".to_string()
+            } else {
+                format!("is mounted on {}", f[4])
+            };
             return Some(format!("/dev/{disk} {what}"));
         }
     }

@@ -23,7 +23,15 @@ fn burn_writes_and_verifies_a_usb_stick() {
     let img = image(tmp.path());
     let stick = LoopDisk::new(tmp.path(), "stick", 32 * MIB);
     let cfg = config(tmp.path(), "");
-    let (code, out, err) = run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "burn", "--device", &stick.dev, "--yes", img.to_str().expect("utf8")]);
+    let (code, out, err) = run_lifeboat(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "burn",
+        "--device",
+        &stick.dev,
+        "--yes",
+        img.to_str().expect("utf8"),
+    ]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains(&format!("plan: erase {}", stick.dev)), "{out}");
     assert!(out.contains("read back and verified"), "{out}");

@@ -28,17 +28,28 @@ fn iso_and_initramfs_hold_what_the_rescue_system_needs_and_no_secrets() {
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
     assert!(report["kernel"]["reason"].as_str().is_some_and(|r| !r.is_empty()));
     assert_eq!(report["compression"], "zstd");
-    assert!(report["modules"].as_u64().is_some_and(|n| n > 300), "storage, fs and network drivers: {}", report["modules"]);
+    assert!(
+        report["modules"].as_u64().is_some_and(|n| n > 300),
+        "storage, fs and network drivers: {}",
+        report["modules"]
+    );
     let iso = report["outputs"][0]["path"].as_str().expect("iso path").to_string();
     assert!(iso.ends_with(".iso"));
     // The checksum file beside it verifies.
-    sh(&format!("cd {} && sha256sum -c --quiet {}.sha256", out.display(), std::path::Path::new(&iso).file_name().expect("name").to_string_lossy()));
+    sh(&format!(
+        "cd {} && sha256sum -c --quiet {}.sha256",
+        out.display(),
+        std::path::Path::new(&iso).file_name().expect("name").to_string_lossy()
+    ));
     // The ISO: kernel, initramfs, the boot menu with the unattended entry as default, hybrid boot records.
     let listing = sh(&format!("xorriso -indev {iso} -find /boot -type f 2>/dev/null"));
     for f in ["/boot/vmlinuz", "/boot/initrd.img", "/boot/grub/grub.cfg", "/boot/grub/i386-pc/eltorito.img"] {
         assert!(listing.contains(f), "{f} missing from the ISO:\n{listing}");
     }
-    let grub = sh(&format!("xorriso -osirrox on -indev {iso} -extract /boot/grub/grub.cfg {0}/grub.cfg >/dev/null 2>&1; cat {0}/grub.cfg", d.display()));
+    let grub = sh(&format!(
+        "xorriso -osirrox on -indev {iso} -extract /boot/grub/grub.cfg {0}/grub.cfg >/dev/null 2>&1; cat {0}/grub.cfg",
+        d.display()
+    ));
     assert!(grub.contains("set default=1") && grub.contains("lifeboat.recover=auto"), "{grub}");
     assert!(grub.contains("console=ttyS0,115200n8") && grub.contains("terminal_output console serial"), "{grub}");
     let boot = sh(&format!("xorriso -indev {iso} -report_el_torito plain 2>&1"));
@@ -67,12 +78,16 @@ fn iso_and_initramfs_hold_what_the_rescue_system_needs_and_no_secrets() {
     }
     assert!(list.lines().any(|l| l.ends_with("/libc.so.6")), "libc");
     assert!(list.lines().any(|l| l.ends_with("/libnss_files.so.2")), "NSS module loaded at run time");
-    assert!(list.lines().any(|l| l.ends_with("/virtio_blk.ko")) && list.lines().any(|l| l.ends_with("/ahci.ko")), "storage drivers");
+    assert!(
+        list.lines().any(|l| l.ends_with("/virtio_blk.ko")) && list.lines().any(|l| l.ends_with("/ahci.ko")),
+        "storage drivers"
+    );
     assert!(list.lines().any(|l| l.ends_with("/e1000e.ko")), "network drivers for other hardware");
     assert!(list.lines().any(|l| l.ends_with("/modules.alias")), "module index for modalias loading");
     assert!(!list.lines().any(|l| l.contains("ssh_host_") && !l.ends_with(".pub")), "no private host keys");
     assert!(!list.lines().any(|l| l.contains("/wireless/")), "no wireless drivers on a server medium");
-    let shadow = sh(&format!("cd {} && zstd -dc {} | cpio -i --quiet --to-stdout etc/shadow", d.display(), initrd.display()));
+    let shadow =
+        sh(&format!("cd {} && zstd -dc {} | cpio -i --quiet --to-stdout etc/shadow", d.display(), initrd.display()));
     assert!(shadow.starts_with("root:*:"), "no password hash unless configured: {shadow}");
 }
 
@@ -92,5 +107,8 @@ fn mkrescue_refuses_a_kernel_without_modules() {
         run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "mkrescue", "--kernel", k.to_str().expect("utf8")]);
     assert_eq!(code, 2);
     assert!(err.contains("9.9.9-nothere") && err.contains("/lib/modules/9.9.9-nothere/modules.dep"), "{err}");
-    assert!(!d.join("out").exists() || std::fs::read_dir(d.join("out")).expect("dir").next().is_none(), "nothing half-written");
+    assert!(
+        !d.join("out").exists() || std::fs::read_dir(d.join("out")).expect("dir").next().is_none(),
+        "nothing half-written"
+    );
 }

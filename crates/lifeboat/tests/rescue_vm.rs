@@ -37,8 +37,15 @@ fn media() -> Option<&'static Built> {
             let cfg = cfg.to_str().expect("utf8");
             let out = dir.join("out");
             for format in ["iso", "raw", "pxe"] {
-                let (code, stdout, stderr) =
-                    run_lifeboat(&["--config", cfg, "mkrescue", "--format", format, "--output", out.to_str().expect("utf8")]);
+                let (code, stdout, stderr) = run_lifeboat(&[
+                    "--config",
+                    cfg,
+                    "mkrescue",
+                    "--format",
+                    format,
+                    "--output",
+                    out.to_str().expect("utf8"),
+                ]);
                 assert_eq!(code, 0, "mkrescue --format {format}:\n{stdout}\n{stderr}");
                 eprintln!("mkrescue --format {format}:\n{stdout}");
             }
@@ -72,7 +79,12 @@ fn assert_rescue_shell(c: &mut Console) {
     let disk = disk.trim();
     assert!(disk.starts_with("vd"), "the virtio disk with serial `target` is seen: {disk:?}");
     let blk = c
-        .run(&format!("blockdev --getsize64 /dev/{disk} && dd if=/dev/{disk} of=/dev/null bs=1M count=4 2>&1 | tail -n 1"), CMD_TIMEOUT)
+        .run(
+            &format!(
+                "blockdev --getsize64 /dev/{disk} && dd if=/dev/{disk} of=/dev/null bs=1M count=4 2>&1 | tail -n 1"
+            ),
+            CMD_TIMEOUT,
+        )
         .expect("blockdev");
     assert!(blk.starts_with("1073741824"), "the disk has its size and reads: {blk}");
     let addr = c.run("ip -4 -o addr show", CMD_TIMEOUT).expect("ip");
@@ -87,7 +99,10 @@ fn assert_rescue_shell(c: &mut Console) {
     let layout = c.run("lifeboat layout show /etc/lifeboat/layout.toml | head -n 1", CMD_TIMEOUT).expect("layout");
     assert!(layout.contains("captured"), "the saved layout is on the medium: {layout}");
     let untouched = c.run("cat /proc/mdstat | grep -c '^md' ; ls /dev/mapper", CMD_TIMEOUT).expect("untouched");
-    assert!(untouched.starts_with('0') && untouched.contains("control") && !untouched.contains("vg"), "nothing assembled by itself: {untouched}");
+    assert!(
+        untouched.starts_with('0') && untouched.contains("control") && !untouched.contains("vg"),
+        "nothing assembled by itself: {untouched}"
+    );
     c.send_line("poweroff -f").expect("poweroff");
     c.wait_poweroff(CMD_TIMEOUT).expect("powers off");
 }

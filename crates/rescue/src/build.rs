@@ -69,8 +69,12 @@ pub fn compression(setting: &str, kernel: &KernelChoice) -> Result<Compression, 
 pub fn net_static(l: &Layout) -> String {
     let mut s = String::new();
     for i in &l.network.interfaces {
-        let statics: Vec<String> =
-            i.addresses.iter().filter(|a| !a.dynamic && a.family == "inet").map(|a| format!("{}/{}", a.address, a.prefix)).collect();
+        let statics: Vec<String> = i
+            .addresses
+            .iter()
+            .filter(|a| !a.dynamic && a.family == "inet")
+            .map(|a| format!("{}/{}", a.address, a.prefix))
+            .collect();
         if let (Some(mac), false) = (&i.mac, statics.is_empty()) {
             let _ = writeln!(s, "addr {mac} {}", statics.join(" "));
         }
@@ -89,7 +93,12 @@ pub fn net_static(l: &Layout) -> String {
 fn motd(l: &Layout, k: &KernelChoice) -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let tree = lifeboat_layout::show::tree(l);
-    let stack: String = tree.lines().skip(1).take_while(|x| !x.starts_with("net:") && !x.starts_with("not captured")).map(|x| format!("  {x}\n")).collect();
+    let stack: String = tree
+        .lines()
+        .skip(1)
+        .take_while(|x| !x.starts_with("net:") && !x.starts_with("not captured"))
+        .map(|x| format!("  {x}\n"))
+        .collect();
     format!(
         "lifeboat rescue system for {host}\n\
          made {now} by lifeboat {ver} with kernel {kv}\n\
@@ -108,8 +117,10 @@ fn motd(l: &Layout, k: &KernelChoice) -> String {
 }
 
 fn read_root_hash() -> Result<String, RescueError> {
-    let shadow = std::fs::read_to_string("/etc/shadow")
-        .map_err(|source| RescueError::Io { what: "cannot read /etc/shadow (rescue.root_password = true)".into(), source })?;
+    let shadow = std::fs::read_to_string("/etc/shadow").map_err(|source| RescueError::Io {
+        what: "cannot read /etc/shadow (rescue.root_password = true)".into(),
+        source,
+    })?;
     shadow
         .lines()
         .find_map(|l| l.strip_prefix("root:"))
@@ -209,4 +220,3 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
         seconds: start.elapsed().as_secs_f64(),
     })
 }
-

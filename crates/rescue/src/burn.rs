@@ -58,12 +58,19 @@ fn device_size(dev: &Path) -> Option<u64> {
 /// Refuse devices that must not be written; return a one-line description of the device.
 pub fn check(b: &Burn) -> Result<String, RescueError> {
     if let Some(why) = safety::in_use(&b.device) {
-        return Err(RescueError::Refused(format!("{}: {why}; unmount it or choose another device", b.device.display())));
+        return Err(RescueError::Refused(format!(
+            "{}: {why}; unmount it or choose another device",
+            b.device.display()
+        )));
     }
     let image_size = std::fs::metadata(&b.image).map_err(io(format!("cannot read {}", b.image.display())))?.len();
     if let Some(d) = safety::device_of_file(&b.image) {
         if safety::kernel_name(&b.device).map(|n| safety::whole_disk(&n)) == safety::kernel_name(&d) {
-            return Err(RescueError::Refused(format!("{} holds the image {} itself", b.device.display(), b.image.display())));
+            return Err(RescueError::Refused(format!(
+                "{} holds the image {} itself",
+                b.device.display(),
+                b.image.display()
+            )));
         }
     }
     let optical = is_optical(&b.device);
@@ -85,7 +92,12 @@ pub fn check(b: &Burn) -> Result<String, RescueError> {
     let name = safety::kernel_name(&b.device).unwrap_or_default();
     let model = std::fs::read_to_string(format!("/sys/class/block/{name}/device/model")).unwrap_or_default();
     let size = device_size(&b.device).map(|s| format!("{} MiB", s >> 20)).unwrap_or_else(|| "medium".into());
-    Ok(format!("{} ({}, {size}{})", b.device.display(), if optical { "optical drive" } else { "disk" }, if model.trim().is_empty() { String::new() } else { format!(", {}", model.trim()) }))
+    Ok(format!(
+        "{} ({}, {size}{})",
+        b.device.display(),
+        if optical { "optical drive" } else { "disk" },
+        if model.trim().is_empty() { String::new() } else { format!(", {}", model.trim()) }
+    ))
 }
 
 /// Write and verify. `progress(done, total)` is called as bytes are written.

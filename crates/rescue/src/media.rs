@@ -99,9 +99,10 @@ fn link_or_copy(src: &Path, dst: &Path) -> Result<(), RescueError> {
     if std::fs::hard_link(src, dst).is_ok() {
         return Ok(());
     }
-    std::fs::copy(src, dst)
-        .map(|_| ())
-        .map_err(|source| RescueError::Io { what: format!("cannot copy {} to {}", src.display(), dst.display()), source })
+    std::fs::copy(src, dst).map(|_| ()).map_err(|source| RescueError::Io {
+        what: format!("cannot copy {} to {}", src.display(), dst.display()),
+        source,
+    })
 }
 
 /// SHA-256 of a file, in hex.
@@ -111,7 +112,9 @@ pub fn sha256_file(p: &Path) -> Result<String, RescueError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|source| RescueError::Io { what: format!("cannot read {}", p.display()), source })?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|source| RescueError::Io { what: format!("cannot read {}", p.display()), source })?;
         if n == 0 {
             break;
         }

@@ -127,7 +127,13 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
         .spawn()
         .map_err(io("cannot start qemu-system-x86_64"))?;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let seen = Arc::clone(&seen);
         std::thread::spawn(move || {
             let mut stream = stream;
@@ -218,7 +224,11 @@ impl Console {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Err(VmError::Timeout { name: format!("{} (waiting for power-off)", self.name), secs: timeout.as_secs(), tail: tail(&self.transcript(), 30) })
+        Err(VmError::Timeout {
+            name: format!("{} (waiting for power-off)", self.name),
+            secs: timeout.as_secs(),
+            tail: tail(&self.transcript(), 30),
+        })
     }
 }
 

@@ -18,7 +18,10 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
     let image = match a.image {
         Some(i) => i,
         None => newest_image(&ctx.config.paths.output_dir).with_context(|| {
-            format!("no rescue image in {}: run `lifeboat mkrescue` first, or name the image", ctx.config.paths.output_dir.display())
+            format!(
+                "no rescue image in {}: run `lifeboat mkrescue` first, or name the image",
+                ctx.config.paths.output_dir.display()
+            )
         })?,
     };
     let b = Burn {
@@ -51,7 +54,12 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
         if tty && (done - last >= 16 << 20 || done == total) {
             last = done;
             let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001) / 1048576.0;
-            eprint!("\r{:>5.1}%  {} / {} MiB  {rate:.0} MiB/s ", done as f64 * 100.0 / total as f64, done >> 20, total >> 20);
+            eprint!(
+                "\r{:>5.1}%  {} / {} MiB  {rate:.0} MiB/s ",
+                done as f64 * 100.0 / total as f64,
+                done >> 20,
+                total >> 20
+            );
         }
     };
     let res = burn(&SystemRunner::new(Mode::Run), &b, &mut progress).context("cannot write the rescue medium")?;
@@ -64,7 +72,11 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
         b.device.display(),
         res.kind,
         start.elapsed().as_secs_f64(),
-        if res.verified { format!("read back and verified (SHA-256 {})", &res.sha256[..16]) } else { "not verified (burn.verify = false)".into() }
+        if res.verified {
+            format!("read back and verified (SHA-256 {})", &res.sha256[..16])
+        } else {
+            "not verified (burn.verify = false)".into()
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

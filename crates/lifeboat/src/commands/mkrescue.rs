@@ -12,7 +12,8 @@ use std::process::ExitCode;
 pub fn run(ctx: &Ctx, a: MkrescueArgs) -> anyhow::Result<ExitCode> {
     let layout = super::layout::live(ctx);
     let opts = Options { kernel: a.kernel, format: a.format, output_dir: a.output, auto_recover: a.auto_recover };
-    let report = mkrescue(&ctx.config, &layout, &opts, &SystemRunner::new(Mode::Run)).context("cannot make the rescue media")?;
+    let report =
+        mkrescue(&ctx.config, &layout, &opts, &SystemRunner::new(Mode::Run)).context("cannot make the rescue media")?;
     // The saved layout is the one on the media: `layout diff` compares against it.
     let saved = &ctx.config.paths.layout_file;
     layout.save(saved).with_context(|| format!("cannot save the layout to {}", saved.display()))?;
