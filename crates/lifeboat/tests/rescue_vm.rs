@@ -199,3 +199,28 @@ fn unattended_recovery_says_it_is_not_available_yet_and_powers_off() {
     let last = t.lines().rev().find(|l| l.starts_with("lifeboat: ")).expect("a lifeboat line");
     assert!(last.contains("not available in this version"), "{last}");
 }
+
+#[test]
+fn drivers_for_other_hardware_load_by_modalias() {
+    // A different machine: q35 chipset, the disk on an AHCI (SATA) controller,
+    // an Intel e1000e network card. Nothing of this is virtio.
+    let Some(b) = media() else { return };
+    let mut spec = Boot::new("other-hardware", Firmware::Bios);
+    spec.other_hardware = true;
+    spec.direct = Some((b.pxe.join("vmlinuz"), b.pxe.join("initrd.img"), "console=ttyS0,115200n8".into()));
+    spec.media = vec![Media::Disk { image: target_disk(b, "sata"), serial: "sata-target".into(), read_only: false }];
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
+    let mods = c.run("lsmod | awk '{print $1}' | grep -xE 'ahci|e1000e' | sort | tr '\\n' ' '", CMD_TIMEOUT).expect("lsmod");
+    assert_eq!(mods.trim(), "ahci e1000e", "drivers loaded for the hardware found");
+    let disk = c.run("cat /sys/block/sda/size; readlink -f /sys/block/sda | grep -o '/ata[0-9]*/' | head -n 1", CMD_TIMEOUT).expect("sda");
+    assert!(disk.starts_with("2097152\n/ata"), "the 1 GiB disk on the SATA controller is seen: {disk}");
+    let addr = c.run("ip -4 -o addr show", CMD_TIMEOUT).expect("ip");
+    assert!(addr.contains("10.0.2.15/24"), "the e1000e card got an address by DHCP: {addr}");
+    c.send_line("poweroff -f").expect("poweroff");
+    c.wait_poweroff(CMD_TIMEOUT).expect("powers off");
+}

@@ -51,12 +51,26 @@ pub struct Boot {
     pub nic: bool,
     /// Memory in MiB.
     pub memory_mib: u32,
+    /// Other hardware than the defaults: a q35 machine, disks on AHCI (SATA)
+    /// and an Intel e1000e network card instead of virtio.
+    pub other_hardware: bool,
+    /// Forward this host port (on 127.0.0.1) to the guest's port 22.
+    pub ssh_port: Option<u16>,
 }
 
 impl Boot {
     /// A BIOS machine with 2 GiB, a NIC, and nothing attached.
     pub fn new(name: &str, firmware: Firmware) -> Boot {
-        Boot { name: name.into(), firmware, media: Vec::new(), direct: None, nic: true, memory_mib: 2048 }
+        Boot {
+            name: name.into(),
+            firmware,
+            media: Vec::new(),
+            direct: None,
+            nic: true,
+            memory_mib: 2048,
+            other_hardware: false,
+            ssh_port: None,
+        }
     }
 }
 
@@ -85,6 +99,9 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
         }
         cmd.args(["-bios", OVMF]);
     }
+    if b.other_hardware {
+        cmd.args(["-machine", "q35", "-device", "ahci,id=sata"]);
+    }
     if let Some((k, i, append)) = &b.direct {
         cmd.arg("-kernel").arg(k).arg("-initrd").arg(i).arg("-append").arg(append);
     }
@@ -99,10 +116,15 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
             }
             Media::Disk { image, serial, read_only } => {
                 let ro = if *read_only { ",readonly=on" } else { "" };
+                let device = if b.other_hardware {
+                    format!("ide-hd,bus=sata.{n},drive=m{n},serial={serial},bootindex={}", n + 1)
+                } else {
+                    format!("virtio-blk-pci,drive=m{n},serial={serial},bootindex={}", n + 1)
+                };
                 cmd.arg("-drive")
                     .arg(format!("file={},format=raw,if=none,id=m{n},cache=unsafe{ro}", image.display()))
                     .arg("-device")
-                    .arg(format!("virtio-blk-pci,drive=m{n},serial={serial},bootindex={}", n + 1));
+                    .arg(device);
             }
             Media::Usb(p) => {
                 if !usb {
@@ -117,7 +139,9 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
         }
     }
     if b.nic {
-        cmd.args(["-nic", "user,model=virtio-net-pci"]);
+        let model = if b.other_hardware { "e1000e" } else { "virtio-net-pci" };
+        let fwd = b.ssh_port.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22")).unwrap_or_default();
+        cmd.args(["-nic", &format!("user,model={model}{fwd}")]);
     }
     log::debug!("boot {}: {:?}", b.name, cmd);
     let mut child = cmd
