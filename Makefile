@@ -14,8 +14,9 @@ RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools 
 	xorriso grub-common grub-pc-bin grub-efi-amd64-bin linux-image-amd64 busybox-static \
 	acl attr libcap2-bin tar zstd cpio
 
-# What the tests add: QEMU for the VM tests, a C compiler for the ELF tests.
-TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev
+# What the tests add: QEMU for the VM tests, a C compiler for the ELF tests,
+# sshd to put into a rescue system and ssh to log into it.
+TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 

@@ -125,6 +125,8 @@ pub struct Rescue {
     pub root_password: bool,
     /// Copy root's SSH authorized_keys and start sshd in the rescue system.
     pub ssh_authorized_keys: bool,
+    /// The authorized_keys file copied with `ssh_authorized_keys`.
+    pub authorized_keys_file: PathBuf,
     /// Volume label of the rescue medium.
     pub label: String,
 }
@@ -142,6 +144,7 @@ impl Default for Rescue {
             compression: "auto".into(),
             root_password: false,
             ssh_authorized_keys: false,
+            authorized_keys_file: "/root/.ssh/authorized_keys".into(),
             label: "LIFEBOAT".into(),
         }
     }

@@ -224,3 +224,60 @@ fn drivers_for_other_hardware_load_by_modalias() {
     c.send_line("poweroff -f").expect("poweroff");
     c.wait_poweroff(CMD_TIMEOUT).expect("powers off");
 }
+
+#[test]
+fn sshd_lets_in_the_configured_keys_only() {
+    if media().is_none() || lifeboat_runner::which("sshd").is_none() {
+        return eprintln!("SKIP: needs root and sshd on the host (apt-get install openssh-server)");
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rescue-ssh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    common::sh(&format!("rm -f {0}/key {0}/key.pub {0}/other*; ssh-keygen -q -t ed25519 -N '' -f {0}/key; ssh-keygen -q -t ed25519 -N '' -f {0}/other", dir.display()));
+    let cfg = config(&dir, &format!("[rescue]\nssh_authorized_keys = true\nauthorized_keys_file = \"{}/key.pub\"\n", dir.display()));
+    let out = dir.join("out");
+    let (code, stdout, stderr) = run_lifeboat(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "mkrescue",
+        "--format",
+        "pxe",
+        "--output",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let pxe = std::fs::read_dir(&out).expect("out").flatten().map(|e| e.path()).find(|p| p.is_dir()).expect("pxe dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut spec = Boot::new("rescue-sshd", Firmware::Bios);
+    spec.direct = Some((pxe.join("vmlinuz"), pxe.join("initrd.img"), "console=ttyS0,115200n8".into()));
+    spec.ssh_port = Some(port);
+    spec.media = vec![Media::Disk { image: dir.join("t.img"), serial: "target".into(), read_only: false }];
+    std::fs::File::create(dir.join("t.img")).expect("disk").set_len(64 << 20).expect("size");
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
+    let ssh = |key: &str| {
+        std::process::Command::new("ssh")
+            .args(["-p", &port.to_string(), "-i", &format!("{}/{key}", dir.display())])
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
+            .args(["-o", "ConnectTimeout=20", "root@127.0.0.1", "id -un; cat /sys/block/vda/serial"])
+            .output()
+            .expect("ssh")
+    };
+    let mut last = String::new();
+    for _ in 0..10 {
+        let o = ssh("key");
+        if o.status.success() {
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), "root\ntarget", "a root shell over SSH sees the disk");
+            let denied = ssh("other");
+            assert!(!denied.status.success(), "a key that is not configured is refused");
+            c.send_line("poweroff -f").expect("poweroff");
+            return;
+        }
+        last = String::from_utf8_lossy(&o.stderr).into_owned();
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    panic!("ssh into the rescue system failed: {last}\nconsole:\n{}", c.transcript());
+}

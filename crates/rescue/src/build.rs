@@ -146,10 +146,11 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
         std::fs::create_dir_all(d).map_err(io(format!("cannot create {}", d.display())))?;
     }
     let authorized_keys = if cfg.rescue.ssh_authorized_keys {
-        Some(
-            std::fs::read_to_string("/root/.ssh/authorized_keys")
-                .map_err(io("cannot read /root/.ssh/authorized_keys (rescue.ssh_authorized_keys = true)".into()))?,
-        )
+        let f = &cfg.rescue.authorized_keys_file;
+        Some(std::fs::read_to_string(f).map_err(io(format!(
+            "cannot read {} (rescue.ssh_authorized_keys = true; set rescue.authorized_keys_file)",
+            f.display()
+        )))?)
     } else {
         None
     };
