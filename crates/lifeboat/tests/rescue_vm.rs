@@ -281,3 +281,25 @@ fn sshd_lets_in_the_configured_keys_only() {
     }
     panic!("ssh into the rescue system failed: {last}\nconsole:\n{}", c.transcript());
 }
+
+#[test]
+fn iso_boots_with_secure_boot_through_the_hosts_signed_shim() {
+    let Some(b) = media() else { return };
+    if lifeboat_rescue::media::SecureBoot::find().is_none() {
+        return eprintln!("SKIP: no signed shim and GRUB on this host (apt-get install shim-signed grub-efi-amd64-signed)");
+    }
+    let mut spec = Boot::new("iso-secure-boot", Firmware::UefiSecureBoot);
+    spec.media = vec![
+        Media::Cdrom(b.iso.clone()),
+        Media::Disk { image: target_disk(b, "sb"), serial: "target".into(), read_only: false },
+    ];
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
+    let sb = c.run("dmesg | grep -i 'secure boot' | head -n 3", CMD_TIMEOUT).expect("dmesg");
+    assert!(sb.contains("Secure boot enabled"), "the kernel ran under Secure Boot: {sb}");
+    assert_rescue_shell(&mut c);
+}

@@ -55,17 +55,103 @@ pub fn iso(
     link_or_copy(kernel, &boot.join("vmlinuz"))?;
     link_or_copy(initrd, &boot.join("initrd.img"))?;
     std::fs::write(boot.join("grub/grub.cfg"), grub_cfg).map_err(io("cannot write grub.cfg".into()))?;
+    // Signed GRUB images for CDs find their root by this file.
+    std::fs::create_dir_all(staging.join(".disk")).map_err(io("cannot create .disk".into()))?;
+    std::fs::write(staging.join(".disk/info"), format!("{label} lifeboat rescue system\n"))
+        .map_err(io("cannot write .disk/info".into()))?;
     let tmp = out.with_extension("iso.part");
-    r.apply(
-        &Cmd::new("grub-mkrescue")
-            .arg("--output")
-            .arg(&tmp)
-            .args(["--compress=xz", "--fonts=", "--locales=", "--themes="])
-            .arg(staging)
-            .args(["--", "-volid", label]),
-    )?;
-    std::fs::rename(&tmp, out).map_err(io(format!("cannot rename {}", tmp.display())))?;
-    Ok(())
+    let built = (|| {
+        r.apply(
+            &Cmd::new("grub-mkrescue")
+                .arg("--output")
+                .arg(&tmp)
+                .args(["--compress=xz", "--fonts=", "--locales=", "--themes="])
+                .arg(staging)
+                .args(["--", "-volid", label]),
+        )?;
+        if let Some(sb) = SecureBoot::find() {
+            log::info!("Secure Boot: UEFI boots through the host's signed shim and GRUB ({})", sb.shim.display());
+            let signed = out.with_extension("iso.sb");
+            let res = sb.remaster(r, &tmp, &signed, &staging.with_extension("sb"), label);
+            if res.is_err() {
+                let _ = std::fs::remove_file(&signed);
+            }
+            res?;
+            std::fs::rename(&signed, &tmp).map_err(io(format!("cannot rename {}", signed.display())))?;
+        }
+        std::fs::rename(&tmp, out).map_err(io(format!("cannot rename {}", tmp.display())))
+    })();
+    // Nothing half-written stays behind.
+    if built.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    built
+}
+
+/// The host's signed boot chain for UEFI Secure Boot (Debian's shim-signed
+/// and grub-efi-amd64-signed packages).
+#[derive(Debug, Clone)]
+pub struct SecureBoot {
+    /// shim, signed by the Microsoft UEFI CA.
+    pub shim: PathBuf,
+    /// GRUB for CDs, signed by the distribution (whose key shim carries).
+    pub grub: PathBuf,
+    /// MokManager, which shim starts when keys must be enrolled.
+    pub mok_manager: Option<PathBuf>,
+}
+
+impl SecureBoot {
+    /// The signed files, when the host has them.
+    pub fn find() -> Option<SecureBoot> {
+        let shim = PathBuf::from("/usr/lib/shim/shimx64.efi.signed");
+        let grub = PathBuf::from("/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed");
+        let mm = PathBuf::from("/usr/lib/shim/mmx64.efi.signed");
+        (shim.exists() && grub.exists()).then(|| SecureBoot { shim, grub, mok_manager: mm.exists().then_some(mm) })
+    }
+
+    /// Rebuild `base` (made by grub-mkrescue) with an EFI system partition
+    /// image that boots shim → signed GRUB → the (signed) kernel. The BIOS
+    /// boot path and the files stay as grub-mkrescue made them.
+    pub fn remaster(&self, r: &dyn Runner, base: &Path, out: &Path, tree: &Path, label: &str) -> Result<(), RescueError> {
+        let io = |what: String| move |source| RescueError::Io { what, source };
+        let _ = std::fs::remove_dir_all(tree);
+        std::fs::create_dir_all(tree).map_err(io(format!("cannot create {}", tree.display())))?;
+        r.apply(&Cmd::new("xorriso").args(["-osirrox", "on", "-indev"]).arg(base).args(["-extract", "/"]).arg(tree))?;
+        let efi = tree.join("efi.img");
+        let _ = std::fs::remove_file(&efi);
+        // FAT image sized for shim, GRUB and MokManager with room to spare.
+        let files: Vec<(&Path, &str)> = [
+            Some((self.shim.as_path(), "::/EFI/BOOT/BOOTX64.EFI")),
+            Some((self.grub.as_path(), "::/EFI/BOOT/grubx64.efi")),
+            self.mok_manager.as_deref().map(|m| (m, "::/EFI/BOOT/mmx64.efi")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let bytes: u64 = files.iter().map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        let kib = (bytes / 1024 + 1024).div_ceil(1024) * 1024;
+        r.apply(&Cmd::new("mkfs.vfat").args(["-C", "-n", "LIFEBOATEFI"]).arg(&efi).arg(kib.to_string()))?;
+        let img = efi.to_string_lossy().into_owned();
+        r.apply(&Cmd::new("mmd").args(["-i", &img, "::/EFI", "::/EFI/BOOT"]))?;
+        for (src, dst) in files {
+            r.apply(&Cmd::new("mcopy").args(["-i", &img]).arg(src).arg(dst))?;
+        }
+        let _ = std::fs::set_permissions(tree, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        r.apply(
+            &Cmd::new("xorriso")
+                .args(["-as", "mkisofs", "-graft-points", "-r", "-J", "-joliet-long", "-volid", label])
+                .args(["--grub2-mbr", "/usr/lib/grub/i386-pc/boot_hybrid.img", "--protective-msdos-label"])
+                .args(["-partition_cyl_align", "off", "-partition_offset", "0"])
+                .args(["-c", "/boot.catalog", "-b", "/boot/grub/i386-pc/eltorito.img", "-no-emul-boot"])
+                .args(["-boot-load-size", "4", "-boot-info-table", "--grub2-boot-info"])
+                .args(["-eltorito-alt-boot", "-e", "/efi.img", "-no-emul-boot", "-efi-boot-part", "--efi-boot-image"])
+                .arg("-o")
+                .arg(out)
+                .arg(tree),
+        )?;
+        let _ = std::fs::remove_dir_all(tree);
+        Ok(())
+    }
 }
 
 /// PXE files: kernel, initramfs, and boot configurations for pxelinux, iPXE and GRUB.

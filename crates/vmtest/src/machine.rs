@@ -16,6 +16,9 @@ pub enum Firmware {
     Bios,
     /// OVMF (UEFI).
     Uefi,
+    /// OVMF with Secure Boot on and Microsoft's keys enrolled (what a
+    /// typical server ships with): only signed boot loaders run.
+    UefiSecureBoot,
 }
 
 /// Something attached to the machine.
@@ -82,10 +85,15 @@ pub struct Console {
     stdin: Option<ChildStdin>,
     seen: Arc<Mutex<Vec<u8>>>,
     started: Instant,
+    vars: Option<PathBuf>,
 }
 
 /// Where OVMF lives on Debian.
 pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+/// OVMF built with Secure Boot support (needs q35 with SMM).
+pub const OVMF_SECBOOT_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+/// An OVMF variable store with Microsoft's keys enrolled and Secure Boot on.
+pub const OVMF_MS_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
 /// Start a machine.
 pub fn boot(b: &Boot) -> Result<Console, VmError> {
@@ -93,11 +101,31 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", "tcg", "-smp", "2", "-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"])
         .args(["-m", &b.memory_mib.to_string(), "-serial", "stdio"]);
-    if b.firmware == Firmware::Uefi {
-        if !std::path::Path::new(OVMF).exists() {
-            return Err(VmError::Unavailable(format!("{OVMF} is missing (apt-get install ovmf)")));
+    let mut vars = None;
+    match b.firmware {
+        Firmware::Bios => {}
+        Firmware::Uefi => {
+            if !std::path::Path::new(OVMF).exists() {
+                return Err(VmError::Unavailable(format!("{OVMF} is missing (apt-get install ovmf)")));
+            }
+            cmd.args(["-bios", OVMF]);
         }
-        cmd.args(["-bios", OVMF]);
+        Firmware::UefiSecureBoot => {
+            for f in [OVMF_SECBOOT_CODE, OVMF_MS_VARS] {
+                if !std::path::Path::new(f).exists() {
+                    return Err(VmError::Unavailable(format!("{f} is missing (apt-get install ovmf)")));
+                }
+            }
+            // The variable store is written by the firmware: give each machine its own copy.
+            let copy = std::env::temp_dir().join(format!("lifeboat-ovmf-vars-{}-{}.fd", std::process::id(), b.name));
+            std::fs::copy(OVMF_MS_VARS, &copy).map_err(io("cannot copy the OVMF variable store"))?;
+            cmd.args(["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"])
+                .arg("-drive")
+                .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SECBOOT_CODE}"))
+                .arg("-drive")
+                .arg(format!("if=pflash,format=raw,unit=1,file={}", copy.display()));
+            vars = Some(copy);
+        }
     }
     if b.other_hardware {
         cmd.args(["-machine", "q35", "-device", "ahci,id=sata"]);
@@ -172,7 +200,7 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
             }
         });
     }
-    Ok(Console { name: b.name.clone(), stdin: child.stdin.take(), child, seen, started: Instant::now() })
+    Ok(Console { name: b.name.clone(), stdin: child.stdin.take(), child, seen, started: Instant::now(), vars })
 }
 
 impl Console {
@@ -260,5 +288,8 @@ impl Drop for Console {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(v) = &self.vars {
+            let _ = std::fs::remove_file(v);
+        }
     }
 }
