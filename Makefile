@@ -8,11 +8,13 @@ BIN      = target/release/lifeboat
 
 # What lifeboat uses on this machine: capture, rescue media, and the tools
 # that go into the rescue system. linux-image-amd64 gives a kernel with
-# modules to build rescue media from on machines booted from outside (VMs).
+# modules to build rescue media from on machines booted from outside (VMs);
+# shim-signed and grub-efi-amd64-signed let the media boot with Secure Boot.
 RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools mtools \
 	mdadm lvm2 thin-provisioning-tools cryptsetup-bin dmsetup efibootmgr iproute2 kmod \
 	xorriso grub-common grub-pc-bin grub-efi-amd64-bin linux-image-amd64 busybox-static \
-	acl attr libcap2-bin tar zstd cpio
+	acl attr libcap2-bin tar zstd cpio man-db groff-base bsdextrautils \
+	shim-signed grub-efi-amd64-signed
 
 # What the tests add: QEMU for the VM tests, a C compiler for the ELF tests,
 # sshd to put into a rescue system and ssh to log into it.

@@ -96,6 +96,8 @@ fn assert_rescue_shell(c: &mut Console) {
     let tools = c.run("for t in lifeboat sfdisk mdadm lvm cryptsetup mkfs.xfs mkfs.btrfs; do command -v $t >/dev/null || echo missing $t; done; lifeboat --version", CMD_TIMEOUT).expect("tools");
     assert!(!tools.contains("missing"), "{tools}");
     assert!(tools.contains("lifeboat 0."), "{tools}");
+    let man = c.run("MANPAGER=cat man sfdisk 2>&1 | head -n 1", CMD_TIMEOUT).expect("man");
+    assert!(man.contains("SFDISK(8)"), "manual pages for the recovery tools: {man}");
     let layout = c.run("lifeboat layout show /etc/lifeboat/layout.toml | head -n 1", CMD_TIMEOUT).expect("layout");
     assert!(layout.contains("captured"), "the saved layout is on the medium: {layout}");
     let untouched = c.run("cat /proc/mdstat | grep -c '^md' ; ls /dev/mapper", CMD_TIMEOUT).expect("untouched");
@@ -215,9 +217,12 @@ fn drivers_for_other_hardware_load_by_modalias() {
         Err(e) => panic!("{e}"),
     };
     c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
-    let mods = c.run("lsmod | awk '{print $1}' | grep -xE 'ahci|e1000e' | sort | tr '\\n' ' '", CMD_TIMEOUT).expect("lsmod");
+    let mods =
+        c.run("lsmod | awk '{print $1}' | grep -xE 'ahci|e1000e' | sort | tr '\\n' ' '", CMD_TIMEOUT).expect("lsmod");
     assert_eq!(mods.trim(), "ahci e1000e", "drivers loaded for the hardware found");
-    let disk = c.run("cat /sys/block/sda/size; readlink -f /sys/block/sda | grep -o '/ata[0-9]*/' | head -n 1", CMD_TIMEOUT).expect("sda");
+    let disk = c
+        .run("cat /sys/block/sda/size; readlink -f /sys/block/sda | grep -o '/ata[0-9]*/' | head -n 1", CMD_TIMEOUT)
+        .expect("sda");
     assert!(disk.starts_with("2097152\n/ata"), "the 1 GiB disk on the SATA controller is seen: {disk}");
     let addr = c.run("ip -4 -o addr show", CMD_TIMEOUT).expect("ip");
     assert!(addr.contains("10.0.2.15/24"), "the e1000e card got an address by DHCP: {addr}");
@@ -233,7 +238,10 @@ fn sshd_lets_in_the_configured_keys_only() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rescue-ssh-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     common::sh(&format!("rm -f {0}/key {0}/key.pub {0}/other*; ssh-keygen -q -t ed25519 -N '' -f {0}/key; ssh-keygen -q -t ed25519 -N '' -f {0}/other", dir.display()));
-    let cfg = config(&dir, &format!("[rescue]\nssh_authorized_keys = true\nauthorized_keys_file = \"{}/key.pub\"\n", dir.display()));
+    let cfg = config(
+        &dir,
+        &format!("[rescue]\nssh_authorized_keys = true\nauthorized_keys_file = \"{}/key.pub\"\n", dir.display()),
+    );
     let out = dir.join("out");
     let (code, stdout, stderr) = run_lifeboat(&[
         "--config",
@@ -270,7 +278,11 @@ fn sshd_lets_in_the_configured_keys_only() {
     for _ in 0..10 {
         let o = ssh("key");
         if o.status.success() {
-            assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), "root\ntarget", "a root shell over SSH sees the disk");
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).trim_end(),
+                "root\ntarget",
+                "a root shell over SSH sees the disk"
+            );
             let denied = ssh("other");
             assert!(!denied.status.success(), "a key that is not configured is refused");
             c.send_line("poweroff -f").expect("poweroff");
@@ -286,7 +298,9 @@ fn sshd_lets_in_the_configured_keys_only() {
 fn iso_boots_with_secure_boot_through_the_hosts_signed_shim() {
     let Some(b) = media() else { return };
     if lifeboat_rescue::media::SecureBoot::find().is_none() {
-        return eprintln!("SKIP: no signed shim and GRUB on this host (apt-get install shim-signed grub-efi-amd64-signed)");
+        return eprintln!(
+            "SKIP: no signed shim and GRUB on this host (apt-get install shim-signed grub-efi-amd64-signed)"
+        );
     }
     let mut spec = Boot::new("iso-secure-boot", Firmware::UefiSecureBoot);
     spec.media = vec![

@@ -112,7 +112,14 @@ impl SecureBoot {
     /// Rebuild `base` (made by grub-mkrescue) with an EFI system partition
     /// image that boots shim → signed GRUB → the (signed) kernel. The BIOS
     /// boot path and the files stay as grub-mkrescue made them.
-    pub fn remaster(&self, r: &dyn Runner, base: &Path, out: &Path, tree: &Path, label: &str) -> Result<(), RescueError> {
+    pub fn remaster(
+        &self,
+        r: &dyn Runner,
+        base: &Path,
+        out: &Path,
+        tree: &Path,
+        label: &str,
+    ) -> Result<(), RescueError> {
         let io = |what: String| move |source| RescueError::Io { what, source };
         let _ = std::fs::remove_dir_all(tree);
         std::fs::create_dir_all(tree).map_err(io(format!("cannot create {}", tree.display())))?;
