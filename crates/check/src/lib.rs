@@ -267,7 +267,7 @@ fn bootloader_files(format: &str, out: &mut Vec<Check>) {
         .iter()
         .all(|f| Path::new("/usr/lib/grub/i386-pc").join(f).exists());
     let grub_efi = Path::new("/usr/lib/grub/x86_64-efi/normal.mod").exists();
-    let signed = Path::new("/usr/lib/shim/shimx64.efi.signed").exists();
+    let signed = lifeboat_rescue::media::SecureBoot::find().is_some();
     if !bootable {
         out.push(not_needed(
             "Bootloader files for BIOS rescue media",
@@ -284,7 +284,11 @@ fn bootloader_files(format: &str, out: &mut Vec<Check>) {
     out.push(if grub_efi {
         pass(
             "Bootloader files for UEFI rescue media",
-            if signed { "GRUB x86_64-efi modules, and the signed shim for Secure Boot" } else { "GRUB x86_64-efi modules (no signed shim: media will not boot with Secure Boot on)" },
+            if signed {
+                "GRUB x86_64-efi modules, and the signed shim and GRUB: media boot with Secure Boot on"
+            } else {
+                "GRUB x86_64-efi modules; no signed shim and GRUB (apt-get install shim-signed grub-efi-amd64-signed), so media boot only with Secure Boot off"
+            },
         )
     } else {
         fail("Bootloader files for UEFI rescue media", "GRUB x86_64-efi modules are missing", "apt-get install grub-efi-amd64-bin (Debian/Ubuntu), dnf install grub2-efi-x64-modules (Fedora/RHEL), zypper install grub2-x86_64-efi (SUSE)")
