@@ -317,3 +317,26 @@ fn iso_boots_with_secure_boot_through_the_hosts_signed_shim() {
     assert!(sb.contains("Secure boot enabled"), "the kernel ran under Secure Boot: {sb}");
     assert_rescue_shell(&mut c);
 }
+
+#[test]
+fn ip_on_the_kernel_command_line_overrides_dhcp() {
+    let Some(b) = media() else { return };
+    let mut spec = Boot::new("ip-override", Firmware::Bios);
+    spec.direct = Some((
+        b.pxe.join("vmlinuz"),
+        b.pxe.join("initrd.img"),
+        "console=ttyS0,115200n8 ip=10.0.2.20::10.0.2.2:255.255.255.0:rescuehost:eth0:off".into(),
+    ));
+    let mut c = match boot(&spec) {
+        Ok(c) => c,
+        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
+        Err(e) => panic!("{e}"),
+    };
+    c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
+    let net = c.run("ip -4 -o addr show dev eth0; ip route; hostname", CMD_TIMEOUT).expect("ip");
+    assert!(net.contains("10.0.2.20/24"), "the address from ip=: {net}");
+    assert!(!net.contains("10.0.2.15"), "no DHCP address besides: {net}");
+    assert!(net.contains("default via 10.0.2.2") && net.contains("rescuehost"), "{net}");
+    c.send_line("poweroff -f").expect("poweroff");
+    c.wait_poweroff(CMD_TIMEOUT).expect("powers off");
+}
