@@ -60,6 +60,18 @@ fn media() -> Option<&'static Built> {
         .as_ref()
 }
 
+/// Boot a machine; None (after saying why) when QEMU cannot run here.
+fn start(spec: &Boot) -> Option<Console> {
+    match boot(spec) {
+        Ok(c) => Some(c),
+        Err(VmError::Unavailable(why)) => {
+            eprintln!("SKIP: {why}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn target_disk(b: &Built, name: &str) -> PathBuf {
     let p = b.dir.join(format!("{name}-target.img"));
     let f = std::fs::File::create(&p).expect("disk");
@@ -118,11 +130,7 @@ fn boot_iso(name: &str, firmware: Firmware, as_cdrom: bool) {
         Media::Disk { image: b.iso.clone(), serial: "usbstick".into(), read_only: true }
     };
     spec.media = vec![rescue, Media::Disk { image: target_disk(b, name), serial: "target".into(), read_only: false }];
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     assert_rescue_shell(&mut c);
     eprintln!("{name}: rescue shell reached and checked in {:.0} s", c.elapsed().as_secs_f64());
 }
@@ -156,11 +164,7 @@ fn pxe_files_boot_with_kernel_and_initrd() {
     let mut spec = Boot::new("pxe-direct", Firmware::Bios);
     spec.direct = Some((b.pxe.join("vmlinuz"), b.pxe.join("initrd.img"), "console=ttyS0,115200n8".into()));
     spec.media = vec![Media::Disk { image: target_disk(b, "pxe"), serial: "target".into(), read_only: false }];
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     assert_rescue_shell(&mut c);
 }
 
@@ -172,11 +176,7 @@ fn raw_image_boots_from_a_usb_stick_with_uefi() {
         Media::Usb(b.raw.clone()),
         Media::Disk { image: target_disk(b, "usb"), serial: "target".into(), read_only: false },
     ];
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     assert_rescue_shell(&mut c);
 }
 
@@ -190,11 +190,7 @@ fn unattended_recovery_says_it_is_not_available_yet_and_powers_off() {
         "console=ttyS0,115200n8 lifeboat.recover=auto lifeboat.done=poweroff".into(),
     ));
     spec.nic = false;
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     c.expect("lifeboat: recovery failed: unattended recovery", BOOT_TIMEOUT).expect("the last word on the console");
     c.wait_poweroff(CMD_TIMEOUT).expect("lifeboat.done=poweroff powers off");
     let t = c.transcript();
@@ -211,11 +207,7 @@ fn drivers_for_other_hardware_load_by_modalias() {
     spec.other_hardware = true;
     spec.direct = Some((b.pxe.join("vmlinuz"), b.pxe.join("initrd.img"), "console=ttyS0,115200n8".into()));
     spec.media = vec![Media::Disk { image: target_disk(b, "sata"), serial: "sata-target".into(), read_only: false }];
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
     let mods =
         c.run("lsmod | awk '{print $1}' | grep -xE 'ahci|e1000e' | sort | tr '\\n' ' '", CMD_TIMEOUT).expect("lsmod");
@@ -260,11 +252,7 @@ fn sshd_lets_in_the_configured_keys_only() {
     spec.ssh_port = Some(port);
     spec.media = vec![Media::Disk { image: dir.join("t.img"), serial: "target".into(), read_only: false }];
     std::fs::File::create(dir.join("t.img")).expect("disk").set_len(64 << 20).expect("size");
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
     let ssh = |key: &str| {
         std::process::Command::new("ssh")
@@ -307,11 +295,7 @@ fn iso_boots_with_secure_boot_through_the_hosts_signed_shim() {
         Media::Cdrom(b.iso.clone()),
         Media::Disk { image: target_disk(b, "sb"), serial: "target".into(), read_only: false },
     ];
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
     let sb = c.run("dmesg | grep -i 'secure boot' | head -n 3", CMD_TIMEOUT).expect("dmesg");
     assert!(sb.contains("Secure boot enabled"), "the kernel ran under Secure Boot: {sb}");
@@ -327,11 +311,7 @@ fn ip_on_the_kernel_command_line_overrides_dhcp() {
         b.pxe.join("initrd.img"),
         "console=ttyS0,115200n8 ip=10.0.2.20::10.0.2.2:255.255.255.0:rescuehost:eth0:off".into(),
     ));
-    let mut c = match boot(&spec) {
-        Ok(c) => c,
-        Err(VmError::Unavailable(why)) => return eprintln!("SKIP: {why}"),
-        Err(e) => panic!("{e}"),
-    };
+    let Some(mut c) = start(&spec) else { return };
     c.expect("rescue:", BOOT_TIMEOUT).expect("shell");
     let net = c.run("ip -4 -o addr show dev eth0; ip route; hostname", CMD_TIMEOUT).expect("ip");
     assert!(net.contains("10.0.2.20/24"), "the address from ip=: {net}");
