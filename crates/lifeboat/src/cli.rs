@@ -40,6 +40,8 @@ pub enum Command {
     /// Capture, show and compare the storage, boot and network layout
     #[command(subcommand)]
     Layout(LayoutCmd),
+    /// Back up files into a compressed, tar-compatible, hashed archive on a target
+    Backup(BackupArgs),
     /// Make rescue media: a bootable copy of this machine's own kernel and tools, with its layout and lifeboat
     Mkrescue(MkrescueArgs),
     /// Write rescue media to an optical writer or a USB stick, and verify them by reading back
@@ -94,6 +96,24 @@ pub struct MkrescueArgs {
     /// Make the unattended recovery the default boot entry
     #[arg(long)]
     pub auto_recover: bool,
+}
+
+/// Arguments of `lifeboat backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where the backup goes [default: backup.target], e.g. file:///mnt/backup
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The tree root: archive paths are relative to it
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Volume size: cd, dvd, dvd-dl, bd, or a size such as 700M [default: backup.volume_size]
+    #[arg(long, value_name = "SIZE")]
+    pub volume_size: Option<lifeboat_config::ByteSize>,
+    /// Paths under the root to back up, each without crossing into other mounts
+    /// [default: every local filesystem mounted now]
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Arguments of `lifeboat burn`.

@@ -1,5 +1,6 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod backup;
 mod burn;
 mod check;
 mod docs;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Layout(c) => layout::run(&ctx, c),
         Command::Mkrescue(a) => mkrescue::run(&ctx, a),
         Command::Burn(a) => burn::run(&ctx, a),
+        Command::Backup(a) => backup::run(&ctx, a),
         Command::Config(ConfigCmd::Show) => {
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&ctx.config)?);

@@ -1,0 +1,439 @@
+//! Writing a backup: walk the trees (never crossing into other mounts), put
+//! every entry into the tar stream with its metadata, hash every file's
+//! content with BLAKE3 while reading it, and record the manifest.
+
+use crate::frames::{Frame, FrameWriter, Volume};
+use crate::tar::{self, Kind};
+use crate::ArchiveError;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// One manifest line: everything known about an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Archive path, with bytes that are not UTF-8 written as `\xNN` (and `\` as `\\`).
+    pub path: String,
+    /// `file`, `dir`, `symlink`, `hardlink`, `char`, `block`, `fifo`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Content size.
+    pub size: u64,
+    /// Mode bits (permissions, setuid, setgid, sticky).
+    pub mode: u32,
+    /// Owner and group ids.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Owner name, when known.
+    pub user: String,
+    /// Group name, when known.
+    pub group: String,
+    /// Modification time in nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Extended attribute names (ACLs are `system.posix_acl_*`, capabilities `security.capability`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<String>,
+    /// Symlink target or hard link target path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Device numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<(u32, u32)>,
+    /// BLAKE3 of the content (regular files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    /// Offset of the entry's first header in the uncompressed tar stream.
+    pub offset: u64,
+}
+
+/// Escape bytes so that any path survives JSON: UTF-8 stays, other bytes become `\xNN`.
+pub fn escape_path(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
+/// What a backup run saw that a person must know.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Entries stored.
+    pub entries: u64,
+    /// Regular files stored.
+    pub files: u64,
+    /// Content bytes read.
+    pub bytes_in: u64,
+    /// Compressed bytes written.
+    pub bytes_out: u64,
+    /// Sockets skipped (they cannot be archived).
+    pub sockets_skipped: u64,
+    /// Files that changed while being read.
+    pub changed: Vec<String>,
+    /// Entries that could not be read, with the reason.
+    pub unreadable: Vec<String>,
+}
+
+/// A backup's description, written last (`backup.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    /// `lifeboat-archive`.
+    pub format: String,
+    /// Format version.
+    pub version: u32,
+    /// Host name.
+    pub host: String,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Compression (`zstd`).
+    pub compression: String,
+    /// Maximum volume size.
+    pub volume_size: u64,
+    /// The volumes in order.
+    pub volumes: Vec<Volume>,
+    /// Where every compressed frame is.
+    pub frames: Vec<Frame>,
+    /// The manifest file and its BLAKE3.
+    pub manifest: Volume,
+    /// Counts and warnings.
+    pub stats: Stats,
+}
+
+/// Name lookups for owners and groups, cached.
+#[derive(Debug, Default)]
+struct Names {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+    passwd: Vec<(u32, String)>,
+    group: Vec<(u32, String)>,
+}
+
+impl Names {
+    fn load(root: &Path) -> Names {
+        let read = |f: &str| -> Vec<(u32, String)> {
+            std::fs::read_to_string(root.join(f))
+                .or_else(|_| std::fs::read_to_string(Path::new("/").join(f)))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let mut it = l.split(':');
+                    let name = it.next()?;
+                    let id = it.nth(1)?.parse().ok()?;
+                    Some((id, name.to_string()))
+                })
+                .collect()
+        };
+        Names { passwd: read("etc/passwd"), group: read("etc/group"), ..Names::default() }
+    }
+
+    fn user(&mut self, id: u32) -> String {
+        let list = &self.passwd;
+        self.users
+            .entry(id)
+            .or_insert_with(|| list.iter().find(|(i, _)| *i == id).map(|(_, n)| n.clone()).unwrap_or_default())
+            .clone()
+    }
+
+    fn group(&mut self, id: u32) -> String {
+        let list = &self.group;
+        self.groups
+            .entry(id)
+            .or_insert_with(|| list.iter().find(|(i, _)| *i == id).map(|(_, n)| n.clone()).unwrap_or_default())
+            .clone()
+    }
+}
+
+/// Read all extended attributes of a path (not following symlinks).
+pub fn xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        match rustix::fs::llistxattr(p, &mut names) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
+            Err(_) => return Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    for name in names[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        let Ok(cname) = std::ffi::CString::new(name) else { continue };
+        let mut val = vec![0u8; 256];
+        loop {
+            match rustix::fs::lgetxattr(p, cname.as_c_str(), &mut val) {
+                Ok(len) => {
+                    val.truncate(len);
+                    out.push((name.to_vec(), val));
+                    break;
+                }
+                Err(rustix::io::Errno::RANGE) => val.resize(val.len() * 8, 0),
+                Err(_) => break,
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Options of one backup.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// The tree root: archive paths are relative to it.
+    pub root: PathBuf,
+    /// What to back up, relative to `root` (`.` for everything on its filesystem).
+    pub paths: Vec<PathBuf>,
+    /// Glob patterns (archive paths) to leave out.
+    pub exclude: Vec<String>,
+    /// Maximum volume size in bytes.
+    pub volume_size: u64,
+    /// zstd level.
+    pub level: i32,
+}
+
+/// Simple glob: `*` matches any run of characters (including `/`), `?` one character.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t, mut star, mut mark) = (0, 0, None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
+struct Walker<'a> {
+    opts: &'a BackupOptions,
+    out: FrameWriter,
+    names: Names,
+    links: HashMap<(u64, u64), Vec<u8>>,
+    manifest: Vec<u8>,
+    stats: Stats,
+    buf: Vec<u8>,
+}
+
+impl Walker<'_> {
+    fn excluded(&self, arch: &[u8]) -> bool {
+        let with_slash: Vec<u8> = [b"/".as_slice(), arch].concat();
+        self.opts.exclude.iter().any(|g| glob_match(g.as_bytes(), arch) || glob_match(g.as_bytes(), &with_slash))
+    }
+
+    fn walk(&mut self, full: &Path, arch: &[u8], dev: u64) -> Result<(), ArchiveError> {
+        if !arch.is_empty() && self.excluded(arch) {
+            return Ok(());
+        }
+        let meta = match std::fs::symlink_metadata(full) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.unreadable.push(format!("{}: {e}", full.display()));
+                return Ok(());
+            }
+        };
+        self.entry(full, arch, &meta)?;
+        if meta.is_dir() && meta.dev() == dev {
+            let mut children: Vec<_> = match std::fs::read_dir(full) {
+                Ok(rd) => rd.flatten().map(|e| e.file_name()).collect(),
+                Err(e) => {
+                    self.stats.unreadable.push(format!("{}: {e}", full.display()));
+                    return Ok(());
+                }
+            };
+            children.sort();
+            for c in children {
+                let mut a = arch.to_vec();
+                if !a.is_empty() {
+                    a.push(b'/');
+                }
+                a.extend_from_slice(c.as_bytes());
+                self.walk(&full.join(&c), &a, dev)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, full: &Path, arch: &[u8], meta: &std::fs::Metadata) -> Result<(), ArchiveError> {
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            self.stats.sockets_skipped += 1;
+            return Ok(());
+        }
+        let path = if arch.is_empty() { b".".to_vec() } else { arch.to_vec() };
+        let rdev = meta.rdev();
+        let (ma, mi) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+        let mut kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Symlink(std::fs::read_link(full).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default())
+        } else if ft.is_char_device() {
+            Kind::Char(ma, mi)
+        } else if ft.is_block_device() {
+            Kind::Block(ma, mi)
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            Kind::File
+        };
+        if !ft.is_dir() && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            match self.links.get(&key) {
+                Some(first) => kind = Kind::Hardlink(first.clone()),
+                None => {
+                    self.links.insert(key, path.clone());
+                }
+            }
+        }
+        let e = tar::Entry {
+            path: path.clone(),
+            kind: kind.clone(),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            uname: self.names.user(meta.uid()),
+            gname: self.names.group(meta.gid()),
+            size: if kind == Kind::File { meta.len() } else { 0 },
+            mtime: meta.mtime(),
+            mtime_ns: meta.mtime_nsec() as u32,
+            xattrs: if matches!(kind, Kind::Hardlink(_)) { Vec::new() } else { xattrs(full) },
+        };
+        let offset = self.out.written;
+        let mut blake = None;
+        if kind == Kind::File {
+            // Open before writing the header: an unreadable file is skipped whole.
+            let mut f = match std::fs::File::open(full) {
+                Ok(f) => f,
+                Err(err) => {
+                    self.stats.unreadable.push(format!("{}: {err}", full.display()));
+                    return Ok(());
+                }
+            };
+            self.buf.clear();
+            tar::write_header(&mut self.buf, &e);
+            self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
+            let mut h = blake3::Hasher::new();
+            let mut left = e.size;
+            let mut chunk = vec![0u8; 1 << 20];
+            while left > 0 {
+                let want = chunk.len().min(left as usize);
+                let n = match f.read(&mut chunk[..want]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                h.update(&chunk[..n]);
+                self.out.write_all(&chunk[..n]).map_err(ArchiveError::write)?;
+                left -= n as u64;
+            }
+            if left > 0 {
+                // Shrank while being read: keep the tar stream whole with zeros.
+                self.stats.changed.push(escape_path(&path));
+                let zeros = vec![0u8; left.min(1 << 20) as usize];
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    self.out.write_all(&zeros[..n]).map_err(ArchiveError::write)?;
+                    left -= n as u64;
+                }
+            } else if f.metadata().map(|m| m.len() != e.size || m.mtime() != e.mtime).unwrap_or(false) {
+                self.stats.changed.push(escape_path(&path));
+            }
+            self.buf.clear();
+            tar::pad(&mut self.buf, e.size);
+            self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
+            self.stats.files += 1;
+            self.stats.bytes_in += e.size;
+            blake = Some(h.finalize().to_hex().to_string());
+        } else {
+            self.buf.clear();
+            tar::write_header(&mut self.buf, &e);
+            self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
+        }
+        self.stats.entries += 1;
+        let (kname, link, rdev) = match &kind {
+            Kind::File => ("file", None, None),
+            Kind::Dir => ("dir", None, None),
+            Kind::Symlink(t) => ("symlink", Some(escape_path(t)), None),
+            Kind::Hardlink(t) => ("hardlink", Some(escape_path(t)), None),
+            Kind::Char(a, b) => ("char", None, Some((*a, *b))),
+            Kind::Block(a, b) => ("block", None, Some((*a, *b))),
+            Kind::Fifo => ("fifo", None, None),
+        };
+        let m = ManifestEntry {
+            path: escape_path(&path),
+            kind: kname.into(),
+            size: e.size,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            user: e.uname.clone(),
+            group: e.gname.clone(),
+            mtime_ns: i128::from(e.mtime) * 1_000_000_000 + i128::from(e.mtime_ns),
+            xattrs: e.xattrs.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect(),
+            link,
+            rdev,
+            blake3: blake,
+            offset,
+        };
+        serde_json::to_writer(&mut self.manifest, &m).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
+        self.manifest.push(b'\n');
+        Ok(())
+    }
+}
+
+/// Write a backup of the options' trees into `dir` (which must exist and be
+/// empty). Returns the catalog, also written as `backup.json`.
+pub fn write_backup(dir: &Path, opts: &BackupOptions, host: &str) -> Result<Catalog, ArchiveError> {
+    use std::io::Write;
+    let mut w = Walker {
+        opts,
+        out: FrameWriter::new(dir, opts.volume_size, opts.level),
+        names: Names::load(&opts.root),
+        links: HashMap::new(),
+        manifest: Vec::new(),
+        stats: Stats::default(),
+        buf: Vec::with_capacity(4096),
+    };
+    for p in &opts.paths {
+        let full = opts.root.join(p);
+        let dev = std::fs::symlink_metadata(&full).map_err(|e| ArchiveError::Source(full.clone(), e))?.dev();
+        let arch: Vec<u8> = if p == Path::new(".") { Vec::new() } else { p.as_os_str().as_bytes().to_vec() };
+        let arch = arch.strip_prefix(b"/").map(<[u8]>::to_vec).unwrap_or(arch);
+        w.walk(&full, &arch, dev)?;
+    }
+    let mut end = Vec::new();
+    tar::end(&mut end);
+    w.out.write_all(&end).map_err(ArchiveError::write)?;
+    let (volumes, frames, compressed) = w.out.finish().map_err(ArchiveError::write)?;
+    let mut stats = w.stats;
+    stats.bytes_out = compressed;
+    let manifest_name = "manifest.jsonl";
+    let mf = crate::write_private(&dir.join(manifest_name), &w.manifest)?;
+    let catalog = Catalog {
+        format: "lifeboat-archive".into(),
+        version: 1,
+        host: host.to_string(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        compression: "zstd".into(),
+        volume_size: opts.volume_size,
+        volumes,
+        frames,
+        manifest: Volume { name: manifest_name.into(), size: w.manifest.len() as u64, blake3: mf },
+        stats,
+    };
+    let mut text = serde_json::to_vec_pretty(&catalog).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
+    text.write_all(b"\n").map_err(ArchiveError::write)?;
+    crate::write_private(&dir.join("backup.json"), &text)?;
+    Ok(catalog)
+}

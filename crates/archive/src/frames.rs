@@ -1,0 +1,222 @@
+//! The compressed stream: the tar stream cut into chunks, each compressed on
+//! its own as an independent zstd frame by a pool of threads (all cores),
+//! written in order into volumes of at most the configured size. Frames are
+//! independent, so lifeboat can start decompressing at any frame (the index
+//! says which), and the concatenated volumes are still one valid zstd stream
+//! of one tar archive for `zstd -d | tar -x`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Where one frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Volume number (1-based).
+    pub volume: u32,
+    /// Byte offset of the frame in its volume.
+    pub offset: u64,
+    /// Compressed length.
+    pub clen: u64,
+    /// Offset of the frame's first byte in the uncompressed tar stream.
+    pub start: u64,
+    /// Uncompressed length.
+    pub dlen: u64,
+}
+
+/// One finished volume file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// File name (`vol-0001.tar.zst`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the file.
+    pub blake3: String,
+}
+
+/// The name of volume `n`.
+pub fn volume_name(n: u32) -> String {
+    format!("vol-{n:04}.tar.zst")
+}
+
+struct Output {
+    dir: PathBuf,
+    max: u64,
+    file: Option<(std::fs::File, blake3::Hasher)>,
+    number: u32,
+    size: u64,
+    volumes: Vec<Volume>,
+    frames: Vec<Frame>,
+    start: u64,
+}
+
+impl Output {
+    fn close(&mut self) -> std::io::Result<()> {
+        if let Some((mut f, h)) = self.file.take() {
+            f.flush()?;
+            f.sync_all()?;
+            self.volumes.push(Volume {
+                name: volume_name(self.number),
+                size: self.size,
+                blake3: h.finalize().to_hex().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_frame(&mut self, data: &[u8], dlen: u64) -> std::io::Result<()> {
+        if self.file.is_some() && self.size + data.len() as u64 > self.max {
+            self.close()?;
+        }
+        if self.file.is_none() {
+            use std::os::unix::fs::OpenOptionsExt;
+            self.number += 1;
+            self.size = 0;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(self.dir.join(volume_name(self.number)))?;
+            self.file = Some((f, blake3::Hasher::new()));
+        }
+        if let Some((f, h)) = self.file.as_mut() {
+            f.write_all(data)?;
+            h.update(data);
+        }
+        self.frames.push(Frame {
+            volume: self.number,
+            offset: self.size,
+            clen: data.len() as u64,
+            start: self.start,
+            dlen,
+        });
+        self.size += data.len() as u64;
+        self.start += dlen;
+        Ok(())
+    }
+}
+
+type Job = (u64, Vec<u8>);
+type Done = (u64, std::io::Result<Vec<u8>>, u64);
+
+/// Compresses chunks on all cores and writes them in order.
+#[derive(Debug)]
+pub struct FrameWriter {
+    chunk: usize,
+    buf: Vec<u8>,
+    seq: u64,
+    jobs: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    writer: Option<JoinHandle<std::io::Result<(Vec<Volume>, Vec<Frame>, u64)>>>,
+    /// Uncompressed bytes accepted so far.
+    pub written: u64,
+}
+
+impl FrameWriter {
+    /// Volumes go into `dir`, each at most `volume_size` bytes; zstd `level`.
+    pub fn new(dir: &Path, volume_size: u64, level: i32) -> FrameWriter {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // A frame must fit in a volume: chunks of at most half a volume (zstd
+        // stores incompressible data with a few bytes of overhead).
+        let chunk = ((volume_size / 2) as usize).clamp(64 << 10, 4 << 20);
+        let (jtx, jrx) = sync_channel::<Job>(threads * 2);
+        let (dtx, drx) = sync_channel::<Done>(threads * 2);
+        let jrx = Arc::new(Mutex::new(jrx));
+        let workers = (0..threads)
+            .map(|_| {
+                let jrx = Arc::clone(&jrx);
+                let dtx = dtx.clone();
+                std::thread::spawn(move || loop {
+                    let job = jrx.lock().ok().and_then(|r| r.recv().ok());
+                    let Some((seq, data)) = job else { break };
+                    let dlen = data.len() as u64;
+                    let c = zstd::bulk::compress(&data, level);
+                    if dtx.send((seq, c, dlen)).is_err() {
+                        break;
+                    }
+                })
+            })
+            .collect();
+        drop(dtx);
+        let out = Output {
+            dir: dir.to_path_buf(),
+            max: volume_size,
+            file: None,
+            number: 0,
+            size: 0,
+            volumes: Vec::new(),
+            frames: Vec::new(),
+            start: 0,
+        };
+        let writer = std::thread::spawn(move || write_in_order(out, drx));
+        FrameWriter {
+            chunk,
+            buf: Vec::with_capacity(chunk),
+            seq: 0,
+            jobs: Some(jtx),
+            workers,
+            writer: Some(writer),
+            written: 0,
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+        let tx = self.jobs.as_ref().ok_or_else(|| std::io::Error::other("archive already finished"))?;
+        tx.send((self.seq, data)).map_err(|_| std::io::Error::other("archive writer stopped"))?;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// Add bytes of the tar stream.
+    pub fn write_all(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        self.written += data.len() as u64;
+        while !data.is_empty() {
+            let room = self.chunk - self.buf.len();
+            let n = room.min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() == self.chunk {
+                self.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flush everything; returns the volumes and the frame table.
+    pub fn finish(mut self) -> std::io::Result<(Vec<Volume>, Vec<Frame>, u64)> {
+        self.send()?;
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(std::io::Error::other("archive writer thread failed")),
+        }
+    }
+}
+
+fn write_in_order(mut out: Output, done: Receiver<Done>) -> std::io::Result<(Vec<Volume>, Vec<Frame>, u64)> {
+    let mut pending: BTreeMap<u64, (Vec<u8>, u64)> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut compressed = 0u64;
+    for (seq, data, dlen) in done {
+        pending.insert(seq, (data?, dlen));
+        while let Some((data, dlen)) = pending.remove(&next) {
+            compressed += data.len() as u64;
+            out.write_frame(&data, dlen)?;
+            next += 1;
+        }
+    }
+    out.close()?;
+    Ok((out.volumes, out.frames, compressed))
+}

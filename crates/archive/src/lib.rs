@@ -1,0 +1,48 @@
+//! lifeboat's backup archive.
+//!
+//! A backup is a directory: volumes `vol-NNNN.tar.zst` (independent zstd
+//! frames; together one tar stream in the POSIX pax format), `manifest.jsonl`
+//! (every entry with its metadata and the BLAKE3 of its content) and
+//! `backup.json` (volumes, frame table, manifest checksum, statistics),
+//! written last. `cat vol-* | zstd -d | tar -x` restores it without
+//! lifeboat. See docs/archive-format.md.
+
+pub mod backup;
+pub mod frames;
+pub mod tar;
+pub mod target;
+
+use std::path::{Path, PathBuf};
+
+pub use backup::{write_backup, BackupOptions, Catalog, ManifestEntry, Stats};
+
+/// Errors of the archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Writing the backup failed (disk full, target gone).
+    #[error("cannot write the backup: {0}")]
+    Write(std::io::Error),
+    /// A path to back up cannot be read at all.
+    #[error("cannot back up {0}: {1}")]
+    Source(PathBuf, std::io::Error),
+    /// The target is not usable.
+    #[error("backup target {0}: {1}")]
+    Target(String, String),
+}
+
+impl ArchiveError {
+    fn write(e: std::io::Error) -> ArchiveError {
+        ArchiveError::Write(e)
+    }
+}
+
+/// Write a file readable by root only (backups hold /etc/shadow and keys); returns its BLAKE3.
+pub fn write_private(p: &Path, data: &[u8]) -> Result<String, ArchiveError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p).map_err(ArchiveError::write)?;
+    f.write_all(data).map_err(ArchiveError::write)?;
+    f.sync_all().map_err(ArchiveError::write)?;
+    Ok(blake3::hash(data).to_hex().to_string())
+}

@@ -1,0 +1,112 @@
+//! `lifeboat backup`.
+
+use super::Ctx;
+use crate::cli::BackupArgs;
+use anyhow::{bail, Context};
+use lifeboat_archive::target::{self, Target};
+use lifeboat_archive::{write_backup, BackupOptions};
+use lifeboat_config::human;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `dir` relative to `root`, as an exclude pattern for everything below it.
+fn below(root: &Path, dir: &Path) -> Option<String> {
+    let rel = dir.strip_prefix(root).ok()?;
+    let rel = rel.to_string_lossy();
+    (!rel.is_empty()).then(|| format!("{rel}/*"))
+}
+
+/// Back up, publish atomically, and print the summary.
+pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
+    let url = a.target.unwrap_or_else(|| ctx.config.backup.target.clone());
+    if url.is_empty() {
+        bail!("no backup target: give --target file:///DIR (or set backup.target in the config)");
+    }
+    if ctx.config.backup.compression != "zstd" {
+        bail!(
+            "backup.compression = \"{}\" is not written by this version; use \"zstd\"",
+            ctx.config.backup.compression
+        );
+    }
+    let target = target::open(&url)?;
+    let layout = super::layout::live(ctx);
+    let paths: Vec<PathBuf> = if a.paths.is_empty() {
+        // Every local filesystem mounted now, each as a unit.
+        let mut v: Vec<PathBuf> = layout
+            .filesystems
+            .iter()
+            .flat_map(|f| f.mountpoints.iter())
+            .filter_map(|m| {
+                Path::new(m).strip_prefix(&a.root).ok().map(|r| {
+                    if r.as_os_str().is_empty() {
+                        PathBuf::from(".")
+                    } else {
+                        r.to_path_buf()
+                    }
+                })
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    } else {
+        a.paths.clone()
+    };
+    let mut exclude = ctx.config.backup.exclude.clone();
+    exclude.push("tmp/*".into());
+    for dir in [&ctx.config.paths.work_dir, &ctx.config.paths.output_dir, &target.root] {
+        exclude.extend(below(&a.root, dir));
+    }
+    for s in layout.swaps.iter().filter(|s| s.file) {
+        exclude.extend(Path::new(&s.device).strip_prefix(&a.root).ok().map(|r| r.to_string_lossy().into_owned()));
+    }
+    let opts = BackupOptions {
+        root: a.root.clone(),
+        paths,
+        exclude,
+        volume_size: a.volume_size.unwrap_or(ctx.config.backup.volume_size).0,
+        level: ctx.config.backup.level as i32,
+    };
+    let host = layout.meta.hostname.clone();
+    let name = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
+    let staging = target.begin(&host, &name)?;
+    let start = std::time::Instant::now();
+    let catalog = match write_backup(&staging, &opts, &host) {
+        Ok(c) => c,
+        Err(e) => {
+            target.abort(&host, &name);
+            return Err(e).context("the backup was not completed; the previous backups on the target are untouched");
+        }
+    };
+    let done = target.publish(&host, &name)?;
+    let secs = start.elapsed().as_secs_f64();
+    let s = &catalog.stats;
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "backup": done, "seconds": secs, "catalog": catalog }))?
+        );
+    } else {
+        println!("backup {} complete", done.display());
+        println!(
+            "  {} entries ({} files), {} read, {} written in {} volume(s), ratio {:.3}, {:.0} MB/s",
+            s.entries,
+            s.files,
+            human(s.bytes_in),
+            human(s.bytes_out),
+            catalog.volumes.len(),
+            s.bytes_out as f64 / s.bytes_in.max(1) as f64,
+            s.bytes_in as f64 / secs.max(0.001) / 1e6
+        );
+        if s.sockets_skipped > 0 {
+            println!("  {} sockets skipped (they cannot be archived)", s.sockets_skipped);
+        }
+        for c in &s.changed {
+            println!("  changed while being read: {c}");
+        }
+        for u in &s.unreadable {
+            println!("  NOT BACKED UP: {u}");
+        }
+    }
+    Ok(if s.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

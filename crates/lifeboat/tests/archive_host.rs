@@ -1,0 +1,202 @@
+//! The backup archive on a tree that holds every kind of entry, built here
+//! as root: GNU tar alone must restore the same tree from the volumes.
+
+mod common;
+
+use common::{config, root_or_skip, run_lifeboat, sh};
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Build the tree: every file type, owners, modes, times, xattrs, ACLs,
+/// capabilities, hard links, odd names; plus a socket (skipped and counted).
+pub fn build_tree(t: &Path) {
+    sh(&format!(
+        r#"set -e
+cd {t}
+mkdir -p etc/ssl/private bin data/deep sticky empty
+printf 'root:x:0:0::/root:/bin/bash\n' > etc/passwd
+printf 'secret\n' > etc/ssl/private/key.pem; chmod 600 etc/ssl/private/key.pem
+head -c 3000000 /dev/urandom > data/random.bin
+seq 1 200000 > data/counting.txt
+: > data/empty
+cp /bin/true bin/suid; chmod 4755 bin/suid
+cp /bin/true bin/pinger; setcap cap_net_raw+ep bin/pinger
+chmod 1777 sticky; chmod 750 data/deep
+ln data/counting.txt data/hardlink-a; ln data/counting.txt data/hardlink-b
+ln -s ../etc/passwd bin/relative-link; ln -s /nonexistent/target bin/dangling-link
+mknod data/null c 1 3; mknod data/loopdev b 7 200; mkfifo data/pipe
+chown 1234:5678 data/random.bin; chown -h 4321:8765 bin/relative-link
+setfattr -n user.note -v "hello world" data/random.bin
+setfattr -n user.binary -v 0x00ff10 data/empty
+setfacl -m u:1234:rx,g:5678:r data/counting.txt
+setfacl -d -m u:1234:rwx data/deep
+long=$(printf 'n%.0s' $(seq 1 200)); touch "data/$long"
+mkdir -p "data/$(printf 'd%.0s' $(seq 1 90))/$(printf 'e%.0s' $(seq 1 90))/$(printf 'f%.0s' $(seq 1 90))"
+touch "data/$(printf 'd%.0s' $(seq 1 90))/$(printf 'e%.0s' $(seq 1 90))/$(printf 'f%.0s' $(seq 1 90))/file"
+touch "data/name with
+newline"
+touch "data/$(printf 'bad\xff\xfename')"
+touch -h -d '2001-02-03 04:05:06.123456789' bin/relative-link data/random.bin
+touch -d '1999-12-31 23:59:59.5' data/deep
+python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.bind('data/socket')"
+"#,
+        t = t.display()
+    ));
+}
+
+/// Everything about every entry that must survive, keyed by path bytes.
+pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, String> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+    let mut stack = vec![PathBuf::from(root)];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).expect("lstat");
+        let rel = p.strip_prefix(root).expect("prefix").as_os_str().as_bytes().to_vec();
+        let ft = m.file_type();
+        let mut d = format!("mode={:o} uid={} gid={}", m.mode(), m.uid(), m.gid());
+        if !ft.is_dir() {
+            d.push_str(&format!(" mtime={}.{:09}", m.mtime(), m.mtime_nsec()));
+        }
+        if ft.is_file() {
+            let data = std::fs::read(&p).expect("read");
+            d.push_str(&format!(" size={} blake3={}", data.len(), blake3::hash(&data).to_hex()));
+            if m.nlink() > 1 {
+                let first = inodes.entry((m.dev(), m.ino())).or_insert_with(|| rel.clone());
+                d.push_str(&format!(" links={} group={}", m.nlink(), String::from_utf8_lossy(first)));
+            }
+        } else if ft.is_symlink() {
+            d.push_str(&format!(" -> {}", std::fs::read_link(&p).expect("readlink").display()));
+        } else if ft.is_char_device() || ft.is_block_device() {
+            d.push_str(&format!(" rdev={:x}", m.rdev()));
+        }
+        for (k, v) in lifeboat_archive::backup::xattrs(&p) {
+            d.push_str(&format!(
+                " xattr:{}={}",
+                String::from_utf8_lossy(&k),
+                v.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ));
+        }
+        out.insert(rel, d);
+        if ft.is_dir() {
+            for e in std::fs::read_dir(&p).expect("readdir").flatten() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn differences(a: &BTreeMap<Vec<u8>, String>, b: &BTreeMap<Vec<u8>, String>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            None => d.push(format!("missing: {}", String::from_utf8_lossy(k))),
+            Some(w) if w != v => d.push(format!("{}:\n   was {v}\n   now {w}", String::from_utf8_lossy(k))),
+            _ => {}
+        }
+    }
+    for k in b.keys().filter(|k| !a.contains_key(*k)) {
+        d.push(format!("extra: {}", String::from_utf8_lossy(k)));
+    }
+    d
+}
+
+#[test]
+fn gnu_tar_alone_restores_the_same_tree_from_the_volumes() {
+    if !root_or_skip("owners, devices and capabilities") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = tmp.path().join("tree");
+    let target = tmp.path().join("target");
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    build_tree(&tree);
+    let mut before = snapshot(&tree);
+    before.remove(b"data/socket".as_slice());
+    let cfg = config(tmp.path(), "");
+    let url = format!("file://{}", target.display());
+    let (code, out, err) = run_lifeboat(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "backup",
+        "--target",
+        &url,
+        "--root",
+        tree.to_str().expect("utf8"),
+        "--volume-size",
+        "1M",
+        ".",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 sockets skipped"), "{out}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host").trim().to_string();
+    let backups: Vec<PathBuf> =
+        std::fs::read_dir(target.join(&host)).expect("host dir").flatten().map(|e| e.path()).collect();
+    assert_eq!(backups.len(), 1, "one published backup, no staging left: {backups:?}");
+    let b = &backups[0];
+    let mut vols: Vec<PathBuf> = std::fs::read_dir(b)
+        .expect("backup")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .collect();
+    vols.sort();
+    assert!(vols.len() >= 3, "split into volumes of at most 1 MiB: {vols:?}");
+    for f in std::fs::read_dir(b).expect("backup").flatten() {
+        let m = f.metadata().expect("meta");
+        assert_eq!(m.mode() & 0o777, 0o600, "{} readable by root only", f.path().display());
+        if f.path().to_string_lossy().ends_with(".tar.zst") {
+            assert!(m.len() <= 1 << 20, "{} is larger than a volume", f.path().display());
+        }
+    }
+    assert_eq!(std::fs::metadata(target.join(&host)).expect("dir").mode() & 0o777, 0o700);
+
+    // The one-line restore documented in docs/archive-format.md.
+    let restored = tmp.path().join("restored");
+    std::fs::create_dir_all(&restored).expect("mkdir");
+    sh(&format!(
+        "cd {} && cat vol-*.tar.zst | zstd -dc | tar -x --xattrs --xattrs-include='*' --numeric-owner -p -f - -C {}",
+        b.display(),
+        restored.display()
+    ));
+    let after = snapshot(&restored);
+    let diff = differences(&before, &after);
+    assert!(diff.is_empty(), "GNU tar's restore differs from the original:\n{}", diff.join("\n"));
+
+    // The manifest lists every entry with its hash.
+    let manifest = std::fs::read_to_string(b.join("manifest.jsonl")).expect("manifest");
+    assert_eq!(manifest.lines().count(), before.len());
+    let random = manifest.lines().find(|l| l.contains("\"data/random.bin\"")).expect("entry");
+    let expected = blake3::hash(&std::fs::read(tree.join("data/random.bin")).expect("read")).to_hex().to_string();
+    assert!(random.contains(&expected) && random.contains("\"user.note\""), "{random}");
+    assert!(manifest.contains("bad\\\\xff\\\\xfename"), "non-UTF-8 names are kept, escaped");
+}
+
+#[test]
+fn the_tree_really_holds_what_the_archive_must_keep() {
+    // Guards the round-trip test: the snapshot must see ACLs, capabilities,
+    // ns times, devices and hard links, or an equal comparison proves nothing.
+    if !root_or_skip("owners, devices and capabilities") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    build_tree(tmp.path());
+    let s = snapshot(tmp.path());
+    let get = |p: &str| s.get(p.as_bytes()).cloned().unwrap_or_default();
+    assert!(get("data/counting.txt").contains("xattr:system.posix_acl_access="), "{}", get("data/counting.txt"));
+    assert!(get("data/counting.txt").contains("links=3"));
+    assert!(get("data/deep").contains("xattr:system.posix_acl_default="));
+    assert!(get("bin/pinger").contains("xattr:security.capability="));
+    assert!(get("bin/suid").contains("mode=104755"));
+    assert!(get("sticky").contains("mode=41777"));
+    assert!(
+        get("data/random.bin").contains("uid=1234 gid=5678")
+            && get("data/random.bin").contains("mtime=981173106.123456789")
+    );
+    assert!(get("data/loopdev").contains("rdev=7c8"));
+    assert!(s.keys().any(|k| k.contains(&0xff)), "a name that is not UTF-8");
+    assert!(s.keys().any(|k| k.contains(&b'\n')), "a name with a newline");
+}
