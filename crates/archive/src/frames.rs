@@ -102,6 +102,8 @@ impl Output {
 }
 
 type Job = (u64, Vec<u8>);
+/// What the writer thread hands back: volumes, frames, compressed bytes.
+type Written = (Vec<Volume>, Vec<Frame>, u64);
 type Done = (u64, std::io::Result<Vec<u8>>, u64);
 
 /// Compresses chunks on all cores and writes them in order.
@@ -112,7 +114,7 @@ pub struct FrameWriter {
     seq: u64,
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
-    writer: Option<JoinHandle<std::io::Result<(Vec<Volume>, Vec<Frame>, u64)>>>,
+    writer: Option<JoinHandle<std::io::Result<Written>>>,
     /// Uncompressed bytes accepted so far.
     pub written: u64,
 }
@@ -192,7 +194,7 @@ impl FrameWriter {
     }
 
     /// Flush everything; returns the volumes and the frame table.
-    pub fn finish(mut self) -> std::io::Result<(Vec<Volume>, Vec<Frame>, u64)> {
+    pub fn finish(mut self) -> std::io::Result<Written> {
         self.send()?;
         self.jobs = None;
         for w in self.workers.drain(..) {
@@ -205,7 +207,7 @@ impl FrameWriter {
     }
 }
 
-fn write_in_order(mut out: Output, done: Receiver<Done>) -> std::io::Result<(Vec<Volume>, Vec<Frame>, u64)> {
+fn write_in_order(mut out: Output, done: Receiver<Done>) -> std::io::Result<Written> {
     let mut pending: BTreeMap<u64, (Vec<u8>, u64)> = BTreeMap::new();
     let mut next = 0u64;
     let mut compressed = 0u64;
