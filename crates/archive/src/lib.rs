@@ -9,6 +9,8 @@
 
 pub mod backup;
 pub mod frames;
+pub mod read;
+pub mod restore;
 pub mod tar;
 pub mod target;
 

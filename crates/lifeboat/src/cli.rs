@@ -42,6 +42,10 @@ pub enum Command {
     Layout(LayoutCmd),
     /// Back up files into a compressed, tar-compatible, hashed archive on a target
     Backup(BackupArgs),
+    /// Restore everything, or the paths matching PATTERNS, from a backup into a directory
+    Restore(RestoreArgs),
+    /// Read every volume of a backup and check every checksum; exit 1 when anything is damaged
+    Verify(FromArgs),
     /// Make rescue media: a bootable copy of this machine's own kernel and tools, with its layout and lifeboat
     Mkrescue(MkrescueArgs),
     /// Write rescue media to an optical writer or a USB stick, and verify them by reading back
@@ -114,6 +118,28 @@ pub struct BackupArgs {
     /// [default: every local filesystem mounted now]
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
+}
+
+/// Which backup: a backup directory, or a target (its newest backup of this host).
+#[derive(Debug, Args)]
+pub struct FromArgs {
+    /// file:///DIR of a backup, or of a target [default: backup.target]
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+}
+
+/// Arguments of `lifeboat restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup
+    #[command(flatten)]
+    pub from: FromArgs,
+    /// Directory to restore into (created when missing)
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Archive paths or glob patterns to restore (a directory brings everything below it)
+    #[arg(value_name = "PATTERNS")]
+    pub patterns: Vec<String>,
 }
 
 /// Arguments of `lifeboat burn`.

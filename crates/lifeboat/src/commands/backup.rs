@@ -110,3 +110,77 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(if s.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// The backup a `--from` URL names: a backup directory, or the newest backup of this host on a target.
+fn find_backup(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<lifeboat_archive::read::Backup> {
+    let url = from.from.clone().unwrap_or_else(|| ctx.config.backup.target.clone());
+    if url.is_empty() {
+        bail!("no backup given: use --from file:///DIR (a backup, or a target holding backups)");
+    }
+    let t = target::open(&url)?;
+    let dir = if target::is_complete(&t.root) {
+        t.root.clone()
+    } else {
+        let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+        t.list(&host)?.pop().with_context(|| {
+            format!("no complete backup of {host} in {url} (a directory named *.partial is an interrupted one)")
+        })?
+    };
+    Ok(lifeboat_archive::read::Backup::open(&dir)?)
+}
+
+/// `lifeboat verify`.
+pub fn verify(ctx: &Ctx, from: crate::cli::FromArgs) -> anyhow::Result<ExitCode> {
+    let b = find_backup(ctx, &from)?;
+    let r = lifeboat_archive::restore::verify(&b);
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"backup": b.dir, "ok": r.ok(), "report": r}))?);
+    } else {
+        println!(
+            "backup {}: {} volumes, {} entries in the manifest",
+            b.dir.display(),
+            b.catalog.volumes.len(),
+            b.entries.len()
+        );
+        for v in &r.damaged_volumes {
+            println!("  DAMAGED volume {v}");
+        }
+        for l in &r.lost {
+            println!("  UNREADABLE {l}");
+        }
+        if r.ok() {
+            println!("  intact: {} entries, {} of content, every checksum matches", r.entries, human(r.bytes));
+        } else {
+            println!("  {} of {} entries readable; {} cannot be restored", r.entries, b.entries.len(), r.lost.len());
+        }
+    }
+    Ok(if r.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `lifeboat restore`.
+pub fn restore(ctx: &Ctx, a: crate::cli::RestoreArgs) -> anyhow::Result<ExitCode> {
+    let b = find_backup(ctx, &a.from)?;
+    std::fs::create_dir_all(&a.to).with_context(|| format!("cannot create {}", a.to.display()))?;
+    let start = std::time::Instant::now();
+    let r = lifeboat_archive::restore::restore(&b, &a.to, &a.patterns);
+    let secs = start.elapsed().as_secs_f64();
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"backup": b.dir, "seconds": secs, "report": r}))?
+        );
+    } else {
+        println!(
+            "restored {} entries ({}) from {} into {} in {:.1} s",
+            r.restored,
+            human(r.bytes),
+            b.dir.display(),
+            a.to.display(),
+            secs
+        );
+        for l in &r.lost {
+            println!("  NOT RESTORED {l}");
+        }
+    }
+    Ok(if r.lost.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -42,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mkrescue(a) => mkrescue::run(&ctx, a),
         Command::Burn(a) => burn::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
+        Command::Restore(a) => backup::restore(&ctx, a),
+        Command::Verify(a) => backup::verify(&ctx, a),
         Command::Config(ConfigCmd::Show) => {
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&ctx.config)?);

@@ -1,0 +1,268 @@
+//! Verifying and restoring a backup from its volumes, going on past damaged
+//! or missing volumes and naming exactly the entries that could not be read.
+
+use crate::backup::{glob_match, ManifestEntry};
+use crate::read::{next_header, Backup, Gap, Header, Stream};
+use crate::tar::Kind;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// Entries read and checked.
+    pub entries: u64,
+    /// Content bytes hashed.
+    pub bytes: u64,
+    /// Volumes that are missing or whose checksum differs, with the reason.
+    pub damaged_volumes: Vec<String>,
+    /// Entries that cannot be read (path: why).
+    pub lost: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether everything is intact.
+    pub fn ok(&self) -> bool {
+        self.damaged_volumes.is_empty() && self.lost.is_empty()
+    }
+}
+
+/// What `restore` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    /// Entries restored.
+    pub restored: u64,
+    /// Content bytes written.
+    pub bytes: u64,
+    /// Entries that could not be restored (path: why).
+    pub lost: Vec<String>,
+}
+
+fn check_volumes(b: &Backup) -> Vec<String> {
+    let mut bad = Vec::new();
+    for v in &b.catalog.volumes {
+        let p = b.dir.join(&v.name);
+        match std::fs::read(&p) {
+            Err(e) => bad.push(format!("{}: {e}", v.name)),
+            Ok(d) if blake3::hash(&d).to_hex().as_str() != v.blake3 => {
+                bad.push(format!("{}: checksum differs from backup.json (the volume is damaged)", v.name))
+            }
+            Ok(_) => {}
+        }
+    }
+    bad
+}
+
+/// Position the stream at an entry and read its headers, checking that they
+/// describe the entry the manifest expects.
+fn header_of(s: &mut Stream, m: &ManifestEntry) -> Result<Header, Gap> {
+    if s.offset != m.offset {
+        s.seek_to(m.offset);
+    }
+    match next_header(s)? {
+        Some(h) if crate::backup::escape_path(&h.path) == m.path || (m.path == "." && h.path == b".") => Ok(h),
+        Some(h) => Err(Gap {
+            start: m.offset,
+            end: m.offset,
+            why: format!("the archive holds {} where the manifest expects it", crate::backup::escape_path(&h.path)),
+        }),
+        None => Err(Gap { start: m.offset, end: m.offset, why: "the archive ends before this entry".into() }),
+    }
+}
+
+/// Read (and pass on) an entry's data, then its padding; the data's BLAKE3 is checked.
+fn data<F: FnMut(&[u8]) -> std::io::Result<()>>(
+    s: &mut Stream,
+    h: &Header,
+    m: &ManifestEntry,
+    mut sink: F,
+) -> Result<(), Gap> {
+    let mut left = h.size;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        s.read_exact(&mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        sink(&buf[..n]).map_err(|e| Gap { start: s.offset, end: s.offset, why: format!("cannot write: {e}") })?;
+        left -= n as u64;
+    }
+    let mut pad = vec![0u8; ((512 - h.size % 512) % 512) as usize];
+    s.read_exact(&mut pad)?;
+    if let Some(want) = &m.blake3 {
+        if hasher.finalize().to_hex().as_str() != want {
+            return Err(Gap {
+                start: m.offset,
+                end: s.offset,
+                why: "content differs from its BLAKE3 in the manifest".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Read every volume and entry; check volume checksums, tar headers and every file's BLAKE3.
+pub fn verify(b: &Backup) -> VerifyReport {
+    let mut r = VerifyReport { damaged_volumes: check_volumes(b), ..VerifyReport::default() };
+    let mut s = Stream::new(b);
+    for m in &b.entries {
+        let res = header_of(&mut s, m).and_then(|h| data(&mut s, &h, m, |_| Ok(())).map(|_| h.size));
+        match res {
+            Ok(n) => {
+                r.entries += 1;
+                r.bytes += n;
+            }
+            Err(g) => r.lost.push(format!("{}: {}", m.path, g.why)),
+        }
+    }
+    r
+}
+
+/// Whether an archive path is selected by restore patterns (a pattern
+/// selects a path, or everything below a directory it names).
+pub fn selected(path: &str, patterns: &[String]) -> bool {
+    patterns.is_empty()
+        || patterns.iter().any(|p| {
+            let p = p.trim_start_matches('/').trim_end_matches('/');
+            glob_match(p.as_bytes(), path.as_bytes()) || path.starts_with(&format!("{p}/"))
+        })
+}
+
+fn unescape(p: &str) -> Vec<u8> {
+    let b = p.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\\' {
+            out.push(b'\\');
+            i += 2;
+        } else if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
+            match u8::from_str_radix(&p[i + 2..i + 4], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 4;
+                }
+                Err(_) => {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn target_path(to: &Path, arch: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    if arch == b"." {
+        to.to_path_buf()
+    } else {
+        to.join(std::ffi::OsStr::from_bytes(arch))
+    }
+}
+
+/// Set owner, mode, extended attributes and time, in the order that keeps
+/// them all (chown clears setuid bits and capabilities, so it comes first).
+fn apply_metadata(p: &Path, h: &Header) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Timespec, Timestamps, CWD};
+    let symlink = matches!(h.kind, Kind::Symlink(_));
+    std::os::unix::fs::lchown(p, Some(h.uid), Some(h.gid))?;
+    if !symlink {
+        rustix::fs::chmod(p, rustix::fs::Mode::from_raw_mode(h.mode))?;
+    }
+    for (k, v) in &h.xattrs {
+        let name = std::ffi::CString::new(k.clone()).map_err(std::io::Error::other)?;
+        rustix::fs::lsetxattr(p, name.as_c_str(), v, rustix::fs::XattrFlags::empty())?;
+    }
+    let t = Timespec { tv_sec: h.mtime, tv_nsec: h.mtime_ns.into() };
+    rustix::fs::utimensat(CWD, p, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Restore the selected entries into `to`.
+pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
+    use std::io::Write;
+    let mut r = RestoreReport::default();
+    let mut s = Stream::new(b);
+    let mut dirs: Vec<(PathBuf, Header)> = Vec::new();
+    for m in b.entries.iter().filter(|m| selected(&m.path, patterns)) {
+        let h = match header_of(&mut s, m) {
+            Ok(h) => h,
+            Err(g) => {
+                r.lost.push(format!("{}: {}", m.path, g.why));
+                continue;
+            }
+        };
+        let p = target_path(to, &unescape(&m.path));
+        if let Some(parent) = p.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let kind = h.kind.clone();
+        let made: Result<(), String> = match &kind {
+            Kind::Dir => std::fs::create_dir_all(&p).map_err(|e| e.to_string()),
+            Kind::File => {
+                let _ = std::fs::remove_file(&p);
+                match std::fs::File::create(&p) {
+                    Ok(mut f) => match data(&mut s, &h, m, |chunk| f.write_all(chunk)) {
+                        Ok(()) => {
+                            r.bytes += h.size;
+                            Ok(())
+                        }
+                        Err(g) => {
+                            drop(f);
+                            let _ = std::fs::remove_file(&p);
+                            Err(g.why)
+                        }
+                    },
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Kind::Symlink(t) => {
+                let _ = std::fs::remove_file(&p);
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(t), &p).map_err(|e| e.to_string())
+            }
+            Kind::Hardlink(t) => {
+                let _ = std::fs::remove_file(&p);
+                std::fs::hard_link(target_path(to, t), &p)
+                    .map_err(|e| format!("hard link to a file that was not restored: {e}"))
+            }
+            Kind::Char(..) | Kind::Block(..) | Kind::Fifo => {
+                let _ = std::fs::remove_file(&p);
+                let (ft, dev) = match kind {
+                    Kind::Char(ma, mi) => (rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(ma, mi)),
+                    Kind::Block(ma, mi) => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(ma, mi)),
+                    _ => (rustix::fs::FileType::Fifo, 0),
+                };
+                rustix::fs::mknodat(rustix::fs::CWD, &p, ft, rustix::fs::Mode::from_raw_mode(h.mode), dev)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        if let Err(why) = made {
+            r.lost.push(format!("{}: {why}", m.path));
+            continue;
+        }
+        if matches!(h.kind, Kind::Hardlink(_)) {
+            r.restored += 1;
+            continue;
+        }
+        if h.kind == Kind::Dir {
+            dirs.push((p, h));
+        } else if let Err(e) = apply_metadata(&p, &h) {
+            r.lost.push(format!("{}: restored, but its metadata could not be set: {e}", m.path));
+            continue;
+        }
+        r.restored += 1;
+    }
+    // Directories last, deepest first: creating their contents changed their times.
+    for (p, h) in dirs.iter().rev() {
+        if let Err(e) = apply_metadata(p, h) {
+            r.lost.push(format!("{}: metadata not set: {e}", p.display()));
+        }
+    }
+    r
+}
+
+use std::os::unix::ffi::OsStrExt;
