@@ -102,6 +102,12 @@ pub struct Catalog {
     pub frames: Vec<Frame>,
     /// The manifest file and its BLAKE3.
     pub manifest: Volume,
+    /// What was backed up, relative to the root.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// The patterns that were left out (configured and automatic).
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// Counts and warnings.
     pub stats: Stats,
 }
@@ -430,6 +436,8 @@ pub fn write_backup(dir: &Path, opts: &BackupOptions, host: &str) -> Result<Cata
         volumes,
         frames,
         manifest: Volume { name: manifest_name.into(), size: w.manifest.len() as u64, blake3: mf },
+        paths: opts.paths.iter().map(|p| p.display().to_string()).collect(),
+        exclude: opts.exclude.clone(),
         stats,
     };
     let mut text = serde_json::to_vec_pretty(&catalog).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;

@@ -8,6 +8,7 @@
 //! lifeboat. See docs/archive-format.md.
 
 pub mod backup;
+pub mod compare;
 pub mod frames;
 pub mod read;
 pub mod restore;

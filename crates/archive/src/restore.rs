@@ -128,7 +128,8 @@ pub fn selected(path: &str, patterns: &[String]) -> bool {
         })
 }
 
-fn unescape(p: &str) -> Vec<u8> {
+/// Undo [`crate::backup::escape_path`].
+pub fn unescape_path(p: &str) -> Vec<u8> {
     let b = p.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -196,7 +197,7 @@ pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
                 continue;
             }
         };
-        let p = target_path(to, &unescape(&m.path));
+        let p = target_path(to, &unescape_path(&m.path));
         if let Some(parent) = p.parent() {
             let _ = std::fs::create_dir_all(parent);
         }

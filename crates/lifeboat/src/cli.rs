@@ -46,6 +46,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Read every volume of a backup and check every checksum; exit 1 when anything is damaged
     Verify(FromArgs),
+    /// Compare a live tree with a backup: files added, removed and changed; exit 1 when anything differs
+    Compare(CompareArgs),
     /// Make rescue media: a bootable copy of this machine's own kernel and tools, with its layout and lifeboat
     Mkrescue(MkrescueArgs),
     /// Write rescue media to an optical writer or a USB stick, and verify them by reading back
@@ -140,6 +142,17 @@ pub struct RestoreArgs {
     /// Archive paths or glob patterns to restore (a directory brings everything below it)
     #[arg(value_name = "PATTERNS")]
     pub patterns: Vec<String>,
+}
+
+/// Arguments of `lifeboat compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The backup
+    #[command(flatten)]
+    pub from: FromArgs,
+    /// The live tree the backup was made from
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 /// Arguments of `lifeboat burn`.

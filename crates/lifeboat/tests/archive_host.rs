@@ -363,3 +363,37 @@ fn an_interrupted_backup_leaves_the_previous_one_intact() {
     assert_eq!(code, 0, "the newest complete backup is still the first, and intact: {out}");
     assert!(out.contains(&first.display().to_string()), "{out}");
 }
+
+#[test]
+fn compare_finds_a_changed_byte_a_changed_mode_an_added_and_a_removed_file() {
+    if !root_or_skip("owners, devices and capabilities") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    build_tree(&tree);
+    let cfg = config(tmp.path(), "");
+    let c = cfg.to_str().expect("utf8");
+    let b = backup(&cfg, &tree, &target, "dvd");
+    let cmp = |args: &[&str]| {
+        run_lifeboat(
+            &[&["--config", c, "compare", "--from", &url(&b), "--root", tree.to_str().expect("utf8")], args].concat(),
+        )
+    };
+    let (code, out, err) = cmp(&[]);
+    assert_eq!(code, 0, "an untouched tree matches:\n{out}\n{err}");
+    // An intruder's work: one byte of a binary, a mode, a new file, a deleted file.
+    sh(&format!(
+        "cd {} && printf 'X' | dd of=bin/suid bs=1 seek=100 conv=notrunc status=none && chmod 0640 etc/passwd && echo evil > bin/backdoor && rm data/empty",
+        tree.display()
+    ));
+    let (code, out, _) = cmp(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("changed  bin/suid  (content)"), "{out}");
+    assert!(out.contains("changed  etc/passwd  (mode 644 -> 640)"), "{out}");
+    assert!(out.contains("added    bin/backdoor"), "{out}");
+    assert!(out.contains("removed  data/empty"), "{out}");
+    assert!(out.contains("4 difference(s)"), "nothing else is reported:\n{out}");
+}

@@ -184,3 +184,24 @@ pub fn restore(ctx: &Ctx, a: crate::cli::RestoreArgs) -> anyhow::Result<ExitCode
     }
     Ok(if r.lost.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// `lifeboat compare`.
+pub fn compare(ctx: &Ctx, a: crate::cli::CompareArgs) -> anyhow::Result<ExitCode> {
+    let b = find_backup(ctx, &a.from)?;
+    let diffs = lifeboat_archive::compare::compare(&b, &a.root);
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&diffs)?);
+    } else if diffs.is_empty() {
+        println!("{} matches the backup {} ({} entries)", a.root.display(), b.dir.display(), b.entries.len());
+    } else {
+        for d in &diffs {
+            if d.details.is_empty() {
+                println!("{:<8} {}", d.what, d.path);
+            } else {
+                println!("{:<8} {}  ({})", d.what, d.path, d.details.join(", "));
+            }
+        }
+        println!("{} difference(s) between {} and the backup {}", diffs.len(), a.root.display(), b.dir.display());
+    }
+    Ok(if diffs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

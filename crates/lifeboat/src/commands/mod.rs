@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Restore(a) => backup::restore(&ctx, a),
         Command::Verify(a) => backup::verify(&ctx, a),
+        Command::Compare(a) => backup::compare(&ctx, a),
         Command::Config(ConfigCmd::Show) => {
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&ctx.config)?);
