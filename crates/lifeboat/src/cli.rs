@@ -106,7 +106,11 @@ pub struct MkrescueArgs {
 
 /// Arguments of `lifeboat backup`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BackupArgs {
+    /// `list` or `info` instead of making a backup
+    #[command(subcommand)]
+    pub cmd: Option<BackupCmd>,
     /// Where the backup goes [default: backup.target], e.g. file:///mnt/backup
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
@@ -120,6 +124,19 @@ pub struct BackupArgs {
     /// [default: every local filesystem mounted now]
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `lifeboat backup list|info`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// The backups a target holds: date, host, size, files, compression ratio
+    List {
+        /// The target [default: backup.target]
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
+    },
+    /// Everything about one backup: volumes, sizes, counts, warnings
+    Info(FromArgs),
 }
 
 /// Which backup: a backup directory, or a target (its newest backup of this host).

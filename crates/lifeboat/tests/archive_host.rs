@@ -362,6 +362,13 @@ fn an_interrupted_backup_leaves_the_previous_one_intact() {
     let (code, out, _) = run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "verify", "--from", &url(&target)]);
     assert_eq!(code, 0, "the newest complete backup is still the first, and intact: {out}");
     assert!(out.contains(&first.display().to_string()), "{out}");
+    // list shows the complete backup only; info describes it.
+    let (code, out, _) = run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "backup", "list", "--target", &url(&target)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&first.display().to_string()) && out.contains("1 backup(s)") && !out.contains(".partial"), "{out}");
+    let (code, out, _) = run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "backup", "info", "--from", &url(&first)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 entries, 1 files") && out.contains("vol-0001.tar.zst"), "{out}");
 }
 
 #[test]

@@ -16,8 +16,13 @@ fn below(root: &Path, dir: &Path) -> Option<String> {
     (!rel.is_empty()).then(|| format!("{rel}/*"))
 }
 
-/// Back up, publish atomically, and print the summary.
+/// Back up, publish atomically, and print the summary (or list, or show one backup).
 pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
+    match a.cmd {
+        Some(crate::cli::BackupCmd::List { target }) => return list(ctx, target),
+        Some(crate::cli::BackupCmd::Info(from)) => return info(ctx, &from),
+        None => {}
+    }
     let url = a.target.unwrap_or_else(|| ctx.config.backup.target.clone());
     if url.is_empty() {
         bail!("no backup target: give --target file:///DIR (or set backup.target in the config)");
@@ -204,4 +209,85 @@ pub fn compare(ctx: &Ctx, a: crate::cli::CompareArgs) -> anyhow::Result<ExitCode
         println!("{} difference(s) between {} and the backup {}", diffs.len(), a.root.display(), b.dir.display());
     }
     Ok(if diffs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn describe(c: &lifeboat_archive::Catalog) -> serde_json::Value {
+    let size: u64 = c.volumes.iter().map(|v| v.size).sum();
+    serde_json::json!({
+        "host": c.host,
+        "created": c.created,
+        "bytes": size,
+        "files": c.stats.files,
+        "entries": c.stats.entries,
+        "content_bytes": c.stats.bytes_in,
+        "ratio": size as f64 / c.stats.bytes_in.max(1) as f64,
+        "volumes": c.volumes.len(),
+        "compression": c.compression,
+        "warnings": c.stats.changed.len() + c.stats.unreadable.len(),
+    })
+}
+
+/// `lifeboat backup list`.
+fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
+    let url = target.unwrap_or_else(|| ctx.config.backup.target.clone());
+    if url.is_empty() {
+        bail!("no backup target: give --target file:///DIR (or set backup.target in the config)");
+    }
+    let t = target::open(&url)?;
+    let mut rows = Vec::new();
+    let hosts = std::fs::read_dir(&t.root).with_context(|| format!("cannot read {}", t.root.display()))?;
+    for h in hosts.flatten().filter(|h| h.path().is_dir()) {
+        let host = h.file_name().to_string_lossy().into_owned();
+        for dir in t.list(&host)? {
+            match lifeboat_archive::read::Backup::open(&dir) {
+                Ok(b) => rows.push((dir, Some(describe(&b.catalog)))),
+                Err(_) => rows.push((dir, None)),
+            }
+        }
+    }
+    if ctx.json {
+        let v: Vec<_> = rows.iter().map(|(d, i)| serde_json::json!({"backup": d, "info": i})).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<22} {:<16} {:>10} {:>9} {:>7}  {}", "created", "host", "size", "files", "ratio", "backup");
+    for (dir, info) in &rows {
+        match info {
+            Some(i) => println!(
+                "{:<22} {:<16} {:>10} {:>9} {:>7.3}  {}",
+                i["created"].as_str().unwrap_or(""),
+                i["host"].as_str().unwrap_or(""),
+                human(i["bytes"].as_u64().unwrap_or(0)),
+                i["files"],
+                i["ratio"].as_f64().unwrap_or(0.0),
+                dir.display()
+            ),
+            None => println!("{:<22} {:<16} {:>10} {:>9} {:>7}  {} (DAMAGED catalog or manifest)", "?", "?", "?", "?", "?", dir.display()),
+        }
+    }
+    println!("{} backup(s) in {url}", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lifeboat backup info`.
+fn info(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<ExitCode> {
+    let b = find_backup(ctx, from)?;
+    let c = &b.catalog;
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"backup": b.dir, "summary": describe(c), "catalog": c}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = describe(c);
+    println!("backup   {}", b.dir.display());
+    println!("host     {}  created {}", c.host, c.created);
+    println!("paths    {}", c.paths.join(" "));
+    println!("content  {} entries, {} files, {}", c.stats.entries, c.stats.files, human(c.stats.bytes_in));
+    println!("stored   {} in {} {} volume(s) of at most {}, ratio {:.3}", human(d["bytes"].as_u64().unwrap_or(0)), c.volumes.len(), c.compression, human(c.volume_size), d["ratio"].as_f64().unwrap_or(0.0));
+    for v in &c.volumes {
+        println!("  {}  {}  blake3 {}", v.name, human(v.size), &v.blake3[..16]);
+    }
+    for w in c.stats.changed.iter().map(|p| format!("changed while being read: {p}")).chain(c.stats.unreadable.iter().map(|u| format!("not backed up: {u}"))) {
+        println!("warning  {w}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
