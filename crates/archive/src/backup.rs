@@ -48,6 +48,42 @@ pub struct ManifestEntry {
     pub blake3: Option<String>,
     /// Offset of the entry's first header in the uncompressed tar stream.
     pub offset: u64,
+    /// Stored sparse: only the data segments, holes restored as holes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sparse: bool,
+}
+
+fn hash_zeros(h: &mut blake3::Hasher, zeros: &[u8], mut n: u64) {
+    while n > 0 {
+        let k = n.min(zeros.len() as u64) as usize;
+        h.update(&zeros[..k]);
+        n -= k as u64;
+    }
+}
+
+/// The data segments of a file (SEEK_DATA/SEEK_HOLE); None when the
+/// filesystem cannot tell. A trailing hole ends with a zero-length segment
+/// at the end of the file, as GNU tar writes it.
+fn data_segments(f: &std::fs::File, size: u64) -> Option<Vec<(u64, u64)>> {
+    use rustix::fs::{seek, SeekFrom};
+    let mut segs = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let start = match seek(f, SeekFrom::Data(pos as i64)) {
+            Ok(s) => s,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(_) => return None,
+        };
+        let end = seek(f, SeekFrom::Hole(start as i64)).ok()?.min(size);
+        if end > start {
+            segs.push((start, end - start));
+        }
+        pos = end;
+    }
+    if segs.last().is_none_or(|(o, l)| o + l < size) {
+        segs.push((size, 0));
+    }
+    Some(segs)
 }
 
 /// Escape bytes so that any path survives JSON: UTF-8 stays, other bytes become `\xNN`.
@@ -315,7 +351,9 @@ impl Walker<'_> {
             mtime: meta.mtime(),
             mtime_ns: meta.mtime_nsec() as u32,
             xattrs: if matches!(kind, Kind::Hardlink(_)) { Vec::new() } else { xattrs(full) },
+            sparse: None,
         };
+        let mut e = e;
         let offset = self.out.written;
         let mut blake = None;
         if kind == Kind::File {
@@ -327,10 +365,25 @@ impl Walker<'_> {
                     return Ok(());
                 }
             };
+            // Holes stay holes: a file with fewer blocks than its size is stored sparse.
+            if e.size > 0 && meta.blocks() * 512 < e.size {
+                e.sparse = data_segments(&f, e.size);
+            }
             self.buf.clear();
             tar::write_header(&mut self.buf, &e);
             self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
             let mut h = blake3::Hasher::new();
+            if let Some(segs) = e.sparse.clone() {
+                let stored = self.sparse_data(&mut f, &segs, e.size, &mut h, &path)?;
+                self.buf.clear();
+                tar::pad(&mut self.buf, stored);
+                self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
+                self.stats.files += 1;
+                self.stats.bytes_in += stored;
+                self.stats.entries += 1;
+                let blake = Some(h.finalize().to_hex().to_string());
+                return self.record(&e, &kind, &path, offset, blake);
+            }
             let mut left = e.size;
             let mut chunk = vec![0u8; 1 << 20];
             while left > 0 {
@@ -367,7 +420,58 @@ impl Walker<'_> {
             self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
         }
         self.stats.entries += 1;
-        let (kname, link, rdev) = match &kind {
+        self.record(&e, &kind, &path, offset, blake)
+    }
+
+    /// Write the segments of a sparse file (hashing the holes as zeros); returns the bytes stored.
+    fn sparse_data(
+        &mut self,
+        f: &mut std::fs::File,
+        segs: &[(u64, u64)],
+        size: u64,
+        h: &mut blake3::Hasher,
+        path: &[u8],
+    ) -> Result<u64, ArchiveError> {
+        use std::io::{Seek, SeekFrom};
+        let map = tar::sparse_map(segs);
+        self.out.write_all(&map).map_err(ArchiveError::write)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut pos = 0u64;
+        for (off, len) in segs {
+            hash_zeros(h, &zeros, off - pos);
+            let _ = f.seek(SeekFrom::Start(*off));
+            let mut left = *len;
+            while left > 0 {
+                let want = chunk.len().min(left as usize);
+                let n = match f.read(&mut chunk[..want]) {
+                    Ok(0) | Err(_) => {
+                        // Shrank while being read: fill with zeros to keep the stream whole.
+                        self.stats.changed.push(escape_path(path));
+                        chunk[..want].fill(0);
+                        want
+                    }
+                    Ok(n) => n,
+                };
+                h.update(&chunk[..n]);
+                self.out.write_all(&chunk[..n]).map_err(ArchiveError::write)?;
+                left -= n as u64;
+            }
+            pos = off + len;
+        }
+        hash_zeros(h, &zeros, size.saturating_sub(pos));
+        Ok(map.len() as u64 + segs.iter().map(|(_, l)| l).sum::<u64>())
+    }
+
+    fn record(
+        &mut self,
+        e: &tar::Entry,
+        kind: &Kind,
+        path: &[u8],
+        offset: u64,
+        blake: Option<String>,
+    ) -> Result<(), ArchiveError> {
+        let (kname, link, rdev) = match kind {
             Kind::File => ("file", None, None),
             Kind::Dir => ("dir", None, None),
             Kind::Symlink(t) => ("symlink", Some(escape_path(t)), None),
@@ -377,7 +481,7 @@ impl Walker<'_> {
             Kind::Fifo => ("fifo", None, None),
         };
         let m = ManifestEntry {
-            path: escape_path(&path),
+            path: escape_path(path),
             kind: kname.into(),
             size: e.size,
             mode: e.mode,
@@ -391,6 +495,7 @@ impl Walker<'_> {
             rdev,
             blake3: blake,
             offset,
+            sparse: e.sparse.is_some(),
         };
         serde_json::to_writer(&mut self.manifest, &m).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
         self.manifest.push(b'\n');

@@ -182,6 +182,8 @@ pub struct Header {
     pub mtime_ns: u32,
     /// Extended attributes.
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A sparse file (GNU format 1.0): its real size; `size` is what is stored.
+    pub sparse: Option<u64>,
 }
 
 fn parse_octal(f: &[u8]) -> Option<u64> {
@@ -248,15 +250,21 @@ pub fn next_header(s: &mut Stream) -> Result<Option<Header>, Gap> {
             continue;
         }
         let get = |k: &str| pax.iter().rev().find(|(key, _)| key == k.as_bytes()).map(|(_, v)| v.clone());
-        let mut path = get("path").unwrap_or_else(|| {
-            let prefix = cstr(&h[345..500]);
-            let name = cstr(&h[0..100]);
-            if prefix.is_empty() {
-                name
-            } else {
-                [prefix, b"/".to_vec(), name].concat()
-            }
-        });
+        let sparse = (get("GNU.sparse.major").as_deref() == Some(b"1".as_slice()))
+            .then(|| {
+                get("GNU.sparse.realsize").and_then(|v| String::from_utf8(v).ok()).and_then(|v| v.parse::<u64>().ok())
+            })
+            .flatten();
+        let mut path =
+            get("GNU.sparse.name").filter(|_| sparse.is_some()).or_else(|| get("path")).unwrap_or_else(|| {
+                let prefix = cstr(&h[345..500]);
+                let name = cstr(&h[0..100]);
+                if prefix.is_empty() {
+                    name
+                } else {
+                    [prefix, b"/".to_vec(), name].concat()
+                }
+            });
         if path.len() > 1 && path.ends_with(b"/") {
             path.pop();
         }
@@ -297,6 +305,36 @@ pub fn next_header(s: &mut Stream) -> Result<Option<Header>, Gap> {
             mtime,
             mtime_ns,
             xattrs,
+            sparse,
         }));
     }
+}
+
+/// Read a GNU sparse 1.0 map at the start of a sparse file's data; returns
+/// the segments and the number of bytes the map took.
+pub fn read_sparse_map(s: &mut Stream) -> Result<(Vec<(u64, u64)>, u64), Gap> {
+    let mut text = Vec::new();
+    let mut numbers: Vec<u64>;
+    let mut want: Option<usize> = None;
+    loop {
+        let mut block = [0u8; 512];
+        s.read_exact(&mut block)?;
+        text.extend_from_slice(&block);
+        numbers = text
+            .split(|b| *b == b'\n')
+            .take_while(|l| !l.is_empty() && l.iter().all(u8::is_ascii_digit))
+            .filter_map(|l| std::str::from_utf8(l).ok()?.parse().ok())
+            .collect();
+        if want.is_none() {
+            want = numbers.first().map(|n| 1 + 2 * *n as usize);
+        }
+        if want.is_some_and(|w| numbers.len() >= w) {
+            break;
+        }
+        if text.len() > 64 << 20 {
+            return Err(Gap { start: s.offset, end: s.offset, why: "sparse map too large (damaged)".into() });
+        }
+    }
+    let segs = numbers[1..].chunks(2).map(|c| (c[0], c[1])).collect();
+    Ok((segs, text.len() as u64))
 }

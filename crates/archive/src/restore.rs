@@ -2,7 +2,7 @@
 //! or missing volumes and naming exactly the entries that could not be read.
 
 use crate::backup::{glob_match, ManifestEntry};
-use crate::read::{next_header, Backup, Gap, Header, Stream};
+use crate::read::{next_header, read_sparse_map, Backup, Gap, Header, Stream};
 use crate::tar::Kind;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -70,24 +70,76 @@ fn header_of(s: &mut Stream, m: &ManifestEntry) -> Result<Header, Gap> {
     }
 }
 
-/// Read (and pass on) an entry's data, then its padding; the data's BLAKE3 is checked.
-fn data<F: FnMut(&[u8]) -> std::io::Result<()>>(
-    s: &mut Stream,
-    h: &Header,
-    m: &ManifestEntry,
-    mut sink: F,
-) -> Result<(), Gap> {
-    let mut left = h.size;
+/// Where data goes: written at offsets (holes are skipped), and the final size.
+trait Sink {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()>;
+    fn finish(&mut self, size: u64) -> std::io::Result<()>;
+}
+
+/// Verification only: nothing is written.
+struct Discard;
+
+impl Sink for Discard {
+    fn write_at(&mut self, _: u64, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for std::fs::File {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self, data, offset)
+    }
+    fn finish(&mut self, size: u64) -> std::io::Result<()> {
+        // A trailing hole: the length without writing zeros.
+        self.set_len(size)
+    }
+}
+
+/// Read an entry's data (a sparse file's map and segments too), then its
+/// padding, into `sink`; the content's BLAKE3 is checked against the manifest.
+fn data(s: &mut Stream, h: &Header, m: &ManifestEntry, sink: &mut dyn Sink) -> Result<(), Gap> {
+    let werr =
+        |s: &Stream, e: std::io::Error| Gap { start: s.offset, end: s.offset, why: format!("cannot write: {e}") };
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        s.read_exact(&mut buf[..n])?;
-        hasher.update(&buf[..n]);
-        sink(&buf[..n]).map_err(|e| Gap { start: s.offset, end: s.offset, why: format!("cannot write: {e}") })?;
-        left -= n as u64;
+    let zeros = vec![0u8; 1 << 20];
+    let (segments, mut stored) = match h.sparse {
+        Some(_) => read_sparse_map(s)?,
+        None => (vec![(0, h.size)], 0),
+    };
+    let real = h.sparse.unwrap_or(h.size);
+    let mut pos = 0u64;
+    for (off, len) in segments {
+        let mut gap = off.saturating_sub(pos);
+        while gap > 0 {
+            let k = gap.min(zeros.len() as u64) as usize;
+            hasher.update(&zeros[..k]);
+            gap -= k as u64;
+        }
+        let mut left = len;
+        let mut at = off;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            s.read_exact(&mut buf[..n])?;
+            hasher.update(&buf[..n]);
+            sink.write_at(at, &buf[..n]).map_err(|e| werr(s, e))?;
+            left -= n as u64;
+            at += n as u64;
+        }
+        stored += len;
+        pos = off + len;
     }
-    let mut pad = vec![0u8; ((512 - h.size % 512) % 512) as usize];
+    let mut tail = real.saturating_sub(pos);
+    while tail > 0 {
+        let k = tail.min(zeros.len() as u64) as usize;
+        hasher.update(&zeros[..k]);
+        tail -= k as u64;
+    }
+    sink.finish(real).map_err(|e| werr(s, e))?;
+    let mut pad = vec![0u8; ((512 - stored % 512) % 512) as usize];
     s.read_exact(&mut pad)?;
     if let Some(want) = &m.blake3 {
         if hasher.finalize().to_hex().as_str() != want {
@@ -106,7 +158,8 @@ pub fn verify(b: &Backup) -> VerifyReport {
     let mut r = VerifyReport { damaged_volumes: check_volumes(b), ..VerifyReport::default() };
     let mut s = Stream::new(b);
     for m in &b.entries {
-        let res = header_of(&mut s, m).and_then(|h| data(&mut s, &h, m, |_| Ok(())).map(|_| h.size));
+        let res =
+            header_of(&mut s, m).and_then(|h| data(&mut s, &h, m, &mut Discard).map(|_| h.sparse.unwrap_or(h.size)));
         match res {
             Ok(n) => {
                 r.entries += 1;
@@ -185,7 +238,6 @@ fn apply_metadata(p: &Path, h: &Header) -> std::io::Result<()> {
 
 /// Restore the selected entries into `to`.
 pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
-    use std::io::Write;
     let mut r = RestoreReport::default();
     let mut s = Stream::new(b);
     let mut dirs: Vec<(PathBuf, Header)> = Vec::new();
@@ -207,9 +259,9 @@ pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
             Kind::File => {
                 let _ = std::fs::remove_file(&p);
                 match std::fs::File::create(&p) {
-                    Ok(mut f) => match data(&mut s, &h, m, |chunk| f.write_all(chunk)) {
+                    Ok(mut f) => match data(&mut s, &h, m, &mut f) {
                         Ok(()) => {
-                            r.bytes += h.size;
+                            r.bytes += h.sparse.unwrap_or(h.size);
                             Ok(())
                         }
                         Err(g) => {

@@ -47,6 +47,21 @@ pub struct Entry {
     pub mtime_ns: u32,
     /// Extended attributes (name, value), POSIX ACLs and capabilities included.
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// For a sparse file: its data segments (offset, length). The stored
+    /// data is then the sparse map ([`sparse_map`]) followed by the segments.
+    pub sparse: Option<Vec<(u64, u64)>>,
+}
+
+/// The GNU sparse format 1.0 map that precedes a sparse file's data:
+/// decimal lines (count, then offset and length of each segment), padded to a block.
+pub fn sparse_map(segments: &[(u64, u64)]) -> Vec<u8> {
+    let mut m = format!("{}\n", segments.len()).into_bytes();
+    for (o, l) in segments {
+        m.extend_from_slice(format!("{o}\n{l}\n").as_bytes());
+    }
+    let len = m.len() as u64;
+    pad(&mut m, len);
+    m
 }
 
 const BLOCK: usize = 512;
@@ -135,8 +150,22 @@ pub fn write_header(out: &mut Vec<u8>, e: &Entry) {
         Kind::Dir => (b'5', b""),
         Kind::Fifo => (b'6', b""),
     };
-    let size = if e.kind == Kind::File { e.size } else { 0 };
+    let mut size = if e.kind == Kind::File { e.size } else { 0 };
     let mut pax = Vec::new();
+    if let Some(segs) = &e.sparse {
+        // GNU tar's sparse format 1.0: the real name and size in pax records,
+        // a placeholder name in the header, the map at the start of the data.
+        pax_record(&mut pax, "GNU.sparse.major", b"1");
+        pax_record(&mut pax, "GNU.sparse.minor", b"0");
+        pax_record(&mut pax, "GNU.sparse.name", &path);
+        pax_record(&mut pax, "GNU.sparse.realsize", e.size.to_string().as_bytes());
+        size = sparse_map(segs).len() as u64 + segs.iter().map(|(_, l)| l).sum::<u64>();
+        let split = path.iter().rposition(|b| *b == b'/').map(|i| i + 1).unwrap_or(0);
+        let mut placeholder = path[..split].to_vec();
+        placeholder.extend_from_slice(b"GNUSparseFile.0/");
+        placeholder.extend_from_slice(&path[split..]);
+        path = placeholder;
+    }
     let utf8 = std::str::from_utf8(&path).is_ok() && std::str::from_utf8(link).is_ok();
     if !utf8 {
         pax_record(&mut pax, "hdrcharset", b"BINARY");
@@ -171,7 +200,7 @@ pub fn write_header(out: &mut Vec<u8>, e: &Entry) {
         }
     }
     if !pax.is_empty() {
-        let x = Entry { kind: Kind::File, mode: 0o644, xattrs: Vec::new(), ..e.clone() };
+        let x = Entry { kind: Kind::File, mode: 0o644, xattrs: Vec::new(), sparse: None, ..e.clone() };
         // GNU tar names pax headers "DIR/PaxHeaders/NAME"; the name only matters to very old readers.
         let base = path.rsplit(|b| *b == b'/').find(|s| !s.is_empty()).unwrap_or(b"x");
         let mut name = b"PaxHeaders/".to_vec();

@@ -40,6 +40,10 @@ newline"
 touch "data/$(printf 'bad\xff\xfename')"
 touch -h -d '2001-02-03 04:05:06.123456789' bin/relative-link data/random.bin
 touch -d '1999-12-31 23:59:59.5' data/deep
+truncate -s 64M data/sparse.img
+printf hello | dd of=data/sparse.img bs=1 seek=1000000 conv=notrunc status=none
+printf end | dd of=data/sparse.img bs=1 seek=33554432 conv=notrunc status=none
+truncate -s 8M data/sparse-tail; printf tail | dd of=data/sparse-tail bs=1 seek=8388604 conv=notrunc status=none
 python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.bind('data/socket')"
 "#,
         t = t.display()
@@ -62,6 +66,9 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, String> {
         if ft.is_file() {
             let data = std::fs::read(&p).expect("read");
             d.push_str(&format!(" size={} blake3={}", data.len(), blake3::hash(&data).to_hex()));
+            if m.blocks() * 512 < m.len() / 2 {
+                d.push_str(" sparse");
+            }
             if m.nlink() > 1 {
                 let first = inodes.entry((m.dev(), m.ino())).or_insert_with(|| rel.clone());
                 d.push_str(&format!(" links={} group={}", m.nlink(), String::from_utf8_lossy(first)));
@@ -197,6 +204,7 @@ fn the_tree_really_holds_what_the_archive_must_keep() {
             && get("data/random.bin").contains("mtime=981173106.123456789")
     );
     assert!(get("data/loopdev").contains("rdev=7c8"));
+    assert!(get("data/sparse.img").contains(" sparse") && get("data/sparse-tail").contains(" sparse"), "sparse files");
     assert!(s.keys().any(|k| k.contains(&0xff)), "a name that is not UTF-8");
     assert!(s.keys().any(|k| k.contains(&b'\n')), "a name with a newline");
 }
@@ -363,10 +371,15 @@ fn an_interrupted_backup_leaves_the_previous_one_intact() {
     assert_eq!(code, 0, "the newest complete backup is still the first, and intact: {out}");
     assert!(out.contains(&first.display().to_string()), "{out}");
     // list shows the complete backup only; info describes it.
-    let (code, out, _) = run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "backup", "list", "--target", &url(&target)]);
+    let (code, out, _) =
+        run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "backup", "list", "--target", &url(&target)]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&first.display().to_string()) && out.contains("1 backup(s)") && !out.contains(".partial"), "{out}");
-    let (code, out, _) = run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "backup", "info", "--from", &url(&first)]);
+    assert!(
+        out.contains(&first.display().to_string()) && out.contains("1 backup(s)") && !out.contains(".partial"),
+        "{out}"
+    );
+    let (code, out, _) =
+        run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "backup", "info", "--from", &url(&first)]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("2 entries, 1 files") && out.contains("vol-0001.tar.zst"), "{out}");
 }

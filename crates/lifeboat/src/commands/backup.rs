@@ -262,7 +262,15 @@ fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
                 i["ratio"].as_f64().unwrap_or(0.0),
                 dir.display()
             ),
-            None => println!("{:<22} {:<16} {:>10} {:>9} {:>7}  {} (DAMAGED catalog or manifest)", "?", "?", "?", "?", "?", dir.display()),
+            None => println!(
+                "{:<22} {:<16} {:>10} {:>9} {:>7}  {} (DAMAGED catalog or manifest)",
+                "?",
+                "?",
+                "?",
+                "?",
+                "?",
+                dir.display()
+            ),
         }
     }
     println!("{} backup(s) in {url}", rows.len());
@@ -274,7 +282,10 @@ fn info(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<ExitCode> {
     let b = find_backup(ctx, from)?;
     let c = &b.catalog;
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"backup": b.dir, "summary": describe(c), "catalog": c}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"backup": b.dir, "summary": describe(c), "catalog": c}))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let d = describe(c);
@@ -282,11 +293,24 @@ fn info(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<ExitCode> {
     println!("host     {}  created {}", c.host, c.created);
     println!("paths    {}", c.paths.join(" "));
     println!("content  {} entries, {} files, {}", c.stats.entries, c.stats.files, human(c.stats.bytes_in));
-    println!("stored   {} in {} {} volume(s) of at most {}, ratio {:.3}", human(d["bytes"].as_u64().unwrap_or(0)), c.volumes.len(), c.compression, human(c.volume_size), d["ratio"].as_f64().unwrap_or(0.0));
+    println!(
+        "stored   {} in {} {} volume(s) of at most {}, ratio {:.3}",
+        human(d["bytes"].as_u64().unwrap_or(0)),
+        c.volumes.len(),
+        c.compression,
+        human(c.volume_size),
+        d["ratio"].as_f64().unwrap_or(0.0)
+    );
     for v in &c.volumes {
         println!("  {}  {}  blake3 {}", v.name, human(v.size), &v.blake3[..16]);
     }
-    for w in c.stats.changed.iter().map(|p| format!("changed while being read: {p}")).chain(c.stats.unreadable.iter().map(|u| format!("not backed up: {u}"))) {
+    for w in c
+        .stats
+        .changed
+        .iter()
+        .map(|p| format!("changed while being read: {p}"))
+        .chain(c.stats.unreadable.iter().map(|u| format!("not backed up: {u}")))
+    {
         println!("warning  {w}");
     }
     Ok(ExitCode::SUCCESS)
