@@ -250,7 +250,7 @@ fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<22} {:<16} {:>10} {:>9} {:>7}  {}", "created", "host", "size", "files", "ratio", "backup");
+    println!("{:<22} {:<16} {:>10} {:>9} {:>7}  backup", "created", "host", "size", "files", "ratio");
     for (dir, info) in &rows {
         match info {
             Some(i) => println!(
