@@ -74,6 +74,9 @@ impl Backup {
 pub struct Stream<'a> {
     backup: &'a Backup,
     files: HashMap<u32, std::fs::File>,
+    /// Frames being decompressed ahead on other cores.
+    ahead: HashMap<usize, std::sync::mpsc::Receiver<Result<Vec<u8>, String>>>,
+    last_loaded: Option<usize>,
     frame: usize,
     buf: Vec<u8>,
     pos: usize,
@@ -95,25 +98,57 @@ pub struct Gap {
 impl<'a> Stream<'a> {
     /// A stream positioned at the start.
     pub fn new(backup: &'a Backup) -> Stream<'a> {
-        Stream { backup, files: HashMap::new(), frame: 0, buf: Vec::new(), pos: 0, offset: 0 }
+        Stream {
+            backup,
+            files: HashMap::new(),
+            ahead: HashMap::new(),
+            last_loaded: None,
+            frame: 0,
+            buf: Vec::new(),
+            pos: 0,
+            offset: 0,
+        }
     }
 
-    fn load(&mut self, f: &Frame) -> Result<Vec<u8>, String> {
-        let name = crate::frames::volume_name(f.volume);
-        if !self.files.contains_key(&f.volume) {
-            let file = std::fs::File::open(self.backup.dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
-            self.files.insert(f.volume, file);
+    /// Load frame `i`; when reading sequentially, start decompressing the
+    /// next frames on the other cores (restore decompresses in parallel).
+    fn load(&mut self, i: usize) -> Result<Vec<u8>, String> {
+        let frames = &self.backup.catalog.frames;
+        let f = frames[i];
+        let result = match self.ahead.remove(&i) {
+            Some(rx) => rx.recv().unwrap_or_else(|_| Err("decompression thread failed".into())),
+            None => {
+                let name = crate::frames::volume_name(f.volume);
+                if !self.files.contains_key(&f.volume) {
+                    let file = std::fs::File::open(self.backup.dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
+                    self.files.insert(f.volume, file);
+                }
+                let file = self.files.get_mut(&f.volume).ok_or("volume not open")?;
+                read_frame(file, &f)
+            }
+        };
+        if self.last_loaded.is_some_and(|l| l + 1 == i) {
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            for j in i + 1..(i + 1 + threads).min(frames.len()) {
+                if self.ahead.contains_key(&j) {
+                    continue;
+                }
+                let fj = frames[j];
+                let path = self.backup.dir.join(crate::frames::volume_name(fj.volume));
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let r = std::fs::File::open(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                        .and_then(|mut file| read_frame(&mut file, &fj));
+                    let _ = tx.send(r);
+                });
+                self.ahead.insert(j, rx);
+            }
+        } else {
+            self.ahead.clear();
         }
-        let file = self.files.get_mut(&f.volume).ok_or("volume not open")?;
-        let mut data = vec![0u8; f.clen as usize];
-        file.seek(SeekFrom::Start(f.offset))
-            .and_then(|_| file.read_exact(&mut data))
-            .map_err(|e| format!("{name}: {e}"))?;
-        let out = zstd::bulk::decompress(&data, f.dlen as usize).map_err(|e| format!("{name}: damaged ({e})"))?;
-        if out.len() as u64 != f.dlen {
-            return Err(format!("{name}: damaged (frame at {} has the wrong length)", f.offset));
-        }
-        Ok(out)
+        self.last_loaded = Some(i);
+        result
     }
 
     /// Move to an offset of the stream (the start of an entry after a gap).
@@ -141,7 +176,7 @@ impl<'a> Stream<'a> {
                 let Some(f) = self.backup.catalog.frames.get(self.frame).copied() else {
                     return Err(Gap { start: self.offset, end: self.offset, why: "the archive ends early".into() });
                 };
-                match self.load(&f) {
+                match self.load(self.frame) {
                     Ok(b) => {
                         self.buf = b;
                         self.pos = skip;
@@ -159,6 +194,18 @@ impl<'a> Stream<'a> {
         }
         Ok(())
     }
+}
+
+/// Read and decompress one frame from its volume.
+fn read_frame(file: &mut std::fs::File, f: &Frame) -> Result<Vec<u8>, String> {
+    let name = crate::frames::volume_name(f.volume);
+    let mut data = vec![0u8; f.clen as usize];
+    file.seek(SeekFrom::Start(f.offset)).and_then(|_| file.read_exact(&mut data)).map_err(|e| format!("{name}: {e}"))?;
+    let out = zstd::bulk::decompress(&data, f.dlen as usize).map_err(|e| format!("{name}: damaged ({e})"))?;
+    if out.len() as u64 != f.dlen {
+        return Err(format!("{name}: damaged (frame at {} has the wrong length)", f.offset));
+    }
+    Ok(out)
 }
 
 /// One entry as its headers describe it.
