@@ -49,3 +49,14 @@ for p in $PEERS; do
   esac
 done
 [ -n "${zt:-}" ] && printf 'lifeboat backup / tar|zstd throughput: %.2fx\n' "$(echo "$zt/$lt" | bc -l)"
+echo
+echo "restore (into $W, page cache dropped only for the written tree):"
+printf '%-34s %9s %9s\n' tool seconds "MB/s"
+rm -rf "$W/r1" "$W/r2"; mkdir -p "$W/r1" "$W/r2"
+s=$(now); "$LB" --config "$W/lb.toml" -q restore --from "file://$W/lbt" --to "$W/r1" >/dev/null; rt=$(echo "$(now) - $s" | bc)
+printf '%-34s %9.1f %9.1f\n' "lifeboat restore (hashes checked)" "$rt" "$(echo "$BYTES/1000000/$rt" | bc -l)"
+if [ -f "$W/t.tar.zst" ]; then
+  s=$(now); zstd -dc "$W/t.tar.zst" | tar -x -C "$W/r2"; zr=$(echo "$(now) - $s" | bc)
+  printf '%-34s %9.1f %9.1f\n' "zstd -d | tar -x" "$zr" "$(echo "$BYTES/1000000/$zr" | bc -l)"
+  printf 'lifeboat restore / zstd -d|tar -x throughput: %.2fx\n' "$(echo "$zr/$rt" | bc -l)"
+fi

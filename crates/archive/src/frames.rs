@@ -133,13 +133,20 @@ impl FrameWriter {
             .map(|_| {
                 let jrx = Arc::clone(&jrx);
                 let dtx = dtx.clone();
-                std::thread::spawn(move || loop {
-                    let job = jrx.lock().ok().and_then(|r| r.recv().ok());
-                    let Some((seq, data)) = job else { break };
-                    let dlen = data.len() as u64;
-                    let c = zstd::bulk::compress(&data, level);
-                    if dtx.send((seq, c, dlen)).is_err() {
-                        break;
+                std::thread::spawn(move || {
+                    // One compression context per thread, reused for every frame.
+                    let mut z = zstd::bulk::Compressor::new(level).ok();
+                    loop {
+                        let job = jrx.lock().ok().and_then(|r| r.recv().ok());
+                        let Some((seq, data)) = job else { break };
+                        let dlen = data.len() as u64;
+                        let c = match z.as_mut() {
+                            Some(z) => z.compress(&data),
+                            None => zstd::bulk::compress(&data, level),
+                        };
+                        if dtx.send((seq, c, dlen)).is_err() {
+                            break;
+                        }
                     }
                 })
             })

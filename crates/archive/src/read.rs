@@ -200,7 +200,9 @@ impl<'a> Stream<'a> {
 fn read_frame(file: &mut std::fs::File, f: &Frame) -> Result<Vec<u8>, String> {
     let name = crate::frames::volume_name(f.volume);
     let mut data = vec![0u8; f.clen as usize];
-    file.seek(SeekFrom::Start(f.offset)).and_then(|_| file.read_exact(&mut data)).map_err(|e| format!("{name}: {e}"))?;
+    file.seek(SeekFrom::Start(f.offset))
+        .and_then(|_| file.read_exact(&mut data))
+        .map_err(|e| format!("{name}: {e}"))?;
     let out = zstd::bulk::decompress(&data, f.dlen as usize).map_err(|e| format!("{name}: damaged ({e})"))?;
     if out.len() as u64 != f.dlen {
         return Err(format!("{name}: damaged (frame at {} has the wrong length)", f.offset));
