@@ -129,11 +129,10 @@ impl<'a> Stream<'a> {
         };
         if self.last_loaded.is_some_and(|l| l + 1 == i) {
             let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            for j in i + 1..(i + 1 + threads).min(frames.len()) {
+            for (j, fj) in frames.iter().copied().enumerate().skip(i + 1).take(threads) {
                 if self.ahead.contains_key(&j) {
                     continue;
                 }
-                let fj = frames[j];
                 let path = self.backup.dir.join(crate::frames::volume_name(fj.volume));
                 let (tx, rx) = std::sync::mpsc::channel();
                 std::thread::spawn(move || {
