@@ -209,6 +209,33 @@ fn the_tree_really_holds_what_the_archive_must_keep() {
     assert!(s.keys().any(|k| k.contains(&b'\n')), "a name with a newline");
 }
 
+/// A tree with every kind of entry, its snapshot (the socket left out: it
+/// is not archived), an empty target and a config, in a temporary directory.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    tree: PathBuf,
+    target: PathBuf,
+    before: BTreeMap<Vec<u8>, String>,
+    cfg: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Option<Fixture> {
+        if !root_or_skip("owners, devices and capabilities") {
+            return None;
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
+        std::fs::create_dir_all(&tree).expect("mkdir");
+        std::fs::create_dir_all(&target).expect("mkdir");
+        build_tree(&tree);
+        let mut before = snapshot(&tree);
+        before.remove(b"data/socket".as_slice());
+        let cfg = config(tmp.path(), "");
+        Some(Fixture { tmp, tree, target, before, cfg })
+    }
+}
+
 /// Back up `tree` into `target` with volumes of `vol`; return the backup directory.
 fn backup(cfg: &Path, tree: &Path, target: &Path, vol: &str) -> PathBuf {
     let url = format!("file://{}", target.display());
@@ -238,17 +265,7 @@ fn url(p: &Path) -> String {
 
 #[test]
 fn lifeboat_restores_the_same_tree_and_chosen_paths() {
-    if !root_or_skip("owners, devices and capabilities") {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
-    std::fs::create_dir_all(&tree).expect("mkdir");
-    std::fs::create_dir_all(&target).expect("mkdir");
-    build_tree(&tree);
-    let mut before = snapshot(&tree);
-    before.remove(b"data/socket".as_slice());
-    let cfg = config(tmp.path(), "");
+    let Some(Fixture { tmp, tree, target, before, cfg }) = Fixture::new() else { return };
     let b = backup(&cfg, &tree, &target, "1M");
     let c = cfg.to_str().expect("utf8");
 
@@ -286,17 +303,7 @@ fn lifeboat_restores_the_same_tree_and_chosen_paths() {
 
 #[test]
 fn a_missing_or_damaged_volume_loses_only_what_is_in_it() {
-    if !root_or_skip("owners, devices and capabilities") {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
-    std::fs::create_dir_all(&tree).expect("mkdir");
-    std::fs::create_dir_all(&target).expect("mkdir");
-    build_tree(&tree);
-    let mut before = snapshot(&tree);
-    before.remove(b"data/socket".as_slice());
-    let cfg = config(tmp.path(), "");
+    let Some(Fixture { tmp, tree, target, before, cfg }) = Fixture::new() else { return };
     let c = cfg.to_str().expect("utf8");
     let b = backup(&cfg, &tree, &target, "256K");
     let vols: Vec<PathBuf> = (1..).map(|n| b.join(format!("vol-{n:04}.tar.zst"))).take_while(|p| p.exists()).collect();
