@@ -237,7 +237,17 @@ mod tests {
         let mut v = Vec::new();
         let long = vec![b'x'; 95];
         pax_record(&mut v, "path", &long);
-        assert!(v.starts_with(b"104 path="), "{}", String::from_utf8_lossy(&v[..10]));
-        assert_eq!(v.len(), 104);
+        assert!(v.starts_with(b"105 path="), "{}", String::from_utf8_lossy(&v[..10]));
+        assert_eq!(v.len(), 105);
+        // Across the 2-to-3-digit boundary the declared length stays exact.
+        for n in 80..120 {
+            let mut v = Vec::new();
+            pax_record(&mut v, "path", &vec![b'y'; n]);
+            let declared: usize = std::str::from_utf8(&v[..v.iter().position(|b| *b == b' ').unwrap_or(0)])
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            assert_eq!(declared, v.len(), "value of {n} bytes");
+        }
     }
 }
