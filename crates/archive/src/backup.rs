@@ -233,8 +233,8 @@ pub struct BackupOptions {
     pub exclude: Vec<String>,
     /// Maximum volume size in bytes.
     pub volume_size: u64,
-    /// zstd level.
-    pub level: i32,
+    /// Compression of the frames.
+    pub codec: crate::frames::Codec,
 }
 
 /// Simple glob: `*` matches any run of characters (including `/`), `?` one character.
@@ -509,7 +509,7 @@ pub fn write_backup(dir: &Path, opts: &BackupOptions, host: &str) -> Result<Cata
     use std::io::Write;
     let mut w = Walker {
         opts,
-        out: FrameWriter::new(dir, opts.volume_size, opts.level),
+        out: FrameWriter::new(dir, opts.volume_size, opts.codec),
         names: Names::load(&opts.root),
         links: HashMap::new(),
         manifest: Vec::new(),
@@ -536,7 +536,7 @@ pub fn write_backup(dir: &Path, opts: &BackupOptions, host: &str) -> Result<Cata
         version: 1,
         host: host.to_string(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        compression: "zstd".into(),
+        compression: opts.codec.name().into(),
         volume_size: opts.volume_size,
         volumes,
         frames,

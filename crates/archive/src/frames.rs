@@ -39,12 +39,50 @@ pub struct Volume {
     pub blake3: String,
 }
 
+/// How frames are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// zstd at a level (the default: fast, good ratio).
+    Zstd(i32),
+    /// gzip at a level, for compatibility with older tools; each frame is one gzip member.
+    Gzip(u32),
+}
+
+impl Codec {
+    /// The name recorded in the catalog.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Zstd(_) => "zstd",
+            Codec::Gzip(_) => "gzip",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Codec::Zstd(_) => "tar.zst",
+            Codec::Gzip(_) => "tar.gz",
+        }
+    }
+}
+
+/// Decompress one frame of a backup written with the named codec.
+pub fn decompress(codec: &str, data: &[u8], dlen: usize) -> std::io::Result<Vec<u8>> {
+    if codec == "gzip" {
+        let mut out = Vec::with_capacity(dlen);
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(data), &mut out)?;
+        Ok(out)
+    } else {
+        zstd::bulk::decompress(data, dlen)
+    }
+}
+
 /// The name of volume `n`.
-pub fn volume_name(n: u32) -> String {
-    format!("vol-{n:04}.tar.zst")
+pub fn volume_name(n: u32, codec: Codec) -> String {
+    format!("vol-{n:04}.{}", codec.extension())
 }
 
 struct Output {
+    codec: Codec,
     dir: PathBuf,
     max: u64,
     file: Option<(std::fs::File, blake3::Hasher)>,
@@ -61,7 +99,7 @@ impl Output {
             f.flush()?;
             f.sync_all()?;
             self.volumes.push(Volume {
-                name: volume_name(self.number),
+                name: volume_name(self.number, self.codec),
                 size: self.size,
                 blake3: h.finalize().to_hex().to_string(),
             });
@@ -81,7 +119,7 @@ impl Output {
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(self.dir.join(volume_name(self.number)))?;
+                .open(self.dir.join(volume_name(self.number, self.codec)))?;
             self.file = Some((f, blake3::Hasher::new()));
         }
         if let Some((f, h)) = self.file.as_mut() {
@@ -120,8 +158,8 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    /// Volumes go into `dir`, each at most `volume_size` bytes; zstd `level`.
-    pub fn new(dir: &Path, volume_size: u64, level: i32) -> FrameWriter {
+    /// Volumes go into `dir`, each at most `volume_size` bytes.
+    pub fn new(dir: &Path, volume_size: u64, codec: Codec) -> FrameWriter {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         // A frame must fit in a volume: chunks of at most half a volume (zstd
         // stores incompressible data with a few bytes of overhead).
@@ -135,14 +173,21 @@ impl FrameWriter {
                 let dtx = dtx.clone();
                 std::thread::spawn(move || {
                     // One compression context per thread, reused for every frame.
-                    let mut z = zstd::bulk::Compressor::new(level).ok();
+                    let mut z = match codec {
+                        Codec::Zstd(level) => zstd::bulk::Compressor::new(level).ok(),
+                        Codec::Gzip(_) => None,
+                    };
                     loop {
                         let job = jrx.lock().ok().and_then(|r| r.recv().ok());
                         let Some((seq, data)) = job else { break };
                         let dlen = data.len() as u64;
-                        let c = match z.as_mut() {
-                            Some(z) => z.compress(&data),
-                            None => zstd::bulk::compress(&data, level),
+                        let c = match (codec, z.as_mut()) {
+                            (Codec::Zstd(_), Some(z)) => z.compress(&data),
+                            (Codec::Zstd(level), None) => zstd::bulk::compress(&data, level),
+                            (Codec::Gzip(level), _) => {
+                                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+                                e.write_all(&data).and_then(|_| e.finish())
+                            }
                         };
                         if dtx.send((seq, c, dlen)).is_err() {
                             break;
@@ -153,6 +198,7 @@ impl FrameWriter {
             .collect();
         drop(dtx);
         let out = Output {
+            codec,
             dir: dir.to_path_buf(),
             max: volume_size,
             file: None,

@@ -62,6 +62,11 @@ impl Backup {
         Ok(Backup { dir: dir.to_path_buf(), catalog, entries })
     }
 
+    /// The file name of volume `n` (1-based), as the catalog lists it.
+    pub fn volume_name(&self, n: u32) -> String {
+        self.catalog.volumes.get(n as usize - 1).map(|v| v.name.clone()).unwrap_or_else(|| format!("vol-{n:04}"))
+    }
+
     /// The uncompressed length of the whole tar stream.
     pub fn stream_len(&self) -> u64 {
         self.catalog.frames.last().map(|f| f.start + f.dlen).unwrap_or(0)
@@ -118,13 +123,13 @@ impl<'a> Stream<'a> {
         let result = match self.ahead.remove(&i) {
             Some(rx) => rx.recv().unwrap_or_else(|_| Err("decompression thread failed".into())),
             None => {
-                let name = crate::frames::volume_name(f.volume);
+                let name = self.backup.volume_name(f.volume);
                 if !self.files.contains_key(&f.volume) {
                     let file = std::fs::File::open(self.backup.dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
                     self.files.insert(f.volume, file);
                 }
                 let file = self.files.get_mut(&f.volume).ok_or("volume not open")?;
-                read_frame(file, &f)
+                read_frame(file, &f, &name, &self.backup.catalog.compression)
             }
         };
         if self.last_loaded.is_some_and(|l| l + 1 == i) {
@@ -133,12 +138,14 @@ impl<'a> Stream<'a> {
                 if self.ahead.contains_key(&j) {
                     continue;
                 }
-                let path = self.backup.dir.join(crate::frames::volume_name(fj.volume));
+                let name = self.backup.volume_name(fj.volume);
+                let path = self.backup.dir.join(&name);
+                let codec = self.backup.catalog.compression.clone();
                 let (tx, rx) = std::sync::mpsc::channel();
                 std::thread::spawn(move || {
                     let r = std::fs::File::open(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))
-                        .and_then(|mut file| read_frame(&mut file, &fj));
+                        .map_err(|e| format!("{name}: {e}"))
+                        .and_then(|mut file| read_frame(&mut file, &fj, &name, &codec));
                     let _ = tx.send(r);
                 });
                 self.ahead.insert(j, rx);
@@ -196,13 +203,12 @@ impl<'a> Stream<'a> {
 }
 
 /// Read and decompress one frame from its volume.
-fn read_frame(file: &mut std::fs::File, f: &Frame) -> Result<Vec<u8>, String> {
-    let name = crate::frames::volume_name(f.volume);
+fn read_frame(file: &mut std::fs::File, f: &Frame, name: &str, codec: &str) -> Result<Vec<u8>, String> {
     let mut data = vec![0u8; f.clen as usize];
     file.seek(SeekFrom::Start(f.offset))
         .and_then(|_| file.read_exact(&mut data))
         .map_err(|e| format!("{name}: {e}"))?;
-    let out = zstd::bulk::decompress(&data, f.dlen as usize).map_err(|e| format!("{name}: damaged ({e})"))?;
+    let out = crate::frames::decompress(codec, &data, f.dlen as usize).map_err(|e| format!("{name}: damaged ({e})"))?;
     if out.len() as u64 != f.dlen {
         return Err(format!("{name}: damaged (frame at {} has the wrong length)", f.offset));
     }

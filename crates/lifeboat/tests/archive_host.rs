@@ -424,3 +424,29 @@ fn compare_finds_a_changed_byte_a_changed_mode_an_added_and_a_removed_file() {
     assert!(out.contains("removed  data/empty"), "{out}");
     assert!(out.contains("4 difference(s)"), "nothing else is reported:\n{out}");
 }
+
+#[test]
+fn gzip_backups_restore_with_gzip_and_tar_and_with_lifeboat() {
+    let Some(Fixture { tmp, tree, target, before, .. }) = Fixture::new() else { return };
+    let cfg = config(tmp.path(), "[backup]\ncompression = \"gzip\"\nlevel = 6\n");
+    let b = backup(&cfg, &tree, &target, "1M");
+    assert!(b.join("vol-0001.tar.gz").exists() && !b.join("vol-0001.tar.zst").exists());
+    let by_tar = tmp.path().join("by-tar");
+    std::fs::create_dir_all(&by_tar).expect("mkdir");
+    sh(&format!(
+        "cd {} && cat vol-*.tar.gz | gzip -dc | tar -x --xattrs --xattrs-include='*' --numeric-owner -p -f - -C {}",
+        b.display(),
+        by_tar.display()
+    ));
+    let diff = differences(&before, &snapshot(&by_tar));
+    assert!(diff.is_empty(), "gzip + GNU tar:\n{}", diff.join("\n"));
+    let c = cfg.to_str().expect("utf8");
+    let (code, out, _) = run_lifeboat(&["--config", c, "verify", "--from", &url(&b)]);
+    assert_eq!(code, 0, "{out}");
+    let to = tmp.path().join("by-lifeboat");
+    let (code, out, _) =
+        run_lifeboat(&["--config", c, "restore", "--from", &url(&b), "--to", to.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{out}");
+    let diff = differences(&before, &snapshot(&to));
+    assert!(diff.is_empty(), "lifeboat restore of a gzip backup:\n{}", diff.join("\n"));
+}

@@ -27,12 +27,6 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
     if url.is_empty() {
         bail!("no backup target: give --target file:///DIR (or set backup.target in the config)");
     }
-    if ctx.config.backup.compression != "zstd" {
-        bail!(
-            "backup.compression = \"{}\" is not written by this version; use \"zstd\"",
-            ctx.config.backup.compression
-        );
-    }
     let target = target::open(&url)?;
     let layout = super::layout::live(ctx);
     let paths: Vec<PathBuf> = if a.paths.is_empty() {
@@ -70,7 +64,11 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         paths,
         exclude,
         volume_size: a.volume_size.unwrap_or(ctx.config.backup.volume_size).0,
-        level: ctx.config.backup.level as i32,
+        codec: if ctx.config.backup.compression == "gzip" {
+            lifeboat_archive::frames::Codec::Gzip(ctx.config.backup.level)
+        } else {
+            lifeboat_archive::frames::Codec::Zstd(ctx.config.backup.level as i32)
+        },
     };
     let host = layout.meta.hostname.clone();
     let name = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
