@@ -261,6 +261,8 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 
 struct Walker<'a> {
     opts: &'a BackupOptions,
+    progress: &'a mut dyn FnMut(u64, u64),
+    reported: u64,
     out: FrameWriter,
     names: Names,
     links: HashMap<(u64, u64), Vec<u8>>,
@@ -420,6 +422,10 @@ impl Walker<'_> {
             self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
         }
         self.stats.entries += 1;
+        if self.stats.bytes_in - self.reported >= 8 << 20 || self.stats.entries % 1000 == 0 {
+            self.reported = self.stats.bytes_in;
+            (self.progress)(self.stats.bytes_in, self.stats.files);
+        }
         self.record(&e, &kind, &path, offset, blake)
     }
 
@@ -504,11 +510,19 @@ impl Walker<'_> {
 }
 
 /// Write a backup of the options' trees into `dir` (which must exist and be
-/// empty). Returns the catalog, also written as `backup.json`.
-pub fn write_backup(dir: &Path, opts: &BackupOptions, host: &str) -> Result<Catalog, ArchiveError> {
+/// empty). `progress(bytes, files)` is called as content is read. Returns the
+/// catalog, also written as `backup.json`.
+pub fn write_backup(
+    dir: &Path,
+    opts: &BackupOptions,
+    host: &str,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Catalog, ArchiveError> {
     use std::io::Write;
     let mut w = Walker {
         opts,
+        progress,
+        reported: 0,
         out: FrameWriter::new(dir, opts.volume_size, opts.codec),
         names: Names::load(&opts.root),
         links: HashMap::new(),

@@ -74,7 +74,36 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
     let name = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
     let staging = target.begin(&host, &name)?;
     let start = std::time::Instant::now();
-    let catalog = match write_backup(&staging, &opts, &host) {
+    // Expected size for the ETA: the used space of the filesystems backed up whole.
+    let expected: u64 = layout
+        .filesystems
+        .iter()
+        .filter(|f| f.mountpoints.iter().any(|m| opts.paths.iter().any(|p| a.root.join(p) == Path::new(m))))
+        .filter_map(|f| f.used)
+        .sum();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !ctx.json;
+    let mut last = std::time::Instant::now();
+    let mut progress = |bytes: u64, files: u64| {
+        if !tty || last.elapsed().as_millis() < 250 {
+            return;
+        }
+        last = std::time::Instant::now();
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        let rate = bytes as f64 / secs;
+        let eta = if expected > bytes && rate > 0.0 {
+            let left = ((expected - bytes) as f64 / rate) as u64;
+            format!("  ETA {}:{:02}", left / 60, left % 60)
+        } else {
+            String::new()
+        };
+        let total = if expected > 0 { format!(" / {}", human(expected)) } else { String::new() };
+        eprint!("\r  {}{total}  {files} files  {:.0} MB/s{eta}   ", human(bytes), rate / 1e6);
+    };
+    let result = write_backup(&staging, &opts, &host, &mut progress);
+    if tty {
+        eprintln!();
+    }
+    let catalog = match result {
         Ok(c) => c,
         Err(e) => {
             target.abort(&host, &name);
