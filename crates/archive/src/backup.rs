@@ -422,7 +422,7 @@ impl Walker<'_> {
             self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
         }
         self.stats.entries += 1;
-        if self.stats.bytes_in - self.reported >= 8 << 20 || self.stats.entries % 1000 == 0 {
+        if self.stats.bytes_in - self.reported >= 8 << 20 || self.stats.entries.is_multiple_of(1000) {
             self.reported = self.stats.bytes_in;
             (self.progress)(self.stats.bytes_in, self.stats.files);
         }
