@@ -266,6 +266,9 @@ struct Walker<'a> {
     out: FrameWriter,
     names: Names,
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Directories recorded: a mount point is met twice when its parent
+    /// filesystem and its own are both backed up, and is recorded once.
+    dirs: std::collections::HashSet<Vec<u8>>,
     manifest: Vec<u8>,
     stats: Stats,
     buf: Vec<u8>,
@@ -317,6 +320,9 @@ impl Walker<'_> {
             return Ok(());
         }
         let path = if arch.is_empty() { b".".to_vec() } else { arch.to_vec() };
+        if ft.is_dir() && !self.dirs.insert(path.clone()) {
+            return Ok(());
+        }
         let rdev = meta.rdev();
         let (ma, mi) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
         let mut kind = if ft.is_dir() {
@@ -526,6 +532,7 @@ pub fn write_backup(
         out: FrameWriter::new(dir, opts.volume_size, opts.codec),
         names: Names::load(&opts.root),
         links: HashMap::new(),
+        dirs: std::collections::HashSet::new(),
         manifest: Vec::new(),
         stats: Stats::default(),
         buf: Vec::with_capacity(4096),

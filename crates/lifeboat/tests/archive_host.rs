@@ -450,3 +450,46 @@ fn gzip_backups_restore_with_gzip_and_tar_and_with_lifeboat() {
     let diff = differences(&before, &snapshot(&to));
     assert!(diff.is_empty(), "lifeboat restore of a gzip backup:\n{}", diff.join("\n"));
 }
+
+#[test]
+fn each_filesystem_is_a_unit_and_a_mount_point_is_recorded_once() {
+    if !root_or_skip("loop devices") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
+    std::fs::create_dir_all(tree.join("srv")).expect("mkdir");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::fs::write(tree.join("top.txt"), "top\n").expect("write");
+    let mut disk = common::LoopDisk::new(tmp.path(), "srv", 32 << 20);
+    sh(&format!("mkfs.ext4 -q {}", disk.dev));
+    let dev = disk.dev.clone();
+    disk.mount(&dev, &tree.join("srv"), "");
+    std::fs::write(tree.join("srv/inside.txt"), "inside\n").expect("write");
+    let cfg = config(tmp.path(), "");
+    // The root alone does not cross into the mounted filesystem.
+    let b = backup(&cfg, &tree, &target, "dvd");
+    let manifest = std::fs::read_to_string(b.join("manifest.jsonl")).expect("manifest");
+    assert!(manifest.contains("\"srv\"") && !manifest.contains("srv/inside.txt"), "{manifest}");
+    // Both filesystems, each as a unit: the mount point once, its content included.
+    let url = format!("file://{}", target.display());
+    let (code, out, err) = run_lifeboat(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "backup",
+        "--target",
+        &url,
+        "--root",
+        tree.to_str().expect("utf8"),
+        ".",
+        "srv",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host").trim().to_string();
+    let mut all: Vec<PathBuf> =
+        std::fs::read_dir(target.join(host)).expect("dir").flatten().map(|e| e.path()).collect();
+    all.sort();
+    let manifest = std::fs::read_to_string(all.last().expect("backup").join("manifest.jsonl")).expect("manifest");
+    assert_eq!(manifest.lines().filter(|l| l.contains("\"path\":\"srv\"")).count(), 1, "{manifest}");
+    assert!(manifest.contains("srv/inside.txt") && manifest.contains("srv/lost+found"), "{manifest}");
+}

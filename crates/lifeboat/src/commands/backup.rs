@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let host = layout.meta.hostname.clone();
-    let name = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
+    let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
     let staging = target.begin(&host, &name)?;
     let start = std::time::Instant::now();
     // Expected size for the ETA: the used space of the filesystems backed up whole.
