@@ -42,9 +42,15 @@ fn check_volumes(b: &Backup) -> Vec<String> {
     let mut bad = Vec::new();
     for v in &b.catalog.volumes {
         let p = b.dir.join(&v.name);
-        match std::fs::read(&p) {
+        // Volumes can be DVD-sized: hash them streaming, not in memory.
+        let hashed = std::fs::File::open(&p).and_then(|mut f| {
+            let mut h = blake3::Hasher::new();
+            std::io::copy(&mut f, &mut h)?;
+            Ok(h.finalize())
+        });
+        match hashed {
             Err(e) => bad.push(format!("{}: {e}", v.name)),
-            Ok(d) if blake3::hash(&d).to_hex().as_str() != v.blake3 => {
+            Ok(h) if h.to_hex().as_str() != v.blake3 => {
                 bad.push(format!("{}: checksum differs from backup.json (the volume is damaged)", v.name))
             }
             Ok(_) => {}
