@@ -363,12 +363,23 @@ fn an_interrupted_backup_leaves_the_previous_one_intact() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Kill it as soon as it has written its first volume, well before it ends.
+    let host = first.parent().expect("host dir");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let writing = std::fs::read_dir(host).expect("dir").flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".partial") && e.path().join("vol-0001.tar.zst").exists()
+        });
+        if writing || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     child.kill().expect("kill");
     let _ = child.wait();
-    let host = first.parent().expect("host dir");
     let names: Vec<String> =
         std::fs::read_dir(host).expect("dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.ends_with(".partial")), "the second backup was interrupted mid-way: {names:?}");
     assert_eq!(
         names.iter().filter(|n| !n.ends_with(".partial")).count(),
         1,
