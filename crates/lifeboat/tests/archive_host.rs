@@ -112,38 +112,14 @@ fn differences(a: &BTreeMap<Vec<u8>, String>, b: &BTreeMap<Vec<u8>, String>) -> 
 
 #[test]
 fn gnu_tar_alone_restores_the_same_tree_from_the_volumes() {
-    if !root_or_skip("owners, devices and capabilities") {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let tree = tmp.path().join("tree");
-    let target = tmp.path().join("target");
-    std::fs::create_dir_all(&tree).expect("mkdir");
-    std::fs::create_dir_all(&target).expect("mkdir");
-    build_tree(&tree);
-    let mut before = snapshot(&tree);
-    before.remove(b"data/socket".as_slice());
-    let cfg = config(tmp.path(), "");
-    let url = format!("file://{}", target.display());
-    let (code, out, err) = run_lifeboat(&[
-        "--config",
-        cfg.to_str().expect("utf8"),
-        "backup",
-        "--target",
-        &url,
-        "--root",
-        tree.to_str().expect("utf8"),
-        "--volume-size",
-        "1M",
-        ".",
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
+    let Some(Fixture { tmp, tree, target, before, cfg }) = Fixture::new() else { return };
+    let (b, out) = backup_with_output(&cfg, &tree, &target, "1M");
     assert!(out.contains("1 sockets skipped"), "{out}");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host").trim().to_string();
     let backups: Vec<PathBuf> =
         std::fs::read_dir(target.join(&host)).expect("host dir").flatten().map(|e| e.path()).collect();
-    assert_eq!(backups.len(), 1, "one published backup, no staging left: {backups:?}");
-    let b = &backups[0];
+    assert_eq!(backups, vec![b.clone()], "one published backup, no staging left");
+    let b = &b;
     let mut vols: Vec<PathBuf> = std::fs::read_dir(b)
         .expect("backup")
         .flatten()
@@ -238,6 +214,11 @@ impl Fixture {
 
 /// Back up `tree` into `target` with volumes of `vol`; return the backup directory.
 fn backup(cfg: &Path, tree: &Path, target: &Path, vol: &str) -> PathBuf {
+    backup_with_output(cfg, tree, target, vol).0
+}
+
+/// The same, with what the backup printed.
+fn backup_with_output(cfg: &Path, tree: &Path, target: &Path, vol: &str) -> (PathBuf, String) {
     let url = format!("file://{}", target.display());
     let (code, out, err) = run_lifeboat(&[
         "--config",
@@ -256,7 +237,7 @@ fn backup(cfg: &Path, tree: &Path, target: &Path, vol: &str) -> PathBuf {
     let mut all: Vec<PathBuf> =
         std::fs::read_dir(target.join(host)).expect("dir").flatten().map(|e| e.path()).collect();
     all.sort();
-    all.pop().expect("a backup")
+    (all.pop().expect("a backup"), out)
 }
 
 fn url(p: &Path) -> String {
