@@ -347,7 +347,7 @@ impl Walker<'_> {
                 }
             }
         }
-        let e = tar::Entry {
+        let mut e = tar::Entry {
             path: path.clone(),
             kind: kind.clone(),
             mode: meta.mode() & 0o7777,
@@ -361,71 +361,43 @@ impl Walker<'_> {
             xattrs: if matches!(kind, Kind::Hardlink(_)) { Vec::new() } else { xattrs(full) },
             sparse: None,
         };
-        let mut e = e;
         let offset = self.out.written;
         let mut blake = None;
-        if kind == Kind::File {
-            // Open before writing the header: an unreadable file is skipped whole.
-            let mut f = match std::fs::File::open(full) {
-                Ok(f) => f,
+        // Open a file before writing its header: an unreadable file is skipped whole.
+        let file = if kind == Kind::File {
+            match std::fs::File::open(full) {
+                Ok(f) => Some(f),
                 Err(err) => {
                     self.stats.unreadable.push(format!("{}: {err}", full.display()));
                     return Ok(());
                 }
-            };
+            }
+        } else {
+            None
+        };
+        if let Some(f) = &file {
             // Holes stay holes: a file with fewer blocks than its size is stored sparse.
             if e.size > 0 && meta.blocks() * 512 < e.size {
-                e.sparse = data_segments(&f, e.size);
+                e.sparse = data_segments(f, e.size);
             }
-            self.buf.clear();
-            tar::write_header(&mut self.buf, &e);
-            self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
+        }
+        self.buf.clear();
+        tar::write_header(&mut self.buf, &e);
+        self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
+        if let Some(mut f) = file {
             let mut h = blake3::Hasher::new();
-            if let Some(segs) = e.sparse.clone() {
-                let stored = self.sparse_data(&mut f, &segs, e.size, &mut h, &path)?;
-                self.buf.clear();
-                tar::pad(&mut self.buf, stored);
-                self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
-                self.stats.files += 1;
-                self.stats.bytes_in += stored;
-                self.stats.entries += 1;
-                let blake = Some(h.finalize().to_hex().to_string());
-                return self.record(&e, &kind, &path, offset, blake);
-            }
-            let mut left = e.size;
-            let mut chunk = vec![0u8; 1 << 20];
-            while left > 0 {
-                let want = chunk.len().min(left as usize);
-                let n = match f.read(&mut chunk[..want]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                h.update(&chunk[..n]);
-                self.out.write_all(&chunk[..n]).map_err(ArchiveError::write)?;
-                left -= n as u64;
-            }
-            if left > 0 {
-                // Shrank while being read: keep the tar stream whole with zeros.
-                self.stats.changed.push(escape_path(&path));
-                let zeros = vec![0u8; left.min(1 << 20) as usize];
-                while left > 0 {
-                    let n = left.min(zeros.len() as u64) as usize;
-                    self.out.write_all(&zeros[..n]).map_err(ArchiveError::write)?;
-                    left -= n as u64;
-                }
-            } else if f.metadata().map(|m| m.len() != e.size || m.mtime() != e.mtime).unwrap_or(false) {
+            let segs = e.sparse.clone().unwrap_or_else(|| vec![(0, e.size)]);
+            let (stored, shrank) = self.file_data(&mut f, &segs, e.sparse.is_some(), e.size, &mut h)?;
+            let grew = f.metadata().map(|m| m.len() != e.size || m.mtime() != e.mtime).unwrap_or(false);
+            if shrank || grew {
                 self.stats.changed.push(escape_path(&path));
             }
             self.buf.clear();
-            tar::pad(&mut self.buf, e.size);
+            tar::pad(&mut self.buf, stored);
             self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
             self.stats.files += 1;
-            self.stats.bytes_in += e.size;
+            self.stats.bytes_in += stored;
             blake = Some(h.finalize().to_hex().to_string());
-        } else {
-            self.buf.clear();
-            tar::write_header(&mut self.buf, &e);
-            self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
         }
         self.stats.entries += 1;
         if self.stats.bytes_in - self.reported >= 8 << 20 || self.stats.entries.is_multiple_of(1000) {
@@ -435,44 +407,54 @@ impl Walker<'_> {
         self.record(&e, &kind, &path, offset, blake)
     }
 
-    /// Write the segments of a sparse file (hashing the holes as zeros); returns the bytes stored.
-    fn sparse_data(
+    /// Write a file's data: its segments (one, `(0, size)`, for an ordinary
+    /// file), after the sparse map when `sparse`, hashing holes as zeros.
+    /// Returns the bytes stored and whether the file shrank while being read
+    /// (the missing bytes are stored as zeros, so the tar stream stays whole).
+    fn file_data(
         &mut self,
         f: &mut std::fs::File,
         segs: &[(u64, u64)],
+        sparse: bool,
         size: u64,
         h: &mut blake3::Hasher,
-        path: &[u8],
-    ) -> Result<u64, ArchiveError> {
+    ) -> Result<(u64, bool), ArchiveError> {
         use std::io::{Seek, SeekFrom};
-        let map = tar::sparse_map(segs);
-        self.out.write_all(&map).map_err(ArchiveError::write)?;
+        let mut stored = 0;
+        if sparse {
+            let map = tar::sparse_map(segs);
+            self.out.write_all(&map).map_err(ArchiveError::write)?;
+            stored += map.len() as u64;
+        }
         let zeros = vec![0u8; 1 << 20];
         let mut chunk = vec![0u8; 1 << 20];
         let mut pos = 0u64;
+        let mut shrank = false;
         for (off, len) in segs {
             hash_zeros(h, &zeros, off - pos);
-            let _ = f.seek(SeekFrom::Start(*off));
+            if sparse {
+                f.seek(SeekFrom::Start(*off)).map_err(ArchiveError::write)?;
+            }
             let mut left = *len;
             while left > 0 {
                 let want = chunk.len().min(left as usize);
                 let n = match f.read(&mut chunk[..want]) {
-                    Ok(0) | Err(_) => {
-                        // Shrank while being read: fill with zeros to keep the stream whole.
-                        self.stats.changed.push(escape_path(path));
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        shrank = true;
                         chunk[..want].fill(0);
                         want
                     }
-                    Ok(n) => n,
                 };
                 h.update(&chunk[..n]);
                 self.out.write_all(&chunk[..n]).map_err(ArchiveError::write)?;
                 left -= n as u64;
             }
+            stored += len;
             pos = off + len;
         }
         hash_zeros(h, &zeros, size.saturating_sub(pos));
-        Ok(map.len() as u64 + segs.iter().map(|(_, l)| l).sum::<u64>())
+        Ok((stored, shrank))
     }
 
     fn record(

@@ -66,15 +66,14 @@ pub fn sparse_map(segments: &[(u64, u64)]) -> Vec<u8> {
 
 const BLOCK: usize = 512;
 
-fn octal(field: &mut [u8], v: u64) -> bool {
+/// Write `v` as a NUL-terminated octal field; callers keep `v` within the field.
+fn octal(field: &mut [u8], v: u64) {
     let width = field.len() - 1;
     let s = format!("{v:0width$o}");
-    if s.len() > width {
-        return false;
+    if s.len() == width {
+        field[..width].copy_from_slice(s.as_bytes());
+        field[width] = 0;
     }
-    field[..width].copy_from_slice(s.as_bytes());
-    field[width] = 0;
-    true
 }
 
 fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
@@ -93,27 +92,21 @@ fn is_plain(name: &[u8], max: usize) -> bool {
     name.len() <= max && name.iter().all(|b| (0x20..0x7f).contains(b))
 }
 
-fn ustar(out: &mut Vec<u8>, name: &[u8], typeflag: u8, e: &Entry, size: u64, link: &[u8]) -> Vec<&'static str> {
+/// Largest values of ustar's octal fields (ids: 7 digits, size and mtime: 11).
+const MAX_ID: u64 = 0o7777777;
+const MAX_BIG: u64 = 0o77777777777;
+
+/// A ustar header; values that do not fit are written as 0 (a pax record carries them).
+fn ustar(out: &mut Vec<u8>, name: &[u8], typeflag: u8, e: &Entry, size: u64, link: &[u8]) {
     let mut h = [0u8; BLOCK];
     let n = name.len().min(100);
     h[..n].copy_from_slice(&name[..n]);
-    let mut overflow = Vec::new();
+    let fit = |v: u64, max: u64| if v > max { 0 } else { v };
     octal(&mut h[100..108], u64::from(e.mode & 0o7777));
-    if !octal(&mut h[108..116], u64::from(e.uid)) {
-        octal(&mut h[108..116], 0);
-        overflow.push("uid");
-    }
-    if !octal(&mut h[116..124], u64::from(e.gid)) {
-        octal(&mut h[116..124], 0);
-        overflow.push("gid");
-    }
-    if !octal(&mut h[124..136], size) {
-        octal(&mut h[124..136], 0);
-        overflow.push("size");
-    }
-    if !octal(&mut h[136..148], e.mtime.max(0) as u64) {
-        overflow.push("mtime");
-    }
+    octal(&mut h[108..116], fit(u64::from(e.uid), MAX_ID));
+    octal(&mut h[116..124], fit(u64::from(e.gid), MAX_ID));
+    octal(&mut h[124..136], fit(size, MAX_BIG));
+    octal(&mut h[136..148], fit(e.mtime.max(0) as u64, MAX_BIG));
     h[156] = typeflag;
     let l = link.len().min(100);
     h[157..157 + l].copy_from_slice(&link[..l]);
@@ -132,7 +125,6 @@ fn ustar(out: &mut Vec<u8>, name: &[u8], typeflag: u8, e: &Entry, size: u64, lin
     let s = format!("{sum:06o}\0 ");
     h[148..156].copy_from_slice(s.as_bytes());
     out.extend_from_slice(&h);
-    overflow
 }
 
 /// Append the header(s) of an entry (its data, if any, must follow, then [`pad`]).
@@ -176,7 +168,7 @@ pub fn write_header(out: &mut Vec<u8>, e: &Entry) {
     if !is_plain(link, 100) {
         pax_record(&mut pax, "linkpath", link);
     }
-    if e.mtime_ns != 0 || e.mtime < 0 {
+    if e.mtime_ns != 0 || e.mtime < 0 || e.mtime as u64 > MAX_BIG {
         pax_record(&mut pax, "mtime", format!("{}.{:09}", e.mtime, e.mtime_ns).as_bytes());
     }
     if e.uname.len() > 31 {
@@ -190,14 +182,14 @@ pub fn write_header(out: &mut Vec<u8>, e: &Entry) {
         pax_record(&mut pax, &key, v);
     }
     // Values too large for ustar's octal fields.
-    let mut probe = Vec::new();
-    for field in ustar(&mut probe, &path, typeflag, e, size, link) {
-        match field {
-            "uid" => pax_record(&mut pax, "uid", e.uid.to_string().as_bytes()),
-            "gid" => pax_record(&mut pax, "gid", e.gid.to_string().as_bytes()),
-            "size" => pax_record(&mut pax, "size", size.to_string().as_bytes()),
-            _ => pax_record(&mut pax, "mtime", format!("{}.{:09}", e.mtime, e.mtime_ns).as_bytes()),
-        }
+    if u64::from(e.uid) > MAX_ID {
+        pax_record(&mut pax, "uid", e.uid.to_string().as_bytes());
+    }
+    if u64::from(e.gid) > MAX_ID {
+        pax_record(&mut pax, "gid", e.gid.to_string().as_bytes());
+    }
+    if size > MAX_BIG {
+        pax_record(&mut pax, "size", size.to_string().as_bytes());
     }
     if !pax.is_empty() {
         let x = Entry { kind: Kind::File, mode: 0o644, xattrs: Vec::new(), sparse: None, ..e.clone() };
@@ -228,6 +220,31 @@ pub fn end(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_beyond_ustar_go_into_pax_records_once() {
+        let e = Entry {
+            path: b"f".to_vec(),
+            kind: Kind::File,
+            mode: 0o644,
+            uid: 3_000_000,
+            gid: 7,
+            uname: String::new(),
+            gname: String::new(),
+            size: 0,
+            mtime: 1,
+            mtime_ns: 5,
+            xattrs: Vec::new(),
+            sparse: None,
+        };
+        let mut out = Vec::new();
+        write_header(&mut out, &e);
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(text.matches(" uid=3000000\n").count(), 1, "{text}");
+        assert_eq!(text.matches(" mtime=1.000000005\n").count(), 1);
+        assert!(!text.contains(" gid="), "gid fits ustar");
+        assert_eq!(out.len(), 3 * 512, "pax header, its data (one block), the ustar header");
+    }
 
     #[test]
     fn pax_record_length_counts_itself() {

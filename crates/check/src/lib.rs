@@ -2,7 +2,6 @@
 //! and for every failure the fix. Like mkcdrec's `make test`.
 
 use lifeboat_config::{human, Config};
-use lifeboat_layout::capture::lsblk;
 use lifeboat_runner::{package_hint, tool, Cmd, Runner};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -105,11 +104,9 @@ fn features(r: &dyn Runner) -> Features {
         grub: Path::new("/boot/grub/grub.cfg").exists() || Path::new("/boot/grub2/grub.cfg").exists(),
         ..Features::default()
     };
-    let cmd = Cmd::new("lsblk").args(["--json", "--bytes", "--output", lsblk::COLUMNS]);
-    if let Ok(nodes) = r.probe(&cmd).map(|o| lsblk::parse(&o.text())) {
-        for n in nodes.into_iter().flatten() {
-            f.fstypes.extend(n.fstype);
-        }
+    // The same device probing as layout capture (blkid where lsblk has no udev data).
+    for n in lifeboat_layout::capture::block_devices(r) {
+        f.fstypes.extend(n.fstype);
     }
     if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
         for mnt in lifeboat_layout::capture::system::parse_mountinfo(&m) {

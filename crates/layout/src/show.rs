@@ -4,21 +4,7 @@ use crate::model::Layout;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-/// Format bytes for people (`1.5 GiB`).
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
+pub use lifeboat_config::human;
 
 fn describe(l: &Layout, id: &str) -> String {
     if let Some(d) = l.disks.iter().find(|d| d.id == id) {

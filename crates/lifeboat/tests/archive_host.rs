@@ -113,11 +113,10 @@ fn differences(a: &BTreeMap<Vec<u8>, String>, b: &BTreeMap<Vec<u8>, String>) -> 
 #[test]
 fn gnu_tar_alone_restores_the_same_tree_from_the_volumes() {
     let Some(Fixture { tmp, tree, target, before, cfg }) = Fixture::new() else { return };
-    let (b, out) = backup_with_output(&cfg, &tree, &target, "1M");
+    let (b, out) = backup_with_output(&cfg, &tree, &target, &["--volume-size", "1M", "."]);
     assert!(out.contains("1 sockets skipped"), "{out}");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host").trim().to_string();
     let backups: Vec<PathBuf> =
-        std::fs::read_dir(target.join(&host)).expect("host dir").flatten().map(|e| e.path()).collect();
+        std::fs::read_dir(target.join(common::hostname())).expect("host dir").flatten().map(|e| e.path()).collect();
     assert_eq!(backups, vec![b.clone()], "one published backup, no staging left");
     let b = &b;
     let mut vols: Vec<PathBuf> = std::fs::read_dir(b)
@@ -135,7 +134,7 @@ fn gnu_tar_alone_restores_the_same_tree_from_the_volumes() {
             assert!(m.len() <= 1 << 20, "{} is larger than a volume", f.path().display());
         }
     }
-    assert_eq!(std::fs::metadata(target.join(&host)).expect("dir").mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(target.join(common::hostname())).expect("dir").mode() & 0o777, 0o700);
 
     // The one-line restore documented in docs/archive-format.md.
     let restored = tmp.path().join("restored");
@@ -214,28 +213,18 @@ impl Fixture {
 
 /// Back up `tree` into `target` with volumes of `vol`; return the backup directory.
 fn backup(cfg: &Path, tree: &Path, target: &Path, vol: &str) -> PathBuf {
-    backup_with_output(cfg, tree, target, vol).0
+    backup_with_output(cfg, tree, target, &["--volume-size", vol, "."]).0
 }
 
-/// The same, with what the backup printed.
-fn backup_with_output(cfg: &Path, tree: &Path, target: &Path, vol: &str) -> (PathBuf, String) {
-    let url = format!("file://{}", target.display());
-    let (code, out, err) = run_lifeboat(&[
-        "--config",
-        cfg.to_str().expect("utf8"),
-        "backup",
-        "--target",
-        &url,
-        "--root",
-        tree.to_str().expect("utf8"),
-        "--volume-size",
-        vol,
-        ".",
-    ]);
+/// Run `lifeboat backup` of `tree` into `target` with more arguments (volume
+/// size, paths); return the newest backup directory and what was printed.
+fn backup_with_output(cfg: &Path, tree: &Path, target: &Path, args: &[&str]) -> (PathBuf, String) {
+    let target_url = url(target);
+    let base = ["--config", cfg.to_str().expect("utf8"), "backup", "--target", &target_url, "--root"];
+    let (code, out, err) = run_lifeboat(&[&base[..], &[tree.to_str().expect("utf8")], args].concat());
     assert_eq!(code, 0, "{out}\n{err}");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host").trim().to_string();
     let mut all: Vec<PathBuf> =
-        std::fs::read_dir(target.join(host)).expect("dir").flatten().map(|e| e.path()).collect();
+        std::fs::read_dir(target.join(common::hostname())).expect("dir").flatten().map(|e| e.path()).collect();
     all.sort();
     (all.pop().expect("a backup"), out)
 }
@@ -464,24 +453,8 @@ fn each_filesystem_is_a_unit_and_a_mount_point_is_recorded_once() {
     let manifest = std::fs::read_to_string(b.join("manifest.jsonl")).expect("manifest");
     assert!(manifest.contains("\"srv\"") && !manifest.contains("srv/inside.txt"), "{manifest}");
     // Both filesystems, each as a unit: the mount point once, its content included.
-    let url = format!("file://{}", target.display());
-    let (code, out, err) = run_lifeboat(&[
-        "--config",
-        cfg.to_str().expect("utf8"),
-        "backup",
-        "--target",
-        &url,
-        "--root",
-        tree.to_str().expect("utf8"),
-        ".",
-        "srv",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host").trim().to_string();
-    let mut all: Vec<PathBuf> =
-        std::fs::read_dir(target.join(host)).expect("dir").flatten().map(|e| e.path()).collect();
-    all.sort();
-    let manifest = std::fs::read_to_string(all.last().expect("backup").join("manifest.jsonl")).expect("manifest");
+    let (b, _) = backup_with_output(&cfg, &tree, &target, &[".", "srv"]);
+    let manifest = std::fs::read_to_string(b.join("manifest.jsonl")).expect("manifest");
     assert_eq!(manifest.lines().filter(|l| l.contains("\"path\":\"srv\"")).count(), 1, "{manifest}");
     assert!(manifest.contains("srv/inside.txt") && manifest.contains("srv/lost+found"), "{manifest}");
 }

@@ -49,7 +49,7 @@ fn media() -> Option<&'static Built> {
                 assert_eq!(code, 0, "mkrescue --format {format}:\n{stdout}\n{stderr}");
                 eprintln!("mkrescue --format {format}:\n{stdout}");
             }
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string();
+            let host = common::hostname();
             Some(Built {
                 iso: out.join(format!("lifeboat-{host}.iso")),
                 raw: out.join(format!("lifeboat-{host}.img")),

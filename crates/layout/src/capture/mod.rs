@@ -40,11 +40,7 @@ pub fn capture(r: &dyn Runner, opts: &CaptureOptions) -> Layout {
     let mut c = Capture { r, opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
     c.kernel_features();
     c.mounts = read_file("/proc/self/mountinfo").map(|t| system::parse_mountinfo(&t)).unwrap_or_default();
-    let mut nodes = c.block_devices();
-    for n in &nodes {
-        c.check_readable(n);
-    }
-    c.probe_signatures(&mut nodes);
+    let nodes = c.devices();
     let disks = c.disks(&nodes);
     let raids = c.raids(&nodes);
     let crypttab = read_file("/etc/crypttab").map(|t| system::parse_crypttab(&t)).unwrap_or_default();
@@ -88,6 +84,15 @@ pub fn capture(r: &dyn Runner, opts: &CaptureOptions) -> Layout {
     }
     layout.notes = c.notes;
     layout
+}
+
+/// The block devices with their content signatures, probed directly where
+/// lsblk has none (no udev): what `lifeboat check` needs to know which tools
+/// this machine's storage requires, without a whole capture.
+pub fn block_devices(r: &dyn Runner) -> Vec<Node> {
+    let opts = CaptureOptions::default();
+    let mut c = Capture { r, opts: &opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
+    c.devices()
 }
 
 fn meta() -> Meta {
@@ -174,6 +179,16 @@ impl Capture<'_> {
             }
             None => sysfs_disks(),
         }
+    }
+
+    /// Block devices from lsblk, which of them cannot be opened, and their signatures.
+    fn devices(&mut self) -> Vec<Node> {
+        let mut nodes = self.block_devices();
+        for n in &nodes {
+            self.check_readable(n);
+        }
+        self.probe_signatures(&mut nodes);
+        nodes
     }
 
     /// lsblk takes signatures from the udev database; without udev (a rescue

@@ -11,6 +11,11 @@ pub fn lifeboat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lifeboat"))
 }
 
+/// This machine's host name (the directory lifeboat names backups and media after).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string()
+}
+
 /// Run lifeboat with arguments; return (exit code, stdout, stderr).
 pub fn run_lifeboat(args: &[&str]) -> (i32, String, String) {
     let out = lifeboat().args(args).output().expect("run lifeboat");
