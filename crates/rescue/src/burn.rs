@@ -5,7 +5,6 @@ use crate::media::sha256_file;
 use crate::RescueError;
 use lifeboat_layout::safety;
 use lifeboat_runner::{Cmd, Runner};
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -154,19 +153,7 @@ pub fn burn(r: &dyn Runner, b: &Burn, progress: &mut dyn FnMut(u64, u64)) -> Res
 
 fn read_back(dev: &Path, len: u64) -> Result<String, RescueError> {
     let f = std::fs::File::open(dev).map_err(io(format!("cannot read back {}", dev.display())))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut left = len;
-    let mut r = f.take(len);
-    while left > 0 {
-        let n = r.read(&mut buf).map_err(io(format!("cannot read back {}", dev.display())))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    crate::media::sha256_of(f.take(len)).map_err(io(format!("cannot read back {}", dev.display())))
 }
 
 /// The newest rescue image in a directory (`lifeboat-*.iso` or `.img`).

@@ -200,19 +200,15 @@ fn link_or_copy(src: &Path, dst: &Path) -> Result<(), RescueError> {
 
 /// SHA-256 of a file, in hex.
 pub fn sha256_file(p: &Path) -> Result<String, RescueError> {
-    let mut f = std::fs::File::open(p)
+    let f = std::fs::File::open(p)
         .map_err(|source| RescueError::Io { what: format!("cannot read {}", p.display()), source })?;
+    sha256_of(f).map_err(|source| RescueError::Io { what: format!("cannot read {}", p.display()), source })
+}
+
+/// SHA-256 of everything a reader gives, in hex.
+pub fn sha256_of(r: impl Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|source| RescueError::Io { what: format!("cannot read {}", p.display()), source })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, r), &mut h)?;
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
