@@ -244,6 +244,16 @@ fn apply_metadata(p: &Path, h: &Header) -> std::io::Result<()> {
 
 /// Restore the selected entries into `to`.
 pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
+    restore_with_progress(b, to, patterns, &mut |_, _| {})
+}
+
+/// Restore the selected entries into `to`, calling `progress(bytes, entries)` as it goes.
+pub fn restore_with_progress(
+    b: &Backup,
+    to: &Path,
+    patterns: &[String],
+    progress: &mut dyn FnMut(u64, u64),
+) -> RestoreReport {
     let mut r = RestoreReport::default();
     let mut s = Stream::new(b);
     let mut dirs: Vec<(PathBuf, Header)> = Vec::new();
@@ -303,6 +313,7 @@ pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
             r.lost.push(format!("{}: {why}", m.path));
             continue;
         }
+        progress(r.bytes, r.restored);
         if matches!(h.kind, Kind::Hardlink(_)) {
             r.restored += 1;
             continue;

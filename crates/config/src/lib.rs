@@ -50,6 +50,10 @@ pub struct Config {
     pub backup: Backup,
     /// Writing media to an optical writer or USB stick.
     pub burn: Burn,
+    /// Recovery settings.
+    pub recover: Recover,
+    /// What `lifeboat mkbackup` makes.
+    pub mkbackup: Mkbackup,
 }
 
 /// Directories.
@@ -200,6 +204,58 @@ impl Default for Burn {
     }
 }
 
+/// Recovery settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Recover {
+    /// Where the recreated filesystems are mounted while files are restored.
+    pub mountpoint: PathBuf,
+    /// Mount points or partition device paths (as in the layout) that keep their size on a
+    /// disk of another size, in addition to the ESP, BIOS boot, swap and `/boot` partitions.
+    pub keep_size: Vec<String>,
+    /// Shrinking onto a smaller disk is allowed only when every filesystem's used data plus
+    /// this many percent still fits.
+    pub headroom_percent: u32,
+    /// Regenerate the initramfs in the restored system (update-initramfs, dracut or mkinitcpio).
+    pub regenerate_initramfs: bool,
+    /// Reinstall the bootloader the original had.
+    pub bootloader: bool,
+    /// Key file for LUKS containers; empty means ask for the passphrase.
+    pub luks_key_file: String,
+    /// Explicit disk mapping, `OLD=NEW` (`/dev/sda=/dev/nvme0n1`); `--map` adds to it.
+    pub map: Vec<String>,
+}
+
+impl Default for Recover {
+    fn default() -> Self {
+        Recover {
+            mountpoint: PathBuf::from("/mnt/lifeboat"),
+            keep_size: Vec::new(),
+            headroom_percent: 10,
+            regenerate_initramfs: true,
+            bootloader: true,
+            luks_key_file: String::new(),
+            map: Vec::new(),
+        }
+    }
+}
+
+/// What `lifeboat mkbackup` makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mkbackup {
+    /// `rescue` (rescue medium only), `media` (rescue medium with the backup on it, split over
+    /// numbered ISO files when one is not enough), `target` (rescue medium plus the backup to
+    /// `backup.target`), `tape` (not yet available).
+    pub mode: String,
+}
+
+impl Default for Mkbackup {
+    fn default() -> Self {
+        Mkbackup { mode: "target".into() }
+    }
+}
+
 impl Config {
     /// Parse configuration text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -237,6 +293,12 @@ impl Config {
         one_of("rescue.format", &self.rescue.format, &["iso", "raw", "pxe"])?;
         one_of("rescue.compression", &self.rescue.compression, &["auto", "zstd", "gzip", "none"])?;
         one_of("backup.compression", &self.backup.compression, &["zstd", "gzip"])?;
+        one_of("mkbackup.mode", &self.mkbackup.mode, &["rescue", "media", "target", "tape"])?;
+        for m in &self.recover.map {
+            if !m.contains('=') {
+                return Err(format!("key `recover.map`: \"{m}\" is not OLD=NEW (for example \"/dev/sda=/dev/vda\")"));
+            }
+        }
         let max = if self.backup.compression == "zstd" { 19 } else { 9 };
         if !(1..=max).contains(&self.backup.level) {
             return Err(format!(

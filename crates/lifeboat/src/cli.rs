@@ -52,6 +52,10 @@ pub enum Command {
     Mkrescue(MkrescueArgs),
     /// Write rescue media to an optical writer or a USB stick, and verify them by reading back
     Burn(BurnArgs),
+    /// Rescue medium plus backup in one go: medium only, backup on the medium, or backup to the target
+    Mkbackup(MkbackupArgs),
+    /// Rebuild this machine from its layout and backup: map disks, show the plan, recreate, restore, make it boot
+    Recover(RecoverArgs),
     /// Show the configuration in effect, with every default filled in
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -207,4 +211,59 @@ pub struct ManpageArgs {
     /// Directory to write lifeboat.1 and lifeboat-*.1 into
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
+}
+
+/// Arguments of `lifeboat mkbackup`.
+#[derive(Debug, clap::Args)]
+pub struct MkbackupArgs {
+    /// rescue: the medium only; media: the backup on the medium; target: the backup to backup.target [default: mkbackup.mode]
+    #[arg(long, value_parser = ["rescue", "media", "target", "tape"])]
+    pub mode: Option<String>,
+    /// Where the backup goes in `target` mode [default: backup.target]
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Where the media go [default: paths.output_dir]
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Make the unattended recovery the default boot entry
+    #[arg(long)]
+    pub auto_recover: bool,
+}
+
+/// Arguments of `lifeboat recover`.
+#[derive(Debug, clap::Args)]
+pub struct RecoverArgs {
+    /// The saved layout [default: /etc/lifeboat/layout.toml in the rescue system, else paths.layout_file]
+    #[arg(long, value_name = "FILE")]
+    pub layout: Option<PathBuf>,
+    /// The backup: file:///DIR of a backup or of a target [default: where the rescue medium says it went, else backup.target]
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Recreate the storage only; restore no files
+    #[arg(long, conflicts_with = "from")]
+    pub no_restore: bool,
+    /// Map an old disk to a new one (repeatable); wins over the automatic mapping
+    #[arg(long = "map", value_name = "OLD=NEW")]
+    pub map: Vec<String>,
+    /// A file of OLD=NEW lines (`#` comments allowed)
+    #[arg(long, value_name = "FILE")]
+    pub map_file: Option<PathBuf>,
+    /// Print the plan and stop
+    #[arg(long)]
+    pub plan: bool,
+    /// Do not ask before erasing the disks in the plan
+    #[arg(long)]
+    pub yes: bool,
+    /// Unattended: find the backup where the medium says, ask nothing, refuse an unsafe or ambiguous plan
+    #[arg(long)]
+    pub auto: bool,
+    /// Where to mount the recreated filesystems [default: recover.mountpoint]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Passphrase file for LUKS containers [default: recover.luks_key_file]
+    #[arg(long, value_name = "FILE")]
+    pub luks_key_file: Option<PathBuf>,
+    /// Leave the recovered filesystems mounted at the end
+    #[arg(long)]
+    pub keep_mounted: bool,
 }

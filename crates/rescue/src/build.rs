@@ -23,6 +23,12 @@ pub struct Options {
     pub output_dir: Option<PathBuf>,
     /// Make the unattended recovery the default boot entry.
     pub auto_recover: bool,
+    /// More files for `/etc/lifeboat` in the rescue system (name, content),
+    /// such as where the backup went.
+    pub etc_files: Vec<(String, String)>,
+    /// Files put on the ISO or raw image beside the boot files (source, path on the medium),
+    /// such as the backup volumes.
+    pub media_files: Vec<(PathBuf, String)>,
 }
 
 /// What was built.
@@ -162,11 +168,14 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
         extra_programs: cfg.rescue.extra_programs.clone(),
         extra_files: cfg.rescue.extra_files.clone(),
         lifeboat: std::env::current_exe().map_err(io("cannot find the lifeboat binary".into()))?,
-        lifeboat_files: vec![
-            ("layout.toml".into(), layout.to_toml()),
-            ("lifeboat.toml".into(), cfg.to_toml()),
-            ("layout.txt".into(), lifeboat_layout::show::tree(layout)),
-        ],
+        lifeboat_files: [
+            ("layout.toml".to_string(), layout.to_toml()),
+            ("lifeboat.toml".to_string(), cfg.to_toml()),
+            ("layout.txt".to_string(), lifeboat_layout::show::tree(layout)),
+        ]
+        .into_iter()
+        .chain(opts.etc_files.iter().cloned())
+        .collect(),
         hostname: layout.meta.hostname.clone(),
         motd: motd(layout, &kernel),
         net_static: net_static(layout),
@@ -192,7 +201,18 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
             let ext = if format == "iso" { "iso" } else { "img" };
             let out = out_dir.join(format!("lifeboat-{host}.{ext}"));
             let cfg_text = media::grub_cfg(&title, "/boot/vmlinuz", "/boot/initrd.img", opts.auto_recover);
-            media::iso(r, &work.join("iso-root"), &kernel.image, &initrd, &cfg_text, &cfg.rescue.label, &out)?;
+            media::iso(
+                r,
+                &work.join("iso-root"),
+                &media::IsoContent {
+                    kernel: &kernel.image,
+                    initrd: &initrd,
+                    grub_cfg: &cfg_text,
+                    extra: &opts.media_files,
+                },
+                &cfg.rescue.label,
+                &out,
+            )?;
             files.push(out);
         }
         _ => {

@@ -37,24 +37,36 @@ menuentry "{title}: serial console only (ttyS0, 115200)" {{
     )
 }
 
+/// What goes on an ISO.
+#[derive(Debug, Clone, Copy)]
+pub struct IsoContent<'a> {
+    /// The kernel image.
+    pub kernel: &'a Path,
+    /// The initramfs.
+    pub initrd: &'a Path,
+    /// The GRUB menu.
+    pub grub_cfg: &'a str,
+    /// More files: (source, path on the medium).
+    pub extra: &'a [(PathBuf, String)],
+}
+
 /// Build the hybrid ISO with grub-mkrescue (GRUB for BIOS El Torito, for
 /// UEFI from an EFI system partition image, and an MBR/GPT for USB sticks).
-pub fn iso(
-    r: &dyn Runner,
-    staging: &Path,
-    kernel: &Path,
-    initrd: &Path,
-    grub_cfg: &str,
-    label: &str,
-    out: &Path,
-) -> Result<(), RescueError> {
+pub fn iso(r: &dyn Runner, staging: &Path, content: &IsoContent, label: &str, out: &Path) -> Result<(), RescueError> {
     let io = |what: String| move |source| RescueError::Io { what, source };
     let _ = std::fs::remove_dir_all(staging);
     let boot = staging.join("boot");
     std::fs::create_dir_all(boot.join("grub")).map_err(io(format!("cannot create {}", boot.display())))?;
-    link_or_copy(kernel, &boot.join("vmlinuz"))?;
-    link_or_copy(initrd, &boot.join("initrd.img"))?;
-    std::fs::write(boot.join("grub/grub.cfg"), grub_cfg).map_err(io("cannot write grub.cfg".into()))?;
+    link_or_copy(content.kernel, &boot.join("vmlinuz"))?;
+    link_or_copy(content.initrd, &boot.join("initrd.img"))?;
+    std::fs::write(boot.join("grub/grub.cfg"), content.grub_cfg).map_err(io("cannot write grub.cfg".into()))?;
+    for (src, dest) in content.extra {
+        let d = staging.join(dest.trim_start_matches('/'));
+        if let Some(parent) = d.parent() {
+            std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+        }
+        link_or_copy(src, &d)?;
+    }
     // Signed GRUB images for CDs find their root by this file.
     std::fs::create_dir_all(staging.join(".disk")).map_err(io("cannot create .disk".into()))?;
     std::fs::write(staging.join(".disk/info"), format!("{label} lifeboat rescue system\n"))

@@ -16,27 +16,46 @@ fn below(root: &Path, dir: &Path) -> Option<String> {
     (!rel.is_empty()).then(|| format!("{rel}/*"))
 }
 
-/// Back up, publish atomically, and print the summary (or list, or show one backup).
-pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
-    match a.cmd {
-        Some(crate::cli::BackupCmd::List { target }) => return list(ctx, target),
-        Some(crate::cli::BackupCmd::Info(from)) => return info(ctx, &from),
-        None => {}
-    }
-    let url = a.target.unwrap_or_else(|| ctx.config.backup.target.clone());
+/// What to back up, and where.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Target URL.
+    pub url: String,
+    /// Tree root.
+    pub root: PathBuf,
+    /// Paths under the root; empty means every local filesystem mounted now.
+    pub paths: Vec<PathBuf>,
+    /// Volume size in bytes.
+    pub volume_size: u64,
+}
+
+/// A published backup.
+#[derive(Debug)]
+pub struct Made {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its catalog.
+    pub catalog: lifeboat_archive::Catalog,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+/// Make a backup and publish it atomically (with a progress line on a terminal).
+pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
+    let url = req.url.clone();
     if url.is_empty() {
         bail!("no backup target: give --target file:///DIR (or set backup.target in the config)");
     }
     let target = target::open(&url)?;
     let layout = super::layout::live(ctx);
-    let paths: Vec<PathBuf> = if a.paths.is_empty() {
+    let paths: Vec<PathBuf> = if req.paths.is_empty() {
         // Every local filesystem mounted now, each as a unit.
         let mut v: Vec<PathBuf> = layout
             .filesystems
             .iter()
             .flat_map(|f| f.mountpoints.iter())
             .filter_map(|m| {
-                Path::new(m).strip_prefix(&a.root).ok().map(|r| {
+                Path::new(m).strip_prefix(&req.root).ok().map(|r| {
                     if r.as_os_str().is_empty() {
                         PathBuf::from(".")
                     } else {
@@ -49,21 +68,21 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         v.dedup();
         v
     } else {
-        a.paths.clone()
+        req.paths.clone()
     };
     let mut exclude = ctx.config.backup.exclude.clone();
     exclude.push("tmp/*".into());
     for dir in [&ctx.config.paths.work_dir, &ctx.config.paths.output_dir, &target.root] {
-        exclude.extend(below(&a.root, dir));
+        exclude.extend(below(&req.root, dir));
     }
     for s in layout.swaps.iter().filter(|s| s.file) {
-        exclude.extend(Path::new(&s.device).strip_prefix(&a.root).ok().map(|r| r.to_string_lossy().into_owned()));
+        exclude.extend(Path::new(&s.device).strip_prefix(&req.root).ok().map(|r| r.to_string_lossy().into_owned()));
     }
     let opts = BackupOptions {
-        root: a.root.clone(),
+        root: req.root.clone(),
         paths,
         exclude,
-        volume_size: a.volume_size.unwrap_or(ctx.config.backup.volume_size).0,
+        volume_size: req.volume_size,
         codec: if ctx.config.backup.compression == "gzip" {
             lifeboat_archive::frames::Codec::Gzip(ctx.config.backup.level)
         } else {
@@ -78,7 +97,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
     let expected: u64 = layout
         .filesystems
         .iter()
-        .filter(|f| f.mountpoints.iter().any(|m| opts.paths.iter().any(|p| a.root.join(p) == Path::new(m))))
+        .filter(|f| f.mountpoints.iter().any(|m| opts.paths.iter().any(|p| req.root.join(p) == Path::new(m))))
         .filter_map(|f| f.used)
         .sum();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !ctx.json;
@@ -111,7 +130,24 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let done = target.publish(&host, &name)?;
-    let secs = start.elapsed().as_secs_f64();
+    Ok(Made { dir: done, catalog, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Back up, publish atomically, and print the summary (or list, or show one backup).
+pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
+    match a.cmd {
+        Some(crate::cli::BackupCmd::List { target }) => return list(ctx, target),
+        Some(crate::cli::BackupCmd::Info(from)) => return info(ctx, &from),
+        None => {}
+    }
+    let url = a.target.unwrap_or_else(|| ctx.config.backup.target.clone());
+    let req = Request {
+        url,
+        root: a.root.clone(),
+        paths: a.paths.clone(),
+        volume_size: a.volume_size.unwrap_or(ctx.config.backup.volume_size).0,
+    };
+    let Made { dir: done, catalog, seconds: secs } = make(ctx, &req)?;
     let s = &catalog.stats;
     if ctx.json {
         println!(

@@ -11,7 +11,13 @@ use std::process::ExitCode;
 /// Capture and save the layout, then build the media from it.
 pub fn run(ctx: &Ctx, a: MkrescueArgs) -> anyhow::Result<ExitCode> {
     let layout = super::layout::live(ctx);
-    let opts = Options { kernel: a.kernel, format: a.format, output_dir: a.output, auto_recover: a.auto_recover };
+    let opts = Options {
+        kernel: a.kernel,
+        format: a.format,
+        output_dir: a.output,
+        auto_recover: a.auto_recover,
+        ..Options::default()
+    };
     let report =
         mkrescue(&ctx.config, &layout, &opts, &SystemRunner::new(Mode::Run)).context("cannot make the rescue media")?;
     // The saved layout is the one on the media: `layout diff` compares against it.

@@ -5,7 +5,9 @@ mod burn;
 mod check;
 mod docs;
 mod layout;
+mod mkbackup;
 mod mkrescue;
+mod recover;
 
 use crate::cli::{Cli, Command, ConfigCmd};
 use anyhow::Context;
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Layout(c) => layout::run(&ctx, c),
         Command::Mkrescue(a) => mkrescue::run(&ctx, a),
         Command::Burn(a) => burn::run(&ctx, a),
+        Command::Mkbackup(a) => mkbackup::run(&ctx, a),
+        Command::Recover(a) => recover::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Restore(a) => backup::restore(&ctx, a),
         Command::Verify(a) => backup::verify(&ctx, a),

@@ -1,0 +1,128 @@
+//! `lifeboat mkbackup`: the rescue medium and the backup in one go, the way
+//! mkcdrec's menu offered it. The medium records where the backup went, so
+//! recovery finds it without questions.
+
+use super::backup::{make, Request};
+use super::recover::Location;
+use super::Ctx;
+use crate::cli::MkbackupArgs;
+use anyhow::{bail, Context};
+use lifeboat_config::human;
+use lifeboat_rescue::{mkrescue, Options};
+use lifeboat_runner::{Cmd, Mode, Runner, SystemRunner};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// ISO 9660 (level 3 as grub-mkrescue writes it) keeps files below 4 GiB.
+const ISO_FILE_LIMIT: u64 = (4 << 30) - (1 << 20);
+
+/// The filesystem a directory is on: (its mount point, its UUID).
+fn filesystem_of(r: &dyn Runner, dir: &Path) -> Option<(String, String)> {
+    let out = r.probe(&Cmd::new("findmnt").args(["-n", "-o", "SOURCE,TARGET", "-T"]).arg(dir)).ok()?.text();
+    let mut f = out.split_whitespace();
+    let (source, target) = (f.next()?.to_string(), f.next()?.to_string());
+    let source = source.split('[').next().unwrap_or(&source).to_string();
+    let kv = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", &source])).ok()?.text();
+    let uuid = kv.lines().find_map(|l| l.strip_prefix("UUID="))?.to_string();
+    Some((target, uuid))
+}
+
+/// `lifeboat mkbackup`.
+pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
+    let mode = a.mode.clone().unwrap_or_else(|| ctx.config.mkbackup.mode.clone());
+    let r = SystemRunner::new(Mode::Run);
+    let mut opts = Options { output_dir: a.output.clone(), auto_recover: a.auto_recover, ..Options::default() };
+    let mut staged: Option<PathBuf> = None;
+    let volume = ctx.config.backup.volume_size.0;
+    match mode.as_str() {
+        "tape" => bail!(
+            "mkbackup mode `tape` is not available in this version of lifeboat; use --mode target with a directory, NFS or USB mount, or --mode media"
+        ),
+        "rescue" => {}
+        "target" => {
+            let url = a.target.clone().unwrap_or_else(|| ctx.config.backup.target.clone());
+            let req = Request { url, root: PathBuf::from("/"), paths: Vec::new(), volume_size: volume };
+            let made = make(ctx, &req)?;
+            report(&made);
+            let fs = filesystem_of(&r, &made.dir);
+            let loc = Location {
+                kind: "target".into(),
+                path: made.dir.display().to_string(),
+                fs_uuid: fs.as_ref().map(|f| f.1.clone()),
+                fs_mountpoint: fs.map(|f| f.0),
+                label: None,
+            };
+            opts.etc_files.push(("backup-location.json".into(), serde_json::to_string_pretty(&loc)?));
+        }
+        "media" => {
+            let format = ctx.config.rescue.format.as_str();
+            if format == "pxe" {
+                bail!("mkbackup mode `media` puts the backup on the ISO or raw image; rescue.format is `pxe`");
+            }
+            let stage = ctx.config.paths.work_dir.join("media-backup");
+            std::fs::create_dir_all(&stage).with_context(|| format!("cannot create {}", stage.display()))?;
+            let req = Request {
+                url: format!("file://{}", stage.display()),
+                root: PathBuf::from("/"),
+                paths: Vec::new(),
+                volume_size: volume.min(ISO_FILE_LIMIT),
+            };
+            let made = make(ctx, &req)?;
+            report(&made);
+            let host = &made.catalog.host;
+            let name = made.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let on_medium = format!("backup/{host}/{name}");
+            for e in std::fs::read_dir(&made.dir)?.flatten() {
+                opts.media_files.push((e.path(), format!("{on_medium}/{}", e.file_name().to_string_lossy())));
+            }
+            let loc = Location {
+                kind: "media".into(),
+                path: on_medium,
+                fs_uuid: None,
+                fs_mountpoint: None,
+                label: Some(ctx.config.rescue.label.clone()),
+            };
+            opts.etc_files.push(("backup-location.json".into(), serde_json::to_string_pretty(&loc)?));
+            staged = Some(stage);
+        }
+        other => bail!("unknown mkbackup mode `{other}`: use rescue, media, target or tape"),
+    }
+    let layout = super::layout::live(ctx);
+    let built = mkrescue(&ctx.config, &layout, &opts, &r).context("cannot make the rescue media");
+    if let Some(stage) = &staged {
+        // The backup now lives on the medium; the staging copy would only fill the disk.
+        let _ = std::fs::remove_dir_all(stage);
+    }
+    let built = built?;
+    let saved = &ctx.config.paths.layout_file;
+    layout.save(saved).with_context(|| format!("cannot save the layout to {}", saved.display()))?;
+    for (p, s) in &built.outputs {
+        println!("wrote {} ({})", p.display(), human(*s));
+        if mode == "media" && *s > volume && p.extension().is_some_and(|e| e == "iso" || e == "img") {
+            bail!(
+                "{} is {} and does not fit on one medium of {} (backup.volume_size); sets of several media are not made by this version: use --mode target, or a larger medium",
+                p.display(),
+                human(*s),
+                human(volume)
+            );
+        }
+    }
+    println!("kernel: {} ({})", built.kernel.version, built.kernel.reason);
+    println!("layout saved to {}; rescue media built in {:.1} s", saved.display(), built.seconds);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(made: &super::backup::Made) {
+    let s = &made.catalog.stats;
+    println!(
+        "backup {}: {} entries, {} read, {} written, {:.1} s",
+        made.dir.display(),
+        s.entries,
+        human(s.bytes_in),
+        human(s.bytes_out),
+        made.seconds
+    );
+    for u in &s.unreadable {
+        println!("  NOT BACKED UP: {u}");
+    }
+}
