@@ -242,7 +242,7 @@ pub struct RecoverArgs {
     /// Recreate the storage only; restore no files
     #[arg(long, conflicts_with = "from")]
     pub no_restore: bool,
-    /// Map an old disk to a new one (repeatable); wins over the automatic mapping
+    /// Map an old disk to a new one (repeatable); then only the mapped disks are recreated (cloning)
     #[arg(long = "map", value_name = "OLD=NEW")]
     pub map: Vec<String>,
     /// A file of OLD=NEW lines (`#` comments allowed)

@@ -158,7 +158,7 @@ impl Exec<'_> {
             say(&format!("[{}/{total}] {what}", i + 1));
             let start = Instant::now();
             let already =
-                self.step(a, restore).map_err(|e| RecoveryError::Step { step: what.clone(), source: Box::new(e) })?;
+                self.step(a, restore).map_err(|e| RecoveryError::Step { step: what.clone(), cause: Box::new(e) })?;
             let secs = start.elapsed().as_secs_f64();
             let phase = phase_of(a);
             match self.report.phases.iter_mut().find(|p| p.0 == phase) {
@@ -433,10 +433,11 @@ impl Exec<'_> {
 
     /// Make the kernel see the new table and wait for the partition nodes.
     fn reread(&self, disk: &str, nodes: &[String]) -> Result<(), RecoveryError> {
-        if self.r.apply(&Cmd::new("partx").args(["-u", disk])).is_err() {
-            let _ = self.r.apply(&Cmd::new("partx").args(["-a", disk]));
-        }
+        // Re-reading fails while a disk is held; partx updates and adds the
+        // partitions one by one (and works on loop devices), so try them all.
         let _ = self.r.apply(&Cmd::new("blockdev").args(["--rereadpt", disk]));
+        let _ = self.r.apply(&Cmd::new("partx").args(["-u", disk]));
+        let _ = self.r.apply(&Cmd::new("partx").args(["-a", disk]));
         for _ in 0..50 {
             if nodes.iter().all(|n| is_block(n)) {
                 return Ok(());

@@ -68,12 +68,12 @@ pub enum RecoveryError {
     #[error(transparent)]
     Run(#[from] lifeboat_runner::RunError),
     /// A step failed.
-    #[error("{step}: {source}\n  (fix the cause and run `lifeboat recover` again: it skips what is already done)")]
+    #[error("{step}: {cause}\n  (fix the cause and run `lifeboat recover` again: it skips what is already done)")]
     Step {
         /// The step.
         step: String,
         /// Why.
-        source: Box<RecoveryError>,
+        cause: Box<RecoveryError>,
     },
     /// File I/O.
     #[error("{0}: {1}")]
@@ -82,15 +82,17 @@ pub enum RecoveryError {
 
 /// Map the layout's disks onto the disks present and build the plan.
 /// `protected` names devices that hold the rescue medium or the backup.
+/// With `only_explicit`, the disks in `explicit` are the only ones recreated.
 pub fn prepare(
     layout: &Layout,
     s: &Settings,
     explicit: &BTreeMap<String, String>,
+    only_explicit: bool,
     nodes: &[Node],
     protected: &[(String, String)],
 ) -> Result<Plan, RecoveryError> {
     let present = mapping::present(nodes, protected);
-    let old = mapping::wanted(layout, explicit);
+    let old = mapping::wanted(layout, explicit, only_explicit);
     if old.is_empty() {
         return Err(RecoveryError::Mapping(
             "the layout has no disk to recreate (all are excluded: loop, removable or excluded devices); map one with --map OLD=NEW".into(),

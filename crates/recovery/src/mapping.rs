@@ -86,9 +86,10 @@ pub fn parse_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, Recover
 }
 
 /// The old disks that recovery recreates: every disk not excluded in the
-/// layout, plus excluded ones that are mapped explicitly.
-pub fn wanted<'a>(layout: &'a Layout, explicit: &BTreeMap<String, String>) -> Vec<&'a Disk> {
-    layout.disks.iter().filter(|d| d.excluded.is_none() || explicit.contains_key(&d.id)).collect()
+/// layout, plus excluded ones that are mapped explicitly; with
+/// `only_explicit` (cloning onto chosen disks), the mapped ones only.
+pub fn wanted<'a>(layout: &'a Layout, explicit: &BTreeMap<String, String>, only_explicit: bool) -> Vec<&'a Disk> {
+    layout.disks.iter().filter(|d| explicit.contains_key(&d.id) || (d.excluded.is_none() && !only_explicit)).collect()
 }
 
 /// Map every wanted old disk to a present disk. `needed` is the smallest

@@ -251,8 +251,10 @@ fn what_is_on(layout: &Layout, id: &str) -> String {
 fn needed_on(layout: &Layout, id: &str, headroom: u32) -> Option<u64> {
     let with_headroom = |b: u64| b + b * u64::from(headroom) / 100;
     if let Some(f) = layout.filesystem_on(id) {
-        // Every filesystem needs some room of its own beyond the data (journal, metadata).
-        return f.used.map(|u| with_headroom(u) + 64 * geometry::MIB);
+        // Every filesystem needs some room of its own beyond the data (journal,
+        // metadata); mkfs.xfs refuses filesystems below 300 MiB.
+        let floor = if f.fstype == "xfs" { 300 * geometry::MIB } else { 0 };
+        return f.used.map(|u| (with_headroom(u) + 64 * geometry::MIB).max(floor));
     }
     if layout.swaps.iter().any(|s| s.device == id) {
         return Some(geometry::MIB * 16);

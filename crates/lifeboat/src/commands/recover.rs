@@ -182,6 +182,8 @@ fn recover(ctx: &Ctx, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
         );
     }
     pairs.extend(a.map.iter().cloned());
+    // Disks mapped on the command line are a clone onto chosen disks: only they are recreated.
+    let only_explicit = !a.map.is_empty() || a.map_file.is_some();
     let explicit = mapping::parse_pairs(&pairs)?;
     let backup = locate(ctx, a, &layout, &probe)?;
     // Never write the disk that holds the backup.
@@ -192,7 +194,7 @@ fn recover(ctx: &Ctx, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let nodes = block_devices(&probe);
-    let mut plan = lifeboat_recovery::prepare(&layout, &s, &explicit, &nodes, &protected)?;
+    let mut plan = lifeboat_recovery::prepare(&layout, &s, &explicit, only_explicit, &nodes, &protected)?;
     let summary = backup.as_ref().map(|b| {
         let bytes: u64 = b.entries.iter().map(|e| e.size).sum();
         (b.dir.display().to_string(), b.entries.len() as u64, bytes)
