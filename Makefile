@@ -18,7 +18,7 @@ RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools 
 
 # What the tests add: QEMU for the VM tests, a C compiler for the ELF tests,
 # sshd to put into a rescue system and ssh to log into it.
-TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server
+TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 

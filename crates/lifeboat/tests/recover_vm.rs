@@ -1,0 +1,268 @@
+//! End to end, in QEMU: a real Debian 12 system (debootstrap, its own
+//! kernel and GRUB) runs `lifeboat mkbackup` on itself, writing the rescue
+//! ISO and the backup to a backup disk. A fresh VM boots that ISO with a
+//! blank disk and the backup disk and recovers unattended. The recovered
+//! disk, compared from the host before it ever boots, holds the backed-up
+//! tree with the source's UUIDs; then it boots by itself to multi-user.
+
+mod common;
+
+use common::{lifeboat, root_or_skip, sh};
+use lifeboat_vmtest::{boot, Boot, Firmware, Media};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const GIB: u64 = 1 << 30;
+const BUILD_SCRIPT: &str = include_str!("e2e/build-source.sh");
+
+/// The source system's disk image, built once per machine (and whenever the
+/// build script changes) and cached.
+fn source_image(fw: &str) -> PathBuf {
+    let cache = lifeboat_vmtest::cache_dir();
+    std::fs::create_dir_all(&cache).expect("cache dir");
+    let tag = &blake3::hash(BUILD_SCRIPT.as_bytes()).to_hex()[..12];
+    let img = cache.join(format!("source-{fw}-{tag}.img"));
+    if !img.exists() {
+        let t = Instant::now();
+        let script = cache.join("build-source.sh");
+        std::fs::write(&script, BUILD_SCRIPT).expect("write script");
+        sh(&format!("bash {} {} {fw}", script.display(), img.display()));
+        eprintln!("built the {fw} source system in {:.0} s", t.elapsed().as_secs_f64());
+    }
+    img
+}
+
+/// Partitions of an image, attached read-write or read-only, detached on drop.
+struct Attached {
+    dev: String,
+    mounts: Vec<PathBuf>,
+}
+
+impl Attached {
+    fn new(img: &Path, ro: bool) -> Attached {
+        let r = if ro { "-r" } else { "" };
+        let dev = sh(&format!("losetup -f --show -P {r} {}", img.display())).trim().to_string();
+        let _ = std::process::Command::new("partx").args(["-u", &dev]).output();
+        let _ = std::process::Command::new("partx").args(["-a", &dev]).output();
+        Attached { dev, mounts: Vec::new() }
+    }
+
+    fn mount(&mut self, part: Option<u32>, at: &Path, ro: bool) {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let dev = part.map(|n| format!("{}p{n}", self.dev)).unwrap_or_else(|| self.dev.clone());
+        for _ in 0..50 {
+            if Path::new(&dev).exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sh(&format!("mount {} {dev} {}", if ro { "-o ro" } else { "" }, at.display()));
+        self.mounts.push(at.to_path_buf());
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        for m in self.mounts.iter().rev() {
+            let _ = std::process::Command::new("umount").arg(m).output();
+        }
+        let _ = std::process::Command::new("losetup").args(["-d", &self.dev]).output();
+    }
+}
+
+/// What runs at boot in the source (first boot: make the medium and backup)
+/// and in the recovered system (say what it booted with).
+const STEP_SCRIPT: &str = r#"#!/bin/sh
+if [ -e /etc/lifeboat-e2e.run ]; then
+  rm -f /etc/lifeboat-e2e.run; sync
+  echo "E2E-SOURCE-UP root=$(findmnt -no UUID /) srv=$(findmnt -no UUID /srv)"
+  mountpoint -q /mnt/backup || mount LABEL=BACKUP /mnt/backup
+  start=$(date +%s)
+  if lifeboat mkbackup --auto-recover > /mnt/backup/mkbackup.log 2>&1; then
+    echo "E2E-MKBACKUP-OK seconds=$(( $(date +%s) - start ))"
+  else
+    tail -n 30 /mnt/backup/mkbackup.log; echo "E2E-MKBACKUP-FAILED"
+  fi
+  sync
+else
+  sw=$(swapon --show=NAME --noheadings | head -n 1)
+  echo "E2E-BOOTED root=$(findmnt -no UUID /) srv=$(findmnt -no UUID /srv) swap=$(blkid -s UUID -o value $sw) state=$(systemctl is-system-running) E2E-END"
+fi
+"#;
+
+/// Put this lifeboat, its configuration, the step script and files with
+/// every attribute the archive keeps into a copy of the source image.
+fn prepare_source(img: &Path, fw: &str, work: &Path) {
+    let (root_part, srv_part) = if fw == "uefi" { (2, 4) } else { (1, 3) };
+    let mut a = Attached::new(img, false);
+    let m = work.join("prep");
+    a.mount(Some(root_part), &m, false);
+    a.mount(Some(srv_part), &m.join("srv"), false);
+    let bin = m.join("usr/local/sbin/lifeboat");
+    std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
+    sh(&format!("strip -o {} {}", bin.display(), lifeboat().get_program().to_string_lossy()));
+    std::fs::create_dir_all(m.join("etc/lifeboat")).expect("mkdir");
+    std::fs::write(
+        m.join("etc/lifeboat/lifeboat.toml"),
+        "[paths]\noutput_dir = \"/mnt/backup/rescue\"\n[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n\
+         [mkbackup]\nmode = \"target\"\n",
+    )
+    .expect("config");
+    std::fs::write(m.join("etc/lifeboat-e2e.sh"), STEP_SCRIPT).expect("script");
+    std::fs::write(m.join("etc/lifeboat-e2e.run"), "").expect("flag");
+    sh(&format!(
+        r#"set -e; cd {0}/srv; mkdir -p www data
+head -c 20000000 /dev/urandom > data/random.bin; seq 1 300000 > www/index.txt
+ln www/index.txt www/hardlink; ln -s index.txt www/symlink
+cp {0}/bin/true data/pinger; setcap cap_net_raw+ep data/pinger; chmod 4755 data/pinger
+setfacl -m u:1234:rx www/index.txt; setfattr -n user.origin -v e2e data/random.bin
+truncate -s 100M data/sparse.img; printf x | dd of=data/sparse.img bs=1 seek=50000000 conv=notrunc status=none
+mknod data/null c 1 3; chown -R 1000:1000 www; chmod 1777 data"#,
+        m.display()
+    ));
+}
+
+/// Compare a recovered disk with the backup (before it boots, so nothing has changed on it yet).
+fn compare_with_backup(target: &Path, backup_img: &Path, fw: &str, work: &Path) -> Vec<String> {
+    let (root_part, srv_part) = if fw == "uefi" { (2, 4) } else { (1, 3) };
+    let mut b = Attached::new(backup_img, true);
+    let bm = work.join("cmp-backup");
+    b.mount(None, &bm, true);
+    let mut t = Attached::new(target, true);
+    let tm = work.join("cmp-target");
+    t.mount(Some(root_part), &tm, true);
+    t.mount(Some(srv_part), &tm.join("srv"), true);
+    let out = lifeboat()
+        .args(["compare", "--from"])
+        .arg(format!("file://{}/source", bm.display()))
+        .arg("--root")
+        .arg(&tm)
+        .output()
+        .expect("run compare");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // What recovery changes on purpose: its own log, the regenerated
+    // initramfs and GRUB's files (reinstalled on the new disk).
+    text.lines()
+        .filter(|l| !l.contains(" difference(s) between "))
+        .filter(|l| {
+            let path = l.split_whitespace().nth(1).unwrap_or("");
+            !(path.starts_with("var/log/lifeboat")
+                || path.starts_with("boot/initrd.img-")
+                || path.starts_with("boot/grub")
+                || path.starts_with("var/lib/initramfs-tools")
+                || path == "boot"
+                || path == "var/log")
+        })
+        .map(String::from)
+        .collect()
+}
+
+fn uuids(img: &Path, fw: &str) -> (String, String, String) {
+    let (r, s, w) = if fw == "uefi" { (2, 4, 3) } else { (1, 3, 2) };
+    let a = Attached::new(img, true);
+    for _ in 0..50 {
+        if Path::new(&format!("{}p{s}", a.dev)).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let u = |n: u32| sh(&format!("blkid -p -s UUID -o value {}p{n}", a.dev)).trim().to_string();
+    (u(r), u(s), u(w))
+}
+
+fn scenario(fw: &str) {
+    let firmware = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
+    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let w = tmp.path();
+    let mut times: Vec<(String, f64)> = Vec::new();
+    let t = Instant::now();
+    let src = w.join("source.img");
+    sh(&format!("cp --sparse=always {} {}", source_image(fw).display(), src.display()));
+    times.push(("source image".into(), t.elapsed().as_secs_f64()));
+    prepare_source(&src, fw, w);
+    let backup = w.join("backup.img");
+    sh(&format!("truncate -s 3G {0} && mkfs.ext4 -q -F -L BACKUP {0}", backup.display()));
+    let source_uuids = uuids(&src, fw);
+
+    // 1. The source makes its rescue medium and backup (mkbackup, mode target).
+    let t = Instant::now();
+    let mut b = Boot::new(&format!("{fw} source"), firmware);
+    b.nic = false;
+    b.media = vec![
+        Media::Disk { image: src.clone(), serial: "system".into(), read_only: false },
+        Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: false },
+    ];
+    let mut c = boot(&b).expect("boot source");
+    c.expect("E2E-SOURCE-UP", Duration::from_secs(300)).expect("the source system boots");
+    let end = c.expect("E2E-MKBACKUP-", Duration::from_secs(1200)).expect("mkbackup finishes");
+    let tr = c.transcript();
+    assert!(tr[end..].starts_with("OK"), "mkbackup failed in the source:\n{}", &tr[tr.len().saturating_sub(4000)..]);
+    c.wait_poweroff(Duration::from_secs(120)).expect("source powers off");
+    times.push(("boot source + mkbackup".into(), t.elapsed().as_secs_f64()));
+    drop(c);
+    let iso = w.join("rescue.iso");
+    {
+        let mut a = Attached::new(&backup, true);
+        let m = w.join("get-iso");
+        a.mount(None, &m, true);
+        sh(&format!("cp {}/rescue/lifeboat-source.iso {}", m.display(), iso.display()));
+        eprintln!("{}", sh(&format!("tail -n 12 {}/mkbackup.log", m.display())));
+    }
+
+    // 2. Recover onto blank disks: same size, larger, smaller, and under another device name (SATA).
+    for (name, size, sata) in [("same", 3 * GIB, false), ("larger", 4 * GIB, false), ("smaller", 2 * GIB + GIB / 2, false), ("sata", 3 * GIB, true)] {
+        let target = w.join(format!("target-{name}.img"));
+        sh(&format!("truncate -s {size} {}", target.display()));
+        let t = Instant::now();
+        let mut b = Boot::new(&format!("{fw} rescue ({name})"), firmware);
+        b.nic = false;
+        b.other_hardware = sata;
+        b.media = vec![
+            Media::Cdrom(iso.clone()),
+            Media::Disk { image: target.clone(), serial: "target".into(), read_only: false },
+            Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: true },
+        ];
+        let mut c = boot(&b).expect("boot rescue");
+        let end = c.expect("lifeboat: recovery ", Duration::from_secs(1500)).expect("unattended recovery ends");
+        let tr = c.transcript();
+        assert!(
+            tr[end..].starts_with("succeeded"),
+            "{name}: recovery failed:\n{}",
+            &tr[tr.len().saturating_sub(5000)..]
+        );
+        c.wait_poweroff(Duration::from_secs(120)).expect("rescue powers off (lifeboat.done=reboot)");
+        times.push((format!("{name}: rescue boot + recovery"), t.elapsed().as_secs_f64()));
+        drop(c);
+        let diffs = compare_with_backup(&target, &backup, fw, w);
+        assert!(diffs.is_empty(), "{name}: the recovered tree differs from the backup:\n{}", diffs.join("\n"));
+        assert_eq!(uuids(&target, fw), source_uuids, "{name}: root, /srv and swap keep their UUIDs");
+
+        // 3. The recovered disk boots by itself to multi-user.
+        let t = Instant::now();
+        let mut b = Boot::new(&format!("{fw} recovered ({name})"), firmware);
+        b.nic = false;
+        b.other_hardware = sata;
+        b.media = vec![Media::Disk { image: target.clone(), serial: "system".into(), read_only: false }];
+        let mut c = boot(&b).expect("boot recovered");
+        let at = c.expect("E2E-BOOTED", Duration::from_secs(400)).expect("the recovered system boots");
+        c.expect_from(at, "E2E-END", Duration::from_secs(30)).expect("marker line");
+        let tr = c.transcript();
+        let line = tr[at..].lines().next().unwrap_or("").to_string();
+        let (r, s, sw) = &source_uuids;
+        assert!(line.contains(&format!("root={r}")) && line.contains(&format!("srv={s}")), "{name}: {line}");
+        assert!(line.contains(&format!("swap={sw}")), "{name}: swap in use with its UUID: {line}");
+        assert!(line.contains("state=running") || line.contains("state=degraded"), "{name}: multi-user: {line}");
+        times.push((format!("{name}: boot recovered"), t.elapsed().as_secs_f64()));
+    }
+    for (what, secs) in &times {
+        eprintln!("TIMING {fw} {what}: {secs:.0} s");
+    }
+}
+
+#[test]
+fn bios_mbr_system_is_recovered_unattended_onto_other_disks_and_boots() {
+    if !root_or_skip("QEMU recovery round trip") {
+        return;
+    }
+    scenario("bios");
+}
