@@ -210,7 +210,12 @@ fn scenario(fw: &str) {
     }
 
     // 2. Recover onto blank disks: same size, larger, smaller, and under another device name (SATA).
-    for (name, size, sata) in [("same", 3 * GIB, false), ("larger", 4 * GIB, false), ("smaller", 2 * GIB + GIB / 2, false), ("sata", 3 * GIB, true)] {
+    for (name, size, sata) in [
+        ("same", 3 * GIB, false),
+        ("larger", 4 * GIB, false),
+        ("smaller", 2 * GIB + GIB / 2, false),
+        ("sata", 3 * GIB, true),
+    ] {
         let target = w.join(format!("target-{name}.img"));
         sh(&format!("truncate -s {size} {}", target.display()));
         let t = Instant::now();

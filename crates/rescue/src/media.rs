@@ -73,14 +73,13 @@ pub fn iso(r: &dyn Runner, staging: &Path, content: &IsoContent, label: &str, ou
         .map_err(io("cannot write .disk/info".into()))?;
     let tmp = out.with_extension("iso.part");
     let built = (|| {
-        r.apply(
-            &Cmd::new("grub-mkrescue")
-                .arg("--output")
-                .arg(&tmp)
-                .args(["--compress=xz", "--fonts=", "--locales=", "--themes="])
-                .arg(staging)
-                .args(["--", "-volid", label]),
-        )?;
+        // GRUB's modules compressed with xz when the machine has xz (grub-mkrescue
+        // fails half-way without it).
+        let mut c = Cmd::new("grub-mkrescue").arg("--output").arg(&tmp);
+        if r.has("xz") {
+            c = c.arg("--compress=xz");
+        }
+        r.apply(&c.args(["--fonts=", "--locales=", "--themes="]).arg(staging).args(["--", "-volid", label]))?;
         if let Some(sb) = SecureBoot::find() {
             log::info!("Secure Boot: UEFI boots through the host's signed shim and GRUB ({})", sb.shim.display());
             let signed = out.with_extension("iso.sb");

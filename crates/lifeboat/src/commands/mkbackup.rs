@@ -33,6 +33,7 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
     let r = SystemRunner::new(Mode::Run);
     let mut opts = Options { output_dir: a.output.clone(), auto_recover: a.auto_recover, ..Options::default() };
     let mut staged: Option<PathBuf> = None;
+    let mut backup_disk: Option<PathBuf> = None;
     let volume = ctx.config.backup.volume_size.0;
     match mode.as_str() {
         "tape" => bail!(
@@ -45,6 +46,7 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             let made = make(ctx, &req)?;
             report(&made);
             let fs = filesystem_of(&r, &made.dir);
+            backup_disk = lifeboat_layout::safety::device_of_file(&made.dir);
             let loc = Location {
                 kind: "target".into(),
                 path: made.dir.display().to_string(),
@@ -87,7 +89,13 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
         }
         other => bail!("unknown mkbackup mode `{other}`: use rescue, media, target or tape"),
     }
-    let layout = super::layout::live(ctx);
+    let mut layout = super::layout::live(ctx);
+    // The disk that holds the backup is what recovery reads from: it is never recreated.
+    if let Some(d) = &backup_disk {
+        for disk in layout.disks.iter_mut().filter(|x| Path::new(&x.id) == d.as_path()) {
+            disk.excluded = Some("holds the backup (recovery reads from it)".into());
+        }
+    }
     let built = mkrescue(&ctx.config, &layout, &opts, &r).context("cannot make the rescue media");
     if let Some(stage) = &staged {
         // The backup now lives on the medium; the staging copy would only fill the disk.
