@@ -236,7 +236,7 @@ fn scenario(fw: &str) {
             &tr[tr.len().saturating_sub(5000)..]
         );
         for l in tr.lines().filter(|l| l.starts_with("phases:") || l.starts_with("recovered onto")) {
-            eprintln!("{name}: {l}");
+            times.push((format!("{name}: {l}"), 0.0));
         }
         c.wait_poweroff(Duration::from_secs(120)).expect("rescue powers off (lifeboat.done=reboot)");
         times.push((format!("{name}: rescue boot + recovery"), t.elapsed().as_secs_f64()));
@@ -262,9 +262,13 @@ fn scenario(fw: &str) {
         assert!(line.contains("multi-user=active"), "{name}: reaches multi-user: {line}");
         times.push((format!("{name}: boot recovered"), t.elapsed().as_secs_f64()));
     }
-    for (what, secs) in &times {
-        eprintln!("TIMING {fw} {what}: {secs:.0} s");
-    }
+    // Kept beside the cached images, so the numbers of the last run can be read after CI.
+    let text: String = times
+        .iter()
+        .map(|(what, secs)| if *secs > 0.0 { format!("{fw} {what}: {secs:.0} s\n") } else { format!("{fw} {what}\n") })
+        .collect();
+    eprint!("{text}");
+    let _ = std::fs::write(lifeboat_vmtest::cache_dir().join(format!("e2e-timings-{fw}.txt")), text);
 }
 
 #[test]
