@@ -225,7 +225,8 @@ fn scenario(fw: &str) {
         b.media = vec![
             Media::Cdrom(iso.clone()),
             Media::Disk { image: target.clone(), serial: "target".into(), read_only: false },
-            Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: true },
+            // QEMU cannot put a read-only image on an AHCI port; the rescue system mounts it read-only anyway.
+            Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: !sata },
         ];
         let mut c = boot(&b).expect("boot rescue");
         let end = c.expect("lifeboat: recovery ", Duration::from_secs(1500)).expect("unattended recovery ends");
