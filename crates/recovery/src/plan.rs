@@ -772,7 +772,6 @@ pub fn build(layout: &Layout, disks: Vec<DiskMap>, s: &Settings) -> Result<Plan,
     for w in layout.swaps.iter().filter(|w| w.file) {
         notes.push(format!("swap file {} is not backed up; recreate it with mkswap after recovery", w.device));
     }
-    let _ = (&mut actions, &mut notes);
     Ok(Plan { disks, renames, actions, notes })
 }
 
