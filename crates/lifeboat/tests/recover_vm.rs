@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{lifeboat, root_or_skip, sh};
+use common::{lifeboat, root_or_skip, sh, LoopDisk};
 use lifeboat_vmtest::{boot, Boot, Firmware, Media};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,44 +30,6 @@ fn source_image(fw: &str) -> PathBuf {
         eprintln!("built the {fw} source system in {:.0} s", t.elapsed().as_secs_f64());
     }
     img
-}
-
-/// Partitions of an image, attached read-write or read-only, detached on drop.
-struct Attached {
-    dev: String,
-    mounts: Vec<PathBuf>,
-}
-
-impl Attached {
-    fn new(img: &Path, ro: bool) -> Attached {
-        let r = if ro { "-r" } else { "" };
-        let dev = sh(&format!("losetup -f --show -P {r} {}", img.display())).trim().to_string();
-        let _ = std::process::Command::new("partx").args(["-u", &dev]).output();
-        let _ = std::process::Command::new("partx").args(["-a", &dev]).output();
-        Attached { dev, mounts: Vec::new() }
-    }
-
-    fn mount(&mut self, part: Option<u32>, at: &Path, ro: bool) {
-        std::fs::create_dir_all(at).expect("mkdir");
-        let dev = part.map(|n| format!("{}p{n}", self.dev)).unwrap_or_else(|| self.dev.clone());
-        for _ in 0..50 {
-            if Path::new(&dev).exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        sh(&format!("mount {} {dev} {}", if ro { "-o ro" } else { "" }, at.display()));
-        self.mounts.push(at.to_path_buf());
-    }
-}
-
-impl Drop for Attached {
-    fn drop(&mut self) {
-        for m in self.mounts.iter().rev() {
-            let _ = std::process::Command::new("umount").arg(m).output();
-        }
-        let _ = std::process::Command::new("losetup").args(["-d", &self.dev]).output();
-    }
 }
 
 /// What runs at boot in the source (first boot: make the medium and backup)
@@ -94,10 +56,10 @@ fi
 /// every attribute the archive keeps into a copy of the source image.
 fn prepare_source(img: &Path, fw: &str, work: &Path) {
     let (root_part, srv_part) = if fw == "uefi" { (2, 4) } else { (1, 3) };
-    let mut a = Attached::new(img, false);
+    let mut a = LoopDisk::attach(img, false);
     let m = work.join("prep");
-    a.mount(Some(root_part), &m, false);
-    a.mount(Some(srv_part), &m.join("srv"), false);
+    a.mount(&a.part(root_part), &m, "");
+    a.mount(&a.part(srv_part), &m.join("srv"), "");
     let bin = m.join("usr/local/sbin/lifeboat");
     std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
     sh(&format!("strip -o {} {}", bin.display(), lifeboat().get_program().to_string_lossy()));
@@ -125,13 +87,13 @@ mknod data/null c 1 3; chown -R 1000:1000 www; chmod 1777 data"#,
 /// Compare a recovered disk with the backup (before it boots, so nothing has changed on it yet).
 fn compare_with_backup(target: &Path, backup_img: &Path, fw: &str, work: &Path) -> Vec<String> {
     let (root_part, srv_part) = if fw == "uefi" { (2, 4) } else { (1, 3) };
-    let mut b = Attached::new(backup_img, true);
+    let mut b = LoopDisk::attach(backup_img, true);
     let bm = work.join("cmp-backup");
-    b.mount(None, &bm, true);
-    let mut t = Attached::new(target, true);
+    b.mount(&b.dev.clone(), &bm, "ro");
+    let mut t = LoopDisk::attach(target, true);
     let tm = work.join("cmp-target");
-    t.mount(Some(root_part), &tm, true);
-    t.mount(Some(srv_part), &tm.join("srv"), true);
+    t.mount(&t.part(root_part), &tm, "ro");
+    t.mount(&t.part(srv_part), &tm.join("srv"), "ro");
     let out = lifeboat()
         .args(["compare", "--from"])
         .arg(format!("file://{}/source", bm.display()))
@@ -159,9 +121,9 @@ fn compare_with_backup(target: &Path, backup_img: &Path, fw: &str, work: &Path) 
 
 fn uuids(img: &Path, fw: &str) -> (String, String, String) {
     let (r, s, w) = if fw == "uefi" { (2, 4, 3) } else { (1, 3, 2) };
-    let a = Attached::new(img, true);
+    let a = LoopDisk::attach(img, true);
     for _ in 0..50 {
-        if Path::new(&format!("{}p{s}", a.dev)).exists() {
+        if Path::new(&a.part(s)).exists() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -202,9 +164,9 @@ fn scenario(fw: &str) {
     drop(c);
     let iso = w.join("rescue.iso");
     {
-        let mut a = Attached::new(&backup, true);
+        let mut a = LoopDisk::attach(&backup, true);
         let m = w.join("get-iso");
-        a.mount(None, &m, true);
+        a.mount(&a.dev.clone(), &m, "ro");
         sh(&format!("cp {}/rescue/lifeboat-source.iso {}", m.display(), iso.display()));
         eprintln!("{}", sh(&format!("tail -n 12 {}/mkbackup.log", m.display())));
     }

@@ -94,8 +94,8 @@ struct Exec<'a> {
 
 fn blkid(r: &dyn Runner, dev: &str) -> (Option<String>, Option<String>) {
     let Ok(out) = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", dev])) else { return (None, None) };
-    let text = out.text();
-    let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}=")).map(|v| v.to_string()));
+    let kv = lifeboat_layout::capture::parse_export(&out.text());
+    let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     (get("TYPE"), get("UUID"))
 }
 
@@ -104,7 +104,8 @@ fn is_block(p: &str) -> bool {
     std::fs::metadata(p).map(|m| m.file_type().is_block_device()).unwrap_or(false)
 }
 
-fn mounted_at(p: &Path) -> bool {
+/// Whether something is mounted exactly at `p`.
+pub fn mounted_at(p: &Path) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let p = p.to_string_lossy();
     info.lines().any(|l| l.split(' ').nth(4) == Some(p.as_ref()))

@@ -107,7 +107,7 @@ fn meta() -> Meta {
 }
 
 /// `KEY=value` lines, as `blkid -o export` prints them.
-fn parse_export(text: &str) -> Vec<(String, String)> {
+pub fn parse_export(text: &str) -> Vec<(String, String)> {
     text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 

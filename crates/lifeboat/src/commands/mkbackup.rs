@@ -23,7 +23,7 @@ fn filesystem_of(r: &dyn Runner, dir: &Path) -> Option<(String, String)> {
     let (source, target) = (f.next()?.to_string(), f.next()?.to_string());
     let source = source.split('[').next().unwrap_or(&source).to_string();
     let kv = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", &source])).ok()?.text();
-    let uuid = kv.lines().find_map(|l| l.strip_prefix("UUID="))?.to_string();
+    let uuid = lifeboat_layout::capture::parse_export(&kv).into_iter().find(|(k, _)| k == "UUID")?.1;
     Some((target, uuid))
 }
 

@@ -41,8 +41,7 @@ const FAILURE_FILE: &str = "/run/lifeboat-failure";
 /// Mount `dev` read-only on `dir` unless something is mounted there already.
 fn mount_ro(r: &dyn Runner, dev: &str, dir: &Path, fstype: Option<&str>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if info.lines().any(|l| l.split(' ').nth(4) == Some(&dir.to_string_lossy())) {
+    if lifeboat_recovery::execute::mounted_at(dir) {
         return Ok(());
     }
     let mut c = Cmd::new("mount").args(["-o", "ro"]);

@@ -76,6 +76,15 @@ impl LoopDisk {
         LoopDisk { dev, image, mounts: Vec::new() }
     }
 
+    /// Attach an existing image (read-only when asked), with its partition nodes.
+    pub fn attach(image: &Path, read_only: bool) -> LoopDisk {
+        let ro = if read_only { "-r" } else { "" };
+        let dev = sh(&format!("losetup -f --show -P {ro} {}", image.display())).trim().to_string();
+        let _ = Command::new("partx").args(["-u", &dev]).output();
+        let _ = Command::new("partx").args(["-a", &dev]).output();
+        LoopDisk { dev, image: image.to_path_buf(), mounts: Vec::new() }
+    }
+
     /// Partition node N (`/dev/loop3p2`).
     pub fn part(&self, n: u32) -> String {
         format!("{}p{n}", self.dev)
@@ -98,6 +107,12 @@ impl LoopDisk {
     /// Mount a device of this disk; unmounted on drop.
     pub fn mount(&mut self, dev: &str, at: &Path, opts: &str) {
         std::fs::create_dir_all(at).expect("mkdir");
+        for _ in 0..50 {
+            if Path::new(dev).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let o = if opts.is_empty() { String::new() } else { format!("-o {opts}") };
         sh(&format!("mount {o} {dev} {}", at.display()));
         self.mounts.push(at.to_path_buf());
