@@ -110,6 +110,9 @@ pub fn place(old: &Disk, parts: &[PartInfo], new_size: u64) -> Result<Vec<NewPar
         prev_end = p.part.start + p.part.size;
     }
     let reaches_end = old_last.saturating_sub(prev_end) < 2 * align;
+    // Free space the old disk left after its last partition scales with the
+    // rest: a partition that did not fill its disk does not fill the new one.
+    let tail_free = if reaches_end { 0 } else { (old_last + 1).saturating_sub(prev_end) };
     let room = (new_last + 1).saturating_sub(first + fixed_total + gaps);
     // Share the room among the growable partitions in proportion to their
     // old sizes; a partition whose share is less than its data needs gets
@@ -121,7 +124,9 @@ pub fn place(old: &Disk, parts: &[PartInfo], new_size: u64) -> Result<Vec<NewPar
         let pinned_total: u64 = pinned.values().sum();
         let free_room = room.saturating_sub(pinned_total);
         let free_old: u64 =
-            growable.iter().filter(|p| !pinned.contains_key(&p.part.number)).map(|p| p.part.size).sum::<u64>().max(1);
+            growable.iter().filter(|p| !pinned.contains_key(&p.part.number)).map(|p| p.part.size).sum::<u64>()
+                + tail_free;
+        let free_old = free_old.max(1);
         shares.clear();
         let mut changed = false;
         for p in &growable {
@@ -182,7 +187,8 @@ pub fn place(old: &Disk, parts: &[PartInfo], new_size: u64) -> Result<Vec<NewPar
             last_growable = Some(out.len());
             shares.get(&p.part.number).copied().unwrap_or(align)
         };
-        if let Some(need) = p.needed {
+        // A partition that keeps (or grows beyond) its old size held its data before.
+        if let Some(need) = p.needed.filter(|_| size < p.part.size) {
             if size * sector < need {
                 return Err(RecoveryError::TooSmall {
                     disk: old.id.clone(),
@@ -348,6 +354,28 @@ mod tests {
         let last = last_usable("gpt", 8 * GIB, 512);
         assert!(p[2].start + p[2].size <= last + 1 && last + 1 - (p[2].start + p[2].size) < 2048, "{p:?}");
         assert!(p[1].start + p[1].size <= p[2].start);
+    }
+
+    #[test]
+    fn a_partition_that_keeps_its_size_is_not_measured_against_its_headroom() {
+        // The estimate of what a small ESP needs (data + headroom + overhead)
+        // can exceed its size; it held its data before and keeps its size.
+        let d = gpt4();
+        let mut i = infos(&d, None);
+        i[0].needed = Some(150 * MIB);
+        let p = place(&d, &i, 8 * GIB).unwrap();
+        assert_eq!(p[0].size, 204800);
+    }
+
+    #[test]
+    fn free_space_after_the_last_partition_scales_too() {
+        // 400 MiB used of a 512 MiB disk: on 768 MiB it becomes about 600 MiB, on 448 MiB about 350.
+        let d = disk(512 * MIB, "gpt", vec![part(1, 2048, 400 * 2048, LINUX)]);
+        for (size, want) in [(768 * MIB, 600 * MIB), (448 * MIB, 350 * MIB)] {
+            let p = place(&d, &infos(&d, None), size).unwrap();
+            let got = p[0].size * 512;
+            assert!(got.abs_diff(want) < 4 * MIB, "{} MiB on a {} MiB disk", got / MIB, size / MIB);
+        }
     }
 
     #[test]

@@ -259,13 +259,24 @@ fn needed_on(layout: &Layout, id: &str, headroom: u32) -> Option<u64> {
     if layout.swaps.iter().any(|s| s.device == id) {
         return Some(geometry::MIB * 16);
     }
+    if let Some(pool) = layout.lvm.lvs.iter().find(|l| l.id == id && is_segtype(l, "thin-pool")) {
+        // A thin pool holds the data of its thin volumes (whatever their
+        // virtual sizes and filesystem minimums), plus its metadata.
+        let data: u64 = layout
+            .lvm
+            .lvs
+            .iter()
+            .filter(|t| t.vg == pool.vg && t.pool.as_deref() == Some(pool.name.as_str()))
+            .map(|t| layout.filesystem_on(&t.id).and_then(|f| f.used).map(with_headroom).unwrap_or(t.size))
+            .sum();
+        // Metadata twice: the pool's own and LVM's spare copy.
+        return Some(data + 2 * pool.metadata_size.unwrap_or(4 * geometry::MIB));
+    }
     if let Some(pv) = layout.lvm.pvs.iter().find(|p| p.device == id) {
         let vg = layout.lvm.vgs.iter().find(|v| Some(&v.name) == pv.vg.as_ref())?;
-        let lvs: Vec<&Lv> = layout.lvm.lvs.iter().filter(|l| l.vg == vg.name && !l.hidden).collect();
-        let mut total = 0;
-        for l in lvs {
-            total += needed_on(layout, &l.id, headroom).unwrap_or(l.size);
-        }
+        // Thin volumes take their room from their pool, hidden LVs are counted with theirs.
+        let lvs = layout.lvm.lvs.iter().filter(|l| l.vg == vg.name && !l.hidden && !is_segtype(l, "thin"));
+        let total: u64 = lvs.map(|l| needed_on(layout, &l.id, headroom).unwrap_or(l.size)).sum();
         return Some(total + 4 * geometry::MIB);
     }
     if let Some(l) = layout.luks.iter().find(|l| l.device == id) {
@@ -275,6 +286,10 @@ fn needed_on(layout: &Layout, id: &str, headroom: u32) -> Option<u64> {
         return needed_on(layout, &r.id, headroom).map(|n| n + 8 * geometry::MIB);
     }
     None
+}
+
+fn is_segtype(l: &Lv, t: &str) -> bool {
+    l.segments.first().is_some_and(|s| s.segtype == t)
 }
 
 /// Facts about each partition of an old disk, for placing it on a new one.
@@ -672,7 +687,11 @@ pub fn build(layout: &Layout, disks: Vec<DiskMap>, s: &Settings) -> Result<Plan,
                         }
                     }
                 }
-                let mut c = Cmd::new("lvcreate").args(["-y", "-W", "y", "-Z", "y", "-n", &l.name]);
+                let mut c = Cmd::new("lvcreate").args(["-y", "-n", &l.name]);
+                if segtype != "thin-pool" && segtype != "thin" {
+                    // Old signatures on reused extents would confuse blkid; thin LVs start zeroed anyway.
+                    c = c.args(["-W", "y", "-Z", "y"]);
+                }
                 match segtype {
                     "thin-pool" => {
                         c = c.args(["--type", "thin-pool", "-L", &kib(size)]);
