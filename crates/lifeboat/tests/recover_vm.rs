@@ -1,9 +1,11 @@
 //! End to end, in QEMU: a real Debian 12 system (debootstrap, its own
-//! kernel and GRUB) runs `lifeboat mkbackup` on itself, writing the rescue
-//! ISO and the backup to a backup disk. A fresh VM boots that ISO with a
-//! blank disk and the backup disk and recovers unattended. The recovered
-//! disk, compared from the host before it ever boots, holds the backed-up
-//! tree with the source's UUIDs; then it boots by itself to multi-user.
+//! kernel and GRUB) runs `lifeboat mkbackup` on itself: under BIOS/MBR the
+//! backup goes to a backup disk (mode target), under UEFI/GPT onto the
+//! rescue ISO itself (mode media). A fresh VM boots that ISO with a blank
+//! disk (the same size, larger, smaller, or under another device name:
+//! SATA, NVMe) and recovers unattended. The recovered disk, compared from
+//! the host before it ever boots, holds the backed-up tree with the
+//! source's UUIDs; then it boots by itself to multi-user, by the same firmware.
 
 mod common;
 
@@ -48,14 +50,51 @@ if [ -e /etc/lifeboat-e2e.run ]; then
   sync
 else
   sw=$(swapon --show=NAME --noheadings | head -n 1)
-  echo "E2E-BOOTED root=$(findmnt -no UUID /) srv=$(findmnt -no UUID /srv) swap=$(blkid -s UUID -o value $sw) multi-user=$(systemctl is-active multi-user.target) E2E-END"
+  fw=bios; [ -d /sys/firmware/efi ] && fw=uefi
+  echo "E2E-BOOTED root=$(findmnt -no UUID /) srv=$(findmnt -no UUID /srv) swap=$(blkid -s UUID -o value $sw) firmware=$fw multi-user=$(systemctl is-active multi-user.target) E2E-END"
 fi
 "#;
 
+/// How the source ships its backup (`mkbackup.mode`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// To a directory on a backup disk, which the rescue system mounts by UUID.
+    Target,
+    /// On the rescue ISO itself.
+    Media,
+}
+
+/// How the target disk is attached: the device name the rescue system sees.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Bus {
+    /// /dev/vda, as on the source.
+    Virtio,
+    /// /dev/sdX on AHCI (a q35 machine).
+    Sata,
+    /// /dev/nvme0n1.
+    Nvme,
+}
+
+/// One recovery: a blank disk of this size on this bus.
+struct Case {
+    name: &'static str,
+    size: u64,
+    bus: Bus,
+}
+
+/// Partition numbers of root, swap and /srv in the source image.
+fn parts(fw: &str) -> (u32, u32, u32) {
+    if fw == "uefi" {
+        (2, 3, 4)
+    } else {
+        (1, 2, 3)
+    }
+}
+
 /// Put this lifeboat, its configuration, the step script and files with
 /// every attribute the archive keeps into a copy of the source image.
-fn prepare_source(img: &Path, fw: &str, work: &Path) {
-    let (root_part, srv_part) = if fw == "uefi" { (2, 4) } else { (1, 3) };
+fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path) {
+    let (root_part, _, srv_part) = parts(fw);
     let mut a = LoopDisk::attach(img, false);
     let m = work.join("prep");
     a.mount(&a.part(root_part), &m, "");
@@ -64,10 +103,19 @@ fn prepare_source(img: &Path, fw: &str, work: &Path) {
     std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
     sh(&format!("strip -o {} {}", bin.display(), lifeboat().get_program().to_string_lossy()));
     std::fs::create_dir_all(m.join("etc/lifeboat")).expect("mkdir");
+    let config = match mode {
+        Mode::Target => {
+            "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n"
+        }
+        // The medium is a DVD; the backup disk only carries the ISO out and
+        // is left out of the layout, as an external disk would be.
+        Mode::Media => {
+            "[backup]\nvolume_size = \"dvd\"\n[mkbackup]\nmode = \"media\"\n[layout]\nexclude_devices = [\"vdb\"]\n"
+        }
+    };
     std::fs::write(
         m.join("etc/lifeboat/lifeboat.toml"),
-        "[paths]\noutput_dir = \"/mnt/backup/rescue\"\n[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n\
-         [mkbackup]\nmode = \"target\"\n",
+        format!("[paths]\noutput_dir = \"/mnt/backup/rescue\"\n{config}"),
     )
     .expect("config");
     std::fs::write(m.join("etc/lifeboat-e2e.sh"), STEP_SCRIPT).expect("script");
@@ -85,22 +133,13 @@ mknod data/null c 1 3; chown -R 1000:1000 www; chmod 1777 data"#,
 }
 
 /// Compare a recovered disk with the backup (before it boots, so nothing has changed on it yet).
-fn compare_with_backup(target: &Path, backup_img: &Path, fw: &str, work: &Path) -> Vec<String> {
-    let (root_part, srv_part) = if fw == "uefi" { (2, 4) } else { (1, 3) };
-    let mut b = LoopDisk::attach(backup_img, true);
-    let bm = work.join("cmp-backup");
-    b.mount(&b.dev.clone(), &bm, "ro");
+fn compare_with_backup(target: &Path, from: &str, fw: &str, work: &Path) -> Vec<String> {
+    let (root_part, _, srv_part) = parts(fw);
     let mut t = LoopDisk::attach(target, true);
     let tm = work.join("cmp-target");
     t.mount(&t.part(root_part), &tm, "ro");
     t.mount(&t.part(srv_part), &tm.join("srv"), "ro");
-    let out = lifeboat()
-        .args(["compare", "--from"])
-        .arg(format!("file://{}/source", bm.display()))
-        .arg("--root")
-        .arg(&tm)
-        .output()
-        .expect("run compare");
+    let out = lifeboat().args(["compare", "--from", from]).arg("--root").arg(&tm).output().expect("run compare");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     // What recovery changes on purpose: its own log, the regenerated
     // initramfs and GRUB's files (reinstalled on the new disk).
@@ -120,7 +159,7 @@ fn compare_with_backup(target: &Path, backup_img: &Path, fw: &str, work: &Path) 
 }
 
 fn uuids(img: &Path, fw: &str) -> (String, String, String) {
-    let (r, s, w) = if fw == "uefi" { (2, 4, 3) } else { (1, 3, 2) };
+    let (r, w, s) = parts(fw);
     let a = LoopDisk::attach(img, true);
     for _ in 0..50 {
         if Path::new(&a.part(s)).exists() {
@@ -132,7 +171,15 @@ fn uuids(img: &Path, fw: &str) -> (String, String, String) {
     (u(r), u(s), u(w))
 }
 
-fn scenario(fw: &str) {
+/// The target disk as the machine attaches it.
+fn target_media(image: &Path, bus: Bus, serial: &str) -> Media {
+    match bus {
+        Bus::Nvme => Media::Nvme { image: image.to_path_buf(), serial: serial.into() },
+        _ => Media::Disk { image: image.to_path_buf(), serial: serial.into(), read_only: false },
+    }
+}
+
+fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
     let firmware = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
     let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
     let w = tmp.path();
@@ -141,12 +188,12 @@ fn scenario(fw: &str) {
     let src = w.join("source.img");
     sh(&format!("cp --sparse=always {} {}", source_image(fw).display(), src.display()));
     times.push(("source image".into(), t.elapsed().as_secs_f64()));
-    prepare_source(&src, fw, w);
+    prepare_source(&src, fw, mode, w);
     let backup = w.join("backup.img");
     sh(&format!("truncate -s 3G {0} && mkfs.ext4 -q -F -L BACKUP {0}", backup.display()));
     let source_uuids = uuids(&src, fw);
 
-    // 1. The source makes its rescue medium and backup (mkbackup, mode target).
+    // 1. The source makes its rescue medium and backup (mkbackup).
     let t = Instant::now();
     let mut b = Boot::new(&format!("{fw} source"), firmware);
     b.nic = false;
@@ -155,56 +202,76 @@ fn scenario(fw: &str) {
         Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: false },
     ];
     let mut c = boot(&b).expect("boot source");
-    c.expect("E2E-SOURCE-UP", Duration::from_secs(300)).expect("the source system boots");
-    let end = c.expect("E2E-MKBACKUP-", Duration::from_secs(1200)).expect("mkbackup finishes");
+    c.expect("E2E-SOURCE-UP", Duration::from_secs(600)).expect("the source system boots");
+    let end = c.expect("E2E-MKBACKUP-", Duration::from_secs(1800)).expect("mkbackup finishes");
     let tr = c.transcript();
     assert!(tr[end..].starts_with("OK"), "mkbackup failed in the source:\n{}", &tr[tr.len().saturating_sub(4000)..]);
     c.wait_poweroff(Duration::from_secs(120)).expect("source powers off");
-    times.push(("boot source + mkbackup".into(), t.elapsed().as_secs_f64()));
+    times.push((format!("boot source + mkbackup (mode {mode:?})"), t.elapsed().as_secs_f64()));
     drop(c);
+    // The ISO, and a copy of the backup to compare the recovered disks with.
     let iso = w.join("rescue.iso");
+    let copy = w.join("backup-copy");
     {
         let mut a = LoopDisk::attach(&backup, true);
         let m = w.join("get-iso");
         a.mount(&a.dev.clone(), &m, "ro");
         sh(&format!("cp {}/rescue/lifeboat-source.iso {}", m.display(), iso.display()));
-        eprintln!("{}", sh(&format!("tail -n 12 {}/mkbackup.log", m.display())));
+        let log = sh(&format!("cat {}/mkbackup.log", m.display()));
+        eprintln!(
+            "{}",
+            log.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+        for l in
+            log.lines().filter(|l| l.starts_with("backup ") || l.starts_with("layout saved") || l.starts_with("wrote "))
+        {
+            times.push((format!("mkbackup: {l}"), 0.0));
+        }
+        match mode {
+            Mode::Target => sh(&format!("cp -a {}/source {}", m.display(), copy.display())),
+            // The backup is on the ISO: the host has no iso9660, xorriso reads it.
+            Mode::Media => sh(&format!(
+                "xorriso -osirrox on -indev {} -extract /backup/source {} >/dev/null 2>&1",
+                iso.display(),
+                copy.display()
+            )),
+        };
     }
+    let from = format!("file://{}", copy.display());
 
-    // 2. Recover onto blank disks: same size, larger, smaller, and under another device name (SATA).
-    for (name, size, sata) in [
-        ("same", 3 * GIB, false),
-        ("larger", 4 * GIB, false),
-        ("smaller", 2 * GIB + GIB / 2, false),
-        ("sata", 3 * GIB, true),
-    ] {
+    // 2. Recover onto blank disks.
+    for Case { name, size, bus } in cases {
+        let (name, size, bus) = (*name, *size, *bus);
         let target = w.join(format!("target-{name}.img"));
         sh(&format!("truncate -s {size} {}", target.display()));
         let t = Instant::now();
         let mut b = Boot::new(&format!("{fw} rescue ({name})"), firmware);
         b.nic = false;
-        b.other_hardware = sata;
-        b.media = vec![
-            Media::Cdrom(iso.clone()),
-            Media::Disk { image: target.clone(), serial: "target".into(), read_only: false },
+        b.other_hardware = bus == Bus::Sata;
+        b.media = vec![Media::Cdrom(iso.clone()), target_media(&target, bus, "target")];
+        if mode == Mode::Target {
             // QEMU cannot put a read-only image on an AHCI port; the rescue system mounts it read-only anyway.
-            Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: !sata },
-        ];
+            b.media.push(Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: bus != Bus::Sata });
+        }
         let mut c = boot(&b).expect("boot rescue");
-        let end = c.expect("lifeboat: recovery ", Duration::from_secs(1500)).expect("unattended recovery ends");
+        let end = c.expect("lifeboat: recovery ", Duration::from_secs(1800)).expect("unattended recovery ends");
         let tr = c.transcript();
         assert!(
             tr[end..].starts_with("succeeded"),
             "{name}: recovery failed:\n{}",
             &tr[tr.len().saturating_sub(5000)..]
         );
+        // The progress goes to every console: each line once.
+        let mut seen = std::collections::BTreeSet::new();
         for l in tr.lines().filter(|l| l.starts_with("phases:") || l.starts_with("recovered onto")) {
-            times.push((format!("{name}: {l}"), 0.0));
+            if seen.insert(l.to_string()) {
+                times.push((format!("{name}: {l}"), 0.0));
+            }
         }
         c.wait_poweroff(Duration::from_secs(120)).expect("rescue powers off (lifeboat.done=reboot)");
         times.push((format!("{name}: rescue boot + recovery"), t.elapsed().as_secs_f64()));
         drop(c);
-        let diffs = compare_with_backup(&target, &backup, fw, w);
+        let diffs = compare_with_backup(&target, &from, fw, w);
         assert!(diffs.is_empty(), "{name}: the recovered tree differs from the backup:\n{}", diffs.join("\n"));
         assert_eq!(uuids(&target, fw), source_uuids, "{name}: root, /srv and swap keep their UUIDs");
 
@@ -212,10 +279,10 @@ fn scenario(fw: &str) {
         let t = Instant::now();
         let mut b = Boot::new(&format!("{fw} recovered ({name})"), firmware);
         b.nic = false;
-        b.other_hardware = sata;
-        b.media = vec![Media::Disk { image: target.clone(), serial: "system".into(), read_only: false }];
+        b.other_hardware = bus == Bus::Sata;
+        b.media = vec![target_media(&target, bus, "system")];
         let mut c = boot(&b).expect("boot recovered");
-        let at = c.expect("E2E-BOOTED", Duration::from_secs(400)).expect("the recovered system boots");
+        let at = c.expect("E2E-BOOTED", Duration::from_secs(600)).expect("the recovered system boots");
         c.expect_from(at, "E2E-END", Duration::from_secs(30)).expect("marker line");
         let tr = c.transcript();
         let line = tr[at..].lines().next().unwrap_or("").to_string();
@@ -223,6 +290,9 @@ fn scenario(fw: &str) {
         assert!(line.contains(&format!("root={r}")) && line.contains(&format!("srv={s}")), "{name}: {line}");
         assert!(line.contains(&format!("swap={sw}")), "{name}: swap in use with its UUID: {line}");
         assert!(line.contains("multi-user=active"), "{name}: reaches multi-user: {line}");
+        if fw == "uefi" {
+            assert!(line.contains("firmware=uefi"), "{name}: booted by UEFI: {line}");
+        }
         times.push((format!("{name}: boot recovered"), t.elapsed().as_secs_f64()));
     }
     // Kept beside the cached images, so the numbers of the last run can be read after CI.
@@ -239,5 +309,23 @@ fn bios_mbr_system_is_recovered_unattended_onto_other_disks_and_boots() {
     if !root_or_skip("QEMU recovery round trip") {
         return;
     }
-    scenario("bios");
+    let cases = [
+        Case { name: "same", size: 3 * GIB, bus: Bus::Virtio },
+        Case { name: "larger", size: 4 * GIB, bus: Bus::Virtio },
+        Case { name: "smaller", size: 2 * GIB + GIB / 2, bus: Bus::Virtio },
+        Case { name: "sata", size: 3 * GIB, bus: Bus::Sata },
+    ];
+    scenario("bios", Mode::Target, &cases);
+}
+
+#[test]
+fn uefi_gpt_system_with_its_backup_on_the_rescue_iso_is_recovered_and_boots() {
+    if !root_or_skip("QEMU recovery round trip") {
+        return;
+    }
+    let cases = [
+        Case { name: "same", size: 3 * GIB, bus: Bus::Virtio },
+        Case { name: "nvme-larger", size: 4 * GIB, bus: Bus::Nvme },
+    ];
+    scenario("uefi", Mode::Media, &cases);
 }

@@ -37,6 +37,13 @@ pub enum Media {
     },
     /// A USB stick backed by an image file (usb-storage on an XHCI controller).
     Usb(PathBuf),
+    /// An NVMe disk backed by an image file (the guest sees /dev/nvme0n1).
+    Nvme {
+        /// The image.
+        image: PathBuf,
+        /// Serial the guest sees.
+        serial: String,
+    },
 }
 
 /// How to start a machine.
@@ -153,6 +160,12 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
                     .arg(format!("file={},format=raw,if=none,id=m{n},cache=unsafe{ro}", image.display()))
                     .arg("-device")
                     .arg(device);
+            }
+            Media::Nvme { image, serial } => {
+                cmd.arg("-drive")
+                    .arg(format!("file={},format=raw,if=none,id=m{n},cache=unsafe", image.display()))
+                    .arg("-device")
+                    .arg(format!("nvme,drive=m{n},serial={serial},bootindex={}", n + 1));
             }
             Media::Usb(p) => {
                 if !usb {

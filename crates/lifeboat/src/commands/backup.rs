@@ -49,10 +49,19 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
     let target = target::open(&url)?;
     let layout = super::layout::live(ctx);
     let paths: Vec<PathBuf> = if req.paths.is_empty() {
-        // Every local filesystem mounted now, each as a unit.
+        // Every local filesystem mounted now, each as a unit; not those on
+        // disks that recovery leaves alone (USB backup disks, loop devices).
+        for f in &layout.filesystems {
+            if let Some(why) = layout.disk_of(&f.device).and_then(|d| d.excluded.as_ref()) {
+                for m in &f.mountpoints {
+                    eprintln!("not backed up: {m} ({} is excluded from the layout: {why})", f.device);
+                }
+            }
+        }
         let mut v: Vec<PathBuf> = layout
             .filesystems
             .iter()
+            .filter(|f| layout.disk_of(&f.device).is_none_or(|d| d.excluded.is_none()))
             .flat_map(|f| f.mountpoints.iter())
             .filter_map(|m| {
                 Path::new(m).strip_prefix(&req.root).ok().map(|r| {

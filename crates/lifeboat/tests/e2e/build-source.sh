@@ -76,7 +76,7 @@ echo "grub-pc grub-pc/install_devices multiselect" | chroot $MNT debconf-set-sel
 mkdir -p $MNT/etc/initramfs-tools/conf.d
 # MODULES=dep would probe the build host: list the VM's drivers.
 echo "MODULES=dep" > $MNT/etc/initramfs-tools/conf.d/lifeboat-e2e.conf
-printf '%s\n' virtio_pci virtio_blk virtio_scsi ata_piix ahci sd_mod ext4 crc32c_generic >> $MNT/etc/initramfs-tools/modules
+printf '%s\n' virtio_pci virtio_blk virtio_scsi ata_piix ahci sd_mod nvme ext4 crc32c_generic >> $MNT/etc/initramfs-tools/modules
 GRUBPKG=grub-pc; [ "$FW" = uefi ] && GRUBPKG="grub-efi-amd64 grub-pc-bin"
 chroot $MNT env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
   linux-image-amd64 $GRUBPKG grub-efi-amd64-bin grub-pc-bin systemd-sysv udev kmod e2fsprogs dosfstools fdisk \
