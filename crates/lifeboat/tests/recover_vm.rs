@@ -1,7 +1,7 @@
 //! End to end, in QEMU: a real Debian 12 system (debootstrap, its own
 //! kernel and GRUB) runs `lifeboat mkbackup` on itself: under BIOS/MBR the
 //! backup goes to a backup disk (mode target), under UEFI/GPT onto the
-//! rescue ISO itself (mode media). A fresh VM boots that ISO with a blank
+//! rescue ISO itself and a second medium (mode media, a set of two). A fresh VM boots that ISO with a blank
 //! disk (the same size, larger, smaller, or under another device name:
 //! SATA, NVMe) and recovers unattended. The recovered disk, compared from
 //! the host before it ever boots, holds the backed-up tree with the
@@ -107,10 +107,11 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path) {
         Mode::Target => {
             "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n"
         }
-        // The medium is a DVD; the backup disk only carries the ISO out and
-        // is left out of the layout, as an external disk would be.
+        // Media of 200 MiB, so that the backup (about 210 MiB) and the rescue
+        // system need a set of two. The backup disk only carries the ISOs
+        // out and is left out of the layout, as an external disk would be.
         Mode::Media => {
-            "[backup]\nvolume_size = \"dvd\"\n[mkbackup]\nmode = \"media\"\n[layout]\nexclude_devices = [\"vdb\"]\n"
+            "[backup]\nvolume_size = \"200M\"\n[mkbackup]\nmode = \"media\"\n[layout]\nexclude_devices = [\"vdb\"]\n"
         }
     };
     std::fs::write(
@@ -211,12 +212,27 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
     drop(c);
     // The ISO, and a copy of the backup to compare the recovered disks with.
     let iso = w.join("rescue.iso");
+    let iso2 = w.join("rescue-2.iso");
     let copy = w.join("backup-copy");
     {
         let mut a = LoopDisk::attach(&backup, true);
         let m = w.join("get-iso");
         a.mount(&a.dev.clone(), &m, "ro");
         sh(&format!("cp {}/rescue/lifeboat-source.iso {}", m.display(), iso.display()));
+        if mode == Mode::Media {
+            let second = m.join("rescue/lifeboat-source-2.iso");
+            assert!(
+                second.exists(),
+                "the backup did not fill a second medium: {}",
+                sh(&format!("ls -l {}/rescue", m.display()))
+            );
+            assert!(!m.join("rescue/lifeboat-source-3.iso").exists(), "two media are enough");
+            sh(&format!("cp {} {}", second.display(), iso2.display()));
+            for f in [&iso, &iso2] {
+                let size = std::fs::metadata(f).expect("iso").len();
+                assert!(size <= 200 << 20, "{} is {size} bytes, more than the medium holds", f.display());
+            }
+        }
         let log = sh(&format!("cat {}/mkbackup.log", m.display()));
         eprintln!(
             "{}",
@@ -229,10 +245,12 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         }
         match mode {
             Mode::Target => sh(&format!("cp -a {}/source {}", m.display(), copy.display())),
-            // The backup is on the ISO: the host has no iso9660, xorriso reads it.
+            // The backup is on the ISOs: the host has no iso9660, xorriso reads them.
             Mode::Media => sh(&format!(
-                "xorriso -osirrox on -indev {} -extract /backup/source {} >/dev/null 2>&1",
+                "set -e; for i in {0} {1}; do rm -rf {2}.part; xorriso -osirrox on -indev $i -extract /backup/source {2}.part >/dev/null 2>&1; \
+                 mkdir -p {2}; cp -a {2}.part/. {2}/; chmod -R u+w {2}.part; rm -rf {2}.part; done",
                 iso.display(),
+                iso2.display(),
                 copy.display()
             )),
         };
@@ -249,6 +267,10 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         b.nic = false;
         b.other_hardware = bus == Bus::Sata;
         b.media = vec![Media::Cdrom(iso.clone()), target_media(&target, bus, "target")];
+        if mode == Mode::Media {
+            // The second medium of the set in a second drive.
+            b.media.push(Media::Cdrom(iso2.clone()));
+        }
         if mode == Mode::Target {
             // QEMU cannot put a read-only image on an AHCI port; the rescue system mounts it read-only anyway.
             b.media.push(Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: bus != Bus::Sata });

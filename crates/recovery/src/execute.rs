@@ -104,6 +104,9 @@ fn is_block(p: &str) -> bool {
     std::fs::metadata(p).map(|m| m.file_type().is_block_device()).unwrap_or(false)
 }
 
+/// Where the kernel shows the UEFI variables (when efivarfs is mounted).
+const EFIVARS: &str = "/sys/firmware/efi/efivars";
+
 /// Whether something is mounted exactly at `p`.
 pub fn mounted_at(p: &Path) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -378,7 +381,8 @@ impl Exec<'_> {
             }
             Action::GrubEfi { esp_mountpoint, id } => {
                 let root = self.o.root.clone();
-                let nvram = Path::new("/sys/firmware/efi/efivars").is_dir();
+                // Boot entries can be written only where the firmware's variables are reachable.
+                let nvram = mounted_at(Path::new(EFIVARS));
                 let own = root.join("usr/sbin/grub-install").exists() && root.join("usr/lib/grub/x86_64-efi").is_dir();
                 self.in_chroot(|x| {
                     let base = |extra: &[&str]| {
@@ -525,7 +529,7 @@ impl Exec<'_> {
             m(self, vec!["-t", "devpts", "devpts"], "dev/pts")?;
             m(self, vec!["-t", "proc", "proc"], "proc")?;
             m(self, vec!["-t", "sysfs", "sysfs"], "sys")?;
-            if Path::new("/sys/firmware/efi/efivars").is_dir() {
+            if mounted_at(Path::new(EFIVARS)) {
                 m(self, vec!["-t", "efivarfs", "efivarfs"], "sys/firmware/efi/efivars")?;
             }
             m(self, vec!["-t", "tmpfs", "tmpfs"], "run")?;

@@ -27,8 +27,88 @@ pub struct Options {
     /// such as where the backup went.
     pub etc_files: Vec<(String, String)>,
     /// Files put on the ISO or raw image beside the boot files (source, path on the medium),
-    /// such as the backup volumes.
+    /// such as the backup's catalog.
     pub media_files: Vec<(PathBuf, String)>,
+    /// Files that go on the first medium while it has room, then onto
+    /// further data media (ISO files numbered 2..N), in this order.
+    pub spill_files: Vec<(PathBuf, String)>,
+    /// Capacity of one medium in bytes (no limit when None: all on one).
+    pub medium_size: Option<u64>,
+}
+
+/// What each medium of a set holds; written to every medium as
+/// `lifeboat-media.json`, so the rescue system knows what to look for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MediaSet {
+    /// This medium's number, 1-based.
+    pub medium: u32,
+    /// How many media the set has.
+    pub of: u32,
+    /// The volume label of each medium, in order.
+    pub labels: Vec<String>,
+    /// The paths (on the medium) of the spilled files on each medium, in order.
+    pub files: Vec<Vec<String>>,
+}
+
+/// The name of the file that describes a media set, at the root of each medium.
+pub const MEDIA_SET_FILE: &str = "lifeboat-media.json";
+
+/// The label of medium `k` of a set whose first medium is labelled `label`
+/// (ISO 9660 volume ids hold 32 characters).
+pub fn medium_label(label: &str, k: u32) -> String {
+    if k == 1 {
+        return label.to_string();
+    }
+    let suffix = format!("_{k}");
+    let keep = 32usize.saturating_sub(suffix.len()).min(label.len());
+    format!("{}{suffix}", &label[..keep])
+}
+
+/// Room that the ISO 9660 structures and GRUB's boot images take besides the files.
+const ISO_OVERHEAD: u64 = 24 << 20;
+
+fn size_of(p: &std::path::Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Split `spill` over media of `capacity` bytes, the first of which
+/// already holds `first_used` bytes. Files keep their order.
+pub fn split_media(
+    first_used: u64,
+    spill: &[(PathBuf, String)],
+    capacity: Option<u64>,
+) -> Result<Vec<Vec<(PathBuf, String)>>, RescueError> {
+    let Some(cap) = capacity else { return Ok(vec![spill.to_vec()]) };
+    if first_used > cap {
+        return Err(RescueError::Unsupported(format!(
+            "the rescue system alone needs about {} MiB, more than one medium of {} MiB holds",
+            first_used >> 20,
+            cap >> 20
+        )));
+    }
+    let mut media: Vec<Vec<(PathBuf, String)>> = vec![Vec::new()];
+    let mut used = first_used;
+    for f in spill {
+        // Each file rounded up to the ISO block, plus its directory record.
+        let need = size_of(&f.0).div_ceil(2048) * 2048 + 2048;
+        if need + (1 << 20) > cap {
+            return Err(RescueError::Unsupported(format!(
+                "{} ({} MiB) does not fit on a medium of {} MiB: make the backup's volumes smaller",
+                f.0.display(),
+                need >> 20,
+                cap >> 20
+            )));
+        }
+        if used + need > cap {
+            media.push(Vec::new());
+            used = 1 << 20;
+        }
+        used += need;
+        if let Some(m) = media.last_mut() {
+            m.push(f.clone());
+        }
+    }
+    Ok(media)
 }
 
 /// What was built.
@@ -201,19 +281,57 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
             let ext = if format == "iso" { "iso" } else { "img" };
             let out = out_dir.join(format!("lifeboat-{host}.{ext}"));
             let cfg_text = media::grub_cfg(&title, "/boot/vmlinuz", "/boot/initrd.img", opts.auto_recover);
+            // What does not spill: the boot files and the fixed extras.
+            let first_used = size_of(&kernel.image)
+                + initrd_size
+                + opts.media_files.iter().map(|f| size_of(&f.0)).sum::<u64>()
+                + ISO_OVERHEAD;
+            let split = split_media(first_used, &opts.spill_files, opts.medium_size)?;
+            let of = split.len() as u32;
+            let labels: Vec<String> = (1..=of).map(|k| medium_label(&cfg.rescue.label, k)).collect();
+            let set = |k: u32| MediaSet {
+                medium: k,
+                of,
+                labels: labels.clone(),
+                files: split.iter().map(|m| m.iter().map(|f| f.1.clone()).collect()).collect(),
+            };
+            let describe = |k: u32| -> Result<(PathBuf, String), RescueError> {
+                let p = work.join(format!("media-{k}.json"));
+                let text =
+                    serde_json::to_string_pretty(&set(k)).map_err(|e| RescueError::Unsupported(e.to_string()))?;
+                std::fs::write(&p, text).map_err(io(format!("cannot write {}", p.display())))?;
+                Ok((p, MEDIA_SET_FILE.to_string()))
+            };
+            let mut extra = opts.media_files.clone();
+            extra.extend(split[0].iter().cloned());
+            if !opts.spill_files.is_empty() {
+                extra.push(describe(1)?);
+            }
             media::iso(
                 r,
                 &work.join("iso-root"),
-                &media::IsoContent {
-                    kernel: &kernel.image,
-                    initrd: &initrd,
-                    grub_cfg: &cfg_text,
-                    extra: &opts.media_files,
-                },
-                &cfg.rescue.label,
+                &media::IsoContent { kernel: &kernel.image, initrd: &initrd, grub_cfg: &cfg_text, extra: &extra },
+                &labels[0],
                 &out,
             )?;
+            if let Some(cap) = opts.medium_size.filter(|c| size_of(&out) > *c) {
+                let _ = std::fs::remove_file(&out);
+                return Err(RescueError::Unsupported(format!(
+                    "the first medium came out at {} MiB, more than the {} MiB one holds",
+                    size_of(&out) >> 20,
+                    cap >> 20
+                )));
+            }
             files.push(out);
+            // Media 2..N: plain ISO 9660 data discs.
+            for (i, m) in split.iter().enumerate().skip(1) {
+                let k = i as u32 + 1;
+                let out = out_dir.join(format!("lifeboat-{host}-{k}.iso"));
+                let mut content = m.clone();
+                content.push(describe(k)?);
+                media::data_iso(r, &content, &labels[i], &out)?;
+                files.push(out);
+            }
         }
         _ => {
             files.extend(media::pxe(&out_dir.join(format!("lifeboat-{host}-pxe")), &kernel.image, &initrd, &title)?);
@@ -240,4 +358,39 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
         missing_programs: gathered.missing_programs,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_fills_the_first_medium_after_the_rescue_system_then_the_next_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<(PathBuf, String)> = (1..=9)
+            .map(|n| {
+                let p = dir.path().join(format!("vol-{n:04}"));
+                std::fs::File::create(&p).unwrap().set_len(25 << 20).unwrap();
+                (p, format!("backup/h/s/vol-{n:04}"))
+            })
+            .collect();
+        let media = split_media(95 << 20, &files, Some(200 << 20)).unwrap();
+        let counts: Vec<usize> = media.iter().map(Vec::len).collect();
+        assert_eq!(counts, vec![4, 5], "order kept, first medium filled after the rescue system");
+        assert_eq!(media[1][0].1, "backup/h/s/vol-0005");
+        assert_eq!(split_media(95 << 20, &files, None).unwrap().len(), 1, "no medium size: one medium");
+        let e = split_media(95 << 20, &files, Some(20 << 20)).unwrap_err().to_string();
+        assert!(e.contains("rescue system alone"), "{e}");
+        let e = split_media(1 << 20, &files, Some(20 << 20)).unwrap_err().to_string();
+        assert!(e.contains("vol-0001") && e.contains("smaller"), "{e}");
+    }
+
+    #[test]
+    fn labels_of_further_media_are_numbered_within_32_characters() {
+        assert_eq!(medium_label("LIFEBOAT", 1), "LIFEBOAT");
+        assert_eq!(medium_label("LIFEBOAT", 2), "LIFEBOAT_2");
+        let long = "A".repeat(32);
+        assert_eq!(medium_label(&long, 12).len(), 32);
+        assert!(medium_label(&long, 12).ends_with("_12"));
+    }
 }

@@ -20,7 +20,7 @@ pub mod media;
 pub mod modules;
 pub mod system;
 
-pub use build::{mkrescue, Options, Report};
+pub use build::{medium_label, mkrescue, MediaSet, Options, Report, MEDIA_SET_FILE};
 
 /// Errors building rescue media. Each names the thing and the fix.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,28 @@ pub struct IsoContent<'a> {
     pub extra: &'a [(PathBuf, String)],
 }
 
+/// A plain ISO 9660 data disc (Rock Ridge and Joliet) holding `files`
+/// (source, path on the disc); no half-written file stays behind.
+pub fn data_iso(r: &dyn Runner, files: &[(PathBuf, String)], label: &str, out: &Path) -> Result<(), RescueError> {
+    let tmp = out.with_extension("iso.part");
+    let mut c = Cmd::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-r", "-J", "-joliet-long", "-iso-level", "3", "-graft-points", "-volid"])
+        .arg(label)
+        .arg("-o")
+        .arg(&tmp);
+    for (src, dest) in files {
+        c = c.arg(format!("/{}={}", dest.trim_start_matches('/'), src.display()));
+    }
+    let built = r.apply(&c).map_err(RescueError::from).and_then(|_| {
+        std::fs::rename(&tmp, out)
+            .map_err(|source| RescueError::Io { what: format!("cannot rename {}", tmp.display()), source })
+    });
+    if built.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    built
+}
+
 /// Build the hybrid ISO with grub-mkrescue (GRUB for BIOS El Torito, for
 /// UEFI from an EFI system partition image, and an MBR/GPT for USB sticks).
 pub fn iso(r: &dyn Runner, staging: &Path, content: &IsoContent, label: &str, out: &Path) -> Result<(), RescueError> {

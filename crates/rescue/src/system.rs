@@ -66,7 +66,7 @@ pub const DRIVER_DIRS: &[&str] = &[
 pub const BOOT_MODULES: &[&str] = &[
     "crc32c_generic", "ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "isofs", "loop",
     "dm_mod", "dm_crypt", "dm_thin_pool", "dm_snapshot", "dm_mirror", "dm_raid", "md_mod", "raid0", "raid1",
-    "raid10", "raid456", "algif_skcipher", "xts", "sha256_generic", "sr_mod", "sd_mod", "af_packet",
+    "raid10", "raid456", "algif_skcipher", "xts", "sha256_generic", "sr_mod", "sd_mod", "af_packet", "efivarfs",
 ];
 
 /// Minimal LVM configuration for a system without udev.

@@ -63,20 +63,28 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             }
             let stage = ctx.config.paths.work_dir.join("media-backup");
             std::fs::create_dir_all(&stage).with_context(|| format!("cannot create {}", stage.display()))?;
+            // backup.volume_size is the medium's size here; the archive's
+            // volumes are an eighth of it, so the media fill up well.
             let req = Request {
                 url: format!("file://{}", stage.display()),
                 root: PathBuf::from("/"),
                 paths: Vec::new(),
-                volume_size: volume.min(ISO_FILE_LIMIT),
+                volume_size: (volume / 8).clamp(1 << 20, ISO_FILE_LIMIT),
             };
             let made = make(ctx, &req)?;
             report(&made);
             let host = &made.catalog.host;
             let name = made.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let on_medium = format!("backup/{host}/{name}");
-            for e in std::fs::read_dir(&made.dir)?.flatten() {
-                opts.media_files.push((e.path(), format!("{on_medium}/{}", e.file_name().to_string_lossy())));
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&made.dir)?.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for p in entries {
+                let file = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                // The catalog and manifest go on the first medium; the volumes fill it and the next ones.
+                let list = if file.starts_with("vol-") { &mut opts.spill_files } else { &mut opts.media_files };
+                list.push((p, format!("{on_medium}/{file}")));
             }
+            opts.medium_size = Some(volume);
             let loc = Location {
                 kind: "media".into(),
                 path: on_medium,
@@ -106,14 +114,13 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
     layout.save(saved).with_context(|| format!("cannot save the layout to {}", saved.display()))?;
     for (p, s) in &built.outputs {
         println!("wrote {} ({})", p.display(), human(*s));
-        if mode == "media" && *s > volume && p.extension().is_some_and(|e| e == "iso" || e == "img") {
-            bail!(
-                "{} is {} and does not fit on one medium of {} (backup.volume_size); sets of several media are not made by this version: use --mode target, or a larger medium",
-                p.display(),
-                human(*s),
-                human(volume)
-            );
-        }
+    }
+    let media = built.outputs.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "iso" || e == "img")).count();
+    if mode == "media" && media > 1 {
+        println!(
+            "the backup fills {media} media of {}: burn them all; recovery boots from the first and reads the others from any drive",
+            human(volume)
+        );
     }
     println!("kernel: {} ({})", built.kernel.version, built.kernel.reason);
     println!("layout saved to {}; rescue media built in {:.1} s", saved.display(), built.seconds);

@@ -57,8 +57,8 @@ fn signatures(r: &dyn Runner) -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
     for n in block_devices(r) {
         let Ok(o) = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", &n.path])) else { continue };
-        let text = o.text();
-        let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or_default().to_string();
+        let kv = lifeboat_layout::capture::parse_export(&o.text());
+        let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
         out.push((n.path.clone(), get("TYPE"), get("UUID"), get("LABEL")));
     }
     out
@@ -73,6 +73,65 @@ fn open_backup(url: &str, host: &str) -> anyhow::Result<Backup> {
         t.list(host)?.pop().with_context(|| format!("no complete backup of {host} in {url}"))?
     };
     Ok(Backup::open(&dir)?)
+}
+
+/// A backup spread over a set of media: find media 2..N by their labels
+/// (in other drives, or virtual media), mount them, and gather the whole
+/// backup in one directory of links. The catalog and manifest are copied
+/// into memory. A medium that is not there is asked for, or (unattended)
+/// is an error naming it.
+fn gather_media(
+    r: &dyn Runner,
+    set: &lifeboat_rescue::MediaSet,
+    first: &Path,
+    path: &str,
+    unattended: bool,
+) -> anyhow::Result<PathBuf> {
+    let all = PathBuf::from("/run/lifeboat/backup-set");
+    let _ = std::fs::remove_dir_all(&all);
+    std::fs::create_dir_all(&all)?;
+    let link_all = |from: &Path| -> anyhow::Result<()> {
+        for e in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with("vol-") {
+                std::os::unix::fs::symlink(e.path(), all.join(&name))?;
+            } else {
+                std::fs::copy(e.path(), all.join(&name))?;
+            }
+        }
+        Ok(())
+    };
+    link_all(first)?;
+    for k in 2..=set.of {
+        let label = set.labels.get(k as usize - 1).cloned().unwrap_or_default();
+        loop {
+            if let Some(dev) = signatures(r).into_iter().find(|s| s.1 == "iso9660" && s.3 == label).map(|s| s.0) {
+                let mnt = PathBuf::from(format!("/run/lifeboat/medium-{k}"));
+                mount_ro(r, &dev, &mnt, Some("iso9660"))?;
+                link_all(&mnt.join(path.trim_start_matches('/')))?;
+                println!("medium {k} of {} ({label}) found in {dev}", set.of);
+                break;
+            }
+            if unattended || !std::io::stdin().is_terminal() {
+                bail!(
+                    "medium {k} of {} (label {label}) is not in any drive: attach every medium of the set at once (more drives, or virtual media), or recover interactively",
+                    set.of
+                );
+            }
+            eprint!(
+                "Put medium {k} of {} (label {label}) into another drive and press Enter (or type skip to go on without it): ",
+                set.of
+            );
+            std::io::stderr().flush()?;
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            if line.trim() == "skip" {
+                eprintln!("going on without medium {k}: what is stored on it will be listed as not restored");
+                break;
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// Find the backup: --from, else where the rescue medium says, else backup.target.
@@ -95,7 +154,14 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
                         || format!("the backup is on the rescue medium, but no medium labelled {label} is in a drive"),
                     )?;
                 mount_ro(r, &dev, &mnt, Some("iso9660"))?;
-                return Ok(Some(Backup::open(&mnt.join(loc.path.trim_start_matches('/')))?));
+                let dir = mnt.join(loc.path.trim_start_matches('/'));
+                let set = std::fs::read_to_string(mnt.join(lifeboat_rescue::MEDIA_SET_FILE))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<lifeboat_rescue::MediaSet>(&t).ok());
+                return match set.filter(|s| s.of > 1) {
+                    Some(set) => Ok(Some(Backup::open(&gather_media(r, &set, &dir, &loc.path, a.auto)?)?)),
+                    None => Ok(Some(Backup::open(&dir)?)),
+                };
             }
             "target" => {
                 let p = Path::new(&loc.path);
