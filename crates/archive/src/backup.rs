@@ -272,6 +272,9 @@ struct Walker<'a> {
     manifest: Vec<u8>,
     stats: Stats,
     buf: Vec<u8>,
+    /// Read buffer and a block of zeros (for holes), allocated once.
+    chunk: Vec<u8>,
+    zeros: Vec<u8>,
 }
 
 impl Walker<'_> {
@@ -426,12 +429,12 @@ impl Walker<'_> {
             self.out.write_all(&map).map_err(ArchiveError::write)?;
             stored += map.len() as u64;
         }
-        let zeros = vec![0u8; 1 << 20];
-        let mut chunk = vec![0u8; 1 << 20];
+        let zeros = &self.zeros;
+        let chunk = &mut self.chunk;
         let mut pos = 0u64;
         let mut shrank = false;
         for (off, len) in segs {
-            hash_zeros(h, &zeros, off - pos);
+            hash_zeros(h, zeros, off - pos);
             if sparse {
                 f.seek(SeekFrom::Start(*off)).map_err(ArchiveError::write)?;
             }
@@ -453,7 +456,7 @@ impl Walker<'_> {
             stored += len;
             pos = off + len;
         }
-        hash_zeros(h, &zeros, size.saturating_sub(pos));
+        hash_zeros(h, zeros, size.saturating_sub(pos));
         Ok((stored, shrank))
     }
 
@@ -518,6 +521,8 @@ pub fn write_backup(
         manifest: Vec::new(),
         stats: Stats::default(),
         buf: Vec::with_capacity(4096),
+        chunk: vec![0u8; 1 << 20],
+        zeros: vec![0u8; 1 << 20],
     };
     for p in &opts.paths {
         let full = opts.root.join(p);

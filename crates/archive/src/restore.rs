@@ -254,10 +254,68 @@ pub fn restore_with_progress(
     patterns: &[String],
     progress: &mut dyn FnMut(u64, u64),
 ) -> RestoreReport {
+    let place = |arch: &[u8]| selected(&String::from_utf8_lossy(arch), patterns).then(|| arch.to_vec());
+    restore_mapped(b, to, &place, progress)
+}
+
+/// The archive prefix of the filesystem that was backed up from `mountpoint`
+/// (a path relative to the backup's root, as the catalog lists it).
+fn unit_prefix(mountpoint: &str) -> String {
+    let p = mountpoint.trim_start_matches('/').trim_start_matches("./").trim_end_matches('/');
+    if p.is_empty() {
+        ".".into()
+    } else {
+        p.into()
+    }
+}
+
+/// Restore one filesystem of the backup (the unit backed up from
+/// `mountpoint`, such as `/srv`) into `to` as its root, without what other
+/// filesystems mounted below it held. Errors name the filesystems the
+/// backup does hold.
+pub fn restore_filesystem(
+    b: &Backup,
+    to: &Path,
+    mountpoint: &str,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RestoreReport, String> {
+    let units: Vec<String> = b.catalog.paths.iter().map(|p| unit_prefix(p)).collect();
+    let want = unit_prefix(mountpoint);
+    if !units.contains(&want) {
+        let held: Vec<String> =
+            units.iter().map(|u| if u == "." { "/".to_string() } else { format!("/{u}") }).collect();
+        return Err(format!(
+            "the backup holds no filesystem backed up from {mountpoint}; it holds: {}",
+            held.join(", ")
+        ));
+    }
+    let below =
+        |p: &[u8], unit: &str| unit == "." || p == unit.as_bytes() || p.starts_with(&[unit.as_bytes(), b"/"].concat());
+    let nested: Vec<&String> = units.iter().filter(|u| **u != want && below(u.as_bytes(), &want)).collect();
+    let place = |arch: &[u8]| -> Option<Vec<u8>> {
+        if !below(arch, &want) || nested.iter().any(|n| arch.starts_with(&[n.as_bytes(), b"/"].concat())) {
+            return None;
+        }
+        if want == "." || arch == want.as_bytes() {
+            return Some(if want == "." { arch.to_vec() } else { b".".to_vec() });
+        }
+        Some(arch[want.len() + 1..].to_vec())
+    };
+    Ok(restore_mapped(b, to, &place, progress))
+}
+
+/// Restore the entries that `place` maps to a path (relative to `to`; `.`
+/// is `to` itself); hard link targets are mapped the same way.
+fn restore_mapped(
+    b: &Backup,
+    to: &Path,
+    place: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> RestoreReport {
     let mut r = RestoreReport::default();
     let mut s = Stream::new(b);
     let mut dirs: Vec<(PathBuf, Header)> = Vec::new();
-    for m in b.entries.iter().filter(|m| selected(&m.path, patterns)) {
+    for (m, rel) in b.entries.iter().filter_map(|m| place(&unescape_path(&m.path)).map(|rel| (m, rel))) {
         let h = match header_of(&mut s, m) {
             Ok(h) => h,
             Err(g) => {
@@ -265,7 +323,7 @@ pub fn restore_with_progress(
                 continue;
             }
         };
-        let p = target_path(to, &unescape_path(&m.path));
+        let p = target_path(to, &rel);
         if let Some(parent) = p.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
@@ -295,7 +353,8 @@ pub fn restore_with_progress(
             }
             Kind::Hardlink(t) => {
                 let _ = std::fs::remove_file(&p);
-                std::fs::hard_link(target_path(to, t), &p)
+                let t = place(t).unwrap_or_else(|| t.clone());
+                std::fs::hard_link(target_path(to, &t), &p)
                     .map_err(|e| format!("hard link to a file that was not restored: {e}"))
             }
             Kind::Char(..) | Kind::Block(..) | Kind::Fifo => {

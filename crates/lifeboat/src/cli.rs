@@ -161,8 +161,12 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
     /// Archive paths or glob patterns to restore (a directory brings everything below it)
-    #[arg(value_name = "PATTERNS")]
+    #[arg(value_name = "PATTERNS", conflicts_with = "filesystem")]
     pub patterns: Vec<String>,
+    /// Restore only the filesystem that was mounted here (such as /srv) into
+    /// DIR as its root, without the filesystems mounted below it
+    #[arg(long, value_name = "MOUNTPOINT")]
+    pub filesystem: Option<String>,
 }
 
 /// Arguments of `lifeboat compare`.

@@ -127,6 +127,7 @@ fn recreate_and_restore_onto_same_larger_and_smaller_disks() {
     ]);
     assert_eq!(code, 0, "backup: {out}{err}");
     let before = snapshot(&src);
+    let before_srv = snapshot(&src.join("srv"));
     // The originals go away, as on a dead machine (and so that no second
     // filesystem with the same UUID is around).
     drop(source);
@@ -152,6 +153,38 @@ fn recreate_and_restore_onto_same_larger_and_smaller_disks() {
         assert_eq!(code, 2, "a too small disk must be refused: {out}{err}");
         assert!(err.contains("cannot be recreated") && err.contains(&old_a), "{err}");
         assert!(sh(&format!("blkid -p -o export {} || true", t.dev)).trim().is_empty(), "nothing may be written");
+    }
+
+    // mkcdrec's restore-fs: one filesystem onto an existing directory, without the others.
+    {
+        let to = dir.join("srv-only");
+        let (code, out, err) = run_lifeboat(&[
+            "--config",
+            cfg,
+            "restore",
+            "--from",
+            &bk,
+            "--filesystem",
+            "/srv",
+            "--to",
+            to.to_str().expect("utf8"),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let diffs = differences(&before_srv, &snapshot(&to));
+        assert!(diffs.is_empty(), "/srv restored alone differs:\n{}", diffs.join("\n"));
+        let (code, _, err) = run_lifeboat(&[
+            "--config",
+            cfg,
+            "restore",
+            "--from",
+            &bk,
+            "--filesystem",
+            "/var",
+            "--to",
+            to.to_str().expect("utf8"),
+        ]);
+        assert_eq!(code, 2);
+        assert!(err.contains("no filesystem backed up from /var") && err.contains("/srv"), "{err}");
     }
 
     for (name, size_a, size_b) in

@@ -25,6 +25,13 @@ fn source_image(fw: &str) -> PathBuf {
     let tag = &blake3::hash(BUILD_SCRIPT.as_bytes()).to_hex()[..12];
     let img = cache.join(format!("source-{fw}-{tag}.img"));
     if !img.exists() {
+        // Images of older versions of the script are of no use any more.
+        for e in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("source-{fw}-")) && name.ends_with(".img") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let t = Instant::now();
         let script = cache.join("build-source.sh");
         std::fs::write(&script, BUILD_SCRIPT).expect("write script");

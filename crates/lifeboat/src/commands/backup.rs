@@ -239,7 +239,12 @@ pub fn restore(ctx: &Ctx, a: crate::cli::RestoreArgs) -> anyhow::Result<ExitCode
     let b = find_backup(ctx, &a.from)?;
     std::fs::create_dir_all(&a.to).with_context(|| format!("cannot create {}", a.to.display()))?;
     let start = std::time::Instant::now();
-    let r = lifeboat_archive::restore::restore(&b, &a.to, &a.patterns);
+    let r = match &a.filesystem {
+        Some(mp) => {
+            lifeboat_archive::restore::restore_filesystem(&b, &a.to, mp, &mut |_, _| {}).map_err(anyhow::Error::msg)?
+        }
+        None => lifeboat_archive::restore::restore(&b, &a.to, &a.patterns),
+    };
     let secs = start.elapsed().as_secs_f64();
     if ctx.json {
         println!(
