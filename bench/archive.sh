@@ -50,13 +50,18 @@ for p in $PEERS; do
 done
 [ -n "${zt:-}" ] && printf 'lifeboat backup / tar|zstd throughput: %.2fx\n' "$(echo "$zt/$lt" | bc -l)"
 echo
-echo "restore (into $W, page cache dropped only for the written tree):"
+# RESTORE_DIR=/dev/shm measures the tools rather than the disk (file
+# creation on a busy ext4 with `discard` varies by 10x from run to run).
+R=$(mktemp -d "${RESTORE_DIR:-$W}/bench-restore.XXXXXX")
+trap 'rm -rf "$W" "$R"' EXIT
+echo "restore (into $R):"
 printf '%-34s %9s %9s\n' tool seconds "MB/s"
-rm -rf "$W/r1" "$W/r2"; mkdir -p "$W/r1" "$W/r2"
-s=$(now); "$LB" --config "$W/lb.toml" -q restore --from "file://$W/lbt" --to "$W/r1" >/dev/null; rt=$(echo "$(now) - $s" | bc)
+mkdir -p "$R/r1" "$R/r2"; sync
+s=$(now); "$LB" --config "$W/lb.toml" -q restore --from "file://$W/lbt" --to "$R/r1" >/dev/null; rt=$(echo "$(now) - $s" | bc)
 printf '%-34s %9.1f %9.1f\n' "lifeboat restore (hashes checked)" "$rt" "$(echo "$BYTES/1000000/$rt" | bc -l)"
 if [ -f "$W/t.tar.zst" ]; then
-  s=$(now); zstd -dc "$W/t.tar.zst" | tar -x -C "$W/r2"; zr=$(echo "$(now) - $s" | bc)
+  rm -rf "$R/r1"; sync
+  s=$(now); zstd -dc "$W/t.tar.zst" | tar -x -C "$R/r2"; zr=$(echo "$(now) - $s" | bc)
   printf '%-34s %9.1f %9.1f\n' "zstd -d | tar -x" "$zr" "$(echo "$BYTES/1000000/$zr" | bc -l)"
   printf 'lifeboat restore / zstd -d|tar -x throughput: %.2fx\n' "$(echo "$zr/$rt" | bc -l)"
 fi

@@ -53,10 +53,14 @@ pub struct ManifestEntry {
     pub sparse: bool,
 }
 
-fn hash_zeros(h: &mut blake3::Hasher, zeros: &[u8], mut n: u64) {
+/// A block of zeros, for hashing the holes of sparse files.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// Hash `n` zero bytes (a hole reads as zeros).
+pub(crate) fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
     while n > 0 {
-        let k = n.min(zeros.len() as u64) as usize;
-        h.update(&zeros[..k]);
+        let k = n.min(ZEROS.len() as u64) as usize;
+        h.update(&ZEROS[..k]);
         n -= k as u64;
     }
 }
@@ -272,9 +276,8 @@ struct Walker<'a> {
     manifest: Vec<u8>,
     stats: Stats,
     buf: Vec<u8>,
-    /// Read buffer and a block of zeros (for holes), allocated once.
+    /// Read buffer, allocated once (not per file).
     chunk: Vec<u8>,
-    zeros: Vec<u8>,
 }
 
 impl Walker<'_> {
@@ -429,12 +432,11 @@ impl Walker<'_> {
             self.out.write_all(&map).map_err(ArchiveError::write)?;
             stored += map.len() as u64;
         }
-        let zeros = &self.zeros;
         let chunk = &mut self.chunk;
         let mut pos = 0u64;
         let mut shrank = false;
         for (off, len) in segs {
-            hash_zeros(h, zeros, off - pos);
+            hash_zeros(h, off - pos);
             if sparse {
                 f.seek(SeekFrom::Start(*off)).map_err(ArchiveError::write)?;
             }
@@ -456,7 +458,7 @@ impl Walker<'_> {
             stored += len;
             pos = off + len;
         }
-        hash_zeros(h, zeros, size.saturating_sub(pos));
+        hash_zeros(h, size.saturating_sub(pos));
         Ok((stored, shrank))
     }
 
@@ -522,7 +524,6 @@ pub fn write_backup(
         stats: Stats::default(),
         buf: Vec::with_capacity(4096),
         chunk: vec![0u8; 1 << 20],
-        zeros: vec![0u8; 1 << 20],
     };
     for p in &opts.paths {
         let full = opts.root.join(p);

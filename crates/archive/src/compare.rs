@@ -7,7 +7,6 @@ use crate::backup::{escape_path, glob_match, xattrs, ManifestEntry};
 use crate::read::Backup;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -44,14 +43,7 @@ fn kind_of(ft: &std::fs::FileType) -> &'static str {
 fn hash_file(p: &Path) -> Option<String> {
     let mut f = std::fs::File::open(p).ok()?;
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    h.update_reader(&mut f).ok()?;
     Some(h.finalize().to_hex().to_string())
 }
 

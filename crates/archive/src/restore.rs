@@ -1,7 +1,7 @@
 //! Verifying and restoring a backup from its volumes, going on past damaged
 //! or missing volumes and naming exactly the entries that could not be read.
 
-use crate::backup::{glob_match, ManifestEntry};
+use crate::backup::{glob_match, hash_zeros, ManifestEntry};
 use crate::read::{next_header, read_sparse_map, Backup, Gap, Header, Stream};
 use crate::tar::Kind;
 use serde::Serialize;
@@ -106,25 +106,24 @@ impl Sink for std::fs::File {
 
 /// Read an entry's data (a sparse file's map and segments too), then its
 /// padding, into `sink`; the content's BLAKE3 is checked against the manifest.
-fn data(s: &mut Stream, h: &Header, m: &ManifestEntry, sink: &mut dyn Sink) -> Result<(), Gap> {
+/// `buf` is the caller's scratch buffer (allocated once, not per file).
+fn data(s: &mut Stream, h: &Header, m: &ManifestEntry, sink: &mut dyn Sink, buf: &mut [u8]) -> Result<(), Gap> {
     let werr =
         |s: &Stream, e: std::io::Error| Gap { start: s.offset, end: s.offset, why: format!("cannot write: {e}") };
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let zeros = vec![0u8; 1 << 20];
     let (segments, mut stored) = match h.sparse {
         Some(_) => read_sparse_map(s)?,
         None => (vec![(0, h.size)], 0),
     };
     let real = h.sparse.unwrap_or(h.size);
     let mut pos = 0u64;
+    // Where the written data ends: a file that ends in a hole gets its length from set_len.
+    let mut data_end = 0u64;
     for (off, len) in segments {
-        let mut gap = off.saturating_sub(pos);
-        while gap > 0 {
-            let k = gap.min(zeros.len() as u64) as usize;
-            hasher.update(&zeros[..k]);
-            gap -= k as u64;
+        if len > 0 {
+            data_end = off + len;
         }
+        hash_zeros(&mut hasher, off.saturating_sub(pos));
         let mut left = len;
         let mut at = off;
         while left > 0 {
@@ -138,15 +137,12 @@ fn data(s: &mut Stream, h: &Header, m: &ManifestEntry, sink: &mut dyn Sink) -> R
         stored += len;
         pos = off + len;
     }
-    let mut tail = real.saturating_sub(pos);
-    while tail > 0 {
-        let k = tail.min(zeros.len() as u64) as usize;
-        hasher.update(&zeros[..k]);
-        tail -= k as u64;
+    hash_zeros(&mut hasher, real.saturating_sub(pos));
+    if data_end < real {
+        sink.finish(real).map_err(|e| werr(s, e))?;
     }
-    sink.finish(real).map_err(|e| werr(s, e))?;
-    let mut pad = vec![0u8; ((512 - stored % 512) % 512) as usize];
-    s.read_exact(&mut pad)?;
+    let mut pad = [0u8; 512];
+    s.read_exact(&mut pad[..((512 - stored % 512) % 512) as usize])?;
     if let Some(want) = &m.blake3 {
         if hasher.finalize().to_hex().as_str() != want {
             return Err(Gap {
@@ -163,9 +159,10 @@ fn data(s: &mut Stream, h: &Header, m: &ManifestEntry, sink: &mut dyn Sink) -> R
 pub fn verify(b: &Backup) -> VerifyReport {
     let mut r = VerifyReport { damaged_volumes: check_volumes(b), ..VerifyReport::default() };
     let mut s = Stream::new(b);
+    let mut buf = vec![0u8; 1 << 20];
     for m in &b.entries {
-        let res =
-            header_of(&mut s, m).and_then(|h| data(&mut s, &h, m, &mut Discard).map(|_| h.sparse.unwrap_or(h.size)));
+        let res = header_of(&mut s, m)
+            .and_then(|h| data(&mut s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
         match res {
             Ok(n) => {
                 r.entries += 1;
@@ -242,6 +239,32 @@ fn apply_metadata(p: &Path, h: &Header) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The same for a file just written, through its descriptor (no path lookups).
+fn apply_metadata_fd(f: &std::fs::File, h: &Header) -> std::io::Result<()> {
+    use rustix::fs::{Timespec, Timestamps};
+    std::os::unix::fs::fchown(f, Some(h.uid), Some(h.gid))?;
+    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(h.mode))?;
+    for (k, v) in &h.xattrs {
+        let name = std::ffi::CString::new(k.clone()).map_err(std::io::Error::other)?;
+        rustix::fs::fsetxattr(f, name.as_c_str(), v, rustix::fs::XattrFlags::empty())?;
+    }
+    let t = Timespec { tv_sec: h.mtime, tv_nsec: h.mtime_ns.into() };
+    rustix::fs::futimens(f, &Timestamps { last_access: t, last_modification: t })?;
+    Ok(())
+}
+
+/// Create a new file, replacing whatever is there.
+fn create_file(p: &Path) -> std::io::Result<std::fs::File> {
+    let open = || std::fs::OpenOptions::new().write(true).create_new(true).open(p);
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(p)?;
+            open()
+        }
+        other => other,
+    }
+}
+
 /// Restore the selected entries into `to`.
 pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
     restore_with_progress(b, to, patterns, &mut |_, _| {})
@@ -315,6 +338,8 @@ fn restore_mapped(
     let mut r = RestoreReport::default();
     let mut s = Stream::new(b);
     let mut dirs: Vec<(PathBuf, Header)> = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut last_parent: Option<PathBuf> = None;
     for (m, rel) in b.entries.iter().filter_map(|m| place(&unescape_path(&m.path)).map(|rel| (m, rel))) {
         let h = match header_of(&mut s, m) {
             Ok(h) => h,
@@ -324,19 +349,24 @@ fn restore_mapped(
             }
         };
         let p = target_path(to, &rel);
+        // Entries come in tree order: the parent is usually the one just made.
         if let Some(parent) = p.parent() {
-            let _ = std::fs::create_dir_all(parent);
+            if last_parent.as_deref() != Some(parent) {
+                let _ = std::fs::create_dir_all(parent);
+                last_parent = Some(parent.to_path_buf());
+            }
         }
         let kind = h.kind.clone();
         let made: Result<(), String> = match &kind {
             Kind::Dir => std::fs::create_dir_all(&p).map_err(|e| e.to_string()),
             Kind::File => {
-                let _ = std::fs::remove_file(&p);
-                match std::fs::File::create(&p) {
-                    Ok(mut f) => match data(&mut s, &h, m, &mut f) {
+                match create_file(&p) {
+                    Ok(mut f) => match data(&mut s, &h, m, &mut f, &mut buf) {
                         Ok(()) => {
                             r.bytes += h.sparse.unwrap_or(h.size);
-                            Ok(())
+                            // Metadata through the open file; hard links to it come later.
+                            apply_metadata_fd(&f, &h)
+                                .map_err(|e| format!("restored, but its metadata could not be set: {e}"))
                         }
                         Err(g) => {
                             drop(f);
@@ -379,9 +409,11 @@ fn restore_mapped(
         }
         if h.kind == Kind::Dir {
             dirs.push((p, h));
-        } else if let Err(e) = apply_metadata(&p, &h) {
-            r.lost.push(format!("{}: restored, but its metadata could not be set: {e}", m.path));
-            continue;
+        } else if h.kind != Kind::File {
+            if let Err(e) = apply_metadata(&p, &h) {
+                r.lost.push(format!("{}: restored, but its metadata could not be set: {e}", m.path));
+                continue;
+            }
         }
         r.restored += 1;
     }
