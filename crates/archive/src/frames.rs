@@ -163,8 +163,10 @@ impl FrameWriter {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         // A frame must fit in a volume: chunks of at most half a volume (zstd
         // stores incompressible data with a few bytes of overhead).
-        let chunk = ((volume_size / 2) as usize).clamp(64 << 10, 4 << 20);
-        let (jtx, jrx) = sync_channel::<Job>(threads * 2);
+        let chunk = ((volume_size / 2) as usize).clamp(64 << 10, 8 << 20);
+        // A deep queue: stretches of small files (where reading is the slow
+        // part) and of large ones (compression) even out.
+        let (jtx, jrx) = sync_channel::<Job>(threads * 6);
         let (dtx, drx) = sync_channel::<Done>(threads * 2);
         let jrx = Arc::new(Mutex::new(jrx));
         let workers = (0..threads)
