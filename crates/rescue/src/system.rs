@@ -38,7 +38,7 @@ pub const DEFAULT_PROGRAMS: &[&str] = &[
     "grub-install", "grub-probe", "grub-mkimage", "grub-editenv", "efibootmgr",
     // archives, network, remote
     "tar", "zstd", "gzip", "gunzip", "zcat", "xz", "cpio", "ip", "ping", "ss", "ssh", "scp", "sshd", "ssh-keygen",
-    "rsync", "curl", "wget",
+    "rsync", "curl", "wget", "mount.nfs", "mount.nfs4",
     // modules and attributes
     "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod", "setfacl", "getfacl", "setfattr", "getfattr",
     "setcap", "getcap", "loadkeys", "setfont",
@@ -58,7 +58,7 @@ pub const DRIVER_DIRS: &[&str] = &[
     "kernel/drivers/mmc/", "kernel/drivers/message/", "kernel/drivers/cdrom/", "kernel/drivers/firmware/",
     "kernel/drivers/input/keyboard/", "kernel/drivers/input/serio/", "kernel/drivers/net/ethernet/",
     "kernel/drivers/char/virtio_console", "kernel/drivers/char/hw_random/", "kernel/fs/", "kernel/crypto/",
-    "kernel/lib/", "kernel/arch/x86/crypto/", "kernel/net/packet/", "kernel/net/9p/", "kernel/drivers/net/",
+    "kernel/lib/", "kernel/arch/x86/crypto/", "kernel/net/packet/", "kernel/net/9p/", "kernel/net/sunrpc/", "kernel/drivers/net/",
 ];
 
 /// Modules loaded at boot whatever the hardware: what recovery needs.

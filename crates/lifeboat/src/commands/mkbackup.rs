@@ -16,15 +16,27 @@ use std::process::ExitCode;
 /// ISO 9660 (level 3 as grub-mkrescue writes it) keeps files below 4 GiB.
 const ISO_FILE_LIMIT: u64 = (4 << 30) - (1 << 20);
 
-/// The filesystem a directory is on: (its mount point, its UUID).
-fn filesystem_of(r: &dyn Runner, dir: &Path) -> Option<(String, String)> {
-    let out = r.probe(&Cmd::new("findmnt").args(["-n", "-o", "SOURCE,TARGET", "-T"]).arg(dir)).ok()?.text();
-    let mut f = out.split_whitespace();
-    let (source, target) = (f.next()?.to_string(), f.next()?.to_string());
-    let source = source.split('[').next().unwrap_or(&source).to_string();
-    let kv = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", &source])).ok()?.text();
-    let uuid = lifeboat_layout::capture::parse_export(&kv).into_iter().find(|(k, _)| k == "UUID")?.1;
-    Some((target, uuid))
+/// Where a backup directory is, as the rescue system will look for it: the
+/// UUID of the local filesystem that holds it, or the NFS export.
+fn location_of(r: &dyn Runner, dir: &Path) -> Location {
+    let mut loc = Location { kind: "target".into(), path: dir.display().to_string(), ..Location::default() };
+    let Ok(out) = r.probe(&Cmd::new("findmnt").args(["-n", "-o", "SOURCE,TARGET,FSTYPE", "-T"]).arg(dir)) else {
+        return loc;
+    };
+    let text = out.text();
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let [source, target, fstype, ..] = f[..] else { return loc };
+    let source = source.split('[').next().unwrap_or(source);
+    loc.fs_mountpoint = Some(target.to_string());
+    if fstype.starts_with("nfs") {
+        loc.nfs = Some(source.to_string());
+        return loc;
+    }
+    if let Ok(kv) = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", source])) {
+        loc.fs_uuid =
+            lifeboat_layout::capture::parse_export(&kv.text()).into_iter().find(|(k, _)| k == "UUID").map(|(_, v)| v);
+    }
+    loc
 }
 
 /// `lifeboat mkbackup`.
@@ -45,15 +57,10 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             let req = Request { url, root: PathBuf::from("/"), paths: Vec::new(), volume_size: volume };
             let made = make(ctx, &req)?;
             report(&made);
-            let fs = filesystem_of(&r, &made.dir);
-            backup_disk = lifeboat_layout::safety::device_of_file(&made.dir);
-            let loc = Location {
-                kind: "target".into(),
-                path: made.dir.display().to_string(),
-                fs_uuid: fs.as_ref().map(|f| f.1.clone()),
-                fs_mountpoint: fs.map(|f| f.0),
-                label: None,
-            };
+            let loc = location_of(&r, &made.dir);
+            if loc.nfs.is_none() {
+                backup_disk = lifeboat_layout::safety::device_of_file(&made.dir);
+            }
             opts.etc_files.push(("backup-location.json".into(), serde_json::to_string_pretty(&loc)?));
         }
         "media" => {
@@ -88,9 +95,8 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             let loc = Location {
                 kind: "media".into(),
                 path: on_medium,
-                fs_uuid: None,
-                fs_mountpoint: None,
                 label: Some(ctx.config.rescue.label.clone()),
+                ..Location::default()
             };
             opts.etc_files.push(("backup-location.json".into(), serde_json::to_string_pretty(&loc)?));
             staged = Some(stage);
@@ -139,5 +145,30 @@ fn report(made: &super::backup::Made) {
     );
     for u in &s.unreadable {
         println!("  NOT BACKED UP: {u}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifeboat_runner::ScriptedRunner;
+
+    #[test]
+    fn a_backup_on_a_local_disk_is_found_by_uuid_and_one_on_nfs_by_its_export() {
+        let r = ScriptedRunner::new()
+            .answer("findmnt -n -o SOURCE,TARGET,FSTYPE -T /mnt/backup/web1/S", "/dev/sdb1 /mnt/backup ext4\n")
+            .answer("blkid -p -o export /dev/sdb1", "DEVNAME=/dev/sdb1\nUUID=1234-abcd\nTYPE=ext4\n");
+        let l = location_of(&r, Path::new("/mnt/backup/web1/S"));
+        assert_eq!(
+            (l.fs_uuid.as_deref(), l.fs_mountpoint.as_deref(), l.nfs),
+            (Some("1234-abcd"), Some("/mnt/backup"), None)
+        );
+        let r = ScriptedRunner::new().answer(
+            "findmnt -n -o SOURCE,TARGET,FSTYPE -T /srv/nfs/web1/S",
+            "backup.example.net:/export/backups /srv/nfs nfs4\n",
+        );
+        let l = location_of(&r, Path::new("/srv/nfs/web1/S"));
+        assert_eq!(l.nfs.as_deref(), Some("backup.example.net:/export/backups"));
+        assert_eq!((l.fs_uuid, l.fs_mountpoint.as_deref()), (None, Some("/srv/nfs")));
     }
 }

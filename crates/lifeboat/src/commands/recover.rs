@@ -29,6 +29,9 @@ pub struct Location {
     pub fs_mountpoint: Option<String>,
     /// Volume label of the medium (media).
     pub label: Option<String>,
+    /// The NFS export that holds it (`server:/export`), mounted at `fs_mountpoint` when the backup was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<String>,
 }
 
 /// Where the location file is in the rescue system.
@@ -167,6 +170,17 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
                 let p = Path::new(&loc.path);
                 if lifeboat_archive::target::is_complete(p) {
                     return Ok(Some(Backup::open(p)?));
+                }
+                if let (Some(export), Some(mp)) = (&loc.nfs, &loc.fs_mountpoint) {
+                    let mnt = PathBuf::from("/run/lifeboat/backup");
+                    std::fs::create_dir_all(&mnt)?;
+                    if !lifeboat_recovery::execute::mounted_at(&mnt) {
+                        r.apply(&Cmd::new("mount").args(["-t", "nfs", "-o", "ro,nolock", export]).arg(&mnt)).with_context(
+                            || format!("cannot mount the NFS export {export} that holds the backup: is the network up (ip addr) and the server reachable? Or mount it yourself and give --from"),
+                        )?;
+                    }
+                    let rel = p.strip_prefix(mp).unwrap_or(p);
+                    return Ok(Some(Backup::open(&mnt.join(rel))?));
                 }
                 if let (Some(uuid), Some(mp)) = (&loc.fs_uuid, &loc.fs_mountpoint) {
                     let dev = signatures(r).into_iter().find(|s| &s.2 == uuid).map(|s| s.0).with_context(|| {
