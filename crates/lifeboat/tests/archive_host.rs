@@ -357,3 +357,83 @@ fn each_filesystem_is_a_unit_and_a_mount_point_is_recorded_once() {
     assert_eq!(manifest.lines().filter(|l| l.contains("\"path\":\"srv\"")).count(), 1, "{manifest}");
     assert!(manifest.contains("srv/inside.txt") && manifest.contains("srv/lost+found"), "{manifest}");
 }
+
+#[test]
+fn unreadable_files_are_named_and_make_the_backup_incomplete_but_not_fail() {
+    if !root_or_skip("files unreadable to root without CAP_DAC_OVERRIDE") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = tmp.path().join("tree");
+    sh(&format!(
+        "set -e; mkdir -p {0}/locked; echo fine > {0}/ok.txt; echo secret > {0}/secret.txt; echo x > {0}/locked/inner; \
+         chmod 000 {0}/secret.txt {0}/locked",
+        tree.display()
+    ));
+    let cfg = config(tmp.path(), "");
+    let target = tmp.path().join("target");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    // Root without the capabilities that let it read anything: as a backup
+    // meets files on a FUSE mount or an NFS export with root squashing.
+    let out = std::process::Command::new("setpriv")
+        .args(["--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"])
+        .arg(common::lifeboat().get_program())
+        .args(["--config", cfg.to_str().expect("utf8"), "backup", "--target", &url(&target), "--root"])
+        .arg(&tree)
+        .arg(".")
+        .output()
+        .expect("run setpriv");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "an incomplete backup exits 1: {text}");
+    assert!(text.contains("INCOMPLETE"), "{text}");
+    assert!(text.contains("NOT BACKED UP") && text.contains("secret.txt") && text.contains("locked"), "{text}");
+    // What could be read is there and restores.
+    let restored = tmp.path().join("restored");
+    let (code, o, e) = run_lifeboat(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "restore",
+        "--from",
+        &url(&target),
+        "--to",
+        restored.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert_eq!(std::fs::read_to_string(restored.join("ok.txt")).expect("ok.txt restored"), "fine\n");
+    assert!(!restored.join("secret.txt").exists());
+    let (_, info, _) =
+        run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "backup", "info", "--from", &url(&target)]);
+    assert!(info.contains("secret.txt"), "backup info lists what is missing: {info}");
+}
+
+#[test]
+fn without_paths_every_filesystem_of_the_layout_is_backed_up_but_not_those_on_excluded_disks() {
+    if !root_or_skip("loop devices") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
+    std::fs::create_dir_all(tree.join("srv")).expect("mkdir");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::fs::write(tree.join("top.txt"), "top\n").expect("write");
+    let mut disk = common::LoopDisk::new(tmp.path(), "srv", 32 << 20);
+    sh(&format!("mkfs.ext4 -q {}", disk.dev));
+    let dev = disk.dev.clone();
+    disk.mount(&dev, &tree.join("srv"), "");
+    std::fs::write(tree.join("srv/inside.txt"), "inside\n").expect("write");
+    // Loop devices are excluded from the layout by default: nothing of it is below the root.
+    let cfg = config(tmp.path(), "");
+    let base = ["--config", cfg.to_str().expect("utf8"), "backup", "--target", &url(&target), "--root"];
+    let (code, out, err) = run_lifeboat(&[&base[..], &[tree.to_str().expect("utf8")]].concat());
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("not backed up") && err.contains("excluded") && err.contains("nothing to back up"), "{err}");
+    // With loop devices included, the filesystem mounted below the root is found by itself.
+    let cfg = config(tmp.path(), "[layout]\ninclude_virtual = true\n");
+    let base = ["--config", cfg.to_str().expect("utf8"), "backup", "--target", &url(&target), "--root"];
+    let (code, out, err) = run_lifeboat(&[&base[..], &[tree.to_str().expect("utf8")]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    let b = std::fs::read_dir(target.join(common::hostname())).expect("dir").flatten().next().expect("backup").path();
+    let manifest = std::fs::read_to_string(b.join("manifest.jsonl")).expect("manifest");
+    assert!(manifest.contains("\"path\":\"srv/inside.txt\""), "{manifest}");
+    assert!(!manifest.contains("top.txt"), "the root filesystem is not below --root: {manifest}");
+}

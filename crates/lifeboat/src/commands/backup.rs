@@ -79,6 +79,12 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
     } else {
         req.paths.clone()
     };
+    if paths.is_empty() {
+        bail!(
+            "nothing to back up: no filesystem of the layout is mounted at or below {} (filesystems on excluded disks are left out; give PATHS, or see layout.include_virtual)",
+            req.root.display()
+        );
+    }
     let mut exclude = ctx.config.backup.exclude.clone();
     exclude.push("tmp/*".into());
     for dir in [&ctx.config.paths.work_dir, &ctx.config.paths.output_dir, &target.root] {
@@ -164,7 +170,15 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::json!({ "backup": done, "seconds": secs, "catalog": catalog }))?
         );
     } else {
-        println!("backup {} complete", done.display());
+        if s.unreadable.is_empty() {
+            println!("backup {} complete", done.display());
+        } else {
+            println!(
+                "backup {} written, INCOMPLETE: {} entries could not be read (listed below and in backup info)",
+                done.display(),
+                s.unreadable.len()
+            );
+        }
         println!(
             "  {} entries ({} files), {} read, {} written in {} volume(s), ratio {:.3}, {:.0} MB/s",
             s.entries,
