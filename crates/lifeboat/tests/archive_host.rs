@@ -437,3 +437,31 @@ fn without_paths_every_filesystem_of_the_layout_is_backed_up_but_not_those_on_ex
     assert!(manifest.contains("\"path\":\"srv/inside.txt\""), "{manifest}");
     assert!(!manifest.contains("top.txt"), "the root filesystem is not below --root: {manifest}");
 }
+
+#[test]
+fn a_file_that_changes_while_it_is_read_is_reported_and_not_fatal() {
+    if !root_or_skip("backup as root") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::fs::write(tree.join("still.txt"), "still\n").expect("write");
+    // A log file that a service keeps appending to; large, so reading it takes a while.
+    sh(&format!("head -c 50000000 /dev/urandom > {}/busy.log", tree.display()));
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("while :; do echo line >> {}/busy.log; done", tree.display()))
+        .spawn()
+        .expect("start the writer");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let cfg = config(tmp.path(), "");
+    let (b, out) = backup_with_output(&cfg, &tree, &target, &["."]);
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(out.contains("changed while being read: busy.log"), "{out}");
+    assert!(out.contains("complete"), "{out}");
+    let catalog = std::fs::read_to_string(b.join("backup.json")).expect("catalog");
+    assert!(catalog.contains("busy.log"), "the catalog keeps the warning: {catalog}");
+}
