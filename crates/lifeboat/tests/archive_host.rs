@@ -331,21 +331,28 @@ fn gzip_backups_restore_with_gzip_and_tar_and_with_lifeboat() {
     assert!(diff.is_empty(), "lifeboat restore of a gzip backup:\n{}", diff.join("\n"));
 }
 
+/// `tree` with `top.txt`, and an ext4 on a loop device mounted at `tree/srv`
+/// holding `inside.txt`; an empty `target`. The disk unmounts when dropped.
+fn tree_with_a_mounted_filesystem(dir: &Path) -> (PathBuf, PathBuf, common::LoopDisk) {
+    let (tree, target) = (dir.join("tree"), dir.join("target"));
+    std::fs::create_dir_all(tree.join("srv")).expect("mkdir");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::fs::write(tree.join("top.txt"), "top\n").expect("write");
+    let mut disk = common::LoopDisk::new(dir, "srv", 32 << 20);
+    sh(&format!("mkfs.ext4 -q {}", disk.dev));
+    let dev = disk.dev.clone();
+    disk.mount(&dev, &tree.join("srv"), "");
+    std::fs::write(tree.join("srv/inside.txt"), "inside\n").expect("write");
+    (tree, target, disk)
+}
+
 #[test]
 fn each_filesystem_is_a_unit_and_a_mount_point_is_recorded_once() {
     if !root_or_skip("loop devices") {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
-    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
-    std::fs::create_dir_all(tree.join("srv")).expect("mkdir");
-    std::fs::create_dir_all(&target).expect("mkdir");
-    std::fs::write(tree.join("top.txt"), "top\n").expect("write");
-    let mut disk = common::LoopDisk::new(tmp.path(), "srv", 32 << 20);
-    sh(&format!("mkfs.ext4 -q {}", disk.dev));
-    let dev = disk.dev.clone();
-    disk.mount(&dev, &tree.join("srv"), "");
-    std::fs::write(tree.join("srv/inside.txt"), "inside\n").expect("write");
+    let (tree, target, _disk) = tree_with_a_mounted_filesystem(tmp.path());
     let cfg = config(tmp.path(), "");
     // The root alone does not cross into the mounted filesystem.
     let b = backup(&cfg, &tree, &target, "dvd");
@@ -412,15 +419,7 @@ fn without_paths_every_filesystem_of_the_layout_is_backed_up_but_not_those_on_ex
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
-    let (tree, target) = (tmp.path().join("tree"), tmp.path().join("target"));
-    std::fs::create_dir_all(tree.join("srv")).expect("mkdir");
-    std::fs::create_dir_all(&target).expect("mkdir");
-    std::fs::write(tree.join("top.txt"), "top\n").expect("write");
-    let mut disk = common::LoopDisk::new(tmp.path(), "srv", 32 << 20);
-    sh(&format!("mkfs.ext4 -q {}", disk.dev));
-    let dev = disk.dev.clone();
-    disk.mount(&dev, &tree.join("srv"), "");
-    std::fs::write(tree.join("srv/inside.txt"), "inside\n").expect("write");
+    let (tree, target, _disk) = tree_with_a_mounted_filesystem(tmp.path());
     // Loop devices are excluded from the layout by default: nothing of it is below the root.
     let cfg = config(tmp.path(), "");
     let base = ["--config", cfg.to_str().expect("utf8"), "backup", "--target", &url(&target), "--root"];

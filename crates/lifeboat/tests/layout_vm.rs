@@ -16,32 +16,11 @@ const LUKS_UUID: &str = "c0ffee00-1234-4abc-9def-0123456789ab";
 const HOME_BTRFS_UUID: &str = "4e6a8c0e-1f3b-4d5f-a7c9-2e4a6c8e0f33";
 const SWAP_UUID: &str = "8d0f2b4d-6e8a-4c1e-b3d5-7f9b1d3f5a44";
 
-const SCRIPT: &str = r#"set -euo pipefail
-exec 2>&1
-# md RAID1 over two GPT partitions, LVM on it with a linear LV and a thin pool
-for d in /dev/vda /dev/vdb; do
-  printf 'label: gpt\nsize=400M, type=A19D880F-05FC-4D3B-A006-743F0F84911E, name=raid\n' | sfdisk --quiet $d
-done
-mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 --bitmap=internal \
-      --name=lbtest:0 --assume-clean /dev/vda1 /dev/vdb1 >/dev/null 2>&1
-pvcreate -q /dev/md0
-vgcreate -q -s 4M vgraid /dev/md0
-lvcreate -q -y -L 100M -n root vgraid
-mkfs.ext4 -q -F -L raidroot -U RAID_ROOT_UUID /dev/vgraid/root
-lvcreate -q -y --type thin-pool -L 120M -n pool vgraid
-lvcreate -q -y -V 300M -T vgraid/pool -n thin1
+/// The stack is built by the shared script; then its filesystems, with known UUIDs.
+const STACK: &str = include_str!("vm/storage-stack.sh");
+const SCRIPT: &str = r#"mkfs.ext4 -q -F -L raidroot -U RAID_ROOT_UUID /dev/vgraid/root
 mkfs.xfs -q -f -L thinfs -m uuid=THIN_XFS_UUID /dev/vgraid/thin1
-# LUKS2 on a whole disk, LVM on it, btrfs on the LV
-printf 'test passphrase' > /tmp/key
-cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
-      --uuid LUKS_UUID --label cryptlabel --key-file /tmp/key /dev/vdc
-cryptsetup open --key-file /tmp/key /dev/vdc cryptpv
-pvcreate -q /dev/mapper/cryptpv
-vgcreate -q vgcrypt /dev/mapper/cryptpv
-lvcreate -q -y -L 200M -n home vgcrypt
 mkfs.btrfs -q -f -L homefs -U HOME_BTRFS_UUID /dev/vgcrypt/home
-# GPT with an ESP (vfat) and swap
-printf 'label: gpt\nsize=64M, type=U, name="EFI system"\ntype=S, name=swap\n' | sfdisk --quiet /dev/vdd
 mkfs.vfat -F 32 -i 5EED1234 -n ESP /dev/vdd1 >/dev/null
 mkswap -q -L swp -U SWAP_UUID /dev/vdd2
 mkdir -p /mnt/root /mnt/home /boot/efi
@@ -67,12 +46,13 @@ echo "diff_changed_rc=$?"
 "#;
 
 fn script() -> String {
-    SCRIPT
+    let body = SCRIPT
         .replace("RAID_ROOT_UUID", RAID_ROOT_UUID)
         .replace("THIN_XFS_UUID", THIN_XFS_UUID)
         .replace("LUKS_UUID", LUKS_UUID)
         .replace("HOME_BTRFS_UUID", HOME_BTRFS_UUID)
-        .replace("SWAP_UUID", SWAP_UUID)
+        .replace("SWAP_UUID", SWAP_UUID);
+    format!("set -euo pipefail\nexec 2>&1\nLUKS_ID={LUKS_UUID}\n{STACK}\n{body}")
 }
 
 #[test]

@@ -20,30 +20,10 @@ const MIB: u64 = 1 << 20;
 const SCENARIOS: &[(&str, [u64; 4])] =
     &[("same", [512, 512, 512, 256]), ("larger", [768, 768, 768, 384]), ("smaller", [448, 448, 448, 192])];
 
-const SCRIPT: &str = r##"set -euo pipefail
-exec 2>&1
-mkdir -p /etc/lifeboat
+/// After the shared stack (tests/vm/storage-stack.sh): filesystems, files,
+/// the backup, and the recoveries.
+const SCRIPT: &str = r##"mkdir -p /etc/lifeboat
 printf '[recover]\nregenerate_initramfs = false\nbootloader = false\n[backup]\nvolume_size = "4M"\n' > /etc/lifeboat/lifeboat.toml
-printf 'test passphrase' > /tmp/key
-# The source: md RAID1 over two GPT partitions with LVM on it (a linear LV
-# and a thin pool), LUKS2 on a whole disk with LVM on it, an ESP and swap.
-for d in /dev/vda /dev/vdb; do
-  printf 'label: gpt\nsize=400M, type=A19D880F-05FC-4D3B-A006-743F0F84911E, name=raid\n' | sfdisk --quiet $d
-done
-mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 --bitmap=internal \
-      --name=lbtest:0 --assume-clean /dev/vda1 /dev/vdb1 >/dev/null 2>&1
-pvcreate -q /dev/md0
-vgcreate -q -s 4M vgraid /dev/md0
-lvcreate -q -y -L 100M -n root vgraid
-lvcreate -q -y --type thin-pool -L 120M -n pool vgraid
-lvcreate -q -y -V 300M -T vgraid/pool -n thin1
-cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
-      --label cryptlabel --key-file /tmp/key /dev/vdc
-cryptsetup open --key-file /tmp/key /dev/vdc cryptpv
-pvcreate -q /dev/mapper/cryptpv
-vgcreate -q vgcrypt /dev/mapper/cryptpv
-lvcreate -q -y -L 200M -n home vgcrypt
-printf 'label: gpt\nsize=64M, type=U, name="EFI system"\nsize=64M, type=S, name=swap\n' | sfdisk --quiet /dev/vdd
 mkfs.ext4 -q -F -L root /dev/vgraid/root
 mkfs.xfs -q -f -L srv /dev/vgraid/thin1
 mkfs.btrfs -q -f -L homefs /dev/vgcrypt/home
@@ -157,7 +137,8 @@ fn identity(l: &Layout) -> Vec<String> {
 fn raid_lvm_thin_and_luks_stacks_are_recreated_onto_other_disks() {
     let Some(h) = Harness::for_tests() else { return };
     let share = tempfile::tempdir_in("/var/tmp").expect("tmp");
-    let mut spec = Spec::new("recover-storage-stacks", SCRIPT);
+    let script = format!("set -euo pipefail\nexec 2>&1\n{}\n{SCRIPT}", include_str!("vm/storage-stack.sh"));
+    let mut spec = Spec::new("recover-storage-stacks", &script);
     let names = ["raid-a", "raid-b", "crypt", "boot"];
     spec.disks = names.iter().zip(SCENARIOS[0].1).map(|(n, s)| Disk::blank(&format!("src-{n}"), s * MIB)).collect();
     for (scenario, sizes) in SCENARIOS {
