@@ -13,12 +13,13 @@ BIN      = target/release/lifeboat
 RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools mtools \
 	mdadm lvm2 thin-provisioning-tools cryptsetup-bin dmsetup efibootmgr iproute2 kmod \
 	xorriso grub-common grub-pc-bin grub-efi-amd64-bin linux-image-amd64 busybox-static \
-	acl attr libcap2-bin tar zstd cpio man-db groff-base bsdextrautils \
+	acl attr libcap2-bin tar zstd cpio man-db groff-base bsdextrautils nfs-common \
 	shim-signed grub-efi-amd64-signed
 
 # What the tests add: QEMU for the VM tests, a C compiler for the ELF tests,
-# sshd to put into a rescue system and ssh to log into it.
-TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap
+# sshd to put into a rescue system and ssh to log into it, an NFS server
+# for the VM test that recovers from an NFS export.
+TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap nfs-kernel-server
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 

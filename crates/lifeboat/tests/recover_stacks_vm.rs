@@ -209,3 +209,65 @@ fn raid_lvm_thin_and_luks_stacks_are_recreated_onto_other_disks() {
         assert!(diffs.is_empty(), "{scenario}: the recovered files differ from the backup:\n{}", diffs.join("\n"));
     }
 }
+
+/// A backup on an NFS export, as `mkbackup` records it: the rescue side
+/// mounts the export itself (read-only) and recovers from it. The guest is
+/// its own NFS server (knfsd on loopback).
+const NFS_SCRIPT: &str = r##"set -euo pipefail
+exec 2>&1
+ip link set lo up
+# The NFS server: /export on its own disk.
+mkfs.ext4 -q /dev/vda; mkdir -p /export; mount /dev/vda /export
+mkdir -p /proc/fs/nfsd /var/lib/nfs/v4recovery /run/rpcbind
+mount -t nfsd nfsd /proc/fs/nfsd
+echo '/export 127.0.0.1(rw,no_root_squash,no_subtree_check,fsid=0)' > /etc/exports
+# NFSv4 only: no rpcbind needed.
+exportfs -ra; rpc.mountd -N 2 -N 3; rpc.nfsd -N 3 2
+# The machine: a filesystem with files, backed up onto the NFS mount.
+mkfs.ext4 -q -L data /dev/vdb; mkdir -p /src /mnt/nfs
+mount /dev/vdb /src
+mkdir -p /src/www; seq 1 50000 > /src/www/index.txt; ln /src/www/index.txt /src/www/hard
+setfacl -m u:1234:r /src/www/index.txt; chown -R 33:33 /src/www
+mount -t nfs4 127.0.0.1:/ /mnt/nfs
+echo "FINDMNT $(findmnt -n -o SOURCE,TARGET,FSTYPE -T /mnt/nfs/backups 2>/dev/null || findmnt -n -o SOURCE,TARGET,FSTYPE -T /mnt/nfs)"
+mkdir -p /mnt/nfs/backups /etc/lifeboat
+printf '[recover]\nregenerate_initramfs = false\nbootloader = false\n' > /etc/lifeboat/lifeboat.toml
+lifeboat layout save --output /tmp/layout.toml
+sed -i 's#"/src"#"/"#g' /tmp/layout.toml
+lifeboat backup --target file:///mnt/nfs/backups --root /src . > /dev/null
+dir=$(ls -d /mnt/nfs/backups/*/* | tail -n 1)
+# What the rescue medium knows: the export, and where it was mounted.
+printf '{"kind":"target","path":"%s","fs_mountpoint":"/mnt/nfs","nfs":"127.0.0.1:/"}\n' "$dir" > /etc/lifeboat/backup-location.json
+umount /mnt/nfs; umount /src
+lifeboat recover --layout /tmp/layout.toml --map /dev/vdb=/dev/vdc --root /target --keep-mounted --yes > /tmp/recover.log 2>&1 \
+  || { tail -n 30 /tmp/recover.log; exit 1; }
+echo "NFS-MOUNTED $(findmnt -n -o SOURCE,OPTIONS /run/lifeboat/backup)"
+mount -t nfs4 -o ro 127.0.0.1:/ /mnt/nfs
+# Recovery adds only its own log (var/log/lifeboat).
+lifeboat compare --from file:///mnt/nfs/backups --root /target > /tmp/cmp.txt || true
+if grep -vE '^added +var(/log(/lifeboat.*)?)?$| difference\(s\) between ' /tmp/cmp.txt | grep -q .; then cat /tmp/cmp.txt; else echo "COMPARE-OK"; fi
+"##;
+
+#[test]
+fn a_backup_on_nfs_is_found_and_mounted_by_recovery() {
+    let Some(h) = Harness::for_tests() else { return };
+    let mut spec = Spec::new("recover-from-nfs", NFS_SCRIPT);
+    spec.disks = vec![Disk::blank("nfs", 256 * MIB), Disk::blank("data", 128 * MIB), Disk::blank("new", 160 * MIB)];
+    spec.files = vec![(env!("CARGO_BIN_EXE_lifeboat").into(), "/usr/local/bin/lifeboat".into())];
+    let out = h.run(&spec).expect("vm");
+    let log = format!(
+        "output:\n{}\nconsole tail:\n{}",
+        out.output,
+        out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(out.status, 0, "{log}");
+    // The shape mkbackup parses: SOURCE TARGET FSTYPE, an nfs type.
+    let fm = out.output.lines().find_map(|l| l.strip_prefix("FINDMNT ")).unwrap_or_default();
+    assert!(fm.starts_with("127.0.0.1:/ /mnt/nfs nfs4"), "{fm}\n{log}");
+    let mounted = out.output.lines().find_map(|l| l.strip_prefix("NFS-MOUNTED ")).unwrap_or_default();
+    assert!(
+        mounted.starts_with("127.0.0.1:/ ") && mounted.contains("ro"),
+        "recovery mounted the export read-only: {log}"
+    );
+    assert!(out.output.contains("COMPARE-OK"), "the recovered files equal the backup: {log}");
+}

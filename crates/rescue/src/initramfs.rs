@@ -113,6 +113,16 @@ impl Tree {
         self.put(p, Entry::Symlink(target.to_string()));
     }
 
+    /// The host's merged-/usr links (`/sbin -> usr/sbin`, ...) as they are:
+    /// tools look in fixed places (mount finds `mount.nfs` only in /sbin).
+    pub fn merged_usr_links(&mut self) {
+        for d in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            if let Ok(target) = std::fs::read_link(d) {
+                self.symlink(Path::new(d), &target.to_string_lossy());
+            }
+        }
+    }
+
     /// A character device node.
     pub fn char_device(&mut self, p: &Path, mode: u32, major: u32, minor: u32) {
         self.put(p, Entry::CharDev(mode, major, minor));

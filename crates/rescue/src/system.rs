@@ -142,6 +142,7 @@ pub fn gather(c: &Contents, r: &dyn Runner) -> Result<(Tree, Gathered), RescueEr
     for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/mnt", "/root", "/etc", "/var/log", "/var/tmp"] {
         t.mkdir(Path::new(d));
     }
+    t.merged_usr_links();
     t.char_device(Path::new("/dev/console"), 0o600, 5, 1);
     t.char_device(Path::new("/dev/null"), 0o666, 1, 3);
     let busybox = find_program("busybox")

@@ -25,7 +25,7 @@ pub const GUEST_PROGRAMS: &[&str] = &[
     "mkfs.vfat", "fsck.fat", "fatlabel", "mdadm", "lvm", "pvcreate", "vgcreate", "lvcreate", "pvs", "vgs", "lvs",
     "vgchange", "lvchange", "vgremove", "dmsetup", "thin_check", "thin_dump", "thin_repair", "cryptsetup", "ip",
     "modprobe", "insmod", "lsmod", "setfacl", "getfacl", "setfattr", "getfattr", "setcap", "getcap", "efibootmgr",
-    "tar", "zstd", "gzip",
+    "tar", "zstd", "gzip", "rpcbind", "rpc.nfsd", "rpc.mountd", "exportfs", "mount.nfs", "mount.nfs4",
 ];
 
 /// Kernel modules loaded at guest boot (those the kernel has as modules).
@@ -34,7 +34,7 @@ pub const GUEST_MODULES: &[&str] = &[
     "virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "ext4", "xfs", "btrfs", "vfat", "nls_cp437",
     "nls_ascii", "nls_utf8", "loop", "dm_mod", "dm_crypt", "dm_thin_pool", "dm_snapshot", "dm_mirror", "dm_raid",
     "md_mod", "raid0", "raid1", "raid10", "raid456", "9pnet_virtio", "9p", "algif_skcipher", "xts", "aes_generic",
-    "sha256_generic", "sha512_generic", "cbc", "ecb", "essiv", "af_packet",
+    "sha256_generic", "sha512_generic", "cbc", "ecb", "essiv", "af_packet", "nfsd", "nfsv4",
 ];
 
 /// Bump when what the base holds changes in a way the inputs do not show.
@@ -71,6 +71,7 @@ fn base_tree(kernel: &KernelChoice) -> Result<Tree, VmError> {
     for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/out", "/root", "/etc", "/mnt"] {
         t.mkdir(Path::new(d));
     }
+    t.merged_usr_links();
     t.char_device(Path::new("/dev/console"), 0o600, 5, 1);
     t.char_device(Path::new("/dev/null"), 0o666, 1, 3);
     // busybox applets in a directory of their own, after the real tools on PATH.
@@ -96,6 +97,12 @@ fn base_tree(kernel: &KernelChoice) -> Result<Tree, VmError> {
     t.data(Path::new("/etc/lvm/lvm.conf"), LVM_CONF, 0o644);
     t.data(Path::new("/etc/mdadm/mdadm.conf"), "AUTO -all\n", 0o644);
     t.data(Path::new("/etc/fstab"), "", 0o644);
+    // What the RPC tools of an NFS server and client read.
+    for f in ["/etc/netconfig", "/etc/protocols", "/etc/services", "/etc/rpc"] {
+        if Path::new(f).exists() {
+            t.host_path(Path::new(f)).map_err(io(format!("cannot add {f}")))?;
+        }
+    }
     // Modules in load order, as absolute paths for insmod.
     let idx = ModuleIndex::load(&kernel.modules_dir).map_err(|e| VmError::Build(e.to_string()))?;
     let wanted: Vec<&str> = GUEST_MODULES.iter().copied().filter(|m| idx.knows(m)).collect();
