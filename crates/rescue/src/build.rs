@@ -60,8 +60,8 @@ pub fn medium_label(label: &str, k: u32) -> String {
         return label.to_string();
     }
     let suffix = format!("_{k}");
-    let keep = 32usize.saturating_sub(suffix.len()).min(label.len());
-    format!("{}{suffix}", &label[..keep])
+    let keep: String = label.chars().take(32usize.saturating_sub(suffix.len())).collect();
+    format!("{keep}{suffix}")
 }
 
 /// Room that the ISO 9660 structures and GRUB's boot images take besides the files.
