@@ -166,6 +166,15 @@ fn compare_with_backup(target: &Path, from: &str, fw: &str, work: &Path) -> Vec<
         .collect()
 }
 
+/// The recovery log that recovery wrote into the recovered root filesystem.
+fn recovery_log(target: &Path, fw: &str, work: &Path) -> String {
+    let (root_part, _, _) = parts(fw);
+    let mut t = LoopDisk::attach(target, true);
+    let m = work.join("log-target");
+    t.mount(&t.part(root_part), &m, "ro");
+    sh(&format!("cat {}/var/log/lifeboat/recover-*.log", m.display()))
+}
+
 fn uuids(img: &Path, fw: &str) -> (String, String, String) {
     let (r, w, s) = parts(fw);
     let a = LoopDisk::attach(img, true);
@@ -303,6 +312,13 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         let diffs = compare_with_backup(&target, &from, fw, w);
         assert!(diffs.is_empty(), "{name}: the recovered tree differs from the backup:\n{}", diffs.join("\n"));
         assert_eq!(uuids(&target, fw), source_uuids, "{name}: root, /srv and swap keep their UUIDs");
+        if fw == "uefi" {
+            // The rescue system reached the firmware's variables: GRUB was
+            // installed with a boot entry (efibootmgr), not only on the removable path.
+            let log = recovery_log(&target, fw, w);
+            let entry = log.lines().find(|l| l.contains("grub-install") && l.contains("--bootloader-id=debian"));
+            assert!(entry.is_some_and(|l| !l.contains("--no-nvram")), "{name}: no boot entry written:\n{log}");
+        }
 
         // 3. The recovered disk boots by itself to multi-user.
         let t = Instant::now();
