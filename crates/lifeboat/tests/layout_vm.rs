@@ -69,11 +69,7 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     spec.files = vec![(env!("CARGO_BIN_EXE_lifeboat").into(), "/usr/local/bin/lifeboat".into())];
     spec.share = Some(share.path().to_path_buf());
     let out = h.run(&spec).expect("vm");
-    let log = format!(
-        "output:\n{}\nconsole tail:\n{}",
-        out.output,
-        out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-    );
+    let log = out.log();
     assert_eq!(out.status, 0, "{log}");
     let l = Layout::load(&share.path().join("layout.toml")).expect("layout from the guest loads on the host");
     let log =

@@ -150,11 +150,7 @@ fn raid_lvm_thin_and_luks_stacks_are_recreated_onto_other_disks() {
     spec.timeout = Duration::from_secs(900);
     let out = h.run(&spec).expect("vm");
     let read = |f: &str| std::fs::read_to_string(share.path().join(f)).unwrap_or_default();
-    let log = format!(
-        "output:\n{}\nconsole tail:\n{}",
-        out.output,
-        out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-    );
+    let log = out.log();
     assert_eq!(out.status, 0, "{log}");
     eprintln!("{}", out.output.lines().filter(|l| l.starts_with("RECOVERED")).collect::<Vec<_>>().join("\n"));
 
@@ -255,11 +251,7 @@ fn a_backup_on_nfs_is_found_and_mounted_by_recovery() {
     spec.disks = vec![Disk::blank("nfs", 256 * MIB), Disk::blank("data", 128 * MIB), Disk::blank("new", 160 * MIB)];
     spec.files = vec![(env!("CARGO_BIN_EXE_lifeboat").into(), "/usr/local/bin/lifeboat".into())];
     let out = h.run(&spec).expect("vm");
-    let log = format!(
-        "output:\n{}\nconsole tail:\n{}",
-        out.output,
-        out.console.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-    );
+    let log = out.log();
     assert_eq!(out.status, 0, "{log}");
     // The shape mkbackup parses: SOURCE TARGET FSTYPE, an nfs type.
     let fm = out.output.lines().find_map(|l| l.strip_prefix("FINDMNT ")).unwrap_or_default();

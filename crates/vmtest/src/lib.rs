@@ -135,6 +135,14 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+impl Outcome {
+    /// The script's output and the end of the console log, for a failed assertion.
+    pub fn log(&self) -> String {
+        let tail: Vec<&str> = self.console.lines().rev().take(20).collect();
+        format!("output:\n{}\nconsole tail (newest first):\n{}", self.output, tail.join("\n"))
+    }
+}
+
 /// The harness: a kernel and a cached base initramfs.
 #[derive(Debug)]
 pub struct Harness {
