@@ -292,6 +292,18 @@ fn unit_prefix(mountpoint: &str) -> String {
     }
 }
 
+/// Where archive path `p` is inside the unit `unit` (`.` for the unit's
+/// root), or None when it is not in it.
+fn within<'a>(p: &'a [u8], unit: &str) -> Option<&'a [u8]> {
+    if unit == "." {
+        return Some(p);
+    }
+    if p == unit.as_bytes() {
+        return Some(b".");
+    }
+    p.strip_prefix(unit.as_bytes())?.strip_prefix(b"/")
+}
+
 /// Restore one filesystem of the backup (the unit backed up from
 /// `mountpoint`, such as `/srv`) into `to` as its root, without what other
 /// filesystems mounted below it held. Errors name the filesystems the
@@ -312,17 +324,14 @@ pub fn restore_filesystem(
             held.join(", ")
         ));
     }
-    let below =
-        |p: &[u8], unit: &str| unit == "." || p == unit.as_bytes() || p.starts_with(&[unit.as_bytes(), b"/"].concat());
-    let nested: Vec<&String> = units.iter().filter(|u| **u != want && below(u.as_bytes(), &want)).collect();
+    // The filesystems mounted below this one: their contents are not its own
+    // (their mount point directories are).
+    let nested: Vec<&String> = units.iter().filter(|u| **u != want && within(u.as_bytes(), &want).is_some()).collect();
     let place = |arch: &[u8]| -> Option<Vec<u8>> {
-        if !below(arch, &want) || nested.iter().any(|n| arch.starts_with(&[n.as_bytes(), b"/"].concat())) {
+        if nested.iter().any(|n| within(arch, n).is_some_and(|r| r != b".")) {
             return None;
         }
-        if want == "." || arch == want.as_bytes() {
-            return Some(if want == "." { arch.to_vec() } else { b".".to_vec() });
-        }
-        Some(arch[want.len() + 1..].to_vec())
+        within(arch, &want).map(<[u8]>::to_vec)
     };
     Ok(restore_mapped(b, to, &place, progress))
 }

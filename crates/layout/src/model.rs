@@ -160,6 +160,29 @@ pub struct Disk {
     pub table: Option<PartitionTable>,
 }
 
+impl Disk {
+    /// A disk of `size` bytes with 512-byte sectors and nothing else known
+    /// (no table, not excluded): a start for building layouts by hand.
+    pub fn new(id: &str, size: u64) -> Disk {
+        Disk {
+            id: id.into(),
+            kind: DiskKind::Disk,
+            size,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            model: None,
+            serial: None,
+            wwn: None,
+            transport: None,
+            rotational: false,
+            read_only: false,
+            backing_file: None,
+            excluded: None,
+            table: None,
+        }
+    }
+}
+
 /// An MBR (`dos`) or GPT partition table, in sectors of `sector_size` bytes.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -158,31 +158,21 @@ fn recreate_and_restore_onto_same_larger_and_smaller_disks() {
     // mkcdrec's restore-fs: one filesystem onto an existing directory, without the others.
     {
         let to = dir.join("srv-only");
-        let (code, out, err) = run_lifeboat(&[
-            "--config",
-            cfg,
-            "restore",
-            "--from",
-            &bk,
-            "--filesystem",
-            "/srv",
-            "--to",
-            to.to_str().expect("utf8"),
-        ]);
+        let restore_fs = |mp: &str, to: &Path| {
+            let to = to.to_str().expect("utf8");
+            run_lifeboat(&["--config", cfg, "restore", "--from", &bk, "--filesystem", mp, "--to", to])
+        };
+        let (code, out, err) = restore_fs("/srv", &to);
         assert_eq!(code, 0, "{out}{err}");
         let diffs = differences(&before_srv, &snapshot(&to));
         assert!(diffs.is_empty(), "/srv restored alone differs:\n{}", diffs.join("\n"));
-        let (code, _, err) = run_lifeboat(&[
-            "--config",
-            cfg,
-            "restore",
-            "--from",
-            &bk,
-            "--filesystem",
-            "/var",
-            "--to",
-            to.to_str().expect("utf8"),
-        ]);
+        // The root filesystem alone: the mount points of the others, not what they held.
+        let root_only = dir.join("root-only");
+        let (code, out, err) = restore_fs("/", &root_only);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(root_only.join("etc/passwd").is_file() && root_only.join("srv").is_dir());
+        assert!(!root_only.join("srv/www").exists() && !root_only.join("home/alice").exists());
+        let (code, _, err) = restore_fs("/var", &to);
         assert_eq!(code, 2);
         assert!(err.contains("no filesystem backed up from /var") && err.contains("/srv"), "{err}");
     }

@@ -256,7 +256,7 @@ pub fn minimum_size(old: &Disk, parts: &[PartInfo]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeboat_layout::model::{DiskKind, PartitionTable};
+    use lifeboat_layout::model::PartitionTable;
 
     fn part(n: u32, start: u64, size: u64, t: &str) -> Partition {
         Partition {
@@ -275,19 +275,6 @@ mod tests {
 
     fn disk(size: u64, label: &str, parts: Vec<Partition>) -> Disk {
         Disk {
-            id: "/dev/sda".into(),
-            kind: DiskKind::Disk,
-            size,
-            logical_sector_size: 512,
-            physical_sector_size: 512,
-            model: None,
-            serial: None,
-            wwn: None,
-            transport: None,
-            rotational: false,
-            read_only: false,
-            backing_file: None,
-            excluded: None,
             table: Some(PartitionTable {
                 label: label.into(),
                 id: None,
@@ -296,6 +283,7 @@ mod tests {
                 last_lba: None,
                 partitions: parts,
             }),
+            ..Disk::new("/dev/sda", size)
         }
     }
 

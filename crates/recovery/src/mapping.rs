@@ -201,25 +201,9 @@ fn human(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeboat_layout::model::DiskKind;
 
     fn old(id: &str, size: u64) -> Disk {
-        Disk {
-            id: id.into(),
-            kind: DiskKind::Disk,
-            size,
-            logical_sector_size: 512,
-            physical_sector_size: 512,
-            model: None,
-            serial: None,
-            wwn: None,
-            transport: None,
-            rotational: false,
-            read_only: false,
-            backing_file: None,
-            excluded: None,
-            table: None,
-        }
+        Disk::new(id, size)
     }
 
     fn new(path: &str, size: u64, refused: Option<&str>) -> Present {

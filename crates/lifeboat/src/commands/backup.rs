@@ -51,28 +51,20 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
     let paths: Vec<PathBuf> = if req.paths.is_empty() {
         // Every local filesystem mounted now, each as a unit; not those on
         // disks that recovery leaves alone (USB backup disks, loop devices).
+        let mut v: Vec<PathBuf> = Vec::new();
         for f in &layout.filesystems {
             if let Some(why) = layout.disk_of(&f.device).and_then(|d| d.excluded.as_ref()) {
                 for m in &f.mountpoints {
                     eprintln!("not backed up: {m} ({} is excluded from the layout: {why})", f.device);
                 }
+                continue;
+            }
+            for m in &f.mountpoints {
+                if let Ok(r) = Path::new(m).strip_prefix(&req.root) {
+                    v.push(if r.as_os_str().is_empty() { PathBuf::from(".") } else { r.to_path_buf() });
+                }
             }
         }
-        let mut v: Vec<PathBuf> = layout
-            .filesystems
-            .iter()
-            .filter(|f| layout.disk_of(&f.device).is_none_or(|d| d.excluded.is_none()))
-            .flat_map(|f| f.mountpoints.iter())
-            .filter_map(|m| {
-                Path::new(m).strip_prefix(&req.root).ok().map(|r| {
-                    if r.as_os_str().is_empty() {
-                        PathBuf::from(".")
-                    } else {
-                        r.to_path_buf()
-                    }
-                })
-            })
-            .collect();
         v.sort();
         v.dedup();
         v
