@@ -128,6 +128,35 @@ fn recreate_and_restore_onto_same_larger_and_smaller_disks() {
     assert_eq!(code, 0, "backup: {out}{err}");
     let before = snapshot(&src);
     let before_srv = snapshot(&src.join("srv"));
+    // A clone onto attached disks while the source is still there and mounted:
+    // every identity that would exist twice is named before anything is written.
+    {
+        let ta = LoopDisk::new(dir, "clone-a", 1024 * MIB);
+        let tb = LoopDisk::new(dir, "clone-b", 512 * MIB);
+        let (code, out, err) = run_lifeboat(&[
+            "--config",
+            cfg,
+            "recover",
+            "--layout",
+            layout_file.to_str().expect("utf8"),
+            "--from",
+            &bk,
+            "--map",
+            &format!("{old_a}={}", ta.dev),
+            "--map",
+            &format!("{old_b}={}", tb.dev),
+            "--yes",
+        ]);
+        assert_eq!(code, 2, "a clone next to its source must be refused: {out}{err}");
+        for (uuid, fs) in [(ROOT_UUID, "ext4"), (XFS_UUID, "xfs"), (BTRFS_UUID, "btrfs"), (SWAP_UUID, "swap")] {
+            assert!(err.contains(uuid), "{fs} UUID {uuid} named: {err}");
+        }
+        assert!(err.contains(&source.b.part(1)) && err.contains("Nothing was written"), "{err}");
+        for t in [&ta, &tb] {
+            let head = sh(&format!("head -c 1048576 {} | tr -d '\\0' | wc -c", t.dev));
+            assert_eq!(head.trim(), "0", "{}: the first MiB must still be zero", t.dev);
+        }
+    }
     // The originals go away, as on a dead machine (and so that no second
     // filesystem with the same UUID is around).
     drop(source);

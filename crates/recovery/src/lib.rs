@@ -7,6 +7,7 @@
 //! step before anything is written, and [`execute`] carries the plan out
 //! (resumably) through the command runner.
 
+pub mod collide;
 pub mod execute;
 pub mod geometry;
 pub mod mapping;
@@ -78,6 +79,9 @@ pub enum RecoveryError {
     /// File I/O.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The recreated storage would have identities that devices which stay already have.
+    #[error("recovering onto these disks would give the new storage identities that other devices already have:\n  {}\n  The tools refuse some duplicates (btrfs, XFS, LVM names) and UUID= in fstab and crypttab would be ambiguous. Nothing was written. Recover with those devices detached, or wipe them (wipefs -a DEVICE) if they are not needed; this version cannot yet give a clone new identities.", .0.join("\n  "))]
+    Collision(Vec<String>),
 }
 
 /// Map the layout's disks onto the disks present and build the plan.
@@ -100,5 +104,10 @@ pub fn prepare(
     }
     let needed = |d: &lifeboat_layout::model::Disk| plan::minimum_size(layout, d, s);
     let maps = mapping::map_disks(&old, &present, explicit, &needed)?;
-    plan::build(layout, maps, s)
+    let plan = plan::build(layout, maps, s)?;
+    let clash = collide::collisions(&plan, nodes);
+    if !clash.is_empty() {
+        return Err(RecoveryError::Collision(clash.iter().map(ToString::to_string).collect()));
+    }
+    Ok(plan)
 }
