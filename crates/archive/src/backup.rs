@@ -117,6 +117,10 @@ pub struct Stats {
     pub sockets_skipped: u64,
     /// Files that changed while being read.
     pub changed: Vec<String>,
+    /// Files that shrank while being read: their missing tail is stored as
+    /// zeros, so what the backup holds is not what the file held (also in `changed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shrank: Vec<String>,
     /// Entries that could not be read, with the reason.
     pub unreadable: Vec<String>,
 }
@@ -239,6 +243,98 @@ pub struct BackupOptions {
     pub volume_size: u64,
     /// Compression of the frames.
     pub codec: crate::frames::Codec,
+    /// Directories recorded without their content, by (device, inode): the
+    /// backup target and lifeboat's work directories, however they are reached.
+    pub exclude_dirs: Vec<(u64, u64)>,
+}
+
+/// A selection error: the path and why it selects nothing (or must not be used).
+fn refuse(p: &Path, why: impl Into<String>) -> ArchiveError {
+    ArchiveError::Source(p.to_path_buf(), std::io::Error::new(std::io::ErrorKind::InvalidInput, why.into()))
+}
+
+/// A path given to back up, as a path relative to `root`: an absolute path
+/// must lie below the root; `..` is refused (it would store `../x`, which
+/// restores outside the target). `.` components are dropped; the root itself is `.`.
+pub fn selection_path(root: &Path, p: &Path) -> Result<PathBuf, ArchiveError> {
+    use std::path::Component;
+    let rel = if p.is_absolute() {
+        p.strip_prefix(root).map_err(|_| {
+            refuse(p, format!("is outside the root {} (give paths relative to --root, or below it)", root.display()))
+        })?
+    } else {
+        p
+    };
+    let mut out = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(refuse(p, "contains `..`: only paths below the root can be backed up"))
+            }
+        }
+    }
+    Ok(if out.as_os_str().is_empty() { PathBuf::from(".") } else { out })
+}
+
+impl BackupOptions {
+    /// Whether an archive path matches an exclude pattern.
+    pub fn excludes(&self, arch: &[u8]) -> bool {
+        self.excluded_by(arch).next().is_some()
+    }
+
+    /// The exclude patterns an archive path matches.
+    fn excluded_by<'a>(&'a self, arch: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
+        let with_slash: Vec<u8> = [b"/".as_slice(), arch].concat();
+        self.exclude
+            .iter()
+            .filter(move |g| glob_match(g.as_bytes(), arch) || glob_match(g.as_bytes(), &with_slash))
+            .map(String::as_str)
+    }
+
+    /// Refuse what cannot make an honest backup, before anything is written:
+    /// a volume size below [`crate::frames::MIN_VOLUME_SIZE`], no paths, a path
+    /// that is absolute, has `..`, leads out of the root through a symlink,
+    /// does not exist or is excluded (it would select nothing).
+    pub fn check(&self) -> Result<(), ArchiveError> {
+        use crate::frames::MIN_VOLUME_SIZE;
+        if self.volume_size < MIN_VOLUME_SIZE {
+            return Err(ArchiveError::Write(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "the volume size of {} bytes is below the minimum of {MIN_VOLUME_SIZE} bytes (128 KiB): every compressed frame must fit in a volume",
+                    self.volume_size
+                ),
+            )));
+        }
+        if self.paths.is_empty() {
+            return Err(refuse(&self.root, "no paths to back up"));
+        }
+        let real_root = std::fs::canonicalize(&self.root).map_err(|e| ArchiveError::Source(self.root.clone(), e))?;
+        for p in &self.paths {
+            if selection_path(&self.root, p)? != *p && p != Path::new(".") {
+                return Err(refuse(p, "is not a plain path relative to the root"));
+            }
+            let full = self.root.join(p);
+            std::fs::symlink_metadata(&full).map_err(|e| ArchiveError::Source(full.clone(), e))?;
+            if let Some(parent) = full.parent().filter(|_| p != Path::new(".")) {
+                let real = std::fs::canonicalize(parent).map_err(|e| ArchiveError::Source(full.clone(), e))?;
+                if !real.starts_with(&real_root) {
+                    return Err(refuse(
+                        &full,
+                        format!("leads outside the root {} through a symbolic link", self.root.display()),
+                    ));
+                }
+            }
+            let arch = p.as_os_str().as_bytes();
+            let pats: Vec<&str> = self.excluded_by(arch).collect();
+            if p != Path::new(".") && !pats.is_empty() {
+                return Err(refuse(&full, format!("selects nothing: it is excluded by {}", pats.join(", "))));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Simple glob: `*` matches any run of characters (including `/`), `?` one character.
@@ -263,6 +359,17 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|c| *c == b'*')
 }
 
+/// Whether a file's content was read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Short {
+    /// Every byte was read.
+    Complete,
+    /// End of file at this offset, before the size recorded in the header.
+    Shrank(u64),
+    /// A read failed at this offset.
+    Failed(u64, String),
+}
+
 struct Walker<'a> {
     opts: &'a BackupOptions,
     progress: &'a mut dyn FnMut(u64, u64),
@@ -282,8 +389,7 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn excluded(&self, arch: &[u8]) -> bool {
-        let with_slash: Vec<u8> = [b"/".as_slice(), arch].concat();
-        self.opts.exclude.iter().any(|g| glob_match(g.as_bytes(), arch) || glob_match(g.as_bytes(), &with_slash))
+        self.opts.excludes(arch)
     }
 
     fn walk(&mut self, full: &Path, arch: &[u8], dev: u64) -> Result<(), ArchiveError> {
@@ -298,7 +404,9 @@ impl Walker<'_> {
             }
         };
         self.entry(full, arch, &meta)?;
-        if meta.is_dir() && meta.dev() == dev {
+        // The target and work directories: recorded, their content is not.
+        let skip = meta.is_dir() && self.opts.exclude_dirs.contains(&(meta.dev(), meta.ino()));
+        if meta.is_dir() && meta.dev() == dev && !skip {
             let mut children: Vec<_> = match std::fs::read_dir(full) {
                 Ok(rd) => rd.flatten().map(|e| e.file_name()).collect(),
                 Err(e) => {
@@ -393,9 +501,21 @@ impl Walker<'_> {
         if let Some(mut f) = file {
             let mut h = blake3::Hasher::new();
             let segs = e.sparse.clone().unwrap_or_else(|| vec![(0, e.size)]);
-            let (stored, shrank) = self.file_data(&mut f, &segs, e.sparse.is_some(), e.size, &mut h)?;
+            let (stored, short) = self.file_data(&mut f, &segs, e.sparse.is_some(), e.size, &mut h)?;
             let grew = f.metadata().map(|m| m.len() != e.size || m.mtime() != e.mtime).unwrap_or(false);
-            if shrank || grew {
+            match &short {
+                Short::Complete => {}
+                Short::Shrank(at) => self.stats.shrank.push(format!(
+                    "{}: shrank from {} to {at} bytes while being read (the rest is stored as zeros)",
+                    escape_path(&path),
+                    e.size
+                )),
+                Short::Failed(at, err) => self
+                    .stats
+                    .unreadable
+                    .push(format!("{}: read error at byte {at}: {err} (the rest is stored as zeros)", full.display())),
+            }
+            if short != Short::Complete || grew {
                 self.stats.changed.push(escape_path(&path));
             }
             self.buf.clear();
@@ -415,8 +535,9 @@ impl Walker<'_> {
 
     /// Write a file's data: its segments (one, `(0, size)`, for an ordinary
     /// file), after the sparse map when `sparse`, hashing holes as zeros.
-    /// Returns the bytes stored and whether the file shrank while being read
-    /// (the missing bytes are stored as zeros, so the tar stream stays whole).
+    /// Returns the bytes stored and whether all of them were read (when the
+    /// file shrank or a read failed, the missing bytes are stored as zeros, so
+    /// the tar stream stays whole).
     fn file_data(
         &mut self,
         f: &mut std::fs::File,
@@ -424,7 +545,7 @@ impl Walker<'_> {
         sparse: bool,
         size: u64,
         h: &mut blake3::Hasher,
-    ) -> Result<(u64, bool), ArchiveError> {
+    ) -> Result<(u64, Short), ArchiveError> {
         use std::io::{Seek, SeekFrom};
         let mut stored = 0;
         if sparse {
@@ -434,19 +555,29 @@ impl Walker<'_> {
         }
         let chunk = &mut self.chunk;
         let mut pos = 0u64;
-        let mut shrank = false;
+        let mut short = Short::Complete;
         for (off, len) in segs {
             hash_zeros(h, off - pos);
-            if sparse {
-                f.seek(SeekFrom::Start(*off)).map_err(ArchiveError::write)?;
+            if sparse && short == Short::Complete {
+                if let Err(e) = f.seek(SeekFrom::Start(*off)) {
+                    short = Short::Failed(*off, e.to_string());
+                }
             }
             let mut left = *len;
             while left > 0 {
                 let want = chunk.len().min(left as usize);
-                let n = match f.read(&mut chunk[..want]) {
+                let got = if short == Short::Complete { f.read(&mut chunk[..want]) } else { Ok(0) };
+                let n = match got {
                     Ok(n) if n > 0 => n,
-                    _ => {
-                        shrank = true;
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => {
+                        if short == Short::Complete {
+                            let at = off + len - left;
+                            short = match other {
+                                Err(e) => Short::Failed(at, e.to_string()),
+                                Ok(_) => Short::Shrank(at),
+                            };
+                        }
                         chunk[..want].fill(0);
                         want
                     }
@@ -459,7 +590,7 @@ impl Walker<'_> {
             pos = off + len;
         }
         hash_zeros(h, size.saturating_sub(pos));
-        Ok((stored, shrank))
+        Ok((stored, short))
     }
 
     fn record(
@@ -512,6 +643,7 @@ pub fn write_backup(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Catalog, ArchiveError> {
     use std::io::Write;
+    opts.check()?;
     let mut w = Walker {
         opts,
         progress,
@@ -538,8 +670,15 @@ pub fn write_backup(
     let (volumes, frames, compressed) = w.out.finish().map_err(ArchiveError::write)?;
     let mut stats = w.stats;
     stats.bytes_out = compressed;
+    if stats.entries == 0 {
+        let paths: Vec<String> = opts.paths.iter().map(|p| opts.root.join(p).display().to_string()).collect();
+        return Err(refuse(
+            Path::new(&paths.join(" ")),
+            "selects nothing to back up (sockets only, or everything excluded)",
+        ));
+    }
     let manifest_name = "manifest.jsonl";
-    let mf = crate::write_private(&dir.join(manifest_name), &w.manifest)?;
+    let mf = write_named(&dir.join(manifest_name), &w.manifest)?;
     let catalog = Catalog {
         format: "lifeboat-archive".into(),
         version: 1,
@@ -556,6 +695,16 @@ pub fn write_backup(
     };
     let mut text = serde_json::to_vec_pretty(&catalog).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
     text.write_all(b"\n").map_err(ArchiveError::write)?;
-    crate::write_private(&dir.join("backup.json"), &text)?;
+    write_named(&dir.join("backup.json"), &text)?;
     Ok(catalog)
+}
+
+/// [`crate::write_private`], with the path in a write error (ENOSPC on the catalog names it).
+fn write_named(p: &Path, data: &[u8]) -> Result<String, ArchiveError> {
+    crate::write_private(p, data).map_err(|e| match e {
+        ArchiveError::Write(io) => {
+            ArchiveError::Write(std::io::Error::new(io.kind(), format!("{}: {io}", p.display())))
+        }
+        other => other,
+    })
 }

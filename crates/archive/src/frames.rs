@@ -94,10 +94,20 @@ struct Output {
 }
 
 impl Output {
+    /// The path of the volume being written, for errors.
+    fn path(&self) -> PathBuf {
+        self.dir.join(volume_name(self.number, self.codec))
+    }
+
+    /// An I/O error writing the current volume, with its path (ENOSPC keeps its kind and OS error).
+    fn err(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("{}: {e}", self.path().display()))
+    }
+
     fn close(&mut self) -> std::io::Result<()> {
         if let Some((mut f, h)) = self.file.take() {
-            f.flush()?;
-            f.sync_all()?;
+            f.flush().map_err(|e| self.err(e))?;
+            f.sync_all().map_err(|e| self.err(e))?;
             self.volumes.push(Volume {
                 name: volume_name(self.number, self.codec),
                 size: self.size,
@@ -119,11 +129,14 @@ impl Output {
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(self.dir.join(volume_name(self.number, self.codec)))?;
+                .open(self.path())
+                .map_err(|e| self.err(e))?;
             self.file = Some((f, blake3::Hasher::new()));
         }
         if let Some((f, h)) = self.file.as_mut() {
-            f.write_all(data)?;
+            if let Err(e) = f.write_all(data) {
+                return Err(self.err(e));
+            }
             h.update(data);
         }
         self.frames.push(Frame {
@@ -143,6 +156,11 @@ type Job = (u64, Vec<u8>);
 /// What the writer thread hands back: volumes, frames, compressed bytes.
 type Written = (Vec<Volume>, Vec<Frame>, u64);
 type Done = (u64, std::io::Result<Vec<u8>>, u64);
+
+/// The smallest volume size: a frame is at most half a volume and at least
+/// 64 KiB, and incompressible data grows by a few bytes, so a volume of
+/// 128 KiB is the smallest that every frame fits in.
+pub const MIN_VOLUME_SIZE: u64 = 128 << 10;
 
 /// Compresses chunks on all cores and writes them in order.
 #[derive(Debug)]
@@ -228,9 +246,27 @@ impl FrameWriter {
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
         let tx = self.jobs.as_ref().ok_or_else(|| std::io::Error::other("archive already finished"))?;
-        tx.send((self.seq, data)).map_err(|_| std::io::Error::other("archive writer stopped"))?;
+        if tx.send((self.seq, data)).is_err() {
+            return Err(self.stopped());
+        }
         self.seq += 1;
         Ok(())
+    }
+
+    /// Why the pipeline stopped taking data: the writer thread's own error
+    /// (ENOSPC on a volume, with its path), collected by joining it. The
+    /// workers end once the writer is gone, so the join cannot hang.
+    fn stopped(&mut self) -> std::io::Error {
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Ok(Ok(_))) => std::io::Error::other("the archive writer stopped before the end of the stream"),
+            Some(Err(_)) => std::io::Error::other("the archive writer thread failed"),
+            None => std::io::Error::other("the archive writer already stopped"),
+        }
     }
 
     /// Add bytes of the tar stream.
@@ -267,7 +303,8 @@ fn write_in_order(mut out: Output, done: Receiver<Done>) -> std::io::Result<Writ
     let mut next = 0u64;
     let mut compressed = 0u64;
     for (seq, data, dlen) in done {
-        pending.insert(seq, (data?, dlen));
+        let data = data.map_err(|e| std::io::Error::new(e.kind(), format!("compressing frame {seq}: {e}")))?;
+        pending.insert(seq, (data, dlen));
         while let Some((data, dlen)) = pending.remove(&next) {
             compressed += data.len() as u64;
             out.write_frame(&data, dlen)?;

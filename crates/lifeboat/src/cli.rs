@@ -112,7 +112,7 @@ pub struct MkrescueArgs {
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct BackupArgs {
-    /// `list` or `info` instead of making a backup
+    /// `list`, `info` or `prune` instead of making a backup
     #[command(subcommand)]
     pub cmd: Option<BackupCmd>,
     /// Where the backup goes [default: backup.target], e.g. file:///mnt/backup
@@ -130,7 +130,7 @@ pub struct BackupArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// `lifeboat backup list|info`.
+/// `lifeboat backup list|info|prune`.
 #[derive(Debug, Subcommand)]
 pub enum BackupCmd {
     /// The backups a target holds: date, host, size, files, compression ratio
@@ -141,6 +141,15 @@ pub enum BackupCmd {
     },
     /// Everything about one backup: volumes, sizes, counts, warnings
     Info(FromArgs),
+    /// Remove what interrupted runs left on a target (`*.partial` directories no live run holds)
+    Prune {
+        /// The target [default: backup.target]
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
+        /// Remove the staging directories of dead runs
+        #[arg(long)]
+        partial: bool,
+    },
 }
 
 /// Which backup: a backup directory, or a target (its newest backup of this host).

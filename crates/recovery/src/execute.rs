@@ -55,6 +55,35 @@ pub type RestoreFn<'a> = dyn FnMut(&Path) -> Result<(u64, u64, Vec<String>), Rec
 /// The marker a finished restore leaves, so a rerun does not restore again.
 const RESTORE_DONE: &str = "var/log/lifeboat/restore.done";
 
+/// Restore `backup` into `root` unless its marker says that this backup was
+/// restored whole before (then true: skipped). The marker is written only
+/// when nothing was lost, and removed when something was, so that rerunning
+/// `recover` restores again rather than keeping a partial restore.
+fn restore_once(
+    root: &Path,
+    backup: &str,
+    restore: &mut RestoreFn<'_>,
+    report: &mut Report,
+) -> Result<bool, RecoveryError> {
+    let marker = root.join(RESTORE_DONE);
+    if std::fs::read_to_string(&marker).map(|s| s.trim() == backup).unwrap_or(false) {
+        return Ok(true);
+    }
+    let (n, bytes, lost) = restore(root)?;
+    report.restored = n;
+    report.bytes = bytes;
+    report.lost = lost;
+    if report.lost.is_empty() {
+        if let Some(d) = marker.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let _ = std::fs::write(&marker, format!("{backup}\n"));
+    } else {
+        let _ = std::fs::remove_file(&marker);
+    }
+    Ok(false)
+}
+
 fn phase_of(a: &Action) -> &'static str {
     match a {
         Action::Partition { .. } | Action::Wipe { .. } => "partitioning",
@@ -308,21 +337,7 @@ impl Exec<'_> {
                 self.mounted.push(dir);
                 Ok(false)
             }
-            Action::Restore { backup, .. } => {
-                let marker = self.o.root.join(RESTORE_DONE);
-                if std::fs::read_to_string(&marker).map(|s| s.trim() == backup).unwrap_or(false) {
-                    return Ok(true);
-                }
-                let (n, bytes, lost) = restore(&self.o.root)?;
-                self.report.restored = n;
-                self.report.bytes = bytes;
-                self.report.lost = lost;
-                if let Some(d) = marker.parent() {
-                    let _ = std::fs::create_dir_all(d);
-                }
-                let _ = std::fs::write(&marker, format!("{backup}\n"));
-                Ok(false)
-            }
+            Action::Restore { backup, .. } => restore_once(&self.o.root, backup, restore, &mut self.report),
             Action::FixDevices { renames } => {
                 for f in [
                     "etc/fstab",
@@ -614,5 +629,28 @@ mod tests {
             replace_devices(t, &m),
             "/dev/vda1 / ext4\n/dev/sda10 /x ext4\nroot=/dev/vda1 ro\n# /dev/vda\nUUID=x /dev/sdab\n"
         );
+    }
+
+    #[test]
+    fn a_restore_that_lost_entries_leaves_no_marker_and_reruns() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        let mut report = Report::default();
+        let runs = std::cell::Cell::new(0);
+        let mut lossy = |_: &Path| -> Result<(u64, u64, Vec<String>), RecoveryError> {
+            runs.set(runs.get() + 1);
+            Ok((10, 100, vec!["etc/passwd: volume vol-0002.tar.zst is missing".to_string()]))
+        };
+        assert!(!restore_once(root, "/b/1", &mut lossy, &mut report).expect("restore"));
+        assert!(!root.join(RESTORE_DONE).exists(), "no marker after a restore that lost entries");
+        assert!(!restore_once(root, "/b/1", &mut lossy, &mut report).expect("restore"));
+        assert_eq!(runs.get(), 2, "a rerun restores again");
+        let mut whole = |_: &Path| -> Result<(u64, u64, Vec<String>), RecoveryError> { Ok((10, 100, Vec::new())) };
+        assert!(!restore_once(root, "/b/1", &mut whole, &mut report).expect("restore"));
+        assert_eq!(std::fs::read_to_string(root.join(RESTORE_DONE)).expect("marker"), "/b/1\n");
+        assert!(restore_once(root, "/b/1", &mut lossy, &mut report).expect("skip"), "a whole restore is not redone");
+        // A later lossy restore of another backup removes the marker.
+        assert!(!restore_once(root, "/b/2", &mut lossy, &mut report).expect("restore"));
+        assert!(!root.join(RESTORE_DONE).exists());
     }
 }

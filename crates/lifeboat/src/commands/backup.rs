@@ -9,11 +9,27 @@ use lifeboat_config::human;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// `dir` relative to `root`, as an exclude pattern for everything below it.
-fn below(root: &Path, dir: &Path) -> Option<String> {
-    let rel = dir.strip_prefix(root).ok()?;
-    let rel = rel.to_string_lossy();
-    (!rel.is_empty()).then(|| format!("{rel}/*"))
+/// The (device, inode) of a directory, following symlinks; None when it does not exist.
+fn dev_ino(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+}
+
+/// Say on stderr that dead runs left staging directories, and how to remove them.
+fn mention_interrupted(t: &target::FileTarget, url: &str, host: &str) {
+    let dead: Vec<_> =
+        t.scan(host).unwrap_or_default().into_iter().filter(|l| l.state == target::State::Interrupted).collect();
+    if dead.is_empty() {
+        return;
+    }
+    let bytes: u64 = dead.iter().map(|l| l.bytes).sum();
+    eprintln!(
+        "lifeboat: note: {} interrupted backup(s) of {host} (dead runs, {}) are on the target: {}",
+        dead.len(),
+        human(bytes),
+        dead.iter().map(|l| l.dir.display().to_string()).collect::<Vec<_>>().join(" ")
+    );
+    eprintln!("lifeboat: note: remove them with: lifeboat backup prune --partial --target {url}");
 }
 
 /// What to back up, and where.
@@ -69,7 +85,13 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
         v.dedup();
         v
     } else {
-        req.paths.clone()
+        // Paths below the root only: `..` and absolute paths elsewhere would
+        // store entries that restore outside the restore's target.
+        req.paths
+            .iter()
+            .map(|p| lifeboat_archive::backup::selection_path(&req.root, p))
+            .collect::<Result<Vec<_>, _>>()
+            .context("nothing was backed up")?
     };
     if paths.is_empty() {
         bail!(
@@ -79,8 +101,20 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
     }
     let mut exclude = ctx.config.backup.exclude.clone();
     exclude.push("tmp/*".into());
-    for dir in [&ctx.config.paths.work_dir, &ctx.config.paths.output_dir, &target.root] {
-        exclude.extend(below(&req.root, dir));
+    // The target and work directories, by what they are rather than by how
+    // they are named: a target reached through a symlink is still left out.
+    let exclude_dirs: Vec<(u64, u64)> = [&ctx.config.paths.work_dir, &ctx.config.paths.output_dir, &target.root]
+        .into_iter()
+        .filter_map(|d| dev_ino(d))
+        .collect();
+    let min = lifeboat_archive::frames::MIN_VOLUME_SIZE;
+    if req.volume_size < min {
+        bail!(
+            "the volume size {} is below the minimum of {} (every compressed frame must fit in a volume): give --volume-size {}K or more, or set backup.volume_size",
+            human(req.volume_size),
+            human(min),
+            min >> 10
+        );
     }
     for s in layout.swaps.iter().filter(|s| s.file) {
         exclude.extend(Path::new(&s.device).strip_prefix(&req.root).ok().map(|r| r.to_string_lossy().into_owned()));
@@ -95,9 +129,12 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
         } else {
             lifeboat_archive::frames::Codec::Zstd(ctx.config.backup.level as i32)
         },
+        exclude_dirs,
     };
+    opts.check().context("nothing was backed up")?;
     let host = layout.meta.hostname.clone();
     let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
+    mention_interrupted(&target, &url, &host);
     let staging = target.begin(&host, &name)?;
     let start = std::time::Instant::now();
     // Expected size for the ETA: the used space of the filesystems backed up whole.
@@ -125,7 +162,7 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
         let total = if expected > 0 { format!(" / {}", human(expected)) } else { String::new() };
         eprint!("\r  {}{total}  {files} files  {:.0} MB/s{eta}   ", human(bytes), rate / 1e6);
     };
-    let result = write_backup(&staging, &opts, &host, &mut progress);
+    let result = write_backup(&staging.dir, &opts, &host, &mut progress);
     if tty {
         eprintln!();
     }
@@ -137,6 +174,7 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
         }
     };
     let done = target.publish(&host, &name)?;
+    drop(staging);
     Ok(Made { dir: done, catalog, seconds: start.elapsed().as_secs_f64() })
 }
 
@@ -144,6 +182,7 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
 pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
     match a.cmd {
         Some(crate::cli::BackupCmd::List { target }) => return list(ctx, target),
+        Some(crate::cli::BackupCmd::Prune { target, partial }) => return prune(ctx, target, partial),
         Some(crate::cli::BackupCmd::Info(from)) => return info(ctx, &from),
         None => {}
     }
@@ -162,14 +201,20 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::json!({ "backup": done, "seconds": secs, "catalog": catalog }))?
         );
     } else {
-        if s.unreadable.is_empty() {
+        if s.unreadable.is_empty() && s.shrank.is_empty() {
             println!("backup {} complete", done.display());
         } else {
-            println!(
-                "backup {} written, INCOMPLETE: {} entries could not be read (listed below and in backup info)",
-                done.display(),
-                s.unreadable.len()
-            );
+            let mut why = Vec::new();
+            if !s.unreadable.is_empty() {
+                why.push(format!("INCOMPLETE: {} entries could not be read", s.unreadable.len()));
+            }
+            if !s.shrank.is_empty() {
+                why.push(format!(
+                    "CHANGED: {} file(s) shrank while being read and are not stored as they were",
+                    s.shrank.len()
+                ));
+            }
+            println!("backup {} written, {} (listed below and in backup info)", done.display(), why.join("; "));
         }
         println!(
             "  {} entries ({} files), {} read, {} written in {} volume(s), ratio {:.3}, {:.0} MB/s",
@@ -184,14 +229,18 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         if s.sockets_skipped > 0 {
             println!("  {} sockets skipped (they cannot be archived)", s.sockets_skipped);
         }
-        for c in &s.changed {
+        for c in s.changed.iter().filter(|c| !s.shrank.iter().any(|x| x.starts_with(&format!("{c}: ")))) {
             println!("  changed while being read: {c}");
+        }
+        for c in &s.shrank {
+            println!("  CHANGED while being read: {c}");
         }
         for u in &s.unreadable {
             println!("  NOT BACKED UP: {u}");
         }
     }
-    Ok(if s.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    // Like GNU tar: a file that could not be stored as it was makes the exit 1.
+    Ok(if s.unreadable.is_empty() && s.shrank.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// The backup a `--from` URL names: a backup directory, or the newest backup of this host on a target.
@@ -205,9 +254,7 @@ fn find_backup(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<lifeboa
         t.root.clone()
     } else {
         let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
-        t.list(&host)?.pop().with_context(|| {
-            format!("no complete backup of {host} in {url} (a directory named *.partial is an interrupted one)")
-        })?
+        t.newest(&host)?
     };
     Ok(lifeboat_archive::read::Backup::open(&dir)?)
 }
@@ -307,36 +354,66 @@ fn describe(c: &lifeboat_archive::Catalog) -> serde_json::Value {
         "volumes": c.volumes.len(),
         "compression": c.compression,
         "warnings": c.stats.changed.len() + c.stats.unreadable.len(),
+        "shrank": c.stats.shrank.len(),
     })
 }
 
-/// `lifeboat backup list`.
-fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
+fn target_of(ctx: &Ctx, target: Option<String>) -> anyhow::Result<(String, target::FileTarget)> {
     let url = target.unwrap_or_else(|| ctx.config.backup.target.clone());
     if url.is_empty() {
         bail!("no backup target: give --target file:///DIR (or set backup.target in the config)");
     }
     let t = target::open(&url)?;
+    Ok((url, t))
+}
+
+fn when(t: Option<std::time::SystemTime>) -> String {
+    t.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_else(|| "?".into())
+}
+
+/// `lifeboat backup list`: the backups (damaged ones marked) on stdout;
+/// runs in progress and interrupted runs (dead `.partial` directories) on stderr.
+fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
+    use target::State;
+    let (url, t) = target_of(ctx, target)?;
     let mut rows = Vec::new();
-    let hosts = std::fs::read_dir(&t.root).with_context(|| format!("cannot read {}", t.root.display()))?;
-    for h in hosts.flatten().filter(|h| h.path().is_dir()) {
-        let host = h.file_name().to_string_lossy().into_owned();
-        for dir in t.list(&host)? {
-            match lifeboat_archive::read::Backup::open(&dir) {
-                Ok(b) => rows.push((dir, Some(describe(&b.catalog)))),
-                Err(_) => rows.push((dir, None)),
+    let mut staging = Vec::new();
+    for host in t.hosts()? {
+        for l in t.scan(&host)? {
+            match &l.state {
+                State::Complete => match lifeboat_archive::read::Backup::open(&l.dir) {
+                    Ok(b) => rows.push((l.dir, Ok(describe(&b.catalog)))),
+                    Err(e) => rows.push((l.dir, Err(format!("DAMAGED: {e}")))),
+                },
+                State::Damaged(why) => rows.push((l.dir, Err(format!("INCOMPLETE or DAMAGED: {why}")))),
+                State::Interrupted | State::Running => staging.push(l),
             }
         }
     }
     if ctx.json {
-        let v: Vec<_> = rows.iter().map(|(d, i)| serde_json::json!({"backup": d, "info": i})).collect();
+        let mut v: Vec<_> = rows
+            .iter()
+            .map(|(d, i)| match i {
+                Ok(i) => serde_json::json!({"backup": d, "state": "complete", "info": i}),
+                Err(why) => serde_json::json!({"backup": d, "state": "damaged", "info": null, "error": why}),
+            })
+            .collect();
+        v.extend(staging.iter().map(|l| {
+            serde_json::json!({
+                "backup": l.dir,
+                "state": if l.state == State::Running { "running" } else { "interrupted" },
+                "info": null,
+                "bytes": l.bytes,
+                "modified": when(l.modified),
+            })
+        }));
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("{:<22} {:<16} {:>10} {:>9} {:>7}  backup", "created", "host", "size", "files", "ratio");
     for (dir, info) in &rows {
         match info {
-            Some(i) => println!(
+            Ok(i) => println!(
                 "{:<22} {:<16} {:>10} {:>9} {:>7.3}  {}",
                 i["created"].as_str().unwrap_or(""),
                 i["host"].as_str().unwrap_or(""),
@@ -345,18 +422,49 @@ fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
                 i["ratio"].as_f64().unwrap_or(0.0),
                 dir.display()
             ),
-            None => println!(
-                "{:<22} {:<16} {:>10} {:>9} {:>7}  {} (DAMAGED catalog or manifest)",
-                "?",
-                "?",
-                "?",
-                "?",
-                "?",
-                dir.display()
-            ),
+            Err(why) => {
+                println!("{:<22} {:<16} {:>10} {:>9} {:>7}  {} ({why})", "?", "?", "?", "?", "?", dir.display())
+            }
         }
     }
-    println!("{} backup(s) in {url}", rows.len());
+    let damaged = rows.iter().filter(|(_, i)| i.is_err()).count();
+    if damaged > 0 {
+        println!("{} backup(s) in {url}, {damaged} of them incomplete or damaged", rows.len());
+    } else {
+        println!("{} backup(s) in {url}", rows.len());
+    }
+    // Not backups: said on stderr, so that the table stays a table of backups.
+    for l in &staging {
+        let what =
+            if l.state == State::Running { "in progress (a live run holds it)" } else { "INTERRUPTED (its run died)" };
+        eprintln!("not a backup: {} {what}, {}, last written {}", l.dir.display(), human(l.bytes), when(l.modified));
+    }
+    if staging.iter().any(|l| l.state == State::Interrupted) {
+        eprintln!("remove the interrupted ones with: lifeboat backup prune --partial --target {url}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lifeboat backup prune --partial`: remove the staging directories of dead runs (never of a live one).
+fn prune(ctx: &Ctx, target: Option<String>, partial: bool) -> anyhow::Result<ExitCode> {
+    if !partial {
+        bail!("backup prune removes interrupted runs only, for now: give --partial");
+    }
+    let (url, t) = target_of(ctx, target)?;
+    let mut removed = Vec::new();
+    for host in t.hosts()? {
+        removed.extend(t.prune_partial(&host)?);
+    }
+    if ctx.json {
+        let v: Vec<_> = removed.iter().map(|l| serde_json::json!({"removed": l.dir, "bytes": l.bytes})).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for l in &removed {
+        println!("removed {} ({}, last written {})", l.dir.display(), human(l.bytes), when(l.modified));
+    }
+    let bytes: u64 = removed.iter().map(|l| l.bytes).sum();
+    println!("{} interrupted backup(s) removed from {url}, {} freed", removed.len(), human(bytes));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -392,6 +500,7 @@ fn info(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<ExitCode> {
         .changed
         .iter()
         .map(|p| format!("changed while being read: {p}"))
+        .chain(c.stats.shrank.iter().map(|u| format!("CHANGED, not stored as it was: {u}")))
         .chain(c.stats.unreadable.iter().map(|u| format!("not backed up: {u}")))
     {
         println!("warning  {w}");
