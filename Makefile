@@ -23,7 +23,7 @@ TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server deb
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 
-.PHONY: all deps test-deps build install run test lint clean
+.PHONY: all deps test-deps build install run test fuzz-smoke fuzz lint clean
 
 all: deps install run
 
@@ -55,6 +55,32 @@ run:
 
 test: test-deps
 	$(CARGO) test --workspace --locked
+	$(MAKE) fuzz-smoke
+
+# Fuzzing (docs/fuzzing.md): the readers of catalogs, manifests, tar headers,
+# sparse maps and layout files, with libFuzzer through cargo-fuzz on the
+# stable toolchain (RUSTC_BOOTSTRAP lets it take the sanitizer flags). The
+# fuzz project is not a workspace member and builds into fuzz/target.
+# fuzz-smoke runs each target FUZZ_SECONDS from the corpus in the repo (new
+# inputs go to fuzz/target/corpus, not into the repo): a reader that panics,
+# aborts or hangs fails the tests. `make fuzz FUZZ_SECONDS=3600` runs longer.
+FUZZ_TARGETS = catalog manifest headers sparse layout
+FUZZ_SECONDS ?= 30
+FUZZ = cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+
+fuzz-smoke fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	$(FUZZ) build -O -a
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$t fuzz/target/artifacts/$$t || exit 1; \
+		echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+		if ! ($(FUZZ) run -O -a $$t target/corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -rss_limit_mb=2048 -max_len=65536 -artifact_prefix=target/artifacts/$$t/ \
+			-print_final_stats=1 >target/fuzz-$$t.log 2>&1); then \
+			tail -40 fuzz/target/fuzz-$$t.log; echo "fuzz $$t failed: the input is in fuzz/target/artifacts/$$t"; exit 1; \
+		fi; \
+		grep -h 'stat::number_of_executed_units' fuzz/target/fuzz-$$t.log; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

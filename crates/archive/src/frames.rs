@@ -65,15 +65,28 @@ impl Codec {
     }
 }
 
-/// Decompress one frame of a backup written with the named codec.
+/// Decompress one frame of a backup written with the named codec: exactly
+/// `dlen` bytes (at most [`crate::read::MAX_FRAME_DLEN`]), or an error; a
+/// frame that would decompress to more is damaged, and is never inflated
+/// past `dlen` (a frame from an untrusted volume can be a decompression bomb).
 pub fn decompress(codec: &str, data: &[u8], dlen: usize) -> std::io::Result<Vec<u8>> {
-    if codec == "gzip" {
-        let mut out = Vec::with_capacity(dlen);
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(data), &mut out)?;
-        Ok(out)
-    } else {
-        zstd::bulk::decompress(data, dlen)
+    use std::io::{Error, ErrorKind, Read};
+    if dlen as u64 > crate::read::MAX_FRAME_DLEN {
+        return Err(Error::new(ErrorKind::InvalidData, format!("frame of {dlen} bytes is larger than a frame can be")));
     }
+    let out = match codec {
+        "gzip" => {
+            let mut out = Vec::with_capacity(dlen);
+            flate2::read::GzDecoder::new(data).take(dlen as u64 + 1).read_to_end(&mut out)?;
+            out
+        }
+        "zstd" => zstd::bulk::decompress(data, dlen)?,
+        _ => return Err(Error::new(ErrorKind::InvalidData, format!("unknown compression {codec:?}"))),
+    };
+    if out.len() != dlen {
+        return Err(Error::new(ErrorKind::InvalidData, format!("{} bytes where the catalog says {dlen}", out.len())));
+    }
+    Ok(out)
 }
 
 /// The name of volume `n`.

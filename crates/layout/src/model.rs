@@ -701,6 +701,13 @@ impl Lvm {
     }
 }
 
+/// Largest layout file read (captured ones are a few KiB).
+const MAX_LAYOUT_BYTES: usize = 16 << 20;
+/// Largest sector size of a partition table.
+const MAX_SECTOR_SIZE: u32 = 1 << 20;
+/// Largest byte offset on a disk (2^62: sums of a few stay within u64).
+const MAX_BYTES: u64 = 1 << 62;
+
 impl Layout {
     /// Read and check a layout file.
     pub fn load(path: &Path) -> Result<Layout, LayoutError> {
@@ -711,6 +718,12 @@ impl Layout {
 
     /// Parse layout text; `path` is used in messages only.
     pub fn parse(text: &str, path: &Path) -> Result<Layout, LayoutError> {
+        if text.len() > MAX_LAYOUT_BYTES {
+            return Err(LayoutError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("{} bytes, more than a layout file can have ({MAX_LAYOUT_BYTES})", text.len()),
+            });
+        }
         // Check the version before the schema, so that a newer file says
         // "newer version", not "unknown field".
         let raw: toml::Table = toml::from_str(text).map_err(|e| LayoutError::Invalid {
@@ -733,10 +746,40 @@ impl Layout {
                 })
             }
         }
-        toml::from_str(text).map_err(|e| LayoutError::Invalid {
+        let layout: Layout = toml::from_str(text).map_err(|e| LayoutError::Invalid {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', "\n  "),
-        })
+        })?;
+        layout.check_bounds().map_err(|message| LayoutError::Invalid { path: path.to_path_buf(), message })?;
+        Ok(layout)
+    }
+
+    /// Numbers that recovery computes with must not overflow: a partition's
+    /// end in bytes, the usable area of a table. A layout file can be
+    /// hand-edited or come from a backup medium someone else wrote.
+    fn check_bounds(&self) -> Result<(), String> {
+        for d in &self.disks {
+            let Some(t) = &d.table else { continue };
+            if t.sector_size > MAX_SECTOR_SIZE {
+                return Err(format!("disk {}: sector_size {} is more than {MAX_SECTOR_SIZE}", d.id, t.sector_size));
+            }
+            let sector = u64::from(t.sector_size.max(512));
+            let bytes = |lba: u64| lba.checked_mul(sector).filter(|b| *b <= MAX_BYTES);
+            for (what, lba) in [("first_lba", t.first_lba), ("last_lba", t.last_lba)] {
+                if lba.is_some_and(|l| bytes(l).is_none()) {
+                    return Err(format!("disk {}: {what} is beyond any disk", d.id));
+                }
+            }
+            for p in &t.partitions {
+                if p.start.checked_add(p.size).and_then(bytes).is_none() {
+                    return Err(format!(
+                        "partition {} of disk {}: start {} + size {} sectors is beyond any disk",
+                        p.id, d.id, p.start, p.size
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The layout as TOML text.
@@ -838,5 +881,31 @@ impl Layout {
     /// The filesystem on a node.
     pub fn filesystem_on(&self, id: &str) -> Option<&Filesystem> {
         self.filesystems.iter().find(|f| f.device == id)
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    /// The example layout of docs/layout-format.md.
+    fn example() -> String {
+        let doc = include_str!("../../../docs/layout-format.md");
+        let start = doc.find("format_version = 1\n\n[meta]").unwrap_or(0);
+        let end = doc[start..].find("```").map(|e| start + e).unwrap_or(doc.len());
+        doc[start..end].to_string()
+    }
+
+    #[test]
+    fn partitions_beyond_any_disk_are_refused_naming_them() {
+        let p = Path::new("layout.toml");
+        assert!(Layout::parse(&example(), p).is_ok());
+        let bad = example().replace("start = 2048\n", &format!("start = {}\n", i64::MAX));
+        let e = Layout::parse(&bad, p).expect_err("accepted").to_string();
+        assert!(e.contains("partition /dev/vda1 of disk /dev/vda") && e.contains("beyond any disk"), "{e}");
+        let bad = example().replace("sector_size = 512\n", "sector_size = 4294967295\n");
+        assert!(Layout::parse(&bad, p).expect_err("accepted").to_string().contains("sector_size"));
+        let huge = format!("{}\n{}", example(), "#".repeat(MAX_LAYOUT_BYTES));
+        assert!(Layout::parse(&huge, p).expect_err("accepted").to_string().contains("more than a layout file"));
     }
 }
