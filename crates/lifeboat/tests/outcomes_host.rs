@@ -304,3 +304,23 @@ fn a_closed_stdout_ends_the_run_quietly() {
         assert!(code == Some(141) || (args == ["--help"] && code == Some(0)), "{args:?}: {code:?}");
     }
 }
+
+#[test]
+fn a_filesystem_of_the_default_selection_that_the_excludes_cover_is_left_out_and_said() {
+    if !root_or_skip("loop devices") {
+        return;
+    }
+    let (tmp, tree, target, _) = setup("");
+    let mut disk = common::LoopDisk::new(tmp.path(), "srv", 32 << 20);
+    sh(&format!("mkfs.ext4 -q {}", disk.dev));
+    let dev = disk.dev.clone();
+    disk.mount(&dev, &tree.join("srv"), "");
+    std::fs::write(tree.join("srv/inside.txt"), "inside\n").expect("write");
+    let cfg = config(tmp.path(), "[layout]\ninclude_virtual = true\n[backup]\nexclude = [\"srv\"]\n");
+    let (code, out, err) =
+        run_lifeboat(&["--config", s(&cfg), "backup", "--target", &url(&target), "--root", s(&tree)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains(&format!("not backed up: {}", tree.join("srv").display())), "{err}");
+    assert!(err.contains("nothing to back up: every filesystem below"), "{err}");
+    assert!(backups(&target).is_empty());
+}

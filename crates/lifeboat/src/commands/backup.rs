@@ -119,7 +119,7 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
     for s in layout.swaps.iter().filter(|s| s.file) {
         exclude.extend(Path::new(&s.device).strip_prefix(&req.root).ok().map(|r| r.to_string_lossy().into_owned()));
     }
-    let opts = BackupOptions {
+    let mut opts = BackupOptions {
         root: req.root.clone(),
         paths,
         exclude,
@@ -131,6 +131,23 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
         },
         exclude_dirs,
     };
+    if req.paths.is_empty() {
+        // A filesystem of the default selection that the excludes cover is
+        // left out, said once; a path given explicitly is an error instead.
+        let covered: Vec<PathBuf> = opts
+            .paths
+            .iter()
+            .filter(|p| *p != Path::new(".") && opts.excludes(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())))
+            .cloned()
+            .collect();
+        for p in &covered {
+            eprintln!("not backed up: {} (the filesystem mounted there is excluded)", req.root.join(p).display());
+        }
+        opts.paths.retain(|p| !covered.contains(p));
+        if opts.paths.is_empty() {
+            bail!("nothing to back up: every filesystem below {} is excluded (backup.exclude)", req.root.display());
+        }
+    }
     opts.check().context("nothing was backed up")?;
     let host = layout.meta.hostname.clone();
     let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
