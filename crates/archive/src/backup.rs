@@ -154,6 +154,10 @@ pub struct Catalog {
     pub exclude: Vec<String>,
     /// Counts and warnings.
     pub stats: Stats,
+    /// The key that signed this catalog (`backup.json.minisig`), 16 hex
+    /// digits as minisign shows it; absent in backups made before signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Name lookups for owners and groups, cached.
@@ -642,6 +646,19 @@ pub fn write_backup(
     host: &str,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Catalog, ArchiveError> {
+    write_signed_backup(dir, opts, host, None, progress)
+}
+
+/// [`write_backup`], with the catalog signed by `key`: the signature
+/// (`backup.json.minisig`) is written before `backup.json`, so a catalog on
+/// disk always has its signature beside it.
+pub fn write_signed_backup(
+    dir: &Path,
+    opts: &BackupOptions,
+    host: &str,
+    key: Option<&crate::sign::SigningKey>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Catalog, ArchiveError> {
     use std::io::Write;
     opts.check()?;
     let mut w = Walker {
@@ -692,9 +709,14 @@ pub fn write_backup(
         paths: opts.paths.iter().map(|p| p.display().to_string()).collect(),
         exclude: opts.exclude.clone(),
         stats,
+        key_id: key.map(|k| k.id().to_string()),
     };
     let mut text = serde_json::to_vec_pretty(&catalog).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
     text.write_all(b"\n").map_err(ArchiveError::write)?;
+    if let Some(k) = key {
+        let comment = format!("lifeboat catalog of {host}, created {}", catalog.created);
+        write_named(&dir.join(crate::sign::SIGNATURE_FILE), &k.sign(&text, &comment)?)?;
+    }
     write_named(&dir.join("backup.json"), &text)?;
     Ok(catalog)
 }

@@ -12,8 +12,10 @@ pub mod compare;
 pub mod frames;
 pub mod read;
 pub mod restore;
+pub mod sign;
 pub mod tar;
 pub mod target;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +33,9 @@ pub enum ArchiveError {
     /// The target is not usable.
     #[error("backup target {0}: {1}")]
     Target(String, String),
+    /// The catalog cannot be signed (see `sign`).
+    #[error("cannot sign the backup: {0}")]
+    Sign(#[from] crate::sign::SignError),
 }
 
 impl ArchiveError {

@@ -66,6 +66,10 @@ pub struct Paths {
     pub output_dir: PathBuf,
     /// The saved layout of this machine.
     pub layout_file: PathBuf,
+    /// The backup signing keys: `signing.key` (secret, root-only, made at the
+    /// first backup, never backed up) and `signing.pub` (the public key that
+    /// verify, restore and recover trust; the rescue medium carries it).
+    pub key_dir: PathBuf,
 }
 
 impl Default for Paths {
@@ -74,6 +78,7 @@ impl Default for Paths {
             work_dir: "/var/lib/lifeboat".into(),
             output_dir: "/var/lib/lifeboat/output".into(),
             layout_file: "/var/lib/lifeboat/layout.toml".into(),
+            key_dir: "/etc/lifeboat".into(),
         }
     }
 }

@@ -158,6 +158,10 @@ pub struct FromArgs {
     /// file:///DIR of a backup, or of a target [default: backup.target]
     #[arg(long, value_name = "URL")]
     pub from: Option<String>,
+    /// Use a backup whose signature is missing or does not match this host's
+    /// key (paths.key_dir), with a warning: it may not be a backup this host made
+    #[arg(long)]
+    pub insecure_unsigned: bool,
 }
 
 /// Arguments of `lifeboat restore`.
@@ -279,4 +283,8 @@ pub struct RecoverArgs {
     /// Leave the recovered filesystems mounted at the end
     #[arg(long)]
     pub keep_mounted: bool,
+    /// Restore from a backup whose signature is missing or does not match the
+    /// trusted key (the rescue medium's, or paths.key_dir), with a warning; never with --auto
+    #[arg(long, conflicts_with = "auto")]
+    pub insecure_unsigned: bool,
 }

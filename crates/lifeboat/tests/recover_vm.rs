@@ -50,6 +50,8 @@ if [ -e /etc/lifeboat-e2e.run ]; then
   mountpoint -q /mnt/backup || mount LABEL=BACKUP /mnt/backup
   start=$(date +%s)
   if lifeboat mkbackup --auto-recover > /mnt/backup/mkbackup.log 2>&1; then
+    # The public signing key, carried off the machine (docs/recovery.md): the host verifies the backup with it.
+    cp /etc/lifeboat/signing.pub /mnt/backup/signing.pub
     echo "E2E-MKBACKUP-OK seconds=$(( $(date +%s) - start ))"
   else
     tail -n 30 /mnt/backup/mkbackup.log; echo "E2E-MKBACKUP-FAILED"
@@ -147,8 +149,18 @@ fn compare_with_backup(target: &Path, from: &str, fw: &str, work: &Path) -> Vec<
     let tm = work.join("cmp-target");
     t.mount(&t.part(root_part), &tm, "ro");
     t.mount(&t.part(srv_part), &tm.join("srv"), "ro");
-    let out = lifeboat().args(["compare", "--from", from]).arg("--root").arg(&tm).output().expect("run compare");
+    // The backup is signed by the source's key: compare trusts it through that public key.
+    let out = lifeboat()
+        .arg("--config")
+        .arg(work.join("trust.toml"))
+        .args(["compare", "--from", from])
+        .arg("--root")
+        .arg(&tm)
+        .output()
+        .expect("run compare");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // 0: the same, 1: differences (listed); anything else is an error, such as a refused signature.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "compare did not run: {}", String::from_utf8_lossy(&out.stderr));
     // What recovery changes on purpose: its own log, the regenerated
     // initramfs and GRUB's files (reinstalled on the new disk).
     text.lines()
@@ -250,6 +262,10 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
             }
         }
         let log = sh(&format!("cat {}/mkbackup.log", m.display()));
+        // The source's public signing key, which verifies its backup here.
+        std::fs::create_dir_all(w.join("keys")).expect("mkdir");
+        sh(&format!("cp {}/signing.pub {}/keys/signing.pub", m.display(), w.display()));
+        std::fs::write(w.join("trust.toml"), format!("[paths]\nkey_dir = \"{}/keys\"\n", w.display())).expect("cfg");
         eprintln!(
             "{}",
             log.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")

@@ -4,7 +4,7 @@ use super::Ctx;
 use crate::cli::BackupArgs;
 use anyhow::{bail, Context};
 use lifeboat_archive::target::{self, Target};
-use lifeboat_archive::{write_backup, BackupOptions};
+use lifeboat_archive::{backup::write_signed_backup, BackupOptions};
 use lifeboat_config::human;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,6 +101,8 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
     }
     let mut exclude = ctx.config.backup.exclude.clone();
     exclude.push("tmp/*".into());
+    // Signing: the secret key never goes into a backup (whoever reads the target could sign with it).
+    exclude.extend(super::trust::secret_key_excludes(&req.root, &ctx.config.paths.key_dir));
     // The target and work directories, by what they are rather than by how
     // they are named: a target reached through a symlink is still left out.
     let exclude_dirs: Vec<(u64, u64)> = [&ctx.config.paths.work_dir, &ctx.config.paths.output_dir, &target.root]
@@ -150,6 +152,8 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
     }
     opts.check().context("nothing was backed up")?;
     let host = layout.meta.hostname.clone();
+    // Signing: the key is made (and announced) at the first backup.
+    let key = super::trust::signing_key(ctx, &host)?;
     let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
     mention_interrupted(&target, &url, &host);
     let staging = target.begin(&host, &name)?;
@@ -179,7 +183,7 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
         let total = if expected > 0 { format!(" / {}", human(expected)) } else { String::new() };
         eprint!("\r  {}{total}  {files} files  {:.0} MB/s{eta}   ", human(bytes), rate / 1e6);
     };
-    let result = write_backup(&staging.dir, &opts, &host, &mut progress);
+    let result = write_signed_backup(&staging.dir, &opts, &host, Some(&key), &mut progress);
     if tty {
         eprintln!();
     }
@@ -262,6 +266,15 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
 
 /// The backup a `--from` URL names: a backup directory, or the newest backup of this host on a target.
 fn find_backup(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<lifeboat_archive::read::Backup> {
+    Ok(find_verified_backup(ctx, from)?.0)
+}
+
+/// [`find_backup`], with what its signature check found: the backup is
+/// refused unless its catalog is signed by a trusted key (or `--insecure-unsigned`).
+fn find_verified_backup(
+    ctx: &Ctx,
+    from: &crate::cli::FromArgs,
+) -> anyhow::Result<(lifeboat_archive::read::Backup, lifeboat_archive::trust::Verdict)> {
     let url = from.from.clone().unwrap_or_else(|| ctx.config.backup.target.clone());
     if url.is_empty() {
         bail!("no backup given: use --from file:///DIR (a backup, or a target holding backups)");
@@ -273,15 +286,21 @@ fn find_backup(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<lifeboa
         let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
         t.newest(&host)?
     };
-    Ok(lifeboat_archive::read::Backup::open(&dir)?)
+    super::trust::open(ctx, &dir, from.insecure_unsigned)
 }
 
 /// `lifeboat verify`.
 pub fn verify(ctx: &Ctx, from: crate::cli::FromArgs) -> anyhow::Result<ExitCode> {
-    let b = find_backup(ctx, &from)?;
+    let (b, signature) = find_verified_backup(ctx, &from)?;
     let r = lifeboat_archive::restore::verify(&b);
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"backup": b.dir, "ok": r.ok(), "report": r}))?);
+        let signature = super::trust::to_json(&signature);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"backup": b.dir, "ok": r.ok(), "signature": signature, "report": r})
+            )?
+        );
     } else {
         println!(
             "backup {}: {} volumes, {} entries in the manifest",
@@ -289,6 +308,7 @@ pub fn verify(ctx: &Ctx, from: crate::cli::FromArgs) -> anyhow::Result<ExitCode>
             b.catalog.volumes.len(),
             b.entries.len()
         );
+        println!("  catalog {}", super::trust::describe(&signature));
         for v in &r.damaged_volumes {
             println!("  DAMAGED volume {v}");
         }
@@ -487,17 +507,21 @@ fn prune(ctx: &Ctx, target: Option<String>, partial: bool) -> anyhow::Result<Exi
 
 /// `lifeboat backup info`.
 fn info(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<ExitCode> {
-    let b = find_backup(ctx, from)?;
+    let (b, signature) = find_verified_backup(ctx, from)?;
     let c = &b.catalog;
     if ctx.json {
+        let signature = super::trust::to_json(&signature);
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"backup": b.dir, "summary": describe(c), "catalog": c}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"backup": b.dir, "summary": describe(c), "signature": signature, "catalog": c})
+            )?
         );
         return Ok(ExitCode::SUCCESS);
     }
     let d = describe(c);
     println!("backup   {}", b.dir.display());
+    println!("catalog  {}", super::trust::describe(&signature));
     println!("host     {}  created {}", c.host, c.created);
     println!("paths    {}", c.paths.join(" "));
     println!("content  {} entries, {} files, {}", c.stats.entries, c.stats.files, human(c.stats.bytes_in));

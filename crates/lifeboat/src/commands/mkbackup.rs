@@ -110,7 +110,9 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             disk.excluded = Some("holds the backup (recovery reads from it)".into());
         }
     }
-    let built = mkrescue(&ctx.config, &layout, &opts, &r).context("cannot make the rescue media");
+    // The public signing keys go onto the medium, so recovery verifies the backup.
+    let rescue_config = super::trust::for_rescue(ctx, &layout.meta.hostname, &mut opts.etc_files)?;
+    let built = mkrescue(&rescue_config, &layout, &opts, &r).context("cannot make the rescue media");
     if let Some(stage) = &staged {
         // The backup now lives on the medium; the staging copy would only fill the disk.
         let _ = std::fs::remove_dir_all(stage);

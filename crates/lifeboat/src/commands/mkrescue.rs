@@ -11,15 +11,17 @@ use std::process::ExitCode;
 /// Capture and save the layout, then build the media from it.
 pub fn run(ctx: &Ctx, a: MkrescueArgs) -> anyhow::Result<ExitCode> {
     let layout = super::layout::live(ctx);
-    let opts = Options {
+    let mut opts = Options {
         kernel: a.kernel,
         format: a.format,
         output_dir: a.output,
         auto_recover: a.auto_recover,
         ..Options::default()
     };
-    let report =
-        mkrescue(&ctx.config, &layout, &opts, &SystemRunner::new(Mode::Run)).context("cannot make the rescue media")?;
+    // The public signing keys go onto the medium, so recovery verifies backups.
+    let rescue_config = super::trust::for_rescue(ctx, &layout.meta.hostname, &mut opts.etc_files)?;
+    let report = mkrescue(&rescue_config, &layout, &opts, &SystemRunner::new(Mode::Run))
+        .context("cannot make the rescue media")?;
     // The saved layout is the one on the media: `layout diff` compares against it.
     let saved = &ctx.config.paths.layout_file;
     layout.save(saved).with_context(|| format!("cannot save the layout to {}", saved.display()))?;

@@ -8,6 +8,7 @@ mod layout;
 mod mkbackup;
 mod mkrescue;
 mod recover;
+mod trust;
 
 use crate::cli::{Cli, Command, ConfigCmd};
 use anyhow::Context;
@@ -51,9 +52,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(a) => backup::compare(&ctx, a),
         Command::Config(ConfigCmd::Show) => {
             if ctx.json {
-                println!("{}", serde_json::to_string_pretty(&ctx.config)?);
+                let mut v = serde_json::to_value(&ctx.config)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("signing_keys".into(), trust::show_json(&ctx));
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("# effective configuration (file: {})", ctx.config_path.display());
+                print!("{}", trust::show(&ctx));
                 print!("{}", ctx.config.to_toml());
             }
             Ok(ExitCode::SUCCESS)

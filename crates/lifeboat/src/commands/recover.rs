@@ -67,15 +67,22 @@ fn signatures(r: &dyn Runner) -> Vec<(String, String, String, String)> {
     out
 }
 
+/// Open a backup for recovery: refused unless its catalog is signed by a
+/// trusted key (in the rescue system, the public key on the medium);
+/// `--insecure-unsigned` (never with --auto) makes that a warning.
+fn open_trusted(ctx: &Ctx, a: &RecoverArgs, dir: &Path) -> anyhow::Result<Backup> {
+    Ok(super::trust::open(ctx, dir, a.insecure_unsigned && !a.auto)?.0)
+}
+
 /// A backup directory, or the newest backup of `host` on a target.
-fn open_backup(url: &str, host: &str) -> anyhow::Result<Backup> {
+fn open_backup(ctx: &Ctx, a: &RecoverArgs, url: &str, host: &str) -> anyhow::Result<Backup> {
     let t = lifeboat_archive::target::open(url)?;
     let dir = if lifeboat_archive::target::is_complete(&t.root) {
         t.root.clone()
     } else {
         t.list(host)?.pop().with_context(|| format!("no complete backup of {host} in {url}"))?
     };
-    Ok(Backup::open(&dir)?)
+    open_trusted(ctx, a, &dir)
 }
 
 /// A backup spread over a set of media: find media 2..N by their labels
@@ -144,7 +151,7 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
         return Ok(None);
     }
     if let Some(url) = &a.from {
-        return open_backup(url, host).map(Some);
+        return open_backup(ctx, a, url, host).map(Some);
     }
     if let Ok(text) = std::fs::read_to_string(LOCATION_FILE) {
         let loc: Location = serde_json::from_str(&text).with_context(|| format!("{LOCATION_FILE} is damaged"))?;
@@ -162,14 +169,14 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
                     .ok()
                     .and_then(|t| serde_json::from_str::<lifeboat_rescue::MediaSet>(&t).ok());
                 return match set.filter(|s| s.of > 1) {
-                    Some(set) => Ok(Some(Backup::open(&gather_media(r, &set, &dir, &loc.path, a.auto)?)?)),
-                    None => Ok(Some(Backup::open(&dir)?)),
+                    Some(set) => Ok(Some(open_trusted(ctx, a, &gather_media(r, &set, &dir, &loc.path, a.auto)?)?)),
+                    None => Ok(Some(open_trusted(ctx, a, &dir)?)),
                 };
             }
             "target" => {
                 let p = Path::new(&loc.path);
                 if lifeboat_archive::target::is_complete(p) {
-                    return Ok(Some(Backup::open(p)?));
+                    return Ok(Some(open_trusted(ctx, a, p)?));
                 }
                 if let (Some(export), Some(mp)) = (&loc.nfs, &loc.fs_mountpoint) {
                     let mnt = PathBuf::from("/run/lifeboat/backup");
@@ -180,7 +187,7 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
                         )?;
                     }
                     let rel = p.strip_prefix(mp).unwrap_or(p);
-                    return Ok(Some(Backup::open(&mnt.join(rel))?));
+                    return Ok(Some(open_trusted(ctx, a, &mnt.join(rel))?));
                 }
                 if let (Some(uuid), Some(mp)) = (&loc.fs_uuid, &loc.fs_mountpoint) {
                     let dev = signatures(r).into_iter().find(|s| &s.2 == uuid).map(|s| s.0).with_context(|| {
@@ -189,7 +196,7 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
                     let mnt = PathBuf::from("/run/lifeboat/backup");
                     mount_ro(r, &dev, &mnt, None)?;
                     let rel = p.strip_prefix(mp).unwrap_or(p);
-                    return Ok(Some(Backup::open(&mnt.join(rel))?));
+                    return Ok(Some(open_trusted(ctx, a, &mnt.join(rel))?));
                 }
                 bail!("the backup was written to {} and is not there: mount it (NFS, USB) or give --from", loc.path);
             }
@@ -197,7 +204,7 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
         }
     }
     if !ctx.config.backup.target.is_empty() {
-        return open_backup(&ctx.config.backup.target, host).map(Some);
+        return open_backup(ctx, a, &ctx.config.backup.target, host).map(Some);
     }
     bail!("no backup given: use --from file:///DIR, or --no-restore to recreate the storage only")
 }

@@ -134,11 +134,11 @@ impl Drop for LoopDisk {
     }
 }
 
-/// A config file for tests, with work files in `dir`.
+/// A config file for tests, with work files (and the backup signing keys) in `dir`.
 pub fn config(dir: &Path, extra: &str) -> PathBuf {
     let p = dir.join("lifeboat.toml");
     let text = format!(
-        "[paths]\nwork_dir = \"{0}/work\"\noutput_dir = \"{0}/out\"\nlayout_file = \"{0}/layout.toml\"\n{extra}",
+        "[paths]\nwork_dir = \"{0}/work\"\noutput_dir = \"{0}/out\"\nlayout_file = \"{0}/layout.toml\"\nkey_dir = \"{0}/keys\"\n{extra}",
         dir.display()
     );
     std::fs::write(&p, text).expect("write config");

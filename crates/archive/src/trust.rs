@@ -1,0 +1,178 @@
+//! Opening a backup only when its catalog is signed by a trusted key: the one
+//! place where verify, restore, compare, `backup info` and recover open a
+//! backup.
+//!
+//! The catalog's bytes are read once; the signature is checked over those
+//! bytes, and the backup opened by `Backup::open` must have parsed the same
+//! catalog (a catalog swapped between the two reads is refused), so what is
+//! used is what was verified. The manifest and the volumes are then bound to
+//! the catalog by their BLAKE3.
+
+use crate::backup::Catalog;
+use crate::read::{Backup, ReadError};
+use crate::sign::{self, KeyId, SignError, TrustedKeys};
+use std::path::{Path, PathBuf};
+
+/// The largest catalog read (a catalog lists one frame per 8 MiB of archive:
+/// this is far beyond any real backup).
+const MAX_CATALOG: u64 = 512 << 20;
+
+/// What to do with a backup whose signature is missing or wrong.
+#[derive(Debug, Clone, Copy)]
+pub enum Policy<'a> {
+    /// Refuse it.
+    Require(&'a TrustedKeys),
+    /// Open it all the same (`--insecure-unsigned`), saying why it is not
+    /// verified; the keys, when there are any, are still checked.
+    Warn(Option<&'a TrustedKeys>),
+}
+
+/// Whether an opened backup is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signed by this trusted key.
+    Signed(KeyId),
+    /// Not verified (only under `Policy::Warn`): why.
+    Unverified(String),
+}
+
+/// Why a backup was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The backup cannot be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The signature is missing or wrong.
+    #[error("refusing the backup {dir}: {source}")]
+    Refused {
+        /// The backup.
+        dir: PathBuf,
+        /// Why.
+        source: SignError,
+    },
+    /// The catalog changed between being verified and being parsed.
+    #[error("refusing the backup {0}: backup.json changed while it was being read (something is writing the backup)")]
+    Changed(PathBuf),
+}
+
+impl TrustError {
+    /// The signature problem, when that is why the backup was refused.
+    pub fn sign_error(&self) -> Option<&SignError> {
+        match self {
+            TrustError::Refused { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Open the backup in `dir` after checking the signature of its catalog.
+pub fn open(dir: &Path, policy: Policy) -> Result<(Backup, Verdict), TrustError> {
+    let cat = dir.join("backup.json");
+    let bytes = match sign::read_bounded(&cat, MAX_CATALOG) {
+        Ok(b) => b,
+        // No catalog: the reader names it (an interrupted backup).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Backup::open(dir).err().map(TrustError::from).unwrap_or(TrustError::Changed(dir.into())))
+        }
+        Err(e) => return Err(ReadError::Io(cat.display().to_string(), e).into()),
+    };
+    let checked = sign::read_signature(dir).and_then(|sig| match policy {
+        Policy::Require(keys) => sign::verify_catalog(&bytes, sig.as_deref(), keys),
+        Policy::Warn(Some(keys)) => sign::verify_catalog(&bytes, sig.as_deref(), keys),
+        Policy::Warn(None) => Err(SignError::NoTrustedKey { dir: PathBuf::new() }),
+    });
+    let verdict = match (checked, policy) {
+        (Ok(id), _) => Verdict::Signed(id),
+        (Err(source), Policy::Require(_)) => return Err(TrustError::Refused { dir: dir.to_path_buf(), source }),
+        (Err(SignError::NoTrustedKey { .. }), Policy::Warn(_)) => Verdict::Unverified("no trusted public key".into()),
+        (Err(e), Policy::Warn(_)) => Verdict::Unverified(e.to_string()),
+    };
+    let backup = Backup::open(dir)?;
+    if !same_catalog(&bytes, &backup.catalog) {
+        return Err(TrustError::Changed(dir.to_path_buf()));
+    }
+    Ok((backup, verdict))
+}
+
+/// Whether `opened` is the catalog that `bytes` hold.
+fn same_catalog(bytes: &[u8], opened: &Catalog) -> bool {
+    let Ok(verified) = serde_json::from_slice::<Catalog>(bytes) else { return false };
+    match (serde_json::to_value(&verified), serde_json::to_value(opened)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::SigningKey;
+
+    /// A signed backup directory (a catalog and its empty manifest: no
+    /// volumes are needed to open it), and the key directory.
+    fn signed_backup(t: &Path) -> (PathBuf, PathBuf) {
+        let keys = t.join("keys");
+        let (key, _) = SigningKey::load_or_create(&keys, "h").expect("key");
+        let dir = t.join("backup");
+        std::fs::create_dir(&dir).expect("mkdir");
+        // An empty manifest (the reader checks every entry against the volumes, which are not needed here).
+        let manifest = b"";
+        std::fs::write(dir.join("manifest.jsonl"), manifest).expect("manifest");
+        let catalog = serde_json::json!({
+            "format": "lifeboat-archive", "version": 1, "host": "h", "created": "2026-01-01T00:00:00Z",
+            "compression": "zstd", "volume_size": 1048576, "volumes": [], "frames": [],
+            "manifest": {"name": "manifest.jsonl", "size": manifest.len(), "blake3": blake3::hash(manifest).to_hex().to_string()},
+            "stats": {"entries": 0, "files": 0, "bytes_in": 0, "bytes_out": 0, "sockets_skipped": 0, "changed": [], "unreadable": []},
+            "key_id": key.id().to_string(),
+        });
+        let text = serde_json::to_vec_pretty(&catalog).expect("json");
+        std::fs::write(dir.join(sign::SIGNATURE_FILE), key.sign(&text, "c").expect("sign")).expect("sig");
+        std::fs::write(dir.join("backup.json"), &text).expect("catalog");
+        (dir, keys)
+    }
+
+    #[test]
+    fn a_signed_backup_opens_and_an_unsigned_or_changed_one_is_refused() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (dir, keys) = signed_backup(t.path());
+        let trusted = TrustedKeys::load(&keys).expect("keys");
+        let (b, v) = open(&dir, Policy::Require(&trusted)).expect("open");
+        assert_eq!(v, Verdict::Signed(trusted.keys[0].id));
+        assert_eq!((b.catalog.host.as_str(), b.catalog.key_id.clone()), ("h", Some(trusted.keys[0].id.to_string())));
+
+        // Changed by one byte, signature kept.
+        let cat = dir.join("backup.json");
+        let text = std::fs::read(&cat).expect("read");
+        let changed = String::from_utf8(text.clone()).expect("utf8").replacen("\"host\": \"h\"", "\"host\": \"i\"", 1);
+        std::fs::write(&cat, &changed).expect("write");
+        let e = open(&dir, Policy::Require(&trusted)).unwrap_err();
+        assert!(matches!(e.sign_error(), Some(SignError::Mismatch { .. })), "{e}");
+        let (_, v) = open(&dir, Policy::Warn(Some(&trusted))).expect("open anyway");
+        assert!(matches!(&v, Verdict::Unverified(why) if why.contains("was changed")), "{v:?}");
+        std::fs::write(&cat, &text).expect("restore");
+
+        // No signature.
+        std::fs::remove_file(dir.join(sign::SIGNATURE_FILE)).expect("rm");
+        let e = open(&dir, Policy::Require(&trusted)).unwrap_err();
+        assert!(matches!(e.sign_error(), Some(SignError::Missing { claimed: Some(_) })), "{e}");
+        assert!(e.to_string().contains(&dir.display().to_string()), "names the backup: {e}");
+        let (_, v) = open(&dir, Policy::Warn(None)).expect("open anyway");
+        assert_eq!(v, Verdict::Unverified("no trusted public key".into()));
+
+        // No catalog at all: the reader's error.
+        std::fs::remove_file(&cat).expect("rm");
+        assert!(matches!(open(&dir, Policy::Require(&trusted)), Err(TrustError::Read(ReadError::NotABackup(_)))));
+    }
+
+    #[test]
+    fn the_catalog_used_must_be_the_catalog_verified() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (dir, _) = signed_backup(t.path());
+        let text = std::fs::read(dir.join("backup.json")).expect("read");
+        let b = Backup::open(&dir).expect("open");
+        assert!(same_catalog(&text, &b.catalog));
+        let other = String::from_utf8(text).expect("utf8").replacen("\"host\": \"h\"", "\"host\": \"i\"", 1);
+        assert!(!same_catalog(other.as_bytes(), &b.catalog));
+        assert!(!same_catalog(b"{", &b.catalog));
+    }
+}
