@@ -37,6 +37,10 @@ pub struct ManifestEntry {
     /// Extended attribute names (ACLs are `system.posix_acl_*`, capabilities `security.capability`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xattrs: Vec<String>,
+    /// BLAKE3 of each extended attribute's value, in the order of `xattrs`
+    /// (format 2; empty in older backups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattr_blake3: Vec<String>,
     /// Symlink target or hard link target path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
@@ -52,6 +56,10 @@ pub struct ManifestEntry {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sparse: bool,
 }
+
+/// The archive format this version writes: 2 adds `xattr_blake3` to the
+/// manifest. Version 1 backups are still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A block of zeros, for hashing the holes of sparse files.
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -374,6 +382,43 @@ enum Short {
     Failed(u64, String),
 }
 
+/// The manifest line of an entry written at `offset` (`blake`: its content's BLAKE3).
+pub(crate) fn manifest_entry(
+    e: &tar::Entry,
+    kind: &Kind,
+    path: &[u8],
+    offset: u64,
+    blake: Option<String>,
+) -> ManifestEntry {
+    let (kname, link, rdev) = match kind {
+        Kind::File => ("file", None, None),
+        Kind::Dir => ("dir", None, None),
+        Kind::Symlink(t) => ("symlink", Some(escape_path(t)), None),
+        Kind::Hardlink(t) => ("hardlink", Some(escape_path(t)), None),
+        Kind::Char(a, b) => ("char", None, Some((*a, *b))),
+        Kind::Block(a, b) => ("block", None, Some((*a, *b))),
+        Kind::Fifo => ("fifo", None, None),
+    };
+    ManifestEntry {
+        path: escape_path(path),
+        kind: kname.into(),
+        size: e.size,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        user: e.uname.clone(),
+        group: e.gname.clone(),
+        mtime_ns: i128::from(e.mtime) * 1_000_000_000 + i128::from(e.mtime_ns),
+        xattrs: e.xattrs.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect(),
+        xattr_blake3: e.xattrs.iter().map(|(_, v)| blake3::hash(v).to_hex().to_string()).collect(),
+        link,
+        rdev,
+        blake3: blake,
+        offset,
+        sparse: e.sparse.is_some(),
+    }
+}
+
 struct Walker<'a> {
     opts: &'a BackupOptions,
     progress: &'a mut dyn FnMut(u64, u64),
@@ -605,32 +650,7 @@ impl Walker<'_> {
         offset: u64,
         blake: Option<String>,
     ) -> Result<(), ArchiveError> {
-        let (kname, link, rdev) = match kind {
-            Kind::File => ("file", None, None),
-            Kind::Dir => ("dir", None, None),
-            Kind::Symlink(t) => ("symlink", Some(escape_path(t)), None),
-            Kind::Hardlink(t) => ("hardlink", Some(escape_path(t)), None),
-            Kind::Char(a, b) => ("char", None, Some((*a, *b))),
-            Kind::Block(a, b) => ("block", None, Some((*a, *b))),
-            Kind::Fifo => ("fifo", None, None),
-        };
-        let m = ManifestEntry {
-            path: escape_path(path),
-            kind: kname.into(),
-            size: e.size,
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            user: e.uname.clone(),
-            group: e.gname.clone(),
-            mtime_ns: i128::from(e.mtime) * 1_000_000_000 + i128::from(e.mtime_ns),
-            xattrs: e.xattrs.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect(),
-            link,
-            rdev,
-            blake3: blake,
-            offset,
-            sparse: e.sparse.is_some(),
-        };
+        let m = manifest_entry(e, kind, path, offset, blake);
         serde_json::to_writer(&mut self.manifest, &m).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
         self.manifest.push(b'\n');
         Ok(())
@@ -698,7 +718,7 @@ pub fn write_signed_backup(
     let mf = write_named(&dir.join(manifest_name), &w.manifest)?;
     let catalog = Catalog {
         format: "lifeboat-archive".into(),
-        version: 1,
+        version: FORMAT_VERSION,
         host: host.to_string(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         compression: opts.codec.name().into(),

@@ -9,6 +9,8 @@
 
 pub mod backup;
 pub mod compare;
+pub mod craft;
+pub mod dest;
 pub mod frames;
 pub mod read;
 pub mod restore;

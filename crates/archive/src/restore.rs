@@ -5,7 +5,7 @@ use crate::backup::{glob_match, hash_zeros, ManifestEntry};
 use crate::read::{next_header, read_sparse_map, Backup, Gap, Header, Stream};
 use crate::tar::Kind;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -36,6 +36,9 @@ pub struct RestoreReport {
     pub bytes: u64,
     /// Entries that could not be restored (path: why).
     pub lost: Vec<String>,
+    /// What could not be checked (a restore from the tar stream alone).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
 }
 
 fn check_volumes(b: &Backup) -> Vec<String> {
@@ -60,13 +63,27 @@ fn check_volumes(b: &Backup) -> Vec<String> {
 }
 
 /// Position the stream at an entry and read its headers, checking that they
-/// describe the entry the manifest expects.
-fn header_of(s: &mut Stream, m: &ManifestEntry) -> Result<Header, Gap> {
+/// describe the entry the manifest expects, field by field.
+fn header_of(s: &mut Stream, m: &ManifestEntry, c: Checks) -> Result<Header, Gap> {
     if s.offset != m.offset {
         s.seek_to(m.offset);
     }
     match next_header(s)? {
-        Some(h) if crate::backup::escape_path(&h.path) == m.path || (m.path == "." && h.path == b".") => Ok(h),
+        Some(h) if crate::backup::escape_path(&h.path) == m.path || (m.path == "." && h.path == b".") => {
+            let d = header_differences_with(&h, m, c);
+            if d.is_empty() {
+                Ok(h)
+            } else {
+                Err(Gap {
+                    start: m.offset,
+                    end: s.offset,
+                    why: format!(
+                        "the archive's header differs from the manifest in {} (damaged or tampered with: not restored)",
+                        d.join(", ")
+                    ),
+                })
+            }
+        }
         Some(h) => Err(Gap {
             start: m.offset,
             end: m.offset,
@@ -161,7 +178,7 @@ pub fn verify(b: &Backup) -> VerifyReport {
     let mut s = Stream::new(b);
     let mut buf = vec![0u8; 1 << 20];
     for m in &b.entries {
-        let res = header_of(&mut s, m)
+        let res = header_of(&mut s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
             .and_then(|h| data(&mut s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
         match res {
             Ok(n) => {
@@ -174,6 +191,20 @@ pub fn verify(b: &Backup) -> VerifyReport {
     r
 }
 
+/// Why a restore could not start, or chose nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Patterns were given and no entry of the backup matches them.
+    #[error("nothing in the backup matches {}: nothing was restored (`lifeboat backup ls` shows what it holds)", .0.join(" "))]
+    NothingMatched(Vec<String>),
+    /// `--filesystem` names a filesystem the backup does not hold.
+    #[error("the backup holds no filesystem backed up from {0}; it holds: {1}")]
+    NoFilesystem(String, String),
+    /// The destination cannot be opened.
+    #[error("restore destination {0}")]
+    Dest(#[from] crate::dest::DestError),
+}
+
 /// Whether an archive path is selected by restore patterns (a pattern
 /// selects a path, or everything below a directory it names).
 pub fn selected(path: &str, patterns: &[String]) -> bool {
@@ -184,101 +215,118 @@ pub fn selected(path: &str, patterns: &[String]) -> bool {
         })
 }
 
-/// Undo [`crate::backup::escape_path`].
-pub fn unescape_path(p: &str) -> Vec<u8> {
-    let b = p.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\\' {
-            out.push(b'\\');
-            i += 2;
-        } else if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
-            match u8::from_str_radix(&p[i + 2..i + 4], 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 4;
-                }
-                Err(_) => {
-                    out.push(b[i]);
-                    i += 1;
-                }
+pub use crate::read::unescape_path;
+
+/// The manifest's name for an entry kind.
+fn kind_name(k: &Kind) -> &'static str {
+    match k {
+        Kind::File => "file",
+        Kind::Dir => "dir",
+        Kind::Symlink(_) => "symlink",
+        Kind::Hardlink(_) => "hardlink",
+        Kind::Char(..) => "char",
+        Kind::Block(..) => "block",
+        Kind::Fifo => "fifo",
+    }
+}
+
+/// Compare an entry's tar headers with its manifest line, field by field:
+/// a difference is damage (or tampering), and the entry is not restored
+/// with metadata the backup did not record. Returns the fields that differ.
+pub fn header_differences(h: &Header, m: &ManifestEntry, v2: bool) -> Vec<String> {
+    header_differences_with(h, m, Checks { v2, stream_only: false })
+}
+
+/// What the manifest can be trusted to hold.
+#[derive(Debug, Clone, Copy)]
+struct Checks {
+    /// Format 2: every xattr value has its BLAKE3.
+    v2: bool,
+    /// The manifest was rebuilt from the stream ([`from_stream`]): no content checksums.
+    stream_only: bool,
+}
+
+fn header_differences_with(h: &Header, m: &ManifestEntry, c: Checks) -> Vec<String> {
+    let v2 = c.v2;
+    use crate::backup::escape_path;
+    let mut d = Vec::new();
+    if kind_name(&h.kind) != m.kind {
+        d.push(format!("type ({} in the archive, {} in the manifest)", kind_name(&h.kind), m.kind));
+        return d;
+    }
+    let size = h.sparse.unwrap_or(if h.kind == Kind::File { h.size } else { 0 });
+    if size != m.size || h.sparse.is_some() != m.sparse {
+        d.push(format!("size ({size} in the archive, {} in the manifest)", m.size));
+    }
+    if h.kind == Kind::File && m.blake3.is_none() && !c.stream_only {
+        d.push("checksum (the manifest has no BLAKE3 for this file)".into());
+    }
+    if h.mode & 0o7777 != m.mode || h.mode > 0o7777 {
+        d.push(format!("mode ({:o} in the archive, {:o} in the manifest)", h.mode, m.mode));
+    }
+    if (h.uid, h.gid) != (m.uid, m.gid) {
+        d.push(format!("owner ({}:{} in the archive, {}:{} in the manifest)", h.uid, h.gid, m.uid, m.gid));
+    }
+    let mtime = i128::from(h.mtime) * 1_000_000_000 + i128::from(h.mtime_ns);
+    if mtime != m.mtime_ns {
+        d.push(format!("mtime ({mtime} ns in the archive, {} ns in the manifest)", m.mtime_ns));
+    }
+    let link = match &h.kind {
+        Kind::Symlink(t) | Kind::Hardlink(t) => Some(escape_path(t)),
+        _ => None,
+    };
+    if link != m.link {
+        let show = |l: &Option<String>| l.clone().unwrap_or_else(|| "none".into());
+        d.push(format!("link target ({} in the archive, {} in the manifest)", show(&link), show(&m.link)));
+    }
+    let rdev = match h.kind {
+        Kind::Char(a, b) | Kind::Block(a, b) => Some((a, b)),
+        _ => None,
+    };
+    if rdev != m.rdev {
+        let show = |r: Option<(u32, u32)>| r.map(|(a, b)| format!("{a}:{b}")).unwrap_or_else(|| "none".into());
+        d.push(format!("device numbers ({} in the archive, {} in the manifest)", show(rdev), show(m.rdev)));
+    }
+    let names: Vec<String> = h.xattrs.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
+    if names != m.xattrs {
+        d.push(format!("extended attribute names ({names:?} in the archive, {:?} in the manifest)", m.xattrs));
+    } else if !m.xattr_blake3.is_empty() {
+        // Format 2 records every value's BLAKE3.
+        if m.xattr_blake3.len() != h.xattrs.len() {
+            d.push("extended attribute values (the manifest lists another number of values)".into());
+        }
+        for ((k, v), want) in h.xattrs.iter().zip(&m.xattr_blake3) {
+            if blake3::hash(v).to_hex().as_str() != want {
+                d.push(format!(
+                    "extended attribute {} (its value differs from the manifest)",
+                    String::from_utf8_lossy(k)
+                ));
             }
-        } else {
-            out.push(b[i]);
-            i += 1;
         }
+    } else if !h.xattrs.is_empty() && v2 {
+        d.push("extended attribute values (the manifest has no checksums for them)".into());
     }
-    out
-}
-
-fn target_path(to: &Path, arch: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    if arch == b"." {
-        to.to_path_buf()
-    } else {
-        to.join(std::ffi::OsStr::from_bytes(arch))
-    }
-}
-
-/// Set owner, mode, extended attributes and time, in the order that keeps
-/// them all (chown clears setuid bits and capabilities, so it comes first).
-fn apply_metadata(p: &Path, h: &Header) -> std::io::Result<()> {
-    use rustix::fs::{AtFlags, Timespec, Timestamps, CWD};
-    let symlink = matches!(h.kind, Kind::Symlink(_));
-    std::os::unix::fs::lchown(p, Some(h.uid), Some(h.gid))?;
-    if !symlink {
-        rustix::fs::chmod(p, rustix::fs::Mode::from_raw_mode(h.mode))?;
-    }
-    for (k, v) in &h.xattrs {
-        let name = std::ffi::CString::new(k.clone()).map_err(std::io::Error::other)?;
-        rustix::fs::lsetxattr(p, name.as_c_str(), v, rustix::fs::XattrFlags::empty())?;
-    }
-    let t = Timespec { tv_sec: h.mtime, tv_nsec: h.mtime_ns.into() };
-    rustix::fs::utimensat(CWD, p, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
-}
-
-/// The same for a file just written, through its descriptor (no path lookups).
-fn apply_metadata_fd(f: &std::fs::File, h: &Header) -> std::io::Result<()> {
-    use rustix::fs::{Timespec, Timestamps};
-    std::os::unix::fs::fchown(f, Some(h.uid), Some(h.gid))?;
-    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(h.mode))?;
-    for (k, v) in &h.xattrs {
-        let name = std::ffi::CString::new(k.clone()).map_err(std::io::Error::other)?;
-        rustix::fs::fsetxattr(f, name.as_c_str(), v, rustix::fs::XattrFlags::empty())?;
-    }
-    let t = Timespec { tv_sec: h.mtime, tv_nsec: h.mtime_ns.into() };
-    rustix::fs::futimens(f, &Timestamps { last_access: t, last_modification: t })?;
-    Ok(())
-}
-
-/// Create a new file, replacing whatever is there.
-fn create_file(p: &Path) -> std::io::Result<std::fs::File> {
-    let open = || std::fs::OpenOptions::new().write(true).create_new(true).open(p);
-    match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(p)?;
-            open()
-        }
-        other => other,
-    }
+    d
 }
 
 /// Restore the selected entries into `to`.
-pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> RestoreReport {
+pub fn restore(b: &Backup, to: &Path, patterns: &[String]) -> Result<RestoreReport, RestoreError> {
     restore_with_progress(b, to, patterns, &mut |_, _| {})
 }
 
 /// Restore the selected entries into `to`, calling `progress(bytes, entries)` as it goes.
+/// Patterns that select nothing are an error.
 pub fn restore_with_progress(
     b: &Backup,
     to: &Path,
     patterns: &[String],
     progress: &mut dyn FnMut(u64, u64),
-) -> RestoreReport {
+) -> Result<RestoreReport, RestoreError> {
+    if !patterns.is_empty() && !b.entries.iter().any(|m| selected(&m.path, patterns)) {
+        return Err(RestoreError::NothingMatched(patterns.to_vec()));
+    }
     let place = |arch: &[u8]| selected(&String::from_utf8_lossy(arch), patterns).then(|| arch.to_vec());
-    restore_mapped(b, to, &place, progress)
+    restore_mapped(b, to, &place, progress, false)
 }
 
 /// The archive prefix of the filesystem that was backed up from `mountpoint`
@@ -313,16 +361,13 @@ pub fn restore_filesystem(
     to: &Path,
     mountpoint: &str,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<RestoreReport, String> {
+) -> Result<RestoreReport, RestoreError> {
     let units: Vec<String> = b.catalog.paths.iter().map(|p| unit_prefix(p)).collect();
     let want = unit_prefix(mountpoint);
     if !units.contains(&want) {
         let held: Vec<String> =
             units.iter().map(|u| if u == "." { "/".to_string() } else { format!("/{u}") }).collect();
-        return Err(format!(
-            "the backup holds no filesystem backed up from {mountpoint}; it holds: {}",
-            held.join(", ")
-        ));
+        return Err(RestoreError::NoFilesystem(mountpoint.into(), held.join(", ")));
     }
     // The filesystems mounted below this one: their contents are not its own
     // (their mount point directories are).
@@ -333,106 +378,273 @@ pub fn restore_filesystem(
         }
         within(arch, &want).map(<[u8]>::to_vec)
     };
-    Ok(restore_mapped(b, to, &place, progress))
+    restore_mapped(b, to, &place, progress, false)
+}
+
+fn xattr_name(k: &[u8]) -> std::io::Result<std::ffi::CString> {
+    std::ffi::CString::new(k.to_vec()).map_err(std::io::Error::other)
+}
+
+fn timestamps(h: &Header) -> rustix::fs::Timestamps {
+    let t = rustix::fs::Timespec { tv_sec: h.mtime, tv_nsec: h.mtime_ns.into() };
+    rustix::fs::Timestamps { last_access: t, last_modification: t }
+}
+
+/// Set owner, mode, extended attributes and time through a descriptor, in
+/// the order that keeps them all (chown clears setuid bits and capabilities).
+fn apply_metadata_fd(f: &std::fs::File, h: &Header) -> std::io::Result<()> {
+    std::os::unix::fs::fchown(f, Some(h.uid), Some(h.gid))?;
+    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(h.mode & 0o7777))?;
+    for (k, v) in &h.xattrs {
+        rustix::fs::fsetxattr(f, xattr_name(k)?.as_c_str(), v, rustix::fs::XattrFlags::empty())?;
+    }
+    rustix::fs::futimens(f, &timestamps(h))?;
+    Ok(())
+}
+
+/// The same for a symlink, device node or FIFO under its temporary name
+/// (its path through /proc, never followed).
+fn apply_metadata_pending(p: &Pending, h: &Header) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD};
+    let path = Dest::proc_path(p);
+    std::os::unix::fs::lchown(&path, Some(h.uid), Some(h.gid))?;
+    if !matches!(h.kind, Kind::Symlink(_)) {
+        Dest::chmod_pending(p, h.mode & 0o7777)?;
+    }
+    for (k, v) in &h.xattrs {
+        rustix::fs::lsetxattr(&path, xattr_name(k)?.as_c_str(), v, rustix::fs::XattrFlags::empty())?;
+    }
+    rustix::fs::utimensat(CWD, &path, &timestamps(h), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
 }
 
 /// Restore the entries that `place` maps to a path (relative to `to`; `.`
 /// is `to` itself); hard link targets are mapped the same way.
+///
+/// Every path is resolved beneath `to` without following symlinks (see
+/// [`crate::dest`]); every header is checked against the manifest; a file
+/// is written under a private temporary name, checked against its BLAKE3,
+/// and only then renamed into place with its metadata. A hard link may only
+/// point at a file restored earlier in this run.
 fn restore_mapped(
     b: &Backup,
     to: &Path,
     place: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
     progress: &mut dyn FnMut(u64, u64),
-) -> RestoreReport {
+    stream_only: bool,
+) -> Result<RestoreReport, RestoreError> {
+    let mut dest = Dest::open(to)?;
+    let checks = Checks { v2: b.catalog.version >= 2, stream_only };
     let mut r = RestoreReport::default();
     let mut s = Stream::new(b);
-    let mut dirs: Vec<(PathBuf, Header)> = Vec::new();
+    let mut dirs: Vec<(Vec<u8>, Header)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut last_parent: Option<PathBuf> = None;
-    for (m, rel) in b.entries.iter().filter_map(|m| place(&unescape_path(&m.path)).map(|rel| (m, rel))) {
-        let h = match header_of(&mut s, m) {
+    // Files that hard links of this restore point at, and those of them restored so far.
+    let link_targets: HashSet<Vec<u8>> = b
+        .entries
+        .iter()
+        .filter(|m| m.kind == "hardlink")
+        .filter_map(|m| m.link.as_deref().and_then(|t| place(&unescape_path(t))))
+        .collect();
+    let mut restored_targets: HashSet<Vec<u8>> = HashSet::new();
+    for m in &b.entries {
+        let arch = unescape_path(&m.path);
+        let Some(rel) = place(&arch) else { continue };
+        let lose = |r: &mut RestoreReport, why: String| r.lost.push(format!("{}: {why}", m.path));
+        if let Err(e) = check_path(&arch).and_then(|_| check_path(&rel)) {
+            lose(&mut r, e.to_string());
+            continue;
+        }
+        let h = match header_of(&mut s, m, checks) {
             Ok(h) => h,
             Err(g) => {
-                r.lost.push(format!("{}: {}", m.path, g.why));
+                lose(&mut r, g.why);
                 continue;
             }
         };
-        let p = target_path(to, &rel);
-        // Entries come in tree order: the parent is usually the one just made.
-        if let Some(parent) = p.parent() {
-            if last_parent.as_deref() != Some(parent) {
-                let _ = std::fs::create_dir_all(parent);
-                last_parent = Some(parent.to_path_buf());
-            }
-        }
-        let kind = h.kind.clone();
-        let made: Result<(), String> = match &kind {
-            Kind::Dir => std::fs::create_dir_all(&p).map_err(|e| e.to_string()),
-            Kind::File => {
-                match create_file(&p) {
-                    Ok(mut f) => match data(&mut s, &h, m, &mut f, &mut buf) {
+        let made: Result<(), String> = match &h.kind {
+            Kind::Dir => dest.dir(&rel).map(|()| dirs.push((rel.clone(), h.clone()))).map_err(|e| e.to_string()),
+            Kind::File => match dest.file(&rel) {
+                Ok((mut f, p)) => match data(&mut s, &h, m, &mut f, &mut buf) {
+                    Ok(()) => match apply_metadata_fd(&f, &h) {
                         Ok(()) => {
-                            r.bytes += h.sparse.unwrap_or(h.size);
-                            // Metadata through the open file; hard links to it come later.
-                            apply_metadata_fd(&f, &h)
-                                .map_err(|e| format!("restored, but its metadata could not be set: {e}"))
-                        }
-                        Err(g) => {
                             drop(f);
-                            let _ = std::fs::remove_file(&p);
-                            Err(g.why)
+                            dest.commit(p).map_err(|e| e.to_string()).map(|()| {
+                                r.bytes += h.sparse.unwrap_or(h.size);
+                                if link_targets.contains(&rel) {
+                                    restored_targets.insert(rel.clone());
+                                }
+                            })
+                        }
+                        Err(e) => {
+                            dest.discard(p);
+                            Err(format!("its metadata could not be set: {e}"))
                         }
                     },
-                    Err(e) => Err(e.to_string()),
+                    Err(g) => {
+                        dest.discard(p);
+                        Err(g.why)
+                    }
+                },
+                Err(e) => Err(e.to_string()),
+            },
+            Kind::Hardlink(t) => match place(t) {
+                Some(t) if restored_targets.contains(&t) => {
+                    dest.hardlink(&rel, &t).and_then(|p| dest.commit(p)).map_err(|e| e.to_string())
                 }
-            }
+                _ => Err(format!(
+                    "refused: a hard link to {}, which is not a file restored earlier in this run",
+                    crate::backup::escape_path(t)
+                )),
+            },
             Kind::Symlink(t) => {
-                let _ = std::fs::remove_file(&p);
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(t), &p).map_err(|e| e.to_string())
-            }
-            Kind::Hardlink(t) => {
-                let _ = std::fs::remove_file(&p);
-                let t = place(t).unwrap_or_else(|| t.clone());
-                std::fs::hard_link(target_path(to, &t), &p)
-                    .map_err(|e| format!("hard link to a file that was not restored: {e}"))
+                dest.symlink(&rel, t).map_err(|e| e.to_string()).and_then(|p| match apply_metadata_pending(&p, &h) {
+                    Ok(()) => dest.commit(p).map_err(|e| e.to_string()),
+                    Err(e) => {
+                        dest.discard(p);
+                        Err(format!("its metadata could not be set: {e}"))
+                    }
+                })
             }
             Kind::Char(..) | Kind::Block(..) | Kind::Fifo => {
-                let _ = std::fs::remove_file(&p);
-                let (ft, dev) = match kind {
+                let (ft, dev) = match h.kind {
                     Kind::Char(ma, mi) => (rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(ma, mi)),
                     Kind::Block(ma, mi) => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(ma, mi)),
                     _ => (rustix::fs::FileType::Fifo, 0),
                 };
-                rustix::fs::mknodat(rustix::fs::CWD, &p, ft, rustix::fs::Mode::from_raw_mode(h.mode), dev)
-                    .map_err(|e| e.to_string())
+                dest.node(&rel, ft, dev).map_err(|e| e.to_string()).and_then(|p| match apply_metadata_pending(&p, &h) {
+                    Ok(()) => dest.commit(p).map_err(|e| e.to_string()),
+                    Err(e) => {
+                        dest.discard(p);
+                        Err(format!("its metadata could not be set: {e}"))
+                    }
+                })
             }
         };
-        if let Err(why) = made {
-            r.lost.push(format!("{}: {why}", m.path));
-            continue;
+        match made {
+            Ok(()) => r.restored += 1,
+            Err(why) => lose(&mut r, why),
         }
         progress(r.bytes, r.restored);
-        if matches!(h.kind, Kind::Hardlink(_)) {
-            r.restored += 1;
-            continue;
-        }
-        if h.kind == Kind::Dir {
-            dirs.push((p, h));
-        } else if h.kind != Kind::File {
-            if let Err(e) = apply_metadata(&p, &h) {
-                r.lost.push(format!("{}: restored, but its metadata could not be set: {e}", m.path));
-                continue;
-            }
-        }
-        r.restored += 1;
+    }
+    for why in dest.finish() {
+        r.lost.push(format!("a directory made for the entries below it: {why}"));
     }
     // Directories last, deepest first: creating their contents changed their times.
-    for (p, h) in dirs.iter().rev() {
-        if let Err(e) = apply_metadata(p, h) {
-            r.lost.push(format!("{}: metadata not set: {e}", p.display()));
+    for (rel, h) in dirs.iter().rev() {
+        if let Err(e) = dest.open_dir(rel).map_err(|e| e.to_string()).and_then(|f| {
+            apply_metadata_fd(&f, h).map_err(|e| format!("{}: metadata not set: {e}", crate::backup::escape_path(rel)))
+        }) {
+            r.lost.push(e);
         }
     }
-    r
+    Ok(r)
 }
 
-use std::os::unix::ffi::OsStrExt;
+use crate::dest::{check_path, Dest, Pending};
+use std::collections::HashSet;
+
+/// A backup whose manifest is damaged or missing, read from its tar stream
+/// alone: the entries as the headers describe them, and what could not be
+/// checked.
+#[derive(Debug)]
+pub struct StreamOnly {
+    /// The backup with a manifest rebuilt from the headers (no content checksums).
+    pub backup: Backup,
+    /// What is not checked, or not readable, said for the report.
+    pub unchecked: Vec<String>,
+}
+
+/// Rebuild the entry list of a backup from its tar stream, for when its
+/// manifest is damaged or missing. Only volumes whose BLAKE3 matches the
+/// catalog are read (the catalog is what the signature covers, so their
+/// bytes are the ones this host wrote); the stream ends at the first volume
+/// that is damaged or missing. Files get no content checksum: a damaged
+/// manifest means their content is checked only through their volume's.
+pub fn from_stream(dir: &Path, mut catalog: crate::backup::Catalog) -> Result<StreamOnly, crate::read::ReadError> {
+    let mut unchecked = vec!["the manifest is damaged: entries are restored from the tar stream alone, \
+        checked through the BLAKE3 of their volumes (signed catalog), not one by one"
+        .to_string()];
+    let probe = Backup::from_parts(dir, catalog.clone(), Vec::new())?;
+    let bad = check_volumes(&probe);
+    if let Some(first) = catalog
+        .volumes
+        .iter()
+        .enumerate()
+        .find(|(_, v)| bad.iter().any(|b| b.starts_with(&format!("{}:", v.name))))
+        .map(|(i, _)| i as u32 + 1)
+    {
+        catalog.frames.retain(|f| f.volume < first);
+        unchecked.push(format!(
+            "volume {first} and the ones after it are not read ({}): the entries in them are not restored",
+            bad.join("; ")
+        ));
+    }
+    let mut b = Backup::from_parts(dir, catalog, Vec::new())?;
+    let mut s = Stream::new(&b);
+    let mut entries = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let offset = s.offset;
+        let h = match next_header(&mut s) {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(g) => {
+                unchecked.push(format!("the tar stream cannot be read after offset {offset}: {}", g.why));
+                break;
+            }
+        };
+        let stored = if h.kind == Kind::File { h.size } else { 0 };
+        let mut left = stored + (512 - stored % 512) % 512;
+        let mut gap = None;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            if let Err(g) = s.read_exact(&mut buf[..n]) {
+                gap = Some(g);
+                break;
+            }
+            left -= n as u64;
+        }
+        let e = crate::tar::Entry {
+            path: h.path.clone(),
+            kind: h.kind.clone(),
+            mode: h.mode & 0o7777,
+            uid: h.uid,
+            gid: h.gid,
+            uname: String::new(),
+            gname: String::new(),
+            size: if h.kind == Kind::File { h.sparse.unwrap_or(h.size) } else { 0 },
+            mtime: h.mtime,
+            mtime_ns: h.mtime_ns,
+            xattrs: h.xattrs.clone(),
+            sparse: h.sparse.map(|_| Vec::new()),
+        };
+        entries.push(crate::backup::manifest_entry(&e, &h.kind, &h.path, offset, None));
+        if let Some(g) = gap {
+            unchecked.push(format!("the tar stream cannot be read after offset {}: {}", s.offset, g.why));
+            break;
+        }
+    }
+    drop(s);
+    b.entries = entries;
+    Ok(StreamOnly { backup: b, unchecked })
+}
+
+/// Restore the selected entries of a backup read from its stream alone
+/// (see [`from_stream`]); what could not be checked is in the report's
+/// `unchecked`, and makes it incomplete.
+pub fn restore_stream_only(
+    so: &StreamOnly,
+    to: &Path,
+    patterns: &[String],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RestoreReport, RestoreError> {
+    let b = &so.backup;
+    if !patterns.is_empty() && !b.entries.iter().any(|m| selected(&m.path, patterns)) {
+        return Err(RestoreError::NothingMatched(patterns.to_vec()));
+    }
+    let place = |arch: &[u8]| selected(&String::from_utf8_lossy(arch), patterns).then(|| arch.to_vec());
+    let mut r = restore_mapped(b, to, &place, progress, true)?;
+    r.unchecked = so.unchecked.clone();
+    Ok(r)
+}

@@ -222,8 +222,15 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::json!({ "backup": done, "seconds": secs, "catalog": catalog }))?
         );
     } else {
-        if s.unreadable.is_empty() && s.shrank.is_empty() {
+        let grew = s.changed.len().saturating_sub(s.shrank.len());
+        if s.unreadable.is_empty() && s.shrank.is_empty() && grew == 0 {
             println!("backup {} complete", done.display());
+        } else if s.unreadable.is_empty() && s.shrank.is_empty() {
+            println!(
+                "backup {} complete, but {grew} file(s) changed while being read: each is stored as it was when \
+                 reading began (listed below)",
+                done.display()
+            );
         } else {
             let mut why = Vec::new();
             if !s.unreadable.is_empty() {
@@ -260,8 +267,9 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
             println!("  NOT BACKED UP: {u}");
         }
     }
-    // Like GNU tar: a file that could not be stored as it was makes the exit 1.
-    Ok(if s.unreadable.is_empty() && s.shrank.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    // Like GNU tar ("file changed as we read it"): a file that changed while
+    // it was read, or could not be read, makes the exit 1.
+    Ok(if s.unreadable.is_empty() && s.changed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// The backup a `--from` URL names: a backup directory, or the newest backup of this host on a target.
@@ -330,10 +338,8 @@ pub fn restore(ctx: &Ctx, a: crate::cli::RestoreArgs) -> anyhow::Result<ExitCode
     std::fs::create_dir_all(&a.to).with_context(|| format!("cannot create {}", a.to.display()))?;
     let start = std::time::Instant::now();
     let r = match &a.filesystem {
-        Some(mp) => {
-            lifeboat_archive::restore::restore_filesystem(&b, &a.to, mp, &mut |_, _| {}).map_err(anyhow::Error::msg)?
-        }
-        None => lifeboat_archive::restore::restore(&b, &a.to, &a.patterns),
+        Some(mp) => lifeboat_archive::restore::restore_filesystem(&b, &a.to, mp, &mut |_, _| {})?,
+        None => lifeboat_archive::restore::restore(&b, &a.to, &a.patterns)?,
     };
     let secs = start.elapsed().as_secs_f64();
     if ctx.json {

@@ -5,7 +5,6 @@ use super::Ctx;
 use crate::cli::RecoverArgs;
 use anyhow::{bail, Context};
 use lifeboat_archive::read::Backup;
-use lifeboat_archive::target::Target;
 use lifeboat_config::human;
 use lifeboat_layout::capture::block_devices;
 use lifeboat_layout::Layout;
@@ -80,7 +79,8 @@ fn open_backup(ctx: &Ctx, a: &RecoverArgs, url: &str, host: &str) -> anyhow::Res
     let dir = if lifeboat_archive::target::is_complete(&t.root) {
         t.root.clone()
     } else {
-        t.list(host)?.pop().with_context(|| format!("no complete backup of {host} in {url}"))?
+        // Never a silent fallback: a newer interrupted or damaged backup is refused, naming it.
+        t.newest(host)?
     };
     open_trusted(ctx, a, &dir)
 }
@@ -357,7 +357,8 @@ fn recover(ctx: &Ctx, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
                 println!("{line}");
             }
         };
-        let r = lifeboat_archive::restore::restore_with_progress(b, to, &[], &mut progress);
+        let r = lifeboat_archive::restore::restore_with_progress(b, to, &[], &mut progress)
+            .map_err(|e| RecoveryError::Io(to.display().to_string(), std::io::Error::other(e)))?;
         if tty {
             eprintln!();
         }
