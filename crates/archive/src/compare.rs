@@ -16,9 +16,10 @@ use std::path::Path;
 pub struct Difference {
     /// Archive path.
     pub path: String,
-    /// `added`, `removed` or `changed`.
+    /// `added`, `removed`, `changed`, or `refused` (a manifest path that leaves the root).
     pub what: String,
-    /// For `changed`: which properties (`content`, `mode`, `owner`, `type`, `link`, `xattrs`).
+    /// For `changed`: which properties (`type`, `content`, `size`, `mode`, `owner`, `mtime`, `link`,
+    /// `device`, `xattr NAME`, `no longer a hard link`), each with the old and new value.
     pub details: Vec<String>,
 }
 
@@ -41,7 +42,13 @@ fn kind_of(ft: &std::fs::FileType) -> &'static str {
 }
 
 fn hash_file(p: &Path) -> Option<String> {
-    let mut f = std::fs::File::open(p).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Never follow a symlink put in its place, never block on a FIFO.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(p)
+        .ok()?;
     let mut h = blake3::Hasher::new();
     h.update_reader(&mut f).ok()?;
     Some(h.finalize().to_hex().to_string())
@@ -55,46 +62,110 @@ fn live_path(root: &Path, arch: &str) -> std::path::PathBuf {
     }
 }
 
-/// Differences between the live tree at `root` and the backup.
+/// What an entry should be: a hard link is compared as the file it links to.
+fn expected<'a>(m: &'a ManifestEntry, known: &BTreeMap<&str, &'a ManifestEntry>) -> &'a ManifestEntry {
+    if m.kind == "hardlink" {
+        if let Some(t) = m.link.as_deref().and_then(|t| known.get(t)) {
+            if t.kind == "file" {
+                return t;
+            }
+        }
+    }
+    m
+}
+
+/// Every property of the live entry `p` (already lstat'ed as `meta`) that
+/// differs from the manifest's entry `e`.
+fn differences(p: &Path, meta: &std::fs::Metadata, e: &ManifestEntry) -> Vec<String> {
+    let mut d = Vec::new();
+    let live_kind = kind_of(&meta.file_type());
+    if live_kind != e.kind {
+        d.push(format!("type {} -> {live_kind}", e.kind));
+        return d;
+    }
+    if meta.mode() & 0o7777 != e.mode && e.kind != "symlink" {
+        d.push(format!("mode {:o} -> {:o}", e.mode, meta.mode() & 0o7777));
+    }
+    if (meta.uid(), meta.gid()) != (e.uid, e.gid) {
+        d.push(format!("owner {}:{} -> {}:{}", e.uid, e.gid, meta.uid(), meta.gid()));
+    }
+    if e.kind == "file" && meta.len() != e.size {
+        d.push(format!("size {} -> {}", e.size, meta.len()));
+    }
+    if e.kind == "file" && (e.blake3.is_none() || hash_file(p) != e.blake3) {
+        d.push("content".into());
+    }
+    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    if mtime != e.mtime_ns {
+        d.push(format!("mtime {} -> {}", fmt_ns(e.mtime_ns), fmt_ns(mtime)));
+    }
+    if e.kind == "symlink" {
+        let t = std::fs::read_link(p).map(|t| escape_path(t.as_os_str().as_bytes())).unwrap_or_default();
+        if Some(&t) != e.link.as_ref() {
+            d.push(format!("link -> {t}"));
+        }
+    }
+    if e.kind == "char" || e.kind == "block" {
+        let r = meta.rdev();
+        let live = (rustix::fs::major(r), rustix::fs::minor(r));
+        if Some(live) != e.rdev {
+            let (a, b) = e.rdev.unwrap_or_default();
+            d.push(format!("device {a}:{b} -> {}:{}", live.0, live.1));
+        }
+    }
+    let live = xattrs(p);
+    let names: Vec<String> = live.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
+    for n in e.xattrs.iter().filter(|n| !names.contains(n)) {
+        d.push(format!("xattr {n} removed"));
+    }
+    for (i, (k, v)) in live.iter().enumerate() {
+        let name = &names[i];
+        match e.xattrs.iter().position(|n| n == name) {
+            None => d.push(format!("xattr {name} added")),
+            Some(j) => {
+                if let Some(want) = e.xattr_blake3.get(j) {
+                    if blake3::hash(v).to_hex().as_str() != want {
+                        d.push(format!("xattr {} changed", String::from_utf8_lossy(k)));
+                    }
+                }
+            }
+        }
+    }
+    d
+}
+
+/// Nanoseconds since the epoch as `SECONDS.NANOSECONDS`.
+fn fmt_ns(ns: i128) -> String {
+    format!("{}.{:09}", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
+}
+
+/// Differences between the live tree at `root` and the backup: for every
+/// entry its type, content (hard links too), size, mode with
+/// setuid/setgid/sticky, owner, mtime, symlink target, device numbers and
+/// every extended attribute by value (format 2 backups; by name in older
+/// ones); and the entries added and removed.
 pub fn compare(b: &Backup, root: &Path) -> Vec<Difference> {
     let mut out = Vec::new();
     let known: BTreeMap<&str, &ManifestEntry> = b.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    // The target of each hard link, to compare content through it.
     for m in &b.entries {
+        let arch = crate::restore::unescape_path(&m.path);
+        if let Err(e) = crate::dest::check_path(&arch) {
+            out.push(Difference { path: m.path.clone(), what: "refused".into(), details: vec![e.to_string()] });
+            continue;
+        }
         let p = live_path(root, &m.path);
         let Ok(meta) = std::fs::symlink_metadata(&p) else {
             out.push(Difference { path: m.path.clone(), what: "removed".into(), details: vec![] });
             continue;
         };
-        let mut d = Vec::new();
-        let live_kind = kind_of(&meta.file_type());
-        let expected_kind = if m.kind == "hardlink" { "file" } else { m.kind.as_str() };
-        if live_kind != expected_kind {
-            d.push(format!("type {expected_kind} -> {live_kind}"));
-        } else {
-            if meta.mode() & 0o7777 != m.mode && m.kind != "symlink" && m.kind != "hardlink" {
-                d.push(format!("mode {:o} -> {:o}", m.mode, meta.mode() & 0o7777));
-            }
-            if (meta.uid(), meta.gid()) != (m.uid, m.gid) && m.kind != "hardlink" {
-                d.push(format!("owner {}:{} -> {}:{}", m.uid, m.gid, meta.uid(), meta.gid()));
-            }
-            if let Some(want) = &m.blake3 {
-                if meta.len() != m.size || hash_file(&p).as_deref() != Some(want.as_str()) {
-                    d.push("content".into());
-                }
-            }
-            if m.kind == "symlink" {
-                let t = std::fs::read_link(&p).map(|t| escape_path(t.as_os_str().as_bytes())).unwrap_or_default();
-                if Some(&t) != m.link.as_ref() {
-                    d.push(format!("link -> {t}"));
-                }
-            }
-            if m.kind != "hardlink" {
-                let names: Vec<String> =
-                    xattrs(&p).iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
-                if names != m.xattrs {
-                    d.push(format!("xattrs {:?} -> {names:?}", m.xattrs));
-                }
+        let e = expected(m, &known);
+        let mut d = differences(&p, &meta, e);
+        if m.kind == "hardlink" {
+            let target = m.link.as_deref().unwrap_or_default();
+            let same = std::fs::symlink_metadata(live_path(root, target))
+                .is_ok_and(|t| (t.dev(), t.ino()) == (meta.dev(), meta.ino()));
+            if !same {
+                d.push(format!("no longer a hard link of {target}"));
             }
         }
         if !d.is_empty() {

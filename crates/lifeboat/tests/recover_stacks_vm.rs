@@ -73,6 +73,14 @@ while [ $# -gt 0 ]; do
     tail -n 40 /out/recover-$name.log; echo "RECOVER-FAILED $name"; exit 1
   fi
   echo "RECOVERED $name in $(( $(date +%s) - start )) s"
+  if [ $name = same ]; then
+    # An intruder's work on the recovered box (/dev/null made /dev/mem, an
+    # xattr value changed); then it is checked as from the rescue medium:
+    # every filesystem mounted read-only.
+    rm /target/etc/null; mknod /target/etc/null c 1 1
+    setfattr -n user.origin -v evil /target/home/alice/blob
+    for m in /target/boot/efi /target/home /target/srv /target; do mount -o remount,ro $m; done
+  fi
   lifeboat compare --from file:///out/backups --root /target > /out/compare-$name.txt || true
   lifeboat layout save --output /out/layout-$name.toml
   teardown /target $a $b $c $d
@@ -202,6 +210,22 @@ fn raid_lvm_thin_and_luks_stacks_are_recreated_onto_other_disks() {
             })
             .collect();
         assert!(cmp.contains("difference") || cmp.contains("matches"), "{scenario}: compare ran: {cmp}\n{log}");
+        if *scenario == "same" {
+            // The intrusion check from the rescue side, on read-only mounts: the tampering and nothing else.
+            let mut got: Vec<String> =
+                diffs.iter().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+            got.sort();
+            let want = [
+                "changed etc (mtime ",
+                "changed etc/null (device 1:3 -> 1:1, mtime ",
+                "changed home/alice/blob (xattr user.origin changed)",
+            ];
+            assert_eq!(got.len(), want.len(), "compare names each change on the tampered box, and nothing else: {cmp}");
+            for (g, w) in got.iter().zip(want) {
+                assert!(g.starts_with(w), "{w:?} expected, got {g:?}:\n{cmp}");
+            }
+            continue;
+        }
         assert!(diffs.is_empty(), "{scenario}: the recovered files differ from the backup:\n{}", diffs.join("\n"));
     }
 }

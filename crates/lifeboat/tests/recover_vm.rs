@@ -170,9 +170,13 @@ fn compare_with_backup(target: &Path, from: &str, fw: &str, work: &Path) -> Vec<
             !(path.starts_with("var/log/lifeboat")
                 || path.starts_with("boot/initrd.img-")
                 || path.starts_with("boot/grub")
+                // grub-install writes its EFI files again (same content, new times).
+                || path.starts_with("boot/efi/EFI")
                 || path.starts_with("var/lib/initramfs-tools")
                 || path == "boot"
-                || path == "var/log")
+                || path == "var/log"
+                // mkinitramfs's scratch directory: the time of /var/tmp.
+                || path == "var/tmp")
         })
         .map(String::from)
         .collect()
