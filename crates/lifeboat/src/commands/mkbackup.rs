@@ -46,6 +46,8 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
     let mut opts = Options { output_dir: a.output.clone(), auto_recover: a.auto_recover, ..Options::default() };
     let mut staged: Option<PathBuf> = None;
     let mut backup_disk: Option<PathBuf> = None;
+    // Entries the backup could not store as they were (unreadable, shrank while read).
+    let mut lost = 0usize;
     let volume = ctx.config.backup.volume_size.0;
     match mode.as_str() {
         "tape" => bail!(
@@ -56,7 +58,7 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             let url = a.target.clone().unwrap_or_else(|| ctx.config.backup.target.clone());
             let req = Request { url, root: PathBuf::from("/"), paths: Vec::new(), volume_size: volume };
             let made = make(ctx, &req)?;
-            report(&made);
+            lost = report(&made);
             let loc = location_of(&r, &made.dir);
             if loc.nfs.is_none() {
                 backup_disk = lifeboat_layout::safety::device_of_file(&made.dir);
@@ -79,7 +81,7 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
                 volume_size: (volume / 8).clamp(1 << 20, ISO_FILE_LIMIT),
             };
             let made = make(ctx, &req)?;
-            report(&made);
+            lost = report(&made);
             let host = &made.catalog.host;
             let name = made.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let on_medium = format!("backup/{host}/{name}");
@@ -132,10 +134,20 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
     }
     println!("kernel: {} ({})", built.kernel.version, built.kernel.reason);
     println!("layout saved to {}; rescue media built in {:.1} s", saved.display(), built.seconds);
+    if lost > 0 {
+        println!("the backup is INCOMPLETE: {lost} entries are not stored as they were (listed above); exit 1");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(made: &super::backup::Made) {
+/// Print the backup's summary and warnings; returns how many entries are not stored as they were.
+///
+/// Files that grew or were touched while being read are stored as their
+/// first bytes when reading began, and are named here; on a live system
+/// (journals, logs) there always are some, so they do not fail mkbackup
+/// (`lifeboat backup` exits 1 for them, as GNU tar does).
+fn report(made: &super::backup::Made) -> usize {
     let s = &made.catalog.stats;
     println!(
         "backup {}: {} entries, {} read, {} written, {:.1} s",
@@ -145,9 +157,16 @@ fn report(made: &super::backup::Made) {
         human(s.bytes_out),
         made.seconds
     );
+    for c in s.changed.iter().filter(|c| !s.shrank.iter().any(|x| x.starts_with(&format!("{c}: ")))) {
+        println!("  changed while being read (stored as it was when reading began): {c}");
+    }
+    for c in &s.shrank {
+        println!("  CHANGED while being read, not stored as it was: {c}");
+    }
     for u in &s.unreadable {
         println!("  NOT BACKED UP: {u}");
     }
+    s.unreadable.len() + s.shrank.len()
 }
 
 #[cfg(test)]
