@@ -67,6 +67,27 @@ impl TrustError {
 
 /// Open the backup in `dir` after checking the signature of its catalog.
 pub fn open(dir: &Path, policy: Policy) -> Result<(Backup, Verdict), TrustError> {
+    let (bytes, verdict) = verify(dir, policy)?;
+    let backup = Backup::open(dir)?;
+    if !same_catalog(&bytes, &backup.catalog) {
+        return Err(TrustError::Changed(dir.to_path_buf()));
+    }
+    Ok((backup, verdict))
+}
+
+/// The catalog of the backup in `dir`, parsed from the bytes whose signature
+/// was checked, without the manifest: for a reader that cannot use the
+/// manifest (a restore from the tar stream alone, `restore::from_stream`),
+/// which then trusts the volumes through their BLAKE3 in this catalog.
+pub fn verified_catalog(dir: &Path, policy: Policy) -> Result<(Catalog, Verdict), TrustError> {
+    let (bytes, verdict) = verify(dir, policy)?;
+    let catalog = crate::read::parse_catalog(&bytes, &dir.join("backup.json").display().to_string())?;
+    Ok((catalog, verdict))
+}
+
+/// Read `backup.json` once and check its signature under `policy`; the bytes
+/// read, and what the check found.
+fn verify(dir: &Path, policy: Policy) -> Result<(Vec<u8>, Verdict), TrustError> {
     let cat = dir.join("backup.json");
     let bytes = match sign::read_bounded(&cat, MAX_CATALOG) {
         Ok(b) => b,
@@ -87,11 +108,7 @@ pub fn open(dir: &Path, policy: Policy) -> Result<(Backup, Verdict), TrustError>
         (Err(SignError::NoTrustedKey { .. }), Policy::Warn(_)) => Verdict::Unverified("no trusted public key".into()),
         (Err(e), Policy::Warn(_)) => Verdict::Unverified(e.to_string()),
     };
-    let backup = Backup::open(dir)?;
-    if !same_catalog(&bytes, &backup.catalog) {
-        return Err(TrustError::Changed(dir.to_path_buf()));
-    }
-    Ok((backup, verdict))
+    Ok((bytes, verdict))
 }
 
 /// Whether `opened` is the catalog that `bytes` hold.
@@ -159,9 +176,27 @@ mod tests {
         let (_, v) = open(&dir, Policy::Warn(None)).expect("open anyway");
         assert_eq!(v, Verdict::Unverified("no trusted public key".into()));
 
+        // Without the manifest: the verified catalog alone (a damaged manifest is no reason to trust less).
+        std::fs::write(dir.join("manifest.jsonl"), b"damaged").expect("damage");
+        assert!(open(&dir, Policy::Require(&trusted)).is_err());
+        let e = verified_catalog(&dir, Policy::Require(&trusted)).unwrap_err();
+        assert!(matches!(e.sign_error(), Some(SignError::Missing { .. })), "still refused unsigned: {e}");
+        let (c, v) = verified_catalog(&dir, Policy::Warn(Some(&trusted))).expect("catalog");
+        assert!(matches!(v, Verdict::Unverified(_)) && c.host == "h");
+
         // No catalog at all: the reader's error.
         std::fs::remove_file(&cat).expect("rm");
         assert!(matches!(open(&dir, Policy::Require(&trusted)), Err(TrustError::Read(ReadError::NotABackup(_)))));
+    }
+
+    #[test]
+    fn a_signed_catalog_is_verified_without_its_manifest() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (dir, keys) = signed_backup(t.path());
+        let trusted = TrustedKeys::load(&keys).expect("keys");
+        std::fs::remove_file(dir.join("manifest.jsonl")).expect("rm");
+        let (c, v) = verified_catalog(&dir, Policy::Require(&trusted)).expect("catalog");
+        assert_eq!((c.host.as_str(), v), ("h", Verdict::Signed(trusted.keys[0].id)));
     }
 
     #[test]

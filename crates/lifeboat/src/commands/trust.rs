@@ -76,6 +76,18 @@ fn fix(e: &SignError, key_dir: &Path) -> String {
 /// (`paths.key_dir`); with `insecure` (`--insecure-unsigned`), a missing or
 /// wrong signature is a warning instead.
 pub fn open(ctx: &Ctx, dir: &Path, insecure: bool) -> anyhow::Result<(Backup, Verdict)> {
+    checked(ctx, dir, insecure, trust::open)
+}
+
+/// Run `f` (`lifeboat_archive::trust::open`, or `trust::verified_catalog`
+/// for a restore from the tar stream alone when the manifest is damaged)
+/// with the policy the trusted keys and `insecure` give; say what it found.
+pub fn checked<T>(
+    ctx: &Ctx,
+    dir: &Path,
+    insecure: bool,
+    f: impl FnOnce(&Path, Policy) -> Result<(T, Verdict), trust::TrustError>,
+) -> anyhow::Result<(T, Verdict)> {
     let key_dir = &ctx.config.paths.key_dir;
     let keys = TrustedKeys::load(key_dir);
     let policy = match (&keys, insecure) {
@@ -84,7 +96,7 @@ pub fn open(ctx: &Ctx, dir: &Path, insecure: bool) -> anyhow::Result<(Backup, Ve
         (Ok(k), true) => Policy::Warn(Some(k)),
         (Err(_), true) => Policy::Warn(None),
     };
-    match trust::open(dir, policy) {
+    match f(dir, policy) {
         Ok((b, v)) => {
             match &v {
                 Verdict::Unverified(why) => eprintln!(
