@@ -192,7 +192,14 @@ fn the_secret_key_is_never_in_a_backup() {
 fn unsigned_backups_are_refused_by_every_reader_unless_insecure_unsigned() {
     let Some(s) = Setup::new() else { return };
     let b = s.backup();
+    let list = || s.run(&["backup", "list", "--target", &url(&s.target)]).1;
+    let line = |out: &str| out.lines().find(|l| l.ends_with(&*b.to_string_lossy())).unwrap_or_default().to_string();
+    let out = list();
+    assert!(line(&out).contains(" yes "), "{out}");
     std::fs::remove_file(b.join("backup.json.minisig")).expect("rm");
+    let out = list();
+    assert!(line(&out).contains(" NO "), "backup list shows it unsigned: {out}");
+    assert!(out.contains("1 backup(s) NOT signed by a key trusted here"), "{out}");
     for (cmd, (code, out, err)) in s.readers(&b, &[]) {
         assert_ne!(code, 0, "{cmd} accepted an unsigned backup: {out}");
         assert!(err.contains("refusing the backup") && err.contains("no signature"), "{cmd}: {err}");

@@ -421,11 +421,18 @@ fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
     let (url, t) = target_of(ctx, target)?;
     let mut rows = Vec::new();
     let mut staging = Vec::new();
+    // Signing: each backup's signature is checked and shown (the readers refuse unsigned ones).
+    let keys = lifeboat_archive::sign::TrustedKeys::load(&ctx.config.paths.key_dir).ok();
+    let policy = lifeboat_archive::trust::Policy::Warn(keys.as_ref());
     for host in t.hosts()? {
         for l in t.scan(&host)? {
             match &l.state {
-                State::Complete => match lifeboat_archive::read::Backup::open(&l.dir) {
-                    Ok(b) => rows.push((l.dir, Ok(describe(&b.catalog)))),
+                State::Complete => match lifeboat_archive::trust::open(&l.dir, policy) {
+                    Ok((b, signature)) => {
+                        let mut d = describe(&b.catalog);
+                        d["signature"] = super::trust::to_json(&signature);
+                        rows.push((l.dir, Ok(d)))
+                    }
                     Err(e) => rows.push((l.dir, Err(format!("DAMAGED: {e}")))),
                 },
                 State::Damaged(why) => rows.push((l.dir, Err(format!("INCOMPLETE or DAMAGED: {why}")))),
@@ -453,22 +460,40 @@ fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<22} {:<16} {:>10} {:>9} {:>7}  backup", "created", "host", "size", "files", "ratio");
+    println!("{:<22} {:<16} {:>10} {:>9} {:>7} {:<6}  backup", "created", "host", "size", "files", "ratio", "signed");
+    let signed = |i: &serde_json::Value| i["signature"]["verified"].as_bool() == Some(true);
     for (dir, info) in &rows {
         match info {
             Ok(i) => println!(
-                "{:<22} {:<16} {:>10} {:>9} {:>7.3}  {}",
+                "{:<22} {:<16} {:>10} {:>9} {:>7.3} {:<6}  {}",
                 i["created"].as_str().unwrap_or(""),
                 i["host"].as_str().unwrap_or(""),
                 human(i["bytes"].as_u64().unwrap_or(0)),
                 i["files"],
                 i["ratio"].as_f64().unwrap_or(0.0),
+                if signed(i) { "yes" } else { "NO" },
                 dir.display()
             ),
             Err(why) => {
-                println!("{:<22} {:<16} {:>10} {:>9} {:>7}  {} ({why})", "?", "?", "?", "?", "?", dir.display())
+                println!(
+                    "{:<22} {:<16} {:>10} {:>9} {:>7} {:<6}  {} ({why})",
+                    "?",
+                    "?",
+                    "?",
+                    "?",
+                    "?",
+                    "?",
+                    dir.display()
+                )
             }
         }
+    }
+    let unsigned = rows.iter().filter(|(_, i)| i.as_ref().is_ok_and(|i| !signed(i))).count();
+    if unsigned > 0 {
+        println!(
+            "{unsigned} backup(s) NOT signed by a key trusted here ({}): verify, restore and recover refuse them; backup info --from file:///DIR says why",
+            ctx.config.paths.key_dir.display()
+        );
     }
     let damaged = rows.iter().filter(|(_, i)| i.is_err()).count();
     if damaged > 0 {
