@@ -283,18 +283,22 @@ fn find_verified_backup(
     ctx: &Ctx,
     from: &crate::cli::FromArgs,
 ) -> anyhow::Result<(lifeboat_archive::read::Backup, lifeboat_archive::trust::Verdict)> {
+    super::trust::open(ctx, &backup_dir(ctx, from)?, from.insecure_unsigned)
+}
+
+/// The directory of the backup a `--from` URL names.
+fn backup_dir(ctx: &Ctx, from: &crate::cli::FromArgs) -> anyhow::Result<PathBuf> {
     let url = from.from.clone().unwrap_or_else(|| ctx.config.backup.target.clone());
     if url.is_empty() {
         bail!("no backup given: use --from file:///DIR (a backup, or a target holding backups)");
     }
     let t = target::open(&url)?;
-    let dir = if target::is_complete(&t.root) {
+    Ok(if target::is_complete(&t.root) {
         t.root.clone()
     } else {
         let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
         t.newest(&host)?
-    };
-    super::trust::open(ctx, &dir, from.insecure_unsigned)
+    })
 }
 
 /// `lifeboat verify`.
@@ -334,13 +338,52 @@ pub fn verify(ctx: &Ctx, from: crate::cli::FromArgs) -> anyhow::Result<ExitCode>
 
 /// `lifeboat restore`.
 pub fn restore(ctx: &Ctx, a: crate::cli::RestoreArgs) -> anyhow::Result<ExitCode> {
-    let b = find_backup(ctx, &a.from)?;
+    use lifeboat_archive::restore as r;
+    let dir = backup_dir(ctx, &a.from)?;
+    // A catalog that is signed and intact while the backup does not open: its
+    // manifest is damaged or missing. The volumes are still bound to the
+    // catalog by their BLAKE3, so the tar stream alone can be restored.
+    let source = match super::trust::open(ctx, &dir, a.from.insecure_unsigned) {
+        Ok((b, _)) => Source::Manifest(b),
+        Err(e) => {
+            let verified = lifeboat_archive::trust::verified_catalog;
+            match super::trust::checked(ctx, &dir, a.from.insecure_unsigned, verified) {
+                Ok((catalog, _)) if a.filesystem.is_none() => {
+                    eprintln!(
+                        "lifeboat: {e:#}\nlifeboat: restoring from the tar stream alone (its volumes are checked against the signed catalog)"
+                    );
+                    Source::Stream(r::from_stream(&dir, catalog)?)
+                }
+                _ => return Err(e),
+            }
+        }
+    };
     std::fs::create_dir_all(&a.to).with_context(|| format!("cannot create {}", a.to.display()))?;
     let start = std::time::Instant::now();
-    let r = match &a.filesystem {
-        Some(mp) => lifeboat_archive::restore::restore_filesystem(&b, &a.to, mp, &mut |_, _| {})?,
-        None => lifeboat_archive::restore::restore(&b, &a.to, &a.patterns)?,
+    let (b, rep) = match &source {
+        Source::Stream(so) => (&so.backup, r::restore_stream_only(so, &a.to, &a.patterns, &mut |_, _| {})?),
+        Source::Manifest(b) => match &a.filesystem {
+            Some(mp) => (b, r::restore_filesystem(b, &a.to, mp, &mut |_, _| {})?),
+            None => (b, r::restore(b, &a.to, &a.patterns)?),
+        },
     };
+    report_restore(ctx, &a, b, &rep, start)
+}
+
+/// What a restore reads: the backup with its manifest, or its tar stream alone.
+enum Source {
+    Manifest(lifeboat_archive::read::Backup),
+    Stream(lifeboat_archive::restore::StreamOnly),
+}
+
+/// Print what a restore did; exit 1 when anything was lost or could not be checked.
+fn report_restore(
+    ctx: &Ctx,
+    a: &crate::cli::RestoreArgs,
+    b: &lifeboat_archive::read::Backup,
+    r: &lifeboat_archive::restore::RestoreReport,
+    start: std::time::Instant,
+) -> anyhow::Result<ExitCode> {
     let secs = start.elapsed().as_secs_f64();
     if ctx.json {
         println!(
@@ -359,8 +402,11 @@ pub fn restore(ctx: &Ctx, a: crate::cli::RestoreArgs) -> anyhow::Result<ExitCode
         for l in &r.lost {
             println!("  NOT RESTORED {l}");
         }
+        for u in &r.unchecked {
+            println!("  NOT CHECKED {u}");
+        }
     }
-    Ok(if r.lost.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if r.lost.is_empty() && r.unchecked.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `lifeboat compare`.
