@@ -322,11 +322,23 @@ pub fn restore_with_progress(
     patterns: &[String],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RestoreReport, RestoreError> {
+    restore_selected(b, to, patterns, progress, false)
+}
+
+/// Restore the entries `patterns` select (all without patterns); patterns
+/// that select nothing are an error.
+fn restore_selected(
+    b: &Backup,
+    to: &Path,
+    patterns: &[String],
+    progress: &mut dyn FnMut(u64, u64),
+    stream_only: bool,
+) -> Result<RestoreReport, RestoreError> {
     if !patterns.is_empty() && !b.entries.iter().any(|m| selected(&m.path, patterns)) {
         return Err(RestoreError::NothingMatched(patterns.to_vec()));
     }
     let place = |arch: &[u8]| selected(&String::from_utf8_lossy(arch), patterns).then(|| arch.to_vec());
-    restore_mapped(b, to, &place, progress, false)
+    restore_mapped(b, to, &place, progress, stream_only)
 }
 
 /// The archive prefix of the filesystem that was backed up from `mountpoint`
@@ -639,12 +651,7 @@ pub fn restore_stream_only(
     patterns: &[String],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RestoreReport, RestoreError> {
-    let b = &so.backup;
-    if !patterns.is_empty() && !b.entries.iter().any(|m| selected(&m.path, patterns)) {
-        return Err(RestoreError::NothingMatched(patterns.to_vec()));
-    }
-    let place = |arch: &[u8]| selected(&String::from_utf8_lossy(arch), patterns).then(|| arch.to_vec());
-    let mut r = restore_mapped(b, to, &place, progress, true)?;
+    let mut r = restore_selected(&so.backup, to, patterns, progress, true)?;
     r.unchecked = so.unchecked.clone();
     Ok(r)
 }

@@ -29,13 +29,7 @@ fn setup() -> Option<Setup> {
     std::fs::create_dir_all(&target).expect("mkdir");
     build_tree(&tree);
     let cfg = config(&dir, "");
-    let c = cfg.to_str().expect("utf8");
-    let t = format!("file://{}", target.display());
-    let (code, out, err) =
-        run_lifeboat(&["--config", c, "backup", "--target", &t, "--root", tree.to_str().expect("utf8"), "."]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let host = target.join(common::hostname());
-    let b = std::fs::read_dir(&host).expect("host dir").flatten().map(|e| e.path()).next().expect("a backup");
+    let b = common::back_up(&cfg, &tree, &target, &[]);
     Some(Setup { _tmp: tmp, dir, cfg, backup: format!("file://{}", b.display()) })
 }
 
@@ -160,16 +154,7 @@ fn a_restore_in_progress_never_lets_another_user_read_a_private_file() {
     ));
     let cfg = config(dir, "");
     let c = cfg.to_str().expect("utf8");
-    let t = format!("file://{}", target.display());
-    let (code, out, err) =
-        run_lifeboat(&["--config", c, "backup", "--target", &t, "--root", tree.to_str().expect("utf8"), "."]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let b = std::fs::read_dir(target.join(common::hostname()))
-        .expect("dir")
-        .flatten()
-        .map(|e| e.path())
-        .next()
-        .expect("backup");
+    let b = common::back_up(&cfg, &tree, &target, &[]);
     let to = dir.join("restored");
     std::fs::create_dir(&to).expect("mkdir");
     std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
@@ -225,16 +210,7 @@ fn a_killed_restore_leaves_no_file_with_wrong_content_under_its_final_name() {
     ));
     let cfg = config(dir, "");
     let c = cfg.to_str().expect("utf8");
-    let t = format!("file://{}", target.display());
-    let (code, out, err) =
-        run_lifeboat(&["--config", c, "backup", "--target", &t, "--root", tree.to_str().expect("utf8"), "."]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let b = std::fs::read_dir(target.join(common::hostname()))
-        .expect("dir")
-        .flatten()
-        .map(|e| e.path())
-        .next()
-        .expect("backup");
+    let b = common::back_up(&cfg, &tree, &target, &[]);
     let from = format!("file://{}", b.display());
     let mut kills = 0;
     for (i, ms) in [5u64, 20, 40, 70, 100, 150, 200, 300, 450, 600].iter().enumerate() {

@@ -163,22 +163,7 @@ fn one_flipped_byte_in_the_manifest_does_not_block_the_restore() {
     ));
     let cfg = config(dir, "");
     let c = cfg.to_str().expect("utf8");
-    let t = format!("file://{}", target.display());
-    let (code, out, err) = run_lifeboat(&[
-        "--config",
-        c,
-        "backup",
-        "--target",
-        &t,
-        "--volume-size",
-        "1M",
-        "--root",
-        tree.to_str().expect("utf8"),
-        ".",
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let b =
-        std::fs::read_dir(target.join(common::hostname())).expect("dir").flatten().map(|e| e.path()).next().expect("b");
+    let b = common::back_up(&cfg, &tree, &target, &["--volume-size", "1M"]);
     let mf = b.join("manifest.jsonl");
     let mut m = std::fs::read(&mf).expect("manifest");
     m[20] ^= 0x01;

@@ -144,3 +144,19 @@ pub fn config(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(&p, text).expect("write config");
     p
 }
+
+/// `lifeboat backup` of `tree` (as the root, everything) into `target` with
+/// the config `cfg` and `extra` arguments; asserts success and returns the
+/// backup's directory (the newest of this host).
+pub fn back_up(cfg: &Path, tree: &Path, target: &Path, extra: &[&str]) -> PathBuf {
+    let t = format!("file://{}", target.display());
+    let c = cfg.to_str().expect("utf8");
+    let root = tree.to_str().expect("utf8");
+    let (code, out, err) =
+        run_lifeboat(&[&["--config", c, "backup", "--target", &t, "--root", root][..], extra, &["."]].concat());
+    assert_eq!(code, 0, "backup of {root}: {out}\n{err}");
+    let mut all: Vec<PathBuf> =
+        std::fs::read_dir(target.join(hostname())).expect("host dir").flatten().map(|e| e.path()).collect();
+    all.sort();
+    all.pop().expect("a backup")
+}
