@@ -430,6 +430,14 @@ fn apply_metadata_pending(p: &Pending, h: &Header) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Give a symlink, device node or FIFO its metadata and put it in place
+/// (in place also when the metadata cannot all be set: then named).
+fn commit_node(dest: &mut Dest, p: Pending, h: &Header) -> Result<(), String> {
+    let meta = apply_metadata_pending(&p, h);
+    dest.commit(p).map_err(|e| e.to_string())?;
+    meta.map_err(|e| format!("restored, but its metadata could not be set: {e}"))
+}
+
 /// Restore the entries that `place` maps to a path (relative to `to`; `.`
 /// is `to` itself); hard link targets are mapped the same way.
 ///
@@ -478,21 +486,19 @@ fn restore_mapped(
             Kind::Dir => dest.dir(&rel).map(|()| dirs.push((rel.clone(), h.clone()))).map_err(|e| e.to_string()),
             Kind::File => match dest.file(&rel) {
                 Ok((mut f, p)) => match data(&mut s, &h, m, &mut f, &mut buf) {
-                    Ok(()) => match apply_metadata_fd(&f, &h) {
-                        Ok(()) => {
-                            drop(f);
-                            dest.commit(p).map_err(|e| e.to_string()).map(|()| {
-                                r.bytes += h.sparse.unwrap_or(h.size);
-                                if link_targets.contains(&rel) {
-                                    restored_targets.insert(rel.clone());
-                                }
-                            })
-                        }
-                        Err(e) => {
-                            dest.discard(p);
-                            Err(format!("its metadata could not be set: {e}"))
-                        }
-                    },
+                    Ok(()) => {
+                        // The content is right: it goes in place even where the filesystem
+                        // cannot hold all of the metadata (it then stays private, and is named).
+                        let meta = apply_metadata_fd(&f, &h);
+                        drop(f);
+                        dest.commit(p).map_err(|e| e.to_string()).and_then(|()| {
+                            r.bytes += h.sparse.unwrap_or(h.size);
+                            if link_targets.contains(&rel) {
+                                restored_targets.insert(rel.clone());
+                            }
+                            meta.map_err(|e| format!("restored, but its metadata could not be set: {e}"))
+                        })
+                    }
                     Err(g) => {
                         dest.discard(p);
                         Err(g.why)
@@ -510,13 +516,7 @@ fn restore_mapped(
                 )),
             },
             Kind::Symlink(t) => {
-                dest.symlink(&rel, t).map_err(|e| e.to_string()).and_then(|p| match apply_metadata_pending(&p, &h) {
-                    Ok(()) => dest.commit(p).map_err(|e| e.to_string()),
-                    Err(e) => {
-                        dest.discard(p);
-                        Err(format!("its metadata could not be set: {e}"))
-                    }
-                })
+                dest.symlink(&rel, t).map_err(|e| e.to_string()).and_then(|p| commit_node(&mut dest, p, &h))
             }
             Kind::Char(..) | Kind::Block(..) | Kind::Fifo => {
                 let (ft, dev) = match h.kind {
@@ -524,13 +524,7 @@ fn restore_mapped(
                     Kind::Block(ma, mi) => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(ma, mi)),
                     _ => (rustix::fs::FileType::Fifo, 0),
                 };
-                dest.node(&rel, ft, dev).map_err(|e| e.to_string()).and_then(|p| match apply_metadata_pending(&p, &h) {
-                    Ok(()) => dest.commit(p).map_err(|e| e.to_string()),
-                    Err(e) => {
-                        dest.discard(p);
-                        Err(format!("its metadata could not be set: {e}"))
-                    }
-                })
+                dest.node(&rel, ft, dev).map_err(|e| e.to_string()).and_then(|p| commit_node(&mut dest, p, &h))
             }
         };
         match made {
