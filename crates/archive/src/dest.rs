@@ -161,6 +161,14 @@ impl Dest {
         Ok(self.stack.last().map(|(_, f)| f.clone()).unwrap_or_else(|| self.root.clone()))
     }
 
+    /// Drop the cached descriptors of `rel` and below: its name now holds something else.
+    fn forget(&mut self, rel: &[u8]) {
+        let comps: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
+        if self.stack.len() >= comps.len() && self.stack.iter().zip(&comps).all(|((c, _), w)| c.as_slice() == *w) {
+            self.stack.truncate(comps.len() - 1);
+        }
+    }
+
     fn temp_name(&mut self) -> Vec<u8> {
         self.counter += 1;
         format!(".lifeboat-restore.{}.{}", std::process::id(), self.counter).into_bytes()
@@ -248,6 +256,7 @@ impl Dest {
             }
             other => other,
         };
+        self.forget(&p.rel);
         if let Err(e) = r {
             self.discard(p.clone_ref());
             return Err(match e {
@@ -283,6 +292,7 @@ impl Dest {
         let st = rustix::fs::statat(pfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io(rel, e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
             // A file or symlink where the backup has a directory: replace it (as GNU tar does).
+            self.forget(rel);
             rustix::fs::unlinkat(pfd.as_fd(), name, AtFlags::empty()).map_err(|e| io(rel, e))?;
             rustix::fs::mkdirat(pfd.as_fd(), name, Mode::from_raw_mode(0o700)).map_err(|e| io(rel, e))?;
         }
@@ -393,6 +403,27 @@ mod tests {
         assert_eq!(mode("b"), 0o755);
         assert_eq!(mode("b/c"), 0o755);
         assert_eq!(mode("a"), 0o700, "a has an entry of its own: its metadata comes from it");
+    }
+
+    #[test]
+    fn entries_below_a_directory_that_was_replaced_go_into_what_replaced_it() {
+        let t = tempfile::tempdir().unwrap();
+        let mut d = Dest::open(t.path()).unwrap();
+        d.dir(b"a").unwrap();
+        let (_, p) = d.file(b"a/x").unwrap();
+        d.commit(p).unwrap();
+        // A file "a" cannot replace the directory that is not empty; a later "a/y" still lands in it.
+        let (_, p) = d.file(b"a").unwrap();
+        assert!(d.commit(p).is_err());
+        let (_, p) = d.file(b"a/y").unwrap();
+        d.commit(p).unwrap();
+        assert!(t.path().join("a/y").is_file());
+        // An empty directory is replaced by the file, and "b/z" then is refused, not lost in an unlinked directory.
+        d.dir(b"b").unwrap();
+        let (_, p) = d.file(b"b").unwrap();
+        d.commit(p).unwrap();
+        assert!(t.path().join("b").is_file());
+        assert!(matches!(d.file(b"b/z"), Err(DestError::NotDir(_))));
     }
 
     #[test]
