@@ -291,7 +291,10 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
             )),
         };
     }
-    let from = format!("file://{}", copy.display());
+    // The copy holds the source host's backups (one): compare and restore are given that backup itself.
+    let made: Vec<PathBuf> = std::fs::read_dir(&copy).expect("backup copy").flatten().map(|e| e.path()).collect();
+    assert_eq!(made.len(), 1, "one backup of the source: {made:?}");
+    let from = format!("file://{}", made[0].display());
 
     // 2. Recover onto blank disks.
     for Case { name, size, bus } in cases {

@@ -103,6 +103,10 @@ fn gather_media(
     let link_all = |from: &Path| -> anyhow::Result<()> {
         for e in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?.flatten() {
             let name = e.file_name();
+            // Only regular files of the medium (a link or a device there is not part of a backup).
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             if name.to_string_lossy().starts_with("vol-") {
                 std::os::unix::fs::symlink(e.path(), all.join(&name))?;
             } else {
@@ -169,7 +173,12 @@ fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow
                     .ok()
                     .and_then(|t| serde_json::from_str::<lifeboat_rescue::MediaSet>(&t).ok());
                 return match set.filter(|s| s.of > 1) {
-                    Some(set) => Ok(Some(open_trusted(ctx, a, &gather_media(r, &set, &dir, &loc.path, a.auto)?)?)),
+                    Some(set) => {
+                        let mut b = open_trusted(ctx, a, &gather_media(r, &set, &dir, &loc.path, a.auto)?)?;
+                        // The set is a directory of links that recovery made to the volumes on the media.
+                        b.volume_links = true;
+                        Ok(Some(b))
+                    }
                     None => Ok(Some(open_trusted(ctx, a, &dir)?)),
                 };
             }
