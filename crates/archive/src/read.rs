@@ -98,6 +98,12 @@ fn open_regular(path: &Path, follow: bool, max: u64) -> std::io::Result<(std::fs
     Ok((f, meta.len()))
 }
 
+/// Read a whole file of a backup (`backup.json.minisig` and the like): a
+/// regular file, not a symbolic link, FIFO or device, of at most `max` bytes.
+pub fn read_backup_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    read_regular(path, max)
+}
+
 /// Read a whole file of a backup (see [`open_regular`]).
 fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let (f, len) = open_regular(path, false, max)?;
@@ -252,7 +258,8 @@ impl Backup {
         };
         let catalog = parse_catalog(&text, &shown)?;
         let mf = dir.join(&catalog.manifest.name);
-        let data = read_regular(&mf, MAX_MANIFEST_BYTES).map_err(|e| ReadError::Io(mf.display().to_string(), e))?;
+        // Never more than the catalog says (a larger file is damaged, and not read).
+        let data = read_regular(&mf, catalog.manifest.size).map_err(|e| ReadError::Io(mf.display().to_string(), e))?;
         if data.len() as u64 != catalog.manifest.size
             || blake3::hash(&data).to_hex().as_str() != catalog.manifest.blake3
         {
