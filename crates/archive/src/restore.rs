@@ -43,16 +43,16 @@ pub struct RestoreReport {
 
 fn check_volumes(b: &Backup) -> Vec<String> {
     let mut bad = Vec::new();
-    for v in &b.catalog.volumes {
-        let p = b.dir.join(&v.name);
-        // Volumes can be DVD-sized: hash them streaming, not in memory.
-        let hashed = std::fs::File::open(&p).and_then(|mut f| {
+    for (i, v) in b.catalog.volumes.iter().enumerate() {
+        // Volumes can be DVD-sized: hash them streaming, not in memory. Opened
+        // as every reader opens them: a regular file, never a FIFO or device.
+        let hashed = b.open_volume(i as u32 + 1).and_then(|mut f| {
             let mut h = blake3::Hasher::new();
-            std::io::copy(&mut f, &mut h)?;
+            std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", v.name))?;
             Ok(h.finalize())
         });
         match hashed {
-            Err(e) => bad.push(format!("{}: {e}", v.name)),
+            Err(e) => bad.push(e),
             Ok(h) if h.to_hex().as_str() != v.blake3 => {
                 bad.push(format!("{}: checksum differs from backup.json (the volume is damaged)", v.name))
             }

@@ -479,7 +479,8 @@ pub fn verify_catalog(catalog: &[u8], signature: Option<&[u8]>, trusted: &Truste
 /// Read the signature file of a backup directory: None when there is none.
 pub fn read_signature(dir: &Path) -> Result<Option<Vec<u8>>, SignError> {
     let p = dir.join(SIGNATURE_FILE);
-    match read_bounded(&p, MAX_SIGNATURE) {
+    // Attacker-written: a regular file of the backup, never a link, FIFO or device.
+    match crate::read::read_backup_file(&p, MAX_SIGNATURE) {
         Ok(d) => Ok(Some(d)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(SignError::Malformed { why: "too large".into() }),

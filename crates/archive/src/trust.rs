@@ -89,7 +89,7 @@ pub fn verified_catalog(dir: &Path, policy: Policy) -> Result<(Catalog, Verdict)
 /// read, and what the check found.
 fn verify(dir: &Path, policy: Policy) -> Result<(Vec<u8>, Verdict), TrustError> {
     let cat = dir.join("backup.json");
-    let bytes = match sign::read_bounded(&cat, MAX_CATALOG) {
+    let bytes = match crate::read::read_backup_file(&cat, MAX_CATALOG) {
         Ok(b) => b,
         // No catalog: the reader names it (an interrupted backup).
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -192,3 +192,50 @@ fn one_flipped_byte_in_the_manifest_does_not_block_the_restore() {
     assert!(err.contains("signature"), "{err}");
     assert!(!to2.exists() || std::fs::read_dir(&to2).expect("to2").count() == 0);
 }
+
+#[test]
+fn a_volume_or_signature_that_is_a_fifo_or_device_never_blocks_a_reader() {
+    if !root_or_skip("the same user as the tests that make backups") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let cfg = config(dir, "");
+    let c = cfg.to_str().expect("utf8");
+    for (i, (what, file, make)) in [
+        ("a FIFO volume", "vol-0001.tar.zst", "mkfifo"),
+        ("a volume linked to /dev/zero", "vol-0001.tar.zst", "ln -s /dev/zero"),
+        ("a FIFO signature", "backup.json.minisig", "mkfifo"),
+        ("a FIFO catalog", "backup.json", "mkfifo"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let b = dir.join(format!("case-{i}"));
+        std::fs::create_dir(&b).expect("mkdir");
+        let mut cr = Crafter::new(&b);
+        cr.add(&entry(b"f", Kind::File, 3), b"abc").expect("add");
+        cr.finish(|_| {}).expect("finish");
+        let p = b.join(file);
+        let _ = std::fs::remove_file(&p);
+        common::sh(&format!("{make} {}", p.display()));
+        let from = format!("file://{}", b.display());
+        let to = dir.join("to");
+        for cmd in [&["verify"][..], &["restore", "--to", to.to_str().expect("utf8")]] {
+            // Unsigned: refused; forced: the damaged file is named. Neither blocks nor panics.
+            for force in [&[][..], &["--insecure-unsigned"]] {
+                let start = std::time::Instant::now();
+                let (code, out, err) = run_lifeboat(&[&["--config", c][..], cmd, force, &["--from", &from]].concat());
+                assert!(start.elapsed().as_secs() < 20, "{what}: {cmd:?} blocked for {:?}", start.elapsed());
+                assert_ne!(code, 101, "{what}: {cmd:?} panicked\n{err}");
+                if force.is_empty() || *file != "backup.json.minisig" {
+                    assert_ne!(code, 0, "{what}: {cmd:?} {force:?} must not succeed\n{out}\n{err}");
+                }
+                // (A catalog that is not a regular file is not a backup at all: "no complete backup".)
+                if !force.is_empty() && *file != "backup.json" {
+                    assert!(format!("{out}{err}").contains("regular file"), "{what}: {cmd:?} names why: {out}{err}");
+                }
+            }
+        }
+    }
+}
