@@ -172,6 +172,9 @@ fn compare_with_backup(target: &Path, from: &str, fw: &str, work: &Path) -> Vec<
                 || path.starts_with("boot/grub")
                 // grub-install writes its EFI files again (same content, new times).
                 || path.starts_with("boot/efi/EFI")
+                // The ESP is not mounted here: this is its mount point directory on the root
+                // filesystem, which the backup records as the ESP's own root (0700, no time on FAT).
+                || path == "boot/efi"
                 || path.starts_with("var/lib/initramfs-tools")
                 || path == "boot"
                 || path == "var/log"
