@@ -58,7 +58,7 @@ fn live_path(root: &Path, arch: &str) -> std::path::PathBuf {
     if arch == "." {
         root.to_path_buf()
     } else {
-        root.join(std::ffi::OsStr::from_bytes(&crate::restore::unescape_path(arch)))
+        root.join(std::ffi::OsStr::from_bytes(&crate::read::unescape_path(arch)))
     }
 }
 
@@ -148,7 +148,7 @@ pub fn compare(b: &Backup, root: &Path) -> Vec<Difference> {
     let mut out = Vec::new();
     let known: BTreeMap<&str, &ManifestEntry> = b.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     for m in &b.entries {
-        let arch = crate::restore::unescape_path(&m.path);
+        let arch = crate::read::unescape_path(&m.path);
         if let Err(e) = crate::dest::check_path(&arch) {
             out.push(Difference { path: m.path.clone(), what: "refused".into(), details: vec![e.to_string()] });
             continue;
@@ -179,7 +179,7 @@ pub fn compare(b: &Backup, root: &Path) -> Vec<Difference> {
         let mut names: Vec<Vec<u8>> = rd.flatten().map(|e| e.file_name().as_bytes().to_vec()).collect();
         names.sort();
         for n in names {
-            let mut arch = if dir == "." { Vec::new() } else { crate::restore::unescape_path(dir) };
+            let mut arch = if dir == "." { Vec::new() } else { crate::read::unescape_path(dir) };
             if !arch.is_empty() {
                 arch.push(b'/');
             }

@@ -215,7 +215,7 @@ pub fn selected(path: &str, patterns: &[String]) -> bool {
         })
 }
 
-pub use crate::read::unescape_path;
+use crate::read::unescape_path;
 
 /// The manifest's name for an entry kind.
 fn kind_name(k: &Kind) -> &'static str {

@@ -38,6 +38,15 @@ fn corpus(dir: &Path, outside: &Path) -> PathBuf {
     b
 }
 
+/// A directory beside the target holding one precious file (mode 0755): what an attack would reach.
+fn victim_dir(dir: &Path) -> PathBuf {
+    let outside = dir.join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::fs::write(outside.join("victim"), b"precious").expect("write");
+    std::fs::set_permissions(&outside, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    outside
+}
+
 fn outside_untouched(outside: &Path) {
     let names: Vec<_> = std::fs::read_dir(outside).expect("outside").flatten().map(|e| e.file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("victim")], "something was written outside the target");
@@ -53,10 +62,7 @@ fn a_crafted_unsigned_backup_is_refused_and_even_when_forced_restores_nothing_ou
     }
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
-    let outside = dir.join("outside");
-    std::fs::create_dir(&outside).expect("mkdir");
-    std::fs::write(outside.join("victim"), b"precious").expect("write");
-    std::fs::set_permissions(&outside, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let outside = victim_dir(dir);
     let b = corpus(dir, &outside);
     let cfg = config(dir, "");
     let c = cfg.to_str().expect("utf8");
@@ -115,9 +121,7 @@ fn crafted_catalogs_are_errors_naming_the_field_never_a_crash_or_a_hang() {
     }
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
-    let outside = dir.join("outside");
-    std::fs::create_dir(&outside).expect("mkdir");
-    std::fs::write(outside.join("victim"), b"precious").expect("write");
+    let outside = victim_dir(dir);
     let cfg = config(dir, "");
     let c = cfg.to_str().expect("utf8");
     type Edit = fn(&mut lifeboat_archive::Catalog);

@@ -128,25 +128,20 @@ fn recreate_and_restore_onto_same_larger_and_smaller_disks() {
     assert_eq!(code, 0, "backup: {out}{err}");
     let before = snapshot(&src);
     let before_srv = snapshot(&src.join("srv"));
+    // `recover --yes` of both source disks onto two others.
+    let recover_onto = |a: &LoopDisk, b: &LoopDisk| {
+        let (ma, mb) = (format!("{old_a}={}", a.dev), format!("{old_b}={}", b.dev));
+        let layout = layout_file.to_str().expect("utf8");
+        run_lifeboat(&[
+            "--config", cfg, "recover", "--layout", layout, "--from", &bk, "--map", &ma, "--map", &mb, "--yes",
+        ])
+    };
     // A clone onto attached disks while the source is still there and mounted:
     // every identity that would exist twice is named before anything is written.
     {
         let ta = LoopDisk::new(dir, "clone-a", 1024 * MIB);
         let tb = LoopDisk::new(dir, "clone-b", 512 * MIB);
-        let (code, out, err) = run_lifeboat(&[
-            "--config",
-            cfg,
-            "recover",
-            "--layout",
-            layout_file.to_str().expect("utf8"),
-            "--from",
-            &bk,
-            "--map",
-            &format!("{old_a}={}", ta.dev),
-            "--map",
-            &format!("{old_b}={}", tb.dev),
-            "--yes",
-        ]);
+        let (code, out, err) = recover_onto(&ta, &tb);
         assert_eq!(code, 2, "a clone next to its source must be refused: {out}{err}");
         for (uuid, fs) in [(ROOT_UUID, "ext4"), (XFS_UUID, "xfs"), (BTRFS_UUID, "btrfs"), (SWAP_UUID, "swap")] {
             assert!(err.contains(uuid), "{fs} UUID {uuid} named: {err}");
@@ -165,20 +160,7 @@ fn recreate_and_restore_onto_same_larger_and_smaller_disks() {
     {
         let t = LoopDisk::new(dir, "tiny", 200 * MIB);
         let t2 = LoopDisk::new(dir, "tiny2", 512 * MIB);
-        let (code, out, err) = run_lifeboat(&[
-            "--config",
-            cfg,
-            "recover",
-            "--layout",
-            layout_file.to_str().expect("utf8"),
-            "--from",
-            &bk,
-            "--map",
-            &format!("{old_a}={}", t.dev),
-            "--map",
-            &format!("{old_b}={}", t2.dev),
-            "--yes",
-        ]);
+        let (code, out, err) = recover_onto(&t, &t2);
         assert_eq!(code, 2, "a too small disk must be refused: {out}{err}");
         assert!(err.contains("cannot be recreated") && err.contains(&old_a), "{err}");
         assert!(sh(&format!("blkid -p -o export {} || true", t.dev)).trim().is_empty(), "nothing may be written");
