@@ -2,6 +2,7 @@
 //! one compressed newc archive.
 
 use crate::cpio::CpioWriter;
+use lifeboat_runner::{Cmd, Runner};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -182,13 +183,10 @@ impl Tree {
 
     /// busybox at `DIR/busybox` with a link per applet in `DIR`. Keep DIR
     /// last on PATH: the host's own tools come first.
-    pub fn busybox(&mut self, busybox: &Path, dir: &Path) -> std::io::Result<()> {
+    pub fn busybox(&mut self, r: &dyn Runner, busybox: &Path, dir: &Path) -> std::io::Result<()> {
         self.host_file_as(busybox, &dir.join("busybox"), 0o755);
-        let list = std::process::Command::new(busybox).arg("--list").output()?;
-        if !list.status.success() {
-            return Err(std::io::Error::other(format!("{} --list failed", busybox.display())));
-        }
-        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
+        let list = r.probe(&Cmd::new(busybox.to_string_lossy()).arg("--list")).map_err(std::io::Error::other)?;
+        for applet in list.text().lines().filter(|a| !a.is_empty() && *a != "busybox") {
             self.symlink(&dir.join(applet), "busybox");
         }
         Ok(())

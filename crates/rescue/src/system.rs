@@ -147,7 +147,7 @@ pub fn gather(c: &Contents, r: &dyn Runner) -> Result<(Tree, Gathered), RescueEr
     t.char_device(Path::new("/dev/null"), 0o666, 1, 3);
     let busybox = find_program("busybox")
         .ok_or_else(|| RescueError::Missing("busybox (apt-get install busybox-static)".into()))?;
-    t.busybox(&busybox, Path::new("/busybox"))
+    t.busybox(r, &busybox, Path::new("/busybox"))
         .map_err(|source| RescueError::Io { what: "cannot add busybox".into(), source })?;
 
     // Programs and their libraries.

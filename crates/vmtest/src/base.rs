@@ -7,6 +7,7 @@ use lifeboat_rescue::initramfs::{Compression, Tree};
 use lifeboat_rescue::kernel::KernelChoice;
 use lifeboat_rescue::modules::ModuleIndex;
 use lifeboat_rescue::system::{find_program, LVM_CONF};
+use lifeboat_runner::{Mode, SystemRunner};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -75,7 +76,8 @@ fn base_tree(kernel: &KernelChoice) -> Result<Tree, VmError> {
     t.char_device(Path::new("/dev/console"), 0o600, 5, 1);
     t.char_device(Path::new("/dev/null"), 0o666, 1, 3);
     // busybox applets in a directory of their own, after the real tools on PATH.
-    t.busybox(Path::new("/bin/busybox"), Path::new("/busybox")).map_err(io("cannot add busybox"))?;
+    t.busybox(&SystemRunner::new(Mode::Run), Path::new("/bin/busybox"), Path::new("/busybox"))
+        .map_err(io("cannot add busybox"))?;
     let programs: Vec<PathBuf> = GUEST_PROGRAMS.iter().filter_map(|p| find_program(p)).collect();
     let files = Resolver::default().closure(&programs).map_err(|e| VmError::Build(e.to_string()))?;
     for f in &files {
