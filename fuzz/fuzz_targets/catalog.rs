@@ -7,7 +7,7 @@ use lifeboat_archive::read::{parse_catalog, Backup};
 fuzz_target!(|data: &[u8]| {
     if let Ok(c) = parse_catalog(data, "backup.json") {
         // A checked catalog is safe to use: its numbers, names and frames.
-        let b = Backup::from_parts(std::path::Path::new("/nonexistent"), c, Vec::new()).expect("checked twice");
+        let b = Backup::from_parts(std::sync::Arc::new(lifeboat_archive::target::DirObjects::new(std::path::Path::new("/nonexistent"))), c, Vec::new()).expect("checked twice");
         let len = b.stream_len();
         for f in &b.catalog.frames {
             assert!(f.start + f.dlen <= len);

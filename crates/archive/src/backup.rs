@@ -4,6 +4,7 @@
 
 use crate::frames::{Frame, FrameWriter, Volume};
 use crate::tar::{self, Kind};
+use crate::target::{Objects, Upload};
 use crate::ArchiveError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One manifest line: everything known about an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -658,34 +660,53 @@ impl Walker<'_> {
 }
 
 /// Write a backup of the options' trees into `dir` (which must exist and be
-/// empty). `progress(bytes, files)` is called as content is read. Returns the
-/// catalog, also written as `backup.json`.
+/// empty), with no staging: the caller owns the directory. `progress(bytes,
+/// files)` is called as content is read. Returns the catalog, also written
+/// as `backup.json`.
 pub fn write_backup(
     dir: &Path,
     opts: &BackupOptions,
     host: &str,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Catalog, ArchiveError> {
-    write_signed_backup(dir, opts, host, None, progress)
+    let up: Arc<dyn Upload> = Arc::new(crate::target::dir::InPlace::new(dir));
+    write_signed_backup(up, opts, host, None, progress).map(|(c, _)| c)
 }
 
-/// [`write_backup`], with the catalog signed by `key`: the signature
-/// (`backup.json.minisig`) is written before `backup.json`, so a catalog on
-/// disk always has its signature beside it.
+/// Write a backup of the options' trees to an upload of a target and
+/// commit it: the volumes and the manifest first, then the catalog's
+/// signature by `key` (`backup.json.minisig`), and the catalog last, so a
+/// visible catalog always has its signature beside it. When anything
+/// fails the upload is aborted: nothing that looks like a backup is left.
+/// Returns the catalog and the published backup's objects.
 pub fn write_signed_backup(
-    dir: &Path,
+    upload: Arc<dyn Upload>,
     opts: &BackupOptions,
     host: &str,
     key: Option<&crate::sign::SigningKey>,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<Catalog, ArchiveError> {
+) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
+    let r = write_and_commit(&upload, opts, host, key, progress);
+    if r.is_err() {
+        upload.abort();
+    }
+    r
+}
+
+fn write_and_commit(
+    upload: &Arc<dyn Upload>,
+    opts: &BackupOptions,
+    host: &str,
+    key: Option<&crate::sign::SigningKey>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
     use std::io::Write;
     opts.check()?;
     let mut w = Walker {
         opts,
         progress,
         reported: 0,
-        out: FrameWriter::new(dir, opts.volume_size, opts.codec),
+        out: FrameWriter::new(Arc::clone(upload), opts.volume_size, opts.codec),
         names: Names::load(&opts.root),
         links: HashMap::new(),
         dirs: std::collections::HashSet::new(),
@@ -715,7 +736,7 @@ pub fn write_signed_backup(
         ));
     }
     let manifest_name = "manifest.jsonl";
-    let mf = write_named(&dir.join(manifest_name), &w.manifest)?;
+    let mf = put_object(upload.as_ref(), manifest_name, &w.manifest)?;
     let catalog = Catalog {
         format: "lifeboat-archive".into(),
         version: FORMAT_VERSION,
@@ -735,18 +756,19 @@ pub fn write_signed_backup(
     text.write_all(b"\n").map_err(ArchiveError::write)?;
     if let Some(k) = key {
         let comment = format!("lifeboat catalog of {host}, created {}", catalog.created);
-        write_named(&dir.join(crate::sign::SIGNATURE_FILE), &k.sign(&text, &comment)?)?;
+        put_object(upload.as_ref(), crate::sign::SIGNATURE_FILE, &k.sign(&text, &comment)?)?;
     }
-    write_named(&dir.join("backup.json"), &text)?;
-    Ok(catalog)
+    let objects = upload.commit(&text)?;
+    Ok((catalog, objects))
 }
 
-/// [`crate::write_private`], with the path in a write error (ENOSPC on the catalog names it).
-fn write_named(p: &Path, data: &[u8]) -> Result<String, ArchiveError> {
-    crate::write_private(p, data).map_err(|e| match e {
-        ArchiveError::Write(io) => {
-            ArchiveError::Write(std::io::Error::new(io.kind(), format!("{}: {io}", p.display())))
-        }
-        other => other,
-    })
+/// Write a whole object of an upload durably; returns its BLAKE3 (ENOSPC names the object).
+fn put_object(upload: &dyn Upload, name: &str, data: &[u8]) -> Result<String, ArchiveError> {
+    let named = |e: std::io::Error| {
+        ArchiveError::Write(std::io::Error::new(e.kind(), format!("{}/{name}: {e}", upload.location())))
+    };
+    let mut w = upload.create(name).map_err(named)?;
+    w.write_all(data).map_err(named)?;
+    w.finish().map_err(named)?;
+    Ok(blake3::hash(data).to_hex().to_string())
 }

@@ -44,7 +44,7 @@ impl Crafter {
     pub fn new(dir: &Path) -> Crafter {
         Crafter {
             dir: dir.to_path_buf(),
-            out: FrameWriter::new(dir, 1 << 20, Codec::Zstd(1)),
+            out: FrameWriter::new(std::sync::Arc::new(crate::target::dir::InPlace::new(dir)), 1 << 20, Codec::Zstd(1)),
             manifest: Vec::new(),
             paths: vec![".".into()],
         }

@@ -5,10 +5,10 @@
 //! says which), and the concatenated volumes are still one valid zstd stream
 //! of one tar archive for `zstd -d | tar -x`.
 
+use crate::target::{ObjectWriter, Upload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -96,9 +96,9 @@ pub fn volume_name(n: u32, codec: Codec) -> String {
 
 struct Output {
     codec: Codec,
-    dir: PathBuf,
+    upload: Arc<dyn Upload>,
     max: u64,
-    file: Option<(std::fs::File, blake3::Hasher)>,
+    file: Option<(Box<dyn ObjectWriter>, blake3::Hasher)>,
     number: u32,
     size: u64,
     volumes: Vec<Volume>,
@@ -107,20 +107,20 @@ struct Output {
 }
 
 impl Output {
-    /// The path of the volume being written, for errors.
-    fn path(&self) -> PathBuf {
-        self.dir.join(volume_name(self.number, self.codec))
+    /// Where the volume being written goes, for errors.
+    fn path(&self) -> String {
+        format!("{}/{}", self.upload.location(), volume_name(self.number, self.codec))
     }
 
-    /// An I/O error writing the current volume, with its path (ENOSPC keeps its kind and OS error).
+    /// An I/O error writing the current volume, with where it goes (ENOSPC keeps its kind and OS error).
     fn err(&self, e: std::io::Error) -> std::io::Error {
-        std::io::Error::new(e.kind(), format!("{}: {e}", self.path().display()))
+        std::io::Error::new(e.kind(), format!("{}: {e}", self.path()))
     }
 
     fn close(&mut self) -> std::io::Result<()> {
         if let Some((mut f, h)) = self.file.take() {
             f.flush().map_err(|e| self.err(e))?;
-            f.sync_all().map_err(|e| self.err(e))?;
+            f.finish().map_err(|e| self.err(e))?;
             self.volumes.push(Volume {
                 name: volume_name(self.number, self.codec),
                 size: self.size,
@@ -135,15 +135,9 @@ impl Output {
             self.close()?;
         }
         if self.file.is_none() {
-            use std::os::unix::fs::OpenOptionsExt;
             self.number += 1;
             self.size = 0;
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(self.path())
-                .map_err(|e| self.err(e))?;
+            let f = self.upload.create(&volume_name(self.number, self.codec)).map_err(|e| self.err(e))?;
             self.file = Some((f, blake3::Hasher::new()));
         }
         if let Some((f, h)) = self.file.as_mut() {
@@ -189,8 +183,8 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    /// Volumes go into `dir`, each at most `volume_size` bytes.
-    pub fn new(dir: &Path, volume_size: u64, codec: Codec) -> FrameWriter {
+    /// Volumes go to `upload`, each at most `volume_size` bytes.
+    pub fn new(upload: Arc<dyn Upload>, volume_size: u64, codec: Codec) -> FrameWriter {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         // A frame must fit in a volume: chunks of at most half a volume (zstd
         // stores incompressible data with a few bytes of overhead).
@@ -232,7 +226,7 @@ impl FrameWriter {
         drop(dtx);
         let out = Output {
             codec,
-            dir: dir.to_path_buf(),
+            upload,
             max: volume_size,
             file: None,
             number: 0,

@@ -46,9 +46,9 @@ fn check_volumes(b: &Backup) -> Vec<String> {
     for (i, v) in b.catalog.volumes.iter().enumerate() {
         // Volumes can be DVD-sized: hash them streaming, not in memory. Opened
         // as every reader opens them: a regular file, never a FIFO or device.
-        let hashed = b.open_volume(i as u32 + 1).and_then(|mut f| {
+        let hashed = b.open_volume(i as u32 + 1).and_then(|f| {
             let mut h = blake3::Hasher::new();
-            std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", v.name))?;
+            std::io::copy(&mut crate::target::ObjectReader::new(f), &mut h).map_err(|e| format!("{}: {e}", v.name))?;
             Ok(h.finalize())
         });
         match hashed {
@@ -338,7 +338,24 @@ fn restore_selected(
         return Err(RestoreError::NothingMatched(patterns.to_vec()));
     }
     let place = |arch: &[u8]| selected(&String::from_utf8_lossy(arch), patterns).then(|| arch.to_vec());
-    restore_mapped(b, to, &place, progress, stream_only)
+    restore_mapped(Stream::new(b), b, to, &place, progress, stream_only)
+}
+
+/// Restore the selected entries from the backup's volumes read in order
+/// from one forward-only stream (a tape, a pipe: `cat vol-* |`), with every
+/// check of [`restore_with_progress`]; nothing is read twice or backwards.
+pub fn restore_sequential(
+    b: &Backup,
+    volumes: Box<dyn std::io::Read + Send>,
+    to: &Path,
+    patterns: &[String],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RestoreReport, RestoreError> {
+    if !patterns.is_empty() && !b.entries.iter().any(|m| selected(&m.path, patterns)) {
+        return Err(RestoreError::NothingMatched(patterns.to_vec()));
+    }
+    let place = |arch: &[u8]| selected(&String::from_utf8_lossy(arch), patterns).then(|| arch.to_vec());
+    restore_mapped(Stream::sequential(b, volumes), b, to, &place, progress, false)
 }
 
 /// The archive prefix of the filesystem that was backed up from `mountpoint`
@@ -390,7 +407,7 @@ pub fn restore_filesystem(
         }
         within(arch, &want).map(<[u8]>::to_vec)
     };
-    restore_mapped(b, to, &place, progress, false)
+    restore_mapped(Stream::new(b), b, to, &place, progress, false)
 }
 
 fn xattr_name(k: &[u8]) -> std::io::Result<std::ffi::CString> {
@@ -447,6 +464,7 @@ fn commit_node(dest: &mut Dest, p: Pending, h: &Header) -> Result<(), String> {
 /// and only then renamed into place with its metadata. A hard link may only
 /// point at a file restored earlier in this run.
 fn restore_mapped(
+    mut s: Stream,
     b: &Backup,
     to: &Path,
     place: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
@@ -456,7 +474,6 @@ fn restore_mapped(
     let mut dest = Dest::open(to)?;
     let checks = Checks { v2: b.catalog.version >= 2, stream_only };
     let mut r = RestoreReport::default();
-    let mut s = Stream::new(b);
     let mut dirs: Vec<(Vec<u8>, Header)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     // Files that hard links of this restore point at, and those of them restored so far.
@@ -567,11 +584,14 @@ pub struct StreamOnly {
 /// bytes are the ones this host wrote); the stream ends at the first volume
 /// that is damaged or missing. Files get no content checksum: a damaged
 /// manifest means their content is checked only through their volume's.
-pub fn from_stream(dir: &Path, mut catalog: crate::backup::Catalog) -> Result<StreamOnly, crate::read::ReadError> {
+pub fn from_stream(
+    objects: std::sync::Arc<dyn crate::target::Objects>,
+    mut catalog: crate::backup::Catalog,
+) -> Result<StreamOnly, crate::read::ReadError> {
     let mut unchecked = vec!["the manifest is damaged: entries are restored from the tar stream alone, \
         checked through the BLAKE3 of their volumes (signed catalog), not one by one"
         .to_string()];
-    let probe = Backup::from_parts(dir, catalog.clone(), Vec::new())?;
+    let probe = Backup::from_parts(std::sync::Arc::clone(&objects), catalog.clone(), Vec::new())?;
     let bad = check_volumes(&probe);
     if let Some(first) = catalog
         .volumes
@@ -586,7 +606,7 @@ pub fn from_stream(dir: &Path, mut catalog: crate::backup::Catalog) -> Result<St
             bad.join("; ")
         ));
     }
-    let mut b = Backup::from_parts(dir, catalog, Vec::new())?;
+    let mut b = Backup::from_parts(objects, catalog, Vec::new())?;
     let mut s = Stream::new(&b);
     let mut entries = Vec::new();
     let mut buf = vec![0u8; 1 << 16];

@@ -476,11 +476,11 @@ pub fn verify_catalog(catalog: &[u8], signature: Option<&[u8]>, trusted: &Truste
     Ok(id)
 }
 
-/// Read the signature file of a backup directory: None when there is none.
-pub fn read_signature(dir: &Path) -> Result<Option<Vec<u8>>, SignError> {
-    let p = dir.join(SIGNATURE_FILE);
-    // Attacker-written: a regular file of the backup, never a link, FIFO or device.
-    match crate::read::read_backup_file(&p, MAX_SIGNATURE) {
+/// Read the signature of a backup: None when there is none.
+pub fn read_signature(objects: &dyn crate::target::Objects) -> Result<Option<Vec<u8>>, SignError> {
+    let p = PathBuf::from(format!("{}/{SIGNATURE_FILE}", objects.location()));
+    // Attacker-written: on a directory a regular file, never a link, FIFO or device.
+    match objects.read(SIGNATURE_FILE, MAX_SIGNATURE) {
         Ok(d) => Ok(Some(d)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(SignError::Malformed { why: "too large".into() }),

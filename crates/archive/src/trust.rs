@@ -11,7 +11,9 @@
 use crate::backup::Catalog;
 use crate::read::{Backup, ReadError};
 use crate::sign::{self, KeyId, SignError, TrustedKeys};
+use crate::target::{DirObjects, Objects, CATALOG};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The largest catalog read (a catalog lists one frame per 8 MiB of archive:
 /// this is far beyond any real backup).
@@ -67,44 +69,53 @@ impl TrustError {
 
 /// Open the backup in `dir` after checking the signature of its catalog.
 pub fn open(dir: &Path, policy: Policy) -> Result<(Backup, Verdict), TrustError> {
-    let (bytes, verdict) = verify(dir, policy)?;
-    let backup = Backup::open(dir)?;
+    open_objects(Arc::new(DirObjects::new(dir)), policy)
+}
+
+/// Open a backup on a target after checking the signature of its catalog.
+pub fn open_objects(objects: Arc<dyn Objects>, policy: Policy) -> Result<(Backup, Verdict), TrustError> {
+    let (bytes, verdict) = verify(&objects, policy)?;
+    let at = PathBuf::from(objects.location());
+    let backup = Backup::open_objects(objects)?;
     if !same_catalog(&bytes, &backup.catalog) {
-        return Err(TrustError::Changed(dir.to_path_buf()));
+        return Err(TrustError::Changed(at));
     }
     Ok((backup, verdict))
 }
 
-/// The catalog of the backup in `dir`, parsed from the bytes whose signature
-/// was checked, without the manifest: for a reader that cannot use the
+/// The catalog of a backup, parsed from the bytes whose signature was
+/// checked, without the manifest: for a reader that cannot use the
 /// manifest (a restore from the tar stream alone, `restore::from_stream`),
 /// which then trusts the volumes through their BLAKE3 in this catalog.
-pub fn verified_catalog(dir: &Path, policy: Policy) -> Result<(Catalog, Verdict), TrustError> {
-    let (bytes, verdict) = verify(dir, policy)?;
-    let catalog = crate::read::parse_catalog(&bytes, &dir.join("backup.json").display().to_string())?;
+pub fn verified_catalog(objects: &Arc<dyn Objects>, policy: Policy) -> Result<(Catalog, Verdict), TrustError> {
+    let (bytes, verdict) = verify(objects, policy)?;
+    let catalog = crate::read::parse_catalog(&bytes, &format!("{}/{CATALOG}", objects.location()))?;
     Ok((catalog, verdict))
 }
 
 /// Read `backup.json` once and check its signature under `policy`; the bytes
 /// read, and what the check found.
-fn verify(dir: &Path, policy: Policy) -> Result<(Vec<u8>, Verdict), TrustError> {
-    let cat = dir.join("backup.json");
-    let bytes = match crate::read::read_backup_file(&cat, MAX_CATALOG) {
+fn verify(objects: &Arc<dyn Objects>, policy: Policy) -> Result<(Vec<u8>, Verdict), TrustError> {
+    let at = objects.location();
+    let bytes = match objects.read(CATALOG, MAX_CATALOG) {
         Ok(b) => b,
         // No catalog: the reader names it (an interrupted backup).
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Backup::open(dir).err().map(TrustError::from).unwrap_or(TrustError::Changed(dir.into())))
+            return Err(Backup::open_objects(Arc::clone(objects))
+                .err()
+                .map(TrustError::from)
+                .unwrap_or(TrustError::Changed(at.into())))
         }
-        Err(e) => return Err(ReadError::Io(cat.display().to_string(), e).into()),
+        Err(e) => return Err(ReadError::Io(format!("{at}/{CATALOG}"), e).into()),
     };
-    let checked = sign::read_signature(dir).and_then(|sig| match policy {
+    let checked = sign::read_signature(objects.as_ref()).and_then(|sig| match policy {
         Policy::Require(keys) => sign::verify_catalog(&bytes, sig.as_deref(), keys),
         Policy::Warn(Some(keys)) => sign::verify_catalog(&bytes, sig.as_deref(), keys),
         Policy::Warn(None) => Err(SignError::NoTrustedKey { dir: PathBuf::new() }),
     });
     let verdict = match (checked, policy) {
         (Ok(id), _) => Verdict::Signed(id),
-        (Err(source), Policy::Require(_)) => return Err(TrustError::Refused { dir: dir.to_path_buf(), source }),
+        (Err(source), Policy::Require(_)) => return Err(TrustError::Refused { dir: at.into(), source }),
         (Err(SignError::NoTrustedKey { .. }), Policy::Warn(_)) => Verdict::Unverified("no trusted public key".into()),
         (Err(e), Policy::Warn(_)) => Verdict::Unverified(e.to_string()),
     };
@@ -179,9 +190,12 @@ mod tests {
         // Without the manifest: the verified catalog alone (a damaged manifest is no reason to trust less).
         std::fs::write(dir.join("manifest.jsonl"), b"damaged").expect("damage");
         assert!(open(&dir, Policy::Require(&trusted)).is_err());
-        let e = verified_catalog(&dir, Policy::Require(&trusted)).unwrap_err();
+        let e = verified_catalog(&(Arc::new(DirObjects::new(&dir)) as Arc<dyn Objects>), Policy::Require(&trusted))
+            .unwrap_err();
         assert!(matches!(e.sign_error(), Some(SignError::Missing { .. })), "still refused unsigned: {e}");
-        let (c, v) = verified_catalog(&dir, Policy::Warn(Some(&trusted))).expect("catalog");
+        let (c, v) =
+            verified_catalog(&(Arc::new(DirObjects::new(&dir)) as Arc<dyn Objects>), Policy::Warn(Some(&trusted)))
+                .expect("catalog");
         assert!(matches!(v, Verdict::Unverified(_)) && c.host == "h");
 
         // No catalog at all: the reader's error.
@@ -195,7 +209,9 @@ mod tests {
         let (dir, keys) = signed_backup(t.path());
         let trusted = TrustedKeys::load(&keys).expect("keys");
         std::fs::remove_file(dir.join("manifest.jsonl")).expect("rm");
-        let (c, v) = verified_catalog(&dir, Policy::Require(&trusted)).expect("catalog");
+        let (c, v) =
+            verified_catalog(&(Arc::new(DirObjects::new(&dir)) as Arc<dyn Objects>), Policy::Require(&trusted))
+                .expect("catalog");
         assert_eq!((c.host.as_str(), v), ("h", Verdict::Signed(trusted.keys[0].id)));
     }
 

@@ -284,7 +284,8 @@ fn a_damaged_manifest_still_restores_from_the_stream_saying_what_it_could_not_ch
     let cat =
         lifeboat_archive::read::parse_catalog(&std::fs::read(t.backup.join("backup.json")).unwrap(), "backup.json")
             .unwrap();
-    let so = from_stream(&t.backup, cat.clone()).unwrap();
+    let so =
+        from_stream(std::sync::Arc::new(lifeboat_archive::target::DirObjects::new(&t.backup)), cat.clone()).unwrap();
     assert_eq!(so.backup.entries.len(), 5);
     let r = restore_stream_only(&so, &t.to, &[], &mut |_, _| {}).unwrap();
     assert!(r.lost.is_empty(), "{:?}", r.lost);
@@ -298,7 +299,7 @@ fn a_damaged_manifest_still_restores_from_the_stream_saying_what_it_could_not_ch
     let mut d = std::fs::read(&v2).unwrap();
     d[100] ^= 0xff;
     std::fs::write(&v2, &d).unwrap();
-    let so = from_stream(&t.backup, cat).unwrap();
+    let so = from_stream(std::sync::Arc::new(lifeboat_archive::target::DirObjects::new(&t.backup)), cat).unwrap();
     assert!(so.unchecked.iter().any(|u| u.contains("volume 2") && u.contains("not restored")), "{:?}", so.unchecked);
     assert!(so.backup.entries.len() < 5);
     let to2 = t.to.with_file_name("to2");

@@ -1,0 +1,578 @@
+//! `file://` targets: a local directory, which also covers NFS and USB mounts.
+//!
+//! A backup is staged as `HOST/NAME.partial`, locked (`flock`) by the run
+//! that writes it for as long as it runs, and renamed to `HOST/NAME` (never
+//! over an existing one) after its catalog was written. A `.partial`
+//! directory nobody holds the lock of is the remainder of a run that died:
+//! [`FileTarget::scan`] tells the two apart, [`Target::prune_partial`]
+//! removes the dead ones. A published directory without a readable
+//! `backup.json` is a damaged backup, and [`Target::newest`] refuses it
+//! rather than silently taking an older one.
+
+use super::{Listed, ObjectRead, ObjectWriter, Objects, State, Target, Upload, CATALOG};
+use crate::ArchiveError;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A local directory (`file:///mnt/backup`).
+#[derive(Debug, Clone)]
+pub struct FileTarget {
+    root: PathBuf,
+}
+
+/// The largest `backup.json` read (a catalog of a 100 TB backup is about 1 GiB of frame table at 8 MiB frames; be generous).
+const MAX_CATALOG: u64 = 4 << 30;
+
+/// Whether a backup directory's catalog is there and readable: `Complete` or the reason it is not.
+fn catalog_state(dir: &Path) -> State {
+    let cat = dir.join(CATALOG);
+    match std::fs::symlink_metadata(&cat) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return State::Damaged("no backup.json: the catalog is missing".into())
+        }
+        Err(e) => return State::Damaged(format!("backup.json: {e}")),
+        Ok(m) if !m.is_file() => return State::Damaged("backup.json is not a regular file".into()),
+        Ok(m) if m.len() > MAX_CATALOG => {
+            return State::Damaged(format!("backup.json is {} bytes, more than any catalog", m.len()))
+        }
+        Ok(_) => {}
+    }
+    match std::fs::read(&cat) {
+        Err(e) => State::Damaged(format!("backup.json: {e}")),
+        Ok(text) => match serde_json::from_slice::<crate::Catalog>(&text) {
+            Ok(_) => State::Complete,
+            Err(e) => State::Damaged(format!("backup.json is damaged: {e}")),
+        },
+    }
+}
+
+/// Take the run lock of a staging directory without waiting; None when another process holds it.
+fn try_lock(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use rustix::fs::{flock, FlockOperation};
+    let f = std::fs::File::open(dir)?;
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_partial(p: &Path) -> bool {
+    p.to_string_lossy().ends_with(".partial")
+}
+
+/// A backup directory is complete when its catalog exists (written last).
+pub fn is_complete(p: &Path) -> bool {
+    !is_partial(p) && p.join(CATALOG).is_file()
+}
+
+/// Names that are never hosts or backups (hidden, lost+found).
+fn listed_name(n: &str) -> bool {
+    !n.starts_with('.') && n != "lost+found"
+}
+
+/// A name used as one path component: no separator, not `.`/`..`, not hidden.
+fn component(what: &str, n: &str) -> Result<(), ArchiveError> {
+    if n.is_empty() || n.contains('/') || n.contains('\0') || n.starts_with('.') {
+        return Err(ArchiveError::Target(format!("{what} {n:?}"), "is not a plain name (refused)".into()));
+    }
+    Ok(())
+}
+
+impl FileTarget {
+    /// The target of a `file:///ABSOLUTE/PATH` URL.
+    pub fn from_url(url: &str) -> Result<FileTarget, ArchiveError> {
+        match url.strip_prefix("file://") {
+            Some(p) if p.starts_with('/') => Ok(FileTarget { root: PathBuf::from(p) }),
+            _ => Err(ArchiveError::Target(
+                url.into(),
+                "is not a file:///ABSOLUTE/PATH URL (a local, NFS or USB directory)".into(),
+            )),
+        }
+    }
+
+    /// The target in directory `root`.
+    pub fn new(root: &Path) -> FileTarget {
+        FileTarget { root: root.to_path_buf() }
+    }
+
+    fn host_dir(&self, host: &str) -> Result<PathBuf, ArchiveError> {
+        component("host", host)?;
+        Ok(self.root.join(host))
+    }
+
+    fn err_at(&self, p: &Path, e: std::io::Error) -> ArchiveError {
+        ArchiveError::Target(self.url(), format!("{}: {e}", p.display()))
+    }
+}
+
+impl Target for FileTarget {
+    fn url(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    fn hosts(&self) -> Result<Vec<String>, ArchiveError> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.root)
+            .map_err(|e| self.err_at(&self.root, e))?
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| listed_name(n))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    fn scan(&self, host: &str) -> Result<Vec<Listed>, ArchiveError> {
+        let hd = self.host_dir(host)?;
+        let rd = match std::fs::read_dir(&hd) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.err_at(&hd, e)),
+        };
+        let mut dirs: Vec<PathBuf> = rd
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter(|e| listed_name(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect();
+        dirs.sort();
+        let mut out = Vec::new();
+        for dir in dirs {
+            let state = if is_partial(&dir) {
+                match try_lock(&dir) {
+                    Ok(Some(_)) => State::Interrupted,
+                    Ok(None) => State::Running,
+                    // Cannot tell (gone meanwhile, or unreadable): never call it dead.
+                    Err(_) => State::Running,
+                }
+            } else {
+                catalog_state(&dir)
+            };
+            let bytes = std::fs::read_dir(&dir)
+                .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+                .unwrap_or(0);
+            let modified = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            out.push(Listed { name, location: dir.display().to_string(), state, bytes, modified });
+        }
+        Ok(out)
+    }
+
+    fn begin(&self, host: &str, name: &str) -> Result<Arc<dyn Upload>, ArchiveError> {
+        use std::os::unix::fs::DirBuilderExt;
+        component("backup", name)?;
+        if !self.root.is_dir() {
+            return Err(ArchiveError::Target(
+                self.url(),
+                "does not exist or is not a directory (mount the backup filesystem, or create the directory)".into(),
+            ));
+        }
+        let hd = self.host_dir(host)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&hd).map_err(|e| self.err_at(&hd, e))?;
+        let staging = hd.join(format!("{name}.partial"));
+        std::fs::DirBuilder::new().mode(0o700).create(&staging).map_err(|e| self.err_at(&staging, e))?;
+        let lock = match try_lock(&staging) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Err(ArchiveError::Target(
+                    self.url(),
+                    format!("{} is locked by another process (a prune running?)", staging.display()),
+                ))
+            }
+            Err(e) => return Err(self.err_at(&staging, e)),
+        };
+        // A prune that took the lock between mkdir and flock removed it: then it is unlinked.
+        use std::os::unix::fs::MetadataExt;
+        if lock.metadata().map(|m| m.nlink() == 0).unwrap_or(true) {
+            return Err(ArchiveError::Target(
+                self.url(),
+                format!("{} was removed while it was being created", staging.display()),
+            ));
+        }
+        Ok(Arc::new(Staged { url: self.url(), staging, done: hd.join(name), lock: Mutex::new(Some(lock)) }))
+    }
+
+    fn backup(&self, host: &str, name: &str) -> Result<Arc<dyn Objects>, ArchiveError> {
+        component("backup", name)?;
+        Ok(Arc::new(DirObjects::new(&self.host_dir(host)?.join(name))))
+    }
+
+    fn itself(&self) -> Result<Option<Arc<dyn Objects>>, ArchiveError> {
+        if is_complete(&self.root) {
+            return Ok(Some(Arc::new(DirObjects::new(&self.root))));
+        }
+        if self.root.join("manifest.jsonl").is_file() {
+            if let State::Damaged(why) = catalog_state(&self.root) {
+                return Err(ArchiveError::Target(self.url(), format!("this backup is incomplete or damaged: {why}")));
+            }
+        }
+        Ok(None)
+    }
+
+    fn remove_interrupted(&self, host: &str, l: &Listed) -> Result<bool, ArchiveError> {
+        if !l.name.ends_with(".partial") {
+            return Ok(false);
+        }
+        let dir = self.host_dir(host)?.join(&l.name);
+        // Hold the lock while removing: a run cannot start using it meanwhile.
+        let Ok(Some(_lock)) = try_lock(&dir) else { return Ok(false) };
+        std::fs::remove_dir_all(&dir).map_err(|e| self.err_at(&dir, e))?;
+        Ok(true)
+    }
+
+    fn delete(&self, host: &str, name: &str) -> Result<(), ArchiveError> {
+        component("backup", name)?;
+        let dir = self.host_dir(host)?.join(name);
+        // The catalog first: an interrupted delete leaves a damaged backup, never a complete-looking part of one.
+        match std::fs::remove_file(dir.join(CATALOG)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.err_at(&dir, e)),
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| self.err_at(&dir, e))
+    }
+}
+
+/// A backup being staged in `HOST/NAME.partial`, locked by this run.
+#[derive(Debug)]
+struct Staged {
+    url: String,
+    staging: PathBuf,
+    done: PathBuf,
+    /// The run lock, released when the upload ends.
+    lock: Mutex<Option<std::fs::File>>,
+}
+
+/// Create a file readable by root only, never over an existing one.
+fn create_private(p: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p)
+}
+
+/// A file being written as an object.
+#[derive(Debug)]
+struct FileWriter {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf).map_err(|e| with_path(&self.path, e))
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(buf).map_err(|e| with_path(&self.path, e))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush().map_err(|e| with_path(&self.path, e))
+    }
+}
+
+impl ObjectWriter for FileWriter {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        self.file.sync_all().map_err(|e| with_path(&self.path, e))
+    }
+}
+
+/// An I/O error with the path in it (ENOSPC keeps its kind and OS error).
+fn with_path(p: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+}
+
+/// Write a whole object into `dir` under `name`, durably.
+fn write_object(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    let p = dir.join(name);
+    let mut f = create_private(&p).map_err(|e| with_path(&p, e))?;
+    f.write_all(data).map_err(|e| with_path(&p, e))?;
+    f.sync_all().map_err(|e| with_path(&p, e))
+}
+
+fn open_object(dir: &Path, name: &str) -> std::io::Result<Box<dyn ObjectWriter>> {
+    component("object", name).map_err(std::io::Error::other)?;
+    let path = dir.join(name);
+    let file = create_private(&path).map_err(|e| with_path(&path, e))?;
+    Ok(Box::new(FileWriter { file, path }))
+}
+
+impl Upload for Staged {
+    fn location(&self) -> String {
+        self.done.display().to_string()
+    }
+
+    fn create(&self, name: &str) -> std::io::Result<Box<dyn ObjectWriter>> {
+        open_object(&self.staging, name)
+    }
+
+    fn commit(&self, catalog: &[u8]) -> Result<Arc<dyn Objects>, ArchiveError> {
+        let err = |p: &Path, e: std::io::Error| ArchiveError::Target(self.url.clone(), format!("{}: {e}", p.display()));
+        write_object(&self.staging, CATALOG, catalog).map_err(|e| err(&self.staging, e))?;
+        // Never over an existing backup of the same name (a directory rename would replace an empty one).
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &self.staging,
+            rustix::fs::CWD,
+            &self.done,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| err(&self.done, e.into()))?;
+        // The rename is durable only when the directory is synced.
+        if let Some(parent) = self.done.parent() {
+            if let Ok(d) = std::fs::File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        if let Ok(mut l) = self.lock.lock() {
+            l.take();
+        }
+        Ok(Arc::new(DirObjects::new(&self.done)))
+    }
+
+    fn abort(&self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
+        if let Ok(mut l) = self.lock.lock() {
+            l.take();
+        }
+    }
+}
+
+/// A backup written straight into an existing, empty directory (no
+/// staging: for [`crate::backup::write_backup`] into a directory the caller
+/// manages, and for tests).
+#[derive(Debug)]
+pub struct InPlace {
+    dir: PathBuf,
+}
+
+impl InPlace {
+    /// Write into `dir`.
+    pub fn new(dir: &Path) -> InPlace {
+        InPlace { dir: dir.to_path_buf() }
+    }
+}
+
+impl Upload for InPlace {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn create(&self, name: &str) -> std::io::Result<Box<dyn ObjectWriter>> {
+        open_object(&self.dir, name)
+    }
+
+    fn commit(&self, catalog: &[u8]) -> Result<Arc<dyn Objects>, ArchiveError> {
+        write_object(&self.dir, CATALOG, catalog).map_err(ArchiveError::Write)?;
+        Ok(Arc::new(DirObjects::new(&self.dir)))
+    }
+
+    fn abort(&self) {}
+}
+
+/// The objects of a backup in a directory: regular files only, never
+/// through a symbolic link (unless [`DirObjects::follow_volume_links`]),
+/// never blocking on a FIFO.
+#[derive(Debug, Clone)]
+pub struct DirObjects {
+    dir: PathBuf,
+    volume_links: bool,
+}
+
+impl DirObjects {
+    /// The backup in `dir`.
+    pub fn new(dir: &Path) -> DirObjects {
+        DirObjects { dir: dir.to_path_buf(), volume_links: false }
+    }
+
+    /// Volumes may be symbolic links (a media set gathered into one
+    /// directory of links by recover); the catalog, manifest and signature
+    /// never are.
+    pub fn follow_volume_links(mut self) -> DirObjects {
+        self.volume_links = true;
+        self
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Open a file of a backup for reading without following a symbolic link in
+/// its last component (unless `follow`) and without blocking on a FIFO;
+/// refuse anything but a regular file of at most `max` bytes.
+fn open_regular(path: &Path, follow: bool, max: u64) -> std::io::Result<(std::fs::File, u64)> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = OFlags::NONBLOCK | OFlags::NOCTTY;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            std::io::Error::other("is a symbolic link (refused: the files of a backup must be regular files)")
+        } else {
+            e
+        }
+    })?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("is not a regular file (refused)"));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!(
+            "is {} bytes, more than the {max} a backup's file may have",
+            meta.len()
+        )));
+    }
+    Ok((f, meta.len()))
+}
+
+/// Read a whole regular file of at most `max` bytes (see [`open_regular`]).
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let (f, len) = open_regular(path, false, max)?;
+    let mut data = Vec::with_capacity(len as usize);
+    f.take(max).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// A volume file, read by position.
+#[derive(Debug)]
+struct FileObject {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl ObjectRead for FileObject {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset)
+    }
+}
+
+impl Objects for DirObjects {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+
+    fn open_volume(&self, name: &str, max: u64) -> std::io::Result<Arc<dyn ObjectRead>> {
+        let (file, len) = open_regular(&self.dir.join(name), self.volume_links, max)?;
+        Ok(Arc::new(FileObject { file, len }))
+    }
+
+    fn read(&self, name: &str, max: u64) -> std::io::Result<Vec<u8>> {
+        read_regular(&self.dir.join(name), max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> (tempfile::TempDir, FileTarget) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let t = FileTarget::new(tmp.path());
+        (tmp, t)
+    }
+
+    fn fake_backup(t: &FileTarget, name: &str) -> PathBuf {
+        let d = t.root.join("h").join(name);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        // A catalog as this version writes it (fields added later have defaults).
+        let c = r#"{"format":"lifeboat-archive","version":1,"host":"h","created":"2026-01-01T00:00:00Z",
+            "compression":"zstd","volume_size":1048576,"volumes":[],"frames":[],
+            "manifest":{"name":"manifest.jsonl","size":0,"blake3":""},
+            "stats":{"entries":0,"files":0,"bytes_in":0,"bytes_out":0,"sockets_skipped":0,"changed":[],"unreadable":[]}}"#;
+        std::fs::write(d.join("backup.json"), c).expect("write");
+        d
+    }
+
+    #[test]
+    fn the_newest_backup_is_taken_and_a_newer_damaged_one_is_refused() {
+        let (_tmp, t) = target();
+        let old = fake_backup(&t, "2026-01-01T000000.000Z");
+        assert_eq!(t.newest("h").expect("newest").location, old.display().to_string());
+        let new = fake_backup(&t, "2026-01-02T000000.000Z");
+        assert_eq!(t.newest("h").expect("newest").name, "2026-01-02T000000.000Z");
+        std::fs::write(new.join("backup.json"), b"{\"format\": tru").expect("damage");
+        let e = t.newest("h").expect_err("damaged newest").to_string();
+        assert!(e.contains("2026-01-02T000000.000Z") && e.contains("damaged"), "{e}");
+        assert!(e.contains(&format!("--from file://{}", old.display())), "names the fix: {e}");
+        std::fs::remove_file(new.join("backup.json")).expect("rm");
+        let e = t.newest("h").expect_err("missing catalog").to_string();
+        assert!(e.contains("no backup.json"), "{e}");
+    }
+
+    #[test]
+    fn a_dead_partial_is_interrupted_a_locked_one_is_running_and_only_the_dead_is_pruned() {
+        let (_tmp, t) = target();
+        fake_backup(&t, "2026-01-01T000000.000Z");
+        let live = t.begin("h", "2026-01-03T000000.000Z").expect("begin");
+        std::fs::create_dir_all(t.root.join("h/2026-01-02T000000.000Z.partial")).expect("dead");
+        let states: Vec<State> = t.scan("h").expect("scan").into_iter().map(|l| l.state).collect();
+        assert_eq!(states, vec![State::Complete, State::Interrupted, State::Running]);
+        // Staging directories never count as the newest backup.
+        assert_eq!(t.newest("h").expect("newest").name, "2026-01-01T000000.000Z");
+        let removed = t.prune_partial("h").expect("prune");
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].name, "2026-01-02T000000.000Z.partial");
+        assert!(t.root.join("h/2026-01-03T000000.000Z.partial").is_dir(), "the live run's staging directory stays");
+        drop(live);
+        assert_eq!(t.prune_partial("h").expect("prune").len(), 1, "dead once its run ended");
+    }
+
+    #[test]
+    fn a_commit_writes_the_catalog_last_and_never_replaces_a_backup() {
+        let (_tmp, t) = target();
+        let up = t.begin("h", "b1").expect("begin");
+        let mut w = up.create("vol-0001.tar.zst").expect("create");
+        w.write_all(b"data").expect("write");
+        w.finish().expect("finish");
+        assert!(up.create("vol-0001.tar.zst").is_err(), "an object is written once");
+        assert!(up.create("../escape").is_err(), "object names are plain names");
+        assert!(t.newest("h").is_err(), "nothing is visible before the commit");
+        let b = up.commit(b"{}").expect("commit");
+        assert_eq!(b.read("vol-0001.tar.zst", 10).expect("read"), b"data");
+        assert_eq!(t.scan("h").expect("scan").len(), 1);
+        // A second run with the same name cannot replace it.
+        let up2 = t.begin("h", "b1").expect("begin again");
+        assert!(up2.commit(b"{}").is_err(), "create-only commit");
+        up2.abort();
+        assert_eq!(t.backup("h", "b1").expect("b1").read("vol-0001.tar.zst", 10).expect("kept"), b"data");
+        assert!(t.begin("../x", "b").is_err() && t.begin("h", "a/b").is_err(), "names are refused");
+    }
+
+    #[test]
+    fn volumes_are_read_by_range_and_links_are_refused_unless_asked() {
+        let (tmp, _t) = target();
+        std::fs::write(tmp.path().join("real"), b"0123456789").expect("write");
+        std::os::unix::fs::symlink("real", tmp.path().join("vol-0001.tar.zst")).expect("link");
+        let o = DirObjects::new(tmp.path());
+        assert!(o.open_volume("vol-0001.tar.zst", 100).is_err(), "a link is refused");
+        let o = o.follow_volume_links();
+        let v = o.open_volume("vol-0001.tar.zst", 100).expect("followed");
+        let mut buf = [0u8; 3];
+        v.read_at(4, &mut buf).expect("range");
+        assert_eq!(&buf, b"456");
+        assert!(o.open_volume("vol-0001.tar.zst", 5).is_err(), "bounded");
+        std::os::unix::fs::symlink("real", tmp.path().join("backup.json")).expect("link");
+        assert!(o.read("backup.json", 100).is_err(), "the catalog is never a link");
+    }
+
+    #[test]
+    fn no_backup_at_all_is_an_error() {
+        let (_tmp, t) = target();
+        assert!(t.newest("h").is_err());
+    }
+}
