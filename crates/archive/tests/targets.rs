@@ -3,6 +3,8 @@
 //! and a directory, written, listed, chosen, verified and restored by range
 //! and sequentially (the tape and pipe path).
 
+#![allow(clippy::unwrap_used)]
+
 use lifeboat_archive::backup::write_signed_backup;
 use lifeboat_archive::frames::Codec;
 use lifeboat_archive::read::Backup;
