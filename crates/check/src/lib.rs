@@ -2,6 +2,7 @@
 //! and for every failure the fix. Like mkcdrec's `make test`.
 
 use lifeboat_config::{human, Config};
+use lifeboat_host::{Host, SystemHost};
 use lifeboat_runner::{package_hint, tool, Cmd, Runner};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -98,21 +99,19 @@ struct Features {
     grub: bool,
 }
 
-fn features(r: &dyn Runner) -> Features {
+fn features(host: &dyn Host, r: &dyn Runner) -> Features {
     let mut f = Features {
         uefi: Path::new("/sys/firmware/efi").exists(),
         grub: Path::new("/boot/grub/grub.cfg").exists() || Path::new("/boot/grub2/grub.cfg").exists(),
         ..Features::default()
     };
     // The same device probing as layout capture (blkid where lsblk has no udev data).
-    for n in lifeboat_layout::capture::block_devices(r) {
+    for n in lifeboat_layout::capture::block_devices_on(host, r) {
         f.fstypes.extend(n.fstype);
     }
-    if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
-        for mnt in lifeboat_layout::capture::system::parse_mountinfo(&m) {
-            if mnt.source.starts_with("/dev/") {
-                f.fstypes.insert(mnt.fstype);
-            }
+    for mnt in host.mounts().unwrap_or_default() {
+        if mnt.source.starts_with("/dev/") {
+            f.fstypes.insert(mnt.fstype);
         }
     }
     f
@@ -315,6 +314,12 @@ fn security_modules() -> Check {
 
 /// Run every check against this machine and configuration.
 pub fn run(r: &dyn Runner, cfg: &Config) -> Report {
+    run_on(&SystemHost::new(), r, cfg)
+}
+
+/// Run every check against the storage `host` shows and this configuration
+/// (the rest, such as free space and kernel features, is read off this machine).
+pub fn run_on(host: &dyn Host, r: &dyn Runner, cfg: &Config) -> Report {
     let mut checks = Vec::new();
     let root = rustix::process::geteuid().is_root();
     checks.push(if root {
@@ -326,7 +331,7 @@ pub fn run(r: &dyn Runner, cfg: &Config) -> Report {
             "run lifeboat as root (sudo lifeboat check)",
         )
     });
-    let f = features(r);
+    let f = features(host, r);
     let has = |t: &str| f.fstypes.contains(t);
     let ext = ["ext2", "ext3", "ext4"].iter().any(|t| has(t));
     let format = cfg.rescue.format.as_str();
@@ -377,4 +382,47 @@ pub fn run(r: &dyn Runner, cfg: &Config) -> Report {
     checks.push(security_modules());
     let ok = checks.iter().all(|c| c.status != Status::Failed);
     Report { ok, checks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifeboat_host::{DevNum, FixtureHost};
+    use lifeboat_runner::ScriptedRunner;
+
+    /// Without udev or lsblk: disks from sysfs, signatures from blkid, and mounted filesystems.
+    fn machine() -> FixtureHost {
+        FixtureHost::new()
+            .disk("vda", DevNum::new(254, 0), 8 << 30)
+            .partition("vda", "vda1", 1, DevNum::new(254, 1), 8 << 30)
+            .disk("vdb", DevNum::new(254, 16), 8 << 30)
+            .signature("/dev/vdb", &[("TYPE", "LVM2_member"), ("UUID", "pv")])
+            .mount(DevNum::new(254, 1), "/dev/vda1", "/", "xfs")
+            .mount(DevNum::new(0, 30), "tmpfs", "/run", "tmpfs")
+    }
+
+    #[test]
+    fn the_storage_features_come_from_signatures_and_mounts() {
+        let r = ScriptedRunner::new().without("lsblk");
+        let f = features(&machine(), &r);
+        let types: Vec<&str> = f.fstypes.iter().map(String::as_str).collect();
+        assert_eq!(types, ["LVM2_member", "xfs"], "tmpfs is not on a device");
+    }
+
+    #[test]
+    fn the_tools_that_storage_needs_are_required_and_others_not() {
+        let r = ScriptedRunner::new().without("lsblk").without("lvm");
+        let report = run_on(&machine(), &r, &Config::default());
+        let check = |name: &str| {
+            report.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name}")).clone()
+        };
+        let lvm = check("Program lvm");
+        assert_eq!(lvm.status, Status::Failed);
+        assert!(lvm.detail.contains("needed for LVM"), "{}", lvm.detail);
+        assert!(lvm.fix.as_deref().is_some_and(|f| f.contains("lvm2")), "{:?}", lvm.fix);
+        assert_eq!(check("Program xfs_info").status, Status::Passed);
+        assert_eq!(check("Program mdadm").status, Status::NotNeeded);
+        assert_eq!(check("Program cryptsetup").status, Status::NotNeeded);
+        assert!(!report.ok);
+    }
 }

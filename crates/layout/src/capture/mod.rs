@@ -3,6 +3,10 @@
 //! Capture never fails as a whole: whatever it cannot read (a device even
 //! root cannot open, a missing tool, a kernel without device-mapper) becomes
 //! a [`Note`] that says what and why, and the rest is still recorded.
+//!
+//! Mounts, sysfs, swap areas, device heads and blkid probes are read through
+//! a [`Host`], so a capture runs from fixtures too ([`capture_on`] with a
+//! [`lifeboat_host::FixtureHost`] and a scripted runner).
 
 pub mod fs;
 pub mod lsblk;
@@ -10,6 +14,7 @@ pub mod storage;
 pub mod system;
 
 use crate::model::*;
+use lifeboat_host::{Host, SystemHost};
 use lifeboat_runner::{Cmd, RunError, Runner};
 use lsblk::Node;
 use std::collections::BTreeMap;
@@ -27,6 +32,7 @@ pub struct CaptureOptions {
 }
 
 struct Capture<'a> {
+    host: &'a dyn Host,
     r: &'a dyn Runner,
     opts: &'a CaptureOptions,
     notes: Vec<Note>,
@@ -37,9 +43,14 @@ struct Capture<'a> {
 
 /// Capture the layout of the running system.
 pub fn capture(r: &dyn Runner, opts: &CaptureOptions) -> Layout {
-    let mut c = Capture { r, opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
+    capture_on(&SystemHost::new(), r, opts)
+}
+
+/// Capture the layout of the machine `host` shows, running the tools through `r`.
+pub fn capture_on(host: &dyn Host, r: &dyn Runner, opts: &CaptureOptions) -> Layout {
+    let mut c = Capture { host, r, opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
     c.kernel_features();
-    c.mounts = read_file("/proc/self/mountinfo").map(|t| system::parse_mountinfo(&t)).unwrap_or_default();
+    c.mounts = host.mounts().unwrap_or_default().into_iter().map(system::mount_of).collect();
     let nodes = c.devices();
     let disks = c.disks(&nodes);
     let raids = c.raids(&nodes);
@@ -90,8 +101,13 @@ pub fn capture(r: &dyn Runner, opts: &CaptureOptions) -> Layout {
 /// lsblk has none (no udev): what `lifeboat check` needs to know which tools
 /// this machine's storage requires, without a whole capture.
 pub fn block_devices(r: &dyn Runner) -> Vec<Node> {
+    block_devices_on(&SystemHost::new(), r)
+}
+
+/// The block devices of the machine `host` shows, as [`block_devices`] finds them.
+pub fn block_devices_on(host: &dyn Host, r: &dyn Runner) -> Vec<Node> {
     let opts = CaptureOptions::default();
-    let mut c = Capture { r, opts: &opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
+    let mut c = Capture { host, r, opts: &opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
     c.devices()
 }
 
@@ -106,28 +122,10 @@ fn meta() -> Meta {
     }
 }
 
-/// `KEY=value` lines, as `blkid -o export` prints them.
-pub fn parse_export(text: &str) -> Vec<(String, String)> {
-    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
+pub use lifeboat_host::blkid::parse_export;
 
 fn read_file(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
-}
-
-fn sysfs(dev: &str, attr: &str) -> Option<String> {
-    let v = std::fs::read_to_string(format!("/sys/class/block/{dev}/{attr}")).ok()?;
-    let v = v.trim();
-    (!v.is_empty()).then(|| v.to_string())
-}
-
-/// The first `len` bytes of a device.
-fn read_head(path: &str, len: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; len];
-    f.read_exact(&mut buf)?;
-    Ok(buf)
 }
 
 impl Capture<'_> {
@@ -175,9 +173,9 @@ impl Capture<'_> {
             Some(Ok(nodes)) => nodes,
             Some(Err(e)) => {
                 self.note("block devices (lsblk)", format!("{e}; disks were read from /sys/block"));
-                sysfs_disks()
+                sysfs_disks(self.host)
             }
-            None => sysfs_disks(),
+            None => sysfs_disks(self.host),
         }
     }
 
@@ -199,11 +197,9 @@ impl Capture<'_> {
             if n.fstype.is_some() || n.kind == "rom" || self.unreadable.contains_key(&n.path) || n.size == 0 {
                 continue;
             }
-            let cmd = Cmd::new("blkid").args(["-p", "-o", "export", &n.path]);
-            // Exit status 2 means "no signature": nothing to record.
-            let Ok(out) = self.r.probe(&cmd) else { continue };
-            let kv = parse_export(&out.text());
-            let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+            // No signature, or none that could be read: nothing to record.
+            let Ok(Some(sig)) = self.host.probe(self.r, &n.path) else { continue };
+            let get = |k: &str| sig.get(k).map(String::from);
             n.fstype = get("TYPE");
             n.fsver = get("VERSION");
             n.uuid = get("UUID");
@@ -213,12 +209,12 @@ impl Capture<'_> {
     }
 
     fn check_readable(&mut self, n: &Node) {
-        if !matches!(n.kind.as_str(), "disk" | "part" | "loop") || !Path::new(&n.path).exists() {
+        if !matches!(n.kind.as_str(), "disk" | "part" | "loop") {
             return;
         }
-        if let Err(e) = std::fs::File::open(&n.path) {
-            // A drive without a medium is not a problem worth a note.
-            if e.raw_os_error() != Some(123) {
+        if let Err(e) = self.host.read_head(Path::new(&n.path), 0) {
+            // A drive without a medium is not a problem worth a note, nor a node that is not there.
+            if e.raw_os_error() != Some(123) && e.kind() != std::io::ErrorKind::NotFound {
                 self.unreadable.insert(n.path.clone(), e.to_string());
             }
         }
@@ -279,17 +275,17 @@ impl Capture<'_> {
                 size: n.size,
                 logical_sector_size: n.log_sec,
                 physical_sector_size: n.phy_sec,
-                model: n.model.clone().or_else(|| sysfs(&n.kname, "device/model")),
+                model: n.model.clone().or_else(|| self.host.block_attr(&n.kname, "device/model")),
                 serial: n
                     .serial
                     .clone()
-                    .or_else(|| sysfs(&n.kname, "serial"))
-                    .or_else(|| sysfs(&n.kname, "device/serial")),
-                wwn: n.wwn.clone().or_else(|| sysfs(&n.kname, "device/wwid")),
+                    .or_else(|| self.host.block_attr(&n.kname, "serial"))
+                    .or_else(|| self.host.block_attr(&n.kname, "device/serial")),
+                wwn: n.wwn.clone().or_else(|| self.host.block_attr(&n.kname, "device/wwid")),
                 transport,
                 rotational: n.rota,
                 read_only: n.ro,
-                backing_file: sysfs(&n.kname, "loop/backing_file"),
+                backing_file: self.host.block_attr(&n.kname, "loop/backing_file"),
                 excluded,
                 table,
             });
@@ -559,7 +555,7 @@ impl Capture<'_> {
                 "btrfs" => self.btrfs(&mut f, &mountpoints, &what),
                 "vfat" => {
                     f.params.fat_bits = n.fsver.as_deref().and_then(|v| v.trim_start_matches("FAT").parse().ok());
-                    match read_head(&n.path, 512) {
+                    match self.host.read_head(Path::new(&n.path), 512) {
                         Ok(b) => {
                             if let Some((sector, cluster)) = fs::parse_fat_boot_sector(&b) {
                                 f.params.sector_size = Some(sector);
@@ -605,7 +601,8 @@ impl Capture<'_> {
     }
 
     fn swaps(&mut self, nodes: &[Node]) -> Vec<Swap> {
-        let active = read_file("/proc/swaps").map(|t| system::parse_proc_swaps(&t)).unwrap_or_default();
+        let active: Vec<(String, bool, u64)> =
+            self.host.swaps().unwrap_or_default().into_iter().map(|s| (s.path, s.is_file, s.size)).collect();
         let mut out: Vec<Swap> = nodes
             .iter()
             .filter(|n| n.fstype.as_deref() == Some("swap"))
@@ -660,7 +657,7 @@ impl Capture<'_> {
             }
         }
         for d in l.disks.iter().filter(|d| d.excluded.is_none() && !self.unreadable.contains_key(&d.id)) {
-            if let Ok(mbr) = read_head(&d.id, 512) {
+            if let Ok(mbr) = self.host.read_head(Path::new(&d.id), 512) {
                 if mbr.windows(4).any(|w| w == b"GRUB") {
                     b.bios_boot_disks.push(d.id.clone());
                 }
@@ -750,25 +747,26 @@ fn find_efi_loaders(esp: &Path) -> Vec<String> {
     out
 }
 
-/// Disks from /sys/block, for when lsblk cannot run.
-fn sysfs_disks() -> Vec<Node> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/sys/block").into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let num = |attr: &str| sysfs(&name, attr).and_then(|v| v.parse::<u64>().ok());
-        out.push(Node {
-            path: format!("/dev/{name}"),
-            kind: if name.starts_with("loop") { "loop".into() } else { "disk".into() },
-            size: num("size").unwrap_or(0) * 512,
-            log_sec: num("queue/logical_block_size").unwrap_or(512) as u32,
-            phy_sec: num("queue/physical_block_size").unwrap_or(512) as u32,
-            rm: num("removable") == Some(1),
-            ro: num("ro") == Some(1),
-            rota: num("queue/rotational") == Some(1),
-            kname: name,
+/// Whole disks from /sys/class/block (what /sys/block lists), for when lsblk cannot run.
+fn sysfs_disks(host: &dyn Host) -> Vec<Node> {
+    let mut out: Vec<Node> = host
+        .block_devices()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.partition.is_none())
+        .map(|d| Node {
+            path: d.dev_path(),
+            kind: if d.name.starts_with("loop") { "loop".into() } else { "disk".into() },
+            size: d.size,
+            log_sec: d.logical_sector_size.unwrap_or(512),
+            phy_sec: d.physical_sector_size.unwrap_or(512),
+            rm: d.removable,
+            ro: d.read_only,
+            rota: d.rotational,
+            kname: d.name,
             ..Node::default()
-        });
-    }
+        })
+        .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }

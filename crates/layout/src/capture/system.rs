@@ -4,44 +4,16 @@ use crate::model::{Address, CrypttabEntry, EfiEntry, FstabEntry, Interface, Moun
 use serde_json::Value;
 
 /// Undo the octal escapes (`\040` for a space) of fstab and mountinfo.
-pub fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
-            if let Ok(v) = u8::try_from(v) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+pub use lifeboat_host::unescape;
+
+/// The layout's record of a mount the host shows.
+pub fn mount_of(e: lifeboat_host::MountEntry) -> Mount {
+    Mount { root: e.root, target: e.mount_point, options: e.options, fstype: e.fstype, source: e.source }
 }
 
-/// Parse `/proc/self/mountinfo`.
+/// Parse `/proc/self/mountinfo` (with [`lifeboat_host::mountinfo::parse`]).
 pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.split(' ').collect();
-        if l.len() < 6 || r.len() < 2 {
-            continue;
-        }
-        out.push(Mount {
-            root: unescape(l[3]),
-            target: unescape(l[4]),
-            options: l[5].to_string(),
-            fstype: r[0].to_string(),
-            source: unescape(r[1]),
-        });
-    }
-    out
+    lifeboat_host::mountinfo::parse(text).into_iter().map(mount_of).collect()
 }
 
 /// Filesystem types that live on no block device and are never recovered.
@@ -117,13 +89,7 @@ pub fn parse_crypttab(text: &str) -> Vec<CrypttabEntry> {
 
 /// One line of `/proc/swaps`: path, is it a file, size in bytes.
 pub fn parse_proc_swaps(text: &str) -> Vec<(String, bool, u64)> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 3).then(|| (unescape(f[0]), f[1] == "file", f[2].parse::<u64>().unwrap_or(0) * 1024))
-        })
-        .collect()
+    lifeboat_host::parse_swaps(text).into_iter().map(|s| (s.path, s.is_file, s.size)).collect()
 }
 
 /// Interfaces from `ip -json addr show` (loopback left out).
