@@ -3,6 +3,7 @@
 
 use crate::media::sha256_file;
 use crate::RescueError;
+use lifeboat_host::{Host, SystemHost};
 use lifeboat_layout::safety;
 use lifeboat_runner::{Cmd, Runner};
 use std::io::{Read, Write};
@@ -44,27 +45,36 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> RescueError {
 
 /// Whether a device is an optical drive (SCSI type 5, or named srN).
 pub fn is_optical(dev: &Path) -> bool {
-    let Some(name) = safety::kernel_name(dev) else { return false };
-    name.starts_with("sr")
-        || std::fs::read_to_string(format!("/sys/class/block/{name}/device/type")).is_ok_and(|t| t.trim() == "5")
+    is_optical_on(&SystemHost::new(), dev)
 }
 
-fn device_size(dev: &Path) -> Option<u64> {
-    let name = safety::kernel_name(dev)?;
-    std::fs::read_to_string(format!("/sys/class/block/{name}/size")).ok()?.trim().parse::<u64>().ok().map(|s| s * 512)
+/// Whether a device is an optical drive, as `host` shows it.
+pub fn is_optical_on(host: &dyn Host, dev: &Path) -> bool {
+    let Some(name) = host.kernel_name(dev) else { return false };
+    name.starts_with("sr") || host.block_attr(&name, "device/type").is_some_and(|t| t == "5")
+}
+
+fn device_size(host: &dyn Host, dev: &Path) -> Option<u64> {
+    host.block_device(&host.kernel_name(dev)?).map(|d| d.size)
 }
 
 /// Refuse devices that must not be written; return a one-line description of the device.
 pub fn check(b: &Burn) -> Result<String, RescueError> {
-    if let Some(why) = safety::in_use(&b.device) {
+    check_on(&SystemHost::new(), b)
+}
+
+/// [`check`], with the device, its mounts and the image's disk as `host` shows them.
+pub fn check_on(host: &dyn Host, b: &Burn) -> Result<String, RescueError> {
+    if let Some(why) = safety::in_use_on(host, &b.device) {
         return Err(RescueError::Refused(format!(
             "{}: {why}; unmount it or choose another device",
             b.device.display()
         )));
     }
     let image_size = std::fs::metadata(&b.image).map_err(io(format!("cannot read {}", b.image.display())))?.len();
-    if let Some(d) = safety::device_of_file(&b.image) {
-        if safety::kernel_name(&b.device).map(|n| safety::whole_disk(&n)) == safety::kernel_name(&d) {
+    if let Some(d) = safety::device_of_file_on(host, &b.image) {
+        let disk = host.kernel_name(&b.device).map(|n| safety::whole_disk_on(host, &n));
+        if disk.is_some_and(|n| Path::new("/dev").join(n) == d) {
             return Err(RescueError::Refused(format!(
                 "{} holds the image {} itself",
                 b.device.display(),
@@ -72,9 +82,9 @@ pub fn check(b: &Burn) -> Result<String, RescueError> {
             )));
         }
     }
-    let optical = is_optical(&b.device);
+    let optical = is_optical_on(host, &b.device);
     if !optical {
-        match device_size(&b.device) {
+        match device_size(host, &b.device) {
             Some(s) if s < image_size => {
                 return Err(RescueError::Refused(format!(
                     "{} holds {} bytes but the image {} needs {}; use a larger stick",
@@ -88,14 +98,14 @@ pub fn check(b: &Burn) -> Result<String, RescueError> {
             None => return Err(RescueError::Refused(format!("{} is not a block device", b.device.display()))),
         }
     }
-    let name = safety::kernel_name(&b.device).unwrap_or_default();
-    let model = std::fs::read_to_string(format!("/sys/class/block/{name}/device/model")).unwrap_or_default();
-    let size = device_size(&b.device).map(|s| format!("{} MiB", s >> 20)).unwrap_or_else(|| "medium".into());
+    let name = host.kernel_name(&b.device).unwrap_or_default();
+    let model = host.block_attr(&name, "device/model").unwrap_or_default();
+    let size = device_size(host, &b.device).map(|s| format!("{} MiB", s >> 20)).unwrap_or_else(|| "medium".into());
     Ok(format!(
         "{} ({}, {size}{})",
         b.device.display(),
         if optical { "optical drive" } else { "disk" },
-        if model.trim().is_empty() { String::new() } else { format!(", {}", model.trim()) }
+        if model.is_empty() { String::new() } else { format!(", {model}") }
     ))
 }
 
@@ -167,4 +177,64 @@ pub fn newest_image(dir: &Path) -> Option<PathBuf> {
             n.starts_with("lifeboat-") && (n.ends_with(".iso") || n.ends_with(".img"))
         })
         .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifeboat_host::{DevNum, FixtureHost};
+
+    const M: u64 = 1 << 20;
+
+    /// An 8 MiB stick, an optical writer, and the image (3 MiB) on the system disk sda.
+    fn machine(image_dir: &Path) -> FixtureHost {
+        FixtureHost::new()
+            .disk("sda", DevNum::new(8, 0), 1 << 34)
+            .partition("sda", "sda1", 1, DevNum::new(8, 1), 1 << 34)
+            .mount(DevNum::new(8, 1), "/dev/sda1", "/", "ext4")
+            .disk("sdb", DevNum::new(8, 16), 8 * M)
+            .partition("sdb", "sdb1", 1, DevNum::new(8, 17), 8 * M)
+            .attr("sdb", "device/model", "Stick  ")
+            .disk("sr0", DevNum::new(11, 0), 0)
+            .file_on(&image_dir.display().to_string(), DevNum::new(8, 1))
+    }
+
+    fn burn_to(dev: &str, image: &Path) -> Burn {
+        Burn { device: dev.into(), image: image.into(), speed: 0, blank: false, verify: true, eject: false }
+    }
+
+    fn image(dir: &Path, size: u64) -> PathBuf {
+        let p = dir.join("lifeboat-test.iso");
+        std::fs::File::create(&p).and_then(|f| f.set_len(size)).expect("image");
+        p
+    }
+
+    #[test]
+    fn a_free_stick_large_enough_is_described_and_an_optical_drive_needs_no_size() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let img = image(t.path(), 3 * M);
+        let h = machine(t.path());
+        assert_eq!(check_on(&h, &burn_to("/dev/sdb", &img)).expect("free"), "/dev/sdb (disk, 8 MiB, Stick)");
+        assert_eq!(check_on(&h, &burn_to("/dev/sr0", &img)).expect("optical"), "/dev/sr0 (optical drive, 0 MiB)");
+        let typed = machine(t.path()).disk("sdc", DevNum::new(8, 32), 0).attr("sdc", "device/type", "5");
+        assert!(is_optical_on(&typed, Path::new("/dev/sdc")), "SCSI type 5 is an optical drive");
+        assert!(!is_optical_on(&typed, Path::new("/dev/sdb")));
+    }
+
+    #[test]
+    fn a_mounted_stick_the_disk_of_the_image_a_small_stick_and_no_device_are_refused() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let img = image(t.path(), 3 * M);
+        let refused = |h: &FixtureHost, dev: &str| check_on(h, &burn_to(dev, &img)).expect_err("refused").to_string();
+        let h = machine(t.path()).mount(DevNum::new(8, 17), "/dev/sdb1", "/media/stick", "vfat");
+        let e = refused(&h, "/dev/sdb");
+        assert!(e.contains("/dev/sdb is mounted on /media/stick") && e.contains("unmount it"), "{e}");
+        // The image lives on sdb itself (nothing of it mounted elsewhere in this fixture).
+        let h = machine(t.path()).file_on(&t.path().display().to_string(), DevNum::new(8, 17));
+        assert!(refused(&h, "/dev/sdb").contains("holds the image"), "the image's own disk");
+        let big = image(t.path(), 9 * M);
+        let e = check_on(&machine(t.path()), &burn_to("/dev/sdb", &big)).expect_err("too small").to_string();
+        assert!(e.contains("use a larger stick"), "{e}");
+        assert!(refused(&machine(t.path()), "/dev/sdz").contains("not a block device"));
+    }
 }
