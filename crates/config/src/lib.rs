@@ -1,12 +1,19 @@
 //! The configuration file (`/etc/lifeboat/lifeboat.toml` by default).
 //!
 //! Every key has a default, so an absent file means "all defaults". Unknown
-//! keys and wrong types are errors that name the key and the line. The
-//! documentation of every key is `docs/configuration.md`; a test checks that
-//! it mentions every key this module knows.
+//! keys and wrong types are errors that name the key and the line. A key
+//! with a fixed set of values is an enum ([`RescueFormat`],
+//! [`InitramfsCompression`], [`BackupCompression`], [`MkbackupMode`],
+//! [`ModuleSet`]) checked when the file is read: a bad value is one error
+//! naming the key, the value and the accepted values, and code matches the
+//! enum instead of comparing strings. The documentation of every key is
+//! `docs/configuration.md`; a test checks that it mentions every key this
+//! module knows.
 
+mod choice;
 mod size;
 
+pub use choice::{BackupCompression, BadValue, InitramfsCompression, MkbackupMode, ModuleSet, RescueFormat};
 pub use size::{human, ByteSize, SizeError, PRESETS};
 
 use serde::{Deserialize, Serialize};
@@ -96,19 +103,6 @@ pub struct LayoutConfig {
     pub exclude_devices: Vec<String>,
 }
 
-/// Which kernel modules go into the rescue system.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModuleSet {
-    /// The modules loaded now, plus every storage, filesystem, network and
-    /// USB/HID driver (so the medium works on other hardware).
-    Loaded,
-    /// Every module the kernel has.
-    All,
-    /// Only the modules listed in `rescue.modules_list` (and their dependencies).
-    List,
-}
-
 /// Rescue system settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -127,9 +121,9 @@ pub struct Rescue {
     /// Files or directories to copy into the rescue system at the same path.
     pub extra_files: Vec<PathBuf>,
     /// Output format: `iso`, `raw` or `pxe`.
-    pub format: String,
+    pub format: RescueFormat,
     /// initramfs compression: `auto` (zstd when the kernel supports it, else gzip), `zstd`, `gzip`, `none`.
-    pub compression: String,
+    pub compression: InitramfsCompression,
     /// Copy root's password hash into the rescue system.
     pub root_password: bool,
     /// Copy root's SSH authorized_keys and start sshd in the rescue system.
@@ -149,8 +143,8 @@ impl Default for Rescue {
             extra_modules: Vec::new(),
             extra_programs: Vec::new(),
             extra_files: Vec::new(),
-            format: "iso".into(),
-            compression: "auto".into(),
+            format: RescueFormat::Iso,
+            compression: InitramfsCompression::Auto,
             root_password: false,
             ssh_authorized_keys: false,
             authorized_keys_file: "/root/.ssh/authorized_keys".into(),
@@ -170,7 +164,7 @@ pub struct Backup {
     /// Volume size: a preset (`cd`, `dvd`, `dvd-dl`, `bd`) or a size (`700M`, `4.7G`, `1048576`).
     pub volume_size: ByteSize,
     /// `zstd` or `gzip`.
-    pub compression: String,
+    pub compression: BackupCompression,
     /// Compression level (zstd 1-19, gzip 1-9).
     pub level: u32,
 }
@@ -181,7 +175,7 @@ impl Default for Backup {
             target: String::new(),
             exclude: Vec::new(),
             volume_size: ByteSize::preset("dvd").unwrap_or(ByteSize(4_700_000_000)),
-            compression: "zstd".into(),
+            compression: BackupCompression::Zstd,
             level: 3,
         }
     }
@@ -252,12 +246,12 @@ pub struct Mkbackup {
     /// `rescue` (rescue medium only), `media` (rescue medium with the backup on it, split over
     /// numbered ISO files when one is not enough), `target` (rescue medium plus the backup to
     /// `backup.target`), `tape` (not yet available).
-    pub mode: String,
+    pub mode: MkbackupMode,
 }
 
 impl Default for Mkbackup {
     fn default() -> Self {
-        Mkbackup { mode: "target".into() }
+        Mkbackup { mode: MkbackupMode::Target }
     }
 }
 
@@ -288,23 +282,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let one_of = |key: &str, v: &str, allowed: &[&str]| {
-            if allowed.contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("key `{key}` = \"{v}\": expected one of {}", allowed.join(", ")))
-            }
-        };
-        one_of("rescue.format", &self.rescue.format, &["iso", "raw", "pxe"])?;
-        one_of("rescue.compression", &self.rescue.compression, &["auto", "zstd", "gzip", "none"])?;
-        one_of("backup.compression", &self.backup.compression, &["zstd", "gzip"])?;
-        one_of("mkbackup.mode", &self.mkbackup.mode, &["rescue", "media", "target", "tape"])?;
         for m in &self.recover.map {
             if !m.contains('=') {
                 return Err(format!("key `recover.map`: \"{m}\" is not OLD=NEW (for example \"/dev/sda=/dev/vda\")"));
             }
         }
-        let max = if self.backup.compression == "zstd" { 19 } else { 9 };
+        let max = self.backup.compression.max_level();
         if !(1..=max).contains(&self.backup.level) {
             return Err(format!(
                 "key `backup.level` = {}: {} levels are 1 to {max}",
@@ -365,6 +348,38 @@ mod tests {
         assert!(e.contains("rescue.format") && e.contains("iso"), "{e}");
         let e = parse("[backup]\ntarget = \"/mnt/x\"\n").unwrap_err().to_string();
         assert!(e.contains("file:///mnt/backup"), "{e}");
+    }
+
+    #[test]
+    fn fixed_choices_parse_from_the_file() {
+        let c = parse(
+            "[rescue]\nformat = \"pxe\"\ncompression = \"none\"\nmodules = \"all\"\n\
+             [backup]\ncompression = \"gzip\"\nlevel = 9\n[mkbackup]\nmode = \"media\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.rescue.format, RescueFormat::Pxe);
+        assert_eq!(c.rescue.compression, InitramfsCompression::None);
+        assert_eq!(c.rescue.modules, ModuleSet::All);
+        assert_eq!(c.backup.compression, BackupCompression::Gzip);
+        assert_eq!(c.mkbackup.mode, MkbackupMode::Media);
+        assert!(c.to_toml().contains("format = \"pxe\""), "config show spells values as the file does");
+    }
+
+    #[test]
+    fn a_bad_choice_is_one_error_naming_key_value_and_choices() {
+        for (text, key, value, accepted, line) in [
+            ("[rescue]\nformat = \"floppy\"\n", "rescue.format", "floppy", "iso, raw, pxe", 2),
+            ("[rescue]\n\ncompression = \"lz4\"\n", "rescue.compression", "lz4", "auto, zstd, gzip, none", 3),
+            ("[rescue]\nmodules = \"some\"\n", "rescue.modules", "some", "loaded, all, list", 2),
+            ("[backup]\ncompression = \"xz\"\n", "backup.compression", "xz", "zstd, gzip", 2),
+            ("[mkbackup]\nmode = \"cloud\"\n", "mkbackup.mode", "cloud", "rescue, media, target, tape", 2),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("key `{key}` = \"{value}\": expected one of {accepted}")), "{e}");
+            assert!(e.contains(&format!("line {line}")), "{e}");
+        }
+        let e = parse("[backup]\ncompression = \"gzip\"\nlevel = 12\n").unwrap_err().to_string();
+        assert!(e.contains("backup.level") && e.contains("gzip levels are 1 to 9"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::initramfs::Compression;
 use crate::kernel::{self, KernelChoice};
 use crate::system::{gather, Contents};
 use crate::{media, RescueError};
-use lifeboat_config::Config;
+use lifeboat_config::{Config, InitramfsCompression, RescueFormat};
 use lifeboat_layout::Layout;
 use lifeboat_runner::Runner;
 use std::fmt::Write as _;
@@ -17,8 +17,8 @@ use std::time::Instant;
 pub struct Options {
     /// Kernel image (overrides `rescue.kernel`).
     pub kernel: Option<PathBuf>,
-    /// `iso`, `raw` or `pxe` (overrides `rescue.format`).
-    pub format: Option<String>,
+    /// The medium's format (overrides `rescue.format`).
+    pub format: Option<RescueFormat>,
     /// Output directory (overrides `paths.output_dir`).
     pub output_dir: Option<PathBuf>,
     /// Make the unattended recovery the default boot entry.
@@ -135,19 +135,21 @@ pub struct Report {
 }
 
 /// Pick the initramfs compression from the config and the kernel's build options.
-pub fn compression(setting: &str, kernel: &KernelChoice) -> Result<Compression, RescueError> {
+pub fn compression(setting: InitramfsCompression, kernel: &KernelChoice) -> Result<Compression, RescueError> {
     let supported = kernel::config_text(&kernel.version).map(|t| kernel::supported_compressions(&t));
     let has = |c: &str| supported.as_ref().is_none_or(|s| s.contains(&c));
     match setting {
-        "none" => Ok(Compression::None),
-        "gzip" => Ok(Compression::Gzip(6)),
-        "zstd" if has("zstd") => Ok(Compression::Zstd(9)),
-        "auto" if supported.as_ref().is_some_and(|s| s.contains(&"zstd")) => Ok(Compression::Zstd(9)),
-        "auto" => Ok(Compression::Gzip(6)),
-        other => Err(RescueError::Unsupported(format!(
-            "rescue.compression = \"{other}\": kernel {} cannot unpack it (or this lifeboat cannot write it); use \"auto\", \"zstd\" or \"gzip\"",
+        InitramfsCompression::None => Ok(Compression::None),
+        InitramfsCompression::Gzip => Ok(Compression::Gzip(6)),
+        InitramfsCompression::Zstd if has("zstd") => Ok(Compression::Zstd(9)),
+        InitramfsCompression::Zstd => Err(RescueError::Unsupported(format!(
+            "rescue.compression = \"zstd\": kernel {} cannot unpack it; use \"auto\" or \"gzip\"",
             kernel.version
         ))),
+        InitramfsCompression::Auto if supported.as_ref().is_some_and(|s| s.contains(&"zstd")) => {
+            Ok(Compression::Zstd(9))
+        }
+        InitramfsCompression::Auto => Ok(Compression::Gzip(6)),
     }
 }
 
@@ -218,13 +220,10 @@ fn read_root_hash() -> Result<String, RescueError> {
 /// Build the rescue media.
 pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -> Result<Report, RescueError> {
     let start = Instant::now();
-    let format = opts.format.clone().unwrap_or_else(|| cfg.rescue.format.clone());
-    if !["iso", "raw", "pxe"].contains(&format.as_str()) {
-        return Err(RescueError::Unsupported(format!("format `{format}`: use iso, raw or pxe")));
-    }
+    let format = opts.format.unwrap_or(cfg.rescue.format);
     let kernel = kernel::choose(opts.kernel.as_deref().or(cfg.rescue.kernel.as_deref()))?;
     log::info!("kernel {} ({}): {}", kernel.image.display(), kernel.version, kernel.reason);
-    let comp = compression(&cfg.rescue.compression, &kernel)?;
+    let comp = compression(cfg.rescue.compression, &kernel)?;
     let out_dir = opts.output_dir.clone().unwrap_or_else(|| cfg.paths.output_dir.clone());
     let work = cfg.paths.work_dir.join("rescue");
     let io = |what: String| move |source| RescueError::Io { what, source };
@@ -242,7 +241,7 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
     };
     let contents = Contents {
         kernel: kernel.clone(),
-        modules: cfg.rescue.modules.clone(),
+        modules: cfg.rescue.modules,
         modules_list: cfg.rescue.modules_list.clone(),
         extra_modules: cfg.rescue.extra_modules.clone(),
         extra_programs: cfg.rescue.extra_programs.clone(),
@@ -276,9 +275,9 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
     let host = layout.meta.hostname.clone();
     let title = format!("lifeboat rescue system for {host}");
     let mut files = Vec::new();
-    match format.as_str() {
-        "iso" | "raw" => {
-            let ext = if format == "iso" { "iso" } else { "img" };
+    match format {
+        RescueFormat::Iso | RescueFormat::Raw => {
+            let ext = if format == RescueFormat::Iso { "iso" } else { "img" };
             let out = out_dir.join(format!("lifeboat-{host}.{ext}"));
             let cfg_text = media::grub_cfg(&title, "/boot/vmlinuz", "/boot/initrd.img", opts.auto_recover);
             // What does not spill: the boot files and the fixed extras.
@@ -333,7 +332,7 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
                 files.push(out);
             }
         }
-        _ => {
+        RescueFormat::Pxe => {
             files.extend(media::pxe(&out_dir.join(format!("lifeboat-{host}-pxe")), &kernel.image, &initrd, &title)?);
         }
     }

@@ -5,7 +5,7 @@ use crate::cli::BackupArgs;
 use anyhow::{bail, Context};
 use lifeboat_archive::target::{self, Target};
 use lifeboat_archive::{backup::write_signed_backup, BackupOptions};
-use lifeboat_config::human;
+use lifeboat_config::{human, BackupCompression};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -126,10 +126,9 @@ pub fn make(ctx: &Ctx, req: &Request) -> anyhow::Result<Made> {
         paths,
         exclude,
         volume_size: req.volume_size,
-        codec: if ctx.config.backup.compression == "gzip" {
-            lifeboat_archive::frames::Codec::Gzip(ctx.config.backup.level)
-        } else {
-            lifeboat_archive::frames::Codec::Zstd(ctx.config.backup.level as i32)
+        codec: match ctx.config.backup.compression {
+            BackupCompression::Gzip => lifeboat_archive::frames::Codec::Gzip(ctx.config.backup.level),
+            BackupCompression::Zstd => lifeboat_archive::frames::Codec::Zstd(ctx.config.backup.level as i32),
         },
         exclude_dirs,
     };

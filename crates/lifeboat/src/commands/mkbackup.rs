@@ -7,7 +7,7 @@ use super::recover::Location;
 use super::Ctx;
 use crate::cli::MkbackupArgs;
 use anyhow::{bail, Context};
-use lifeboat_config::human;
+use lifeboat_config::{human, MkbackupMode};
 use lifeboat_rescue::{mkrescue, Options};
 use lifeboat_runner::{Cmd, Mode, Runner, SystemRunner};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,10 @@ fn location_of(r: &dyn Runner, dir: &Path) -> Location {
 
 /// `lifeboat mkbackup`.
 pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
-    let mode = a.mode.clone().unwrap_or_else(|| ctx.config.mkbackup.mode.clone());
+    let mode = match a.mode.as_deref() {
+        Some(m) => m.parse()?,
+        None => ctx.config.mkbackup.mode,
+    };
     let r = SystemRunner::new(Mode::Run);
     let mut opts = Options { output_dir: a.output.clone(), auto_recover: a.auto_recover, ..Options::default() };
     let mut staged: Option<PathBuf> = None;
@@ -49,12 +52,12 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
     // Entries the backup could not store as they were (unreadable, shrank while read).
     let mut lost = 0usize;
     let volume = ctx.config.backup.volume_size.0;
-    match mode.as_str() {
-        "tape" => bail!(
+    match mode {
+        MkbackupMode::Tape => bail!(
             "mkbackup mode `tape` is not available in this version of lifeboat; use --mode target with a directory, NFS or USB mount, or --mode media"
         ),
-        "rescue" => {}
-        "target" => {
+        MkbackupMode::Rescue => {}
+        MkbackupMode::Target => {
             let url = a.target.clone().unwrap_or_else(|| ctx.config.backup.target.clone());
             let req = Request { url, root: PathBuf::from("/"), paths: Vec::new(), volume_size: volume };
             let made = make(ctx, &req)?;
@@ -65,10 +68,10 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             }
             opts.etc_files.push(("backup-location.json".into(), serde_json::to_string_pretty(&loc)?));
         }
-        "media" => {
-            let format = ctx.config.rescue.format.as_str();
-            if format == "pxe" {
-                bail!("mkbackup mode `media` puts the backup on the ISO or raw image; rescue.format is `pxe`");
+        MkbackupMode::Media => {
+            let format = ctx.config.rescue.format;
+            if !format.is_bootable_medium() {
+                bail!("mkbackup mode `media` puts the backup on the ISO or raw image; rescue.format is `{format}`");
             }
             let stage = ctx.config.paths.work_dir.join("media-backup");
             std::fs::create_dir_all(&stage).with_context(|| format!("cannot create {}", stage.display()))?;
@@ -103,7 +106,6 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
             opts.etc_files.push(("backup-location.json".into(), serde_json::to_string_pretty(&loc)?));
             staged = Some(stage);
         }
-        other => bail!("unknown mkbackup mode `{other}`: use rescue, media, target or tape"),
     }
     let mut layout = super::layout::live(ctx);
     // The disk that holds the backup is what recovery reads from: it is never recreated.
@@ -126,7 +128,7 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
         println!("wrote {} ({})", p.display(), human(*s));
     }
     let media = built.outputs.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "iso" || e == "img")).count();
-    if mode == "media" && media > 1 {
+    if mode == MkbackupMode::Media && media > 1 {
         println!(
             "the backup fills {media} media of {}: burn them all; recovery boots from the first and reads the others from any drive",
             human(volume)

@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx, a: MkrescueArgs) -> anyhow::Result<ExitCode> {
     let layout = super::layout::live(ctx);
     let mut opts = Options {
         kernel: a.kernel,
-        format: a.format,
+        format: a.format.as_deref().map(str::parse).transpose()?,
         output_dir: a.output,
         auto_recover: a.auto_recover,
         ..Options::default()

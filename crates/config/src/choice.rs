@@ -1,0 +1,219 @@
+//! Settings with a fixed set of values, checked when the file is read.
+//!
+//! Each enum belongs to one key and spells its values as the file does, so
+//! a bad value is one error that names the key, the value and what is
+//! accepted, and `lifeboat config show` prints the same spellings back.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// A value that a key does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}` = \"{value}\": expected one of {}", .accepted.join(", "))]
+pub struct BadValue {
+    /// The key, as `section.name`.
+    pub key: &'static str,
+    /// The value given.
+    pub value: String,
+    /// Every accepted spelling.
+    pub accepted: &'static [&'static str],
+}
+
+/// An enum for one key, with its spellings in the file.
+macro_rules! choice {
+    (
+        $(#[$meta:meta])*
+        $name:ident for $key:literal {
+            $( $(#[$vmeta:meta])* $variant:ident = $spelling:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// The key this setting is read from.
+            pub const KEY: &'static str = $key;
+            /// Every accepted spelling, in the documented order.
+            pub const ACCEPTED: &'static [&'static str] = &[$($spelling),+];
+
+            /// The spelling in the configuration file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $spelling, )+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = BadValue;
+
+            fn from_str(s: &str) -> Result<Self, BadValue> {
+                match s {
+                    $( $spelling => Ok($name::$variant), )+
+                    other => Err(BadValue { key: $key, value: other.to_string(), accepted: Self::ACCEPTED }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+choice! {
+    /// The rescue medium's format (`rescue.format`).
+    RescueFormat for "rescue.format" {
+        /// A hybrid ISO image: CD and USB, BIOS and UEFI.
+        Iso = "iso",
+        /// A disk image for a USB stick.
+        Raw = "raw",
+        /// Kernel, initramfs and boot configurations for network boot.
+        Pxe = "pxe",
+    }
+}
+
+impl RescueFormat {
+    /// Whether the medium boots by itself (ISO or raw image), rather than over the network.
+    pub fn is_bootable_medium(self) -> bool {
+        match self {
+            RescueFormat::Iso | RescueFormat::Raw => true,
+            RescueFormat::Pxe => false,
+        }
+    }
+}
+
+choice! {
+    /// How the rescue system's initramfs is compressed (`rescue.compression`).
+    InitramfsCompression for "rescue.compression" {
+        /// zstd when the kernel can unpack it, else gzip.
+        Auto = "auto",
+        /// zstd.
+        Zstd = "zstd",
+        /// gzip, which every kernel unpacks.
+        Gzip = "gzip",
+        /// Uncompressed.
+        None = "none",
+    }
+}
+
+choice! {
+    /// How backup frames are compressed (`backup.compression`).
+    BackupCompression for "backup.compression" {
+        /// zstd (the default: fast, good ratio).
+        Zstd = "zstd",
+        /// gzip, for compatibility with older tools.
+        Gzip = "gzip",
+    }
+}
+
+impl BackupCompression {
+    /// The highest compression level (`backup.level`) this codec has.
+    pub fn max_level(self) -> u32 {
+        match self {
+            BackupCompression::Zstd => 19,
+            BackupCompression::Gzip => 9,
+        }
+    }
+}
+
+choice! {
+    /// What `lifeboat mkbackup` makes (`mkbackup.mode`).
+    MkbackupMode for "mkbackup.mode" {
+        /// The rescue medium only.
+        Rescue = "rescue",
+        /// The rescue medium with the backup on it (numbered ISO files when one is not enough).
+        Media = "media",
+        /// The rescue medium plus the backup to `backup.target`.
+        Target = "target",
+        /// Tape (not available yet; refused).
+        Tape = "tape",
+    }
+}
+
+choice! {
+    /// Which kernel modules go into the rescue system (`rescue.modules`).
+    ModuleSet for "rescue.modules" {
+        /// The modules loaded now, plus every storage, filesystem, network and
+        /// USB/HID driver (so the medium works on other hardware).
+        Loaded = "loaded",
+        /// Every module the kernel has.
+        All = "all",
+        /// Only the modules listed in `rescue.modules_list` (and their dependencies).
+        List = "list",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every spelling parses to a value that spells itself back the same way.
+    fn round_trips<T: FromStr<Err = BadValue> + fmt::Display + Copy + PartialEq + fmt::Debug>(
+        accepted: &[&str],
+    ) -> Vec<T> {
+        accepted
+            .iter()
+            .map(|s| {
+                let v: T = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+                assert_eq!(v.to_string(), *s);
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_spelling_parses() {
+        use RescueFormat as F;
+        assert_eq!(round_trips::<F>(F::ACCEPTED), [F::Iso, F::Raw, F::Pxe]);
+        use InitramfsCompression as I;
+        assert_eq!(round_trips::<I>(I::ACCEPTED), [I::Auto, I::Zstd, I::Gzip, I::None]);
+        use BackupCompression as B;
+        assert_eq!(round_trips::<B>(B::ACCEPTED), [B::Zstd, B::Gzip]);
+        use MkbackupMode as M;
+        assert_eq!(round_trips::<M>(M::ACCEPTED), [M::Rescue, M::Media, M::Target, M::Tape]);
+        use ModuleSet as S;
+        assert_eq!(round_trips::<S>(S::ACCEPTED), [S::Loaded, S::All, S::List]);
+    }
+
+    #[test]
+    fn a_bad_value_names_key_value_and_choices() {
+        let e = "ISO".parse::<RescueFormat>().unwrap_err();
+        assert_eq!(e.to_string(), "key `rescue.format` = \"ISO\": expected one of iso, raw, pxe");
+        let e = "xz".parse::<BackupCompression>().unwrap_err();
+        assert_eq!(e.to_string(), "key `backup.compression` = \"xz\": expected one of zstd, gzip");
+        let e = "lz4".parse::<InitramfsCompression>().unwrap_err();
+        assert_eq!(e.to_string(), "key `rescue.compression` = \"lz4\": expected one of auto, zstd, gzip, none");
+        let e = "cloud".parse::<MkbackupMode>().unwrap_err();
+        assert_eq!(e.to_string(), "key `mkbackup.mode` = \"cloud\": expected one of rescue, media, target, tape");
+        let e = "some".parse::<ModuleSet>().unwrap_err();
+        assert_eq!(e.to_string(), "key `rescue.modules` = \"some\": expected one of loaded, all, list");
+    }
+
+    #[test]
+    fn levels_and_bootable_media() {
+        assert_eq!(BackupCompression::Zstd.max_level(), 19);
+        assert_eq!(BackupCompression::Gzip.max_level(), 9);
+        assert!(RescueFormat::Iso.is_bootable_medium() && RescueFormat::Raw.is_bootable_medium());
+        assert!(!RescueFormat::Pxe.is_bootable_medium());
+    }
+}
