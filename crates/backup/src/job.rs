@@ -1,0 +1,112 @@
+//! Making a backup: open the target, select what to back up, stage a signed
+//! backup on the target and publish it atomically. A run that fails leaves
+//! the previous backups untouched and removes its staging directory.
+
+use crate::select::{select, Request};
+use crate::{keys, Error, Feedback, Notice, Progress};
+use lifeboat_archive::backup::write_signed_backup;
+use lifeboat_archive::target::{self, Objects, Target};
+use lifeboat_archive::Catalog;
+use lifeboat_config::Config;
+use lifeboat_layout::Layout;
+use lifeboat_runner::Runner;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A published backup.
+#[derive(Debug)]
+pub struct Made {
+    /// Its objects on the target.
+    pub objects: Arc<dyn Objects>,
+    /// Its catalog.
+    pub catalog: Catalog,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl Made {
+    /// Where it is, for people (its directory, or a URL).
+    pub fn location(&self) -> String {
+        self.objects.location()
+    }
+
+    /// Its directory on this machine, when the target is a directory.
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.objects.local_dir()
+    }
+
+    /// Entries not stored as they were: unreadable, or shrank while read.
+    pub fn lost(&self) -> usize {
+        self.catalog.stats.unreadable.len() + self.catalog.stats.shrank.len()
+    }
+
+    /// Whether every entry was read whole and unchanged (else `lifeboat backup` exits 1, as GNU tar does).
+    pub fn clean(&self) -> bool {
+        self.catalog.stats.unreadable.is_empty() && self.catalog.stats.changed.is_empty()
+    }
+}
+
+/// The running system's layout, captured with the configured exclusions.
+pub fn live_layout(config: &Config, runner: &dyn Runner) -> Layout {
+    let opts = lifeboat_layout::CaptureOptions {
+        include_virtual: config.layout.include_virtual,
+        include_removable: config.layout.include_removable,
+        exclude_devices: config.layout.exclude_devices.clone(),
+    };
+    lifeboat_layout::capture(runner, &opts)
+}
+
+/// The target a URL names (`backup.target` when none is given).
+pub fn open_target(config: &Config, url: Option<&str>) -> Result<(String, Box<dyn Target>), Error> {
+    let url = url.map(str::to_string).unwrap_or_else(|| config.backup.target.clone());
+    if url.is_empty() {
+        return Err(Error::NoTarget);
+    }
+    let t = target::open(&url)?;
+    Ok((url, t))
+}
+
+/// Make a backup of the running system as `req` asks and publish it
+/// atomically on its target; the selection's notices, the signing key made
+/// at the first backup, dead runs left on the target and the progress go to
+/// `feedback`.
+pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Made, Error> {
+    let (url, target) = open_target(config, Some(&req.url))?;
+    let layout = live_layout(config, runner);
+    let selection = select(&layout, config, req, target.local_dir());
+    for l in &selection.left_out {
+        feedback.notice(Notice::LeftOut(l.clone()));
+    }
+    let expected = selection.expected_bytes;
+    let opts = selection.into_options()?;
+    let host = layout.meta.hostname.clone();
+    // Signing: the key is made (and announced) at the first backup.
+    let key = keys::signing_key(&config.paths.key_dir, &host, feedback)?;
+    let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
+    mention_interrupted(target.as_ref(), &url, &host, feedback);
+    let upload = target.begin(&host, &name)?;
+    let start = std::time::Instant::now();
+    let mut progress = |bytes: u64, files: u64| {
+        feedback.progress(&Progress { bytes, files, expected, elapsed: start.elapsed() });
+    };
+    // The upload is aborted (its staging removed) when writing fails.
+    let result = write_signed_backup(upload, &opts, &host, Some(&key), &mut progress);
+    feedback.progress_end();
+    let (catalog, objects) = result.map_err(Error::NotCompleted)?;
+    Ok(Made { objects, catalog, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Say that dead runs left staging directories (and so how to remove them).
+fn mention_interrupted(t: &dyn Target, url: &str, host: &str, feedback: &mut dyn Feedback) {
+    let dead: Vec<_> =
+        t.scan(host).unwrap_or_default().into_iter().filter(|l| l.state == target::State::Interrupted).collect();
+    if dead.is_empty() {
+        return;
+    }
+    feedback.notice(Notice::Interrupted {
+        host: host.into(),
+        url: url.into(),
+        bytes: dead.iter().map(|l| l.bytes).sum(),
+        locations: dead.into_iter().map(|l| l.location).collect(),
+    });
+}

@@ -1,0 +1,156 @@
+//! `mkbackup`: the rescue medium and the backup in one go, the way mkcdrec's
+//! menu offered it: the medium only, the backup on the medium (split over
+//! numbered media when one is not enough), or the backup to the target. The
+//! medium records where the backup went ([`Location`]), so recovery finds
+//! it without questions, and carries the public signing keys, so recovery
+//! verifies it.
+
+use crate::job::{live_layout, make, Made};
+use crate::location::{Location, LOCATION_NAME};
+use crate::select::Request as Backup;
+use crate::{keys, Error, Feedback};
+use lifeboat_config::{Config, MkbackupMode};
+use lifeboat_rescue::{mkrescue, Options};
+use lifeboat_runner::Runner;
+use std::path::{Path, PathBuf};
+
+/// ISO 9660 (level 3 as grub-mkrescue writes it) keeps files below 4 GiB.
+const ISO_FILE_LIMIT: u64 = (4 << 30) - (1 << 20);
+
+/// What to make.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Medium only, backup on the medium, or backup to the target.
+    pub mode: MkbackupMode,
+    /// Where the backup goes in `target` mode (`backup.target` when None).
+    pub target: Option<String>,
+    /// Where the media go (`paths.output_dir` when None).
+    pub output: Option<PathBuf>,
+    /// Make the unattended recovery the default boot entry.
+    pub auto_recover: bool,
+}
+
+/// What mkbackup made.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The backup, unless the mode makes the medium only.
+    pub backup: Option<Made>,
+    /// The rescue media.
+    pub rescue: lifeboat_rescue::Report,
+    /// Where the layout (the one on the media) was saved.
+    pub layout_file: PathBuf,
+    /// How many media (ISO or raw images) were written.
+    pub media: usize,
+    /// The size of one medium (`backup.volume_size`).
+    pub medium_size: u64,
+}
+
+impl Outcome {
+    /// Entries the backup could not store as they were (unreadable, shrank
+    /// while read); files that grew while read are stored as their first
+    /// bytes, and do not count (on a live system there always are some).
+    pub fn lost(&self) -> usize {
+        self.backup.as_ref().map_or(0, Made::lost)
+    }
+}
+
+/// Make the backup (as the mode says) and the rescue media that recover it;
+/// the backup is announced through [`Feedback::made`] before the media are built.
+pub fn mkbackup(
+    config: &Config,
+    req: &Request,
+    runner: &dyn Runner,
+    feedback: &mut dyn Feedback,
+) -> Result<Outcome, Error> {
+    let mut opts = Options { output_dir: req.output.clone(), auto_recover: req.auto_recover, ..Options::default() };
+    let mut staged: Option<PathBuf> = None;
+    let mut backup_disk: Option<PathBuf> = None;
+    let mut backup = None;
+    let volume = config.backup.volume_size.0;
+    match req.mode {
+        MkbackupMode::Tape => return Err(Error::ModeUnavailable("tape".into())),
+        MkbackupMode::Rescue => {}
+        MkbackupMode::Target => {
+            let url = req.target.clone().unwrap_or_else(|| config.backup.target.clone());
+            let made = make(
+                config,
+                &Backup { url, root: "/".into(), paths: Vec::new(), volume_size: volume },
+                runner,
+                feedback,
+            )?;
+            feedback.made(&made);
+            let loc = match made.local_dir() {
+                Some(dir) => Location::of_dir(runner, dir),
+                None => Location::Directory { path: made.location().into(), fs_mountpoint: None },
+            };
+            if !matches!(loc, Location::Nfs { .. }) {
+                backup_disk = made.local_dir().and_then(lifeboat_layout::safety::device_of_file);
+            }
+            opts.etc_files.push((LOCATION_NAME.into(), loc.to_json()?));
+            backup = Some(made);
+        }
+        MkbackupMode::Media => {
+            let format = config.rescue.format;
+            if !format.is_bootable_medium() {
+                return Err(Error::MediaFormat(format.to_string()));
+            }
+            let stage = config.paths.work_dir.join("media-backup");
+            std::fs::create_dir_all(&stage).map_err(Error::io(format!("cannot create {}", stage.display())))?;
+            // backup.volume_size is the medium's size here; the archive's
+            // volumes are an eighth of it, so the media fill up well.
+            let req = Backup {
+                url: format!("file://{}", stage.display()),
+                root: "/".into(),
+                paths: Vec::new(),
+                volume_size: (volume / 8).clamp(1 << 20, ISO_FILE_LIMIT),
+            };
+            let made = make(config, &req, runner, feedback)?;
+            feedback.made(&made);
+            let on_medium = put_on_media(&made, &mut opts)?;
+            opts.medium_size = Some(volume);
+            let loc = Location::Media { path: on_medium, label: Some(config.rescue.label.clone()) };
+            opts.etc_files.push((LOCATION_NAME.into(), loc.to_json()?));
+            staged = Some(stage);
+            backup = Some(made);
+        }
+    }
+    let mut layout = live_layout(config, runner);
+    // The disk that holds the backup is what recovery reads from: it is never recreated.
+    if let Some(d) = &backup_disk {
+        for disk in layout.disks.iter_mut().filter(|x| Path::new(&x.id) == d.as_path()) {
+            disk.excluded = Some("holds the backup (recovery reads from it)".into());
+        }
+    }
+    // The public signing keys go onto the medium, so recovery verifies the backup.
+    let (rescue_config, key_files) = keys::for_rescue(config, &layout.meta.hostname, feedback)?;
+    opts.etc_files.extend(key_files);
+    let built = mkrescue(&rescue_config, &layout, &opts, runner).map_err(Error::Rescue);
+    if let Some(stage) = &staged {
+        // The backup now lives on the medium; the staging copy would only fill the disk.
+        let _ = std::fs::remove_dir_all(stage);
+    }
+    let rescue = built?;
+    let layout_file = config.paths.layout_file.clone();
+    layout.save(&layout_file).map_err(|e| Error::SaveLayout(layout_file.clone(), e))?;
+    let media = rescue.outputs.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "iso" || e == "img")).count();
+    Ok(Outcome { backup, rescue, layout_file, media, medium_size: volume })
+}
+
+/// Put the staged backup's files on the media: the catalog and manifest on
+/// the first medium, the volumes filling it and the next ones. Returns the
+/// backup's directory on the medium (`backup/HOST/NAME`).
+fn put_on_media(made: &Made, opts: &mut Options) -> Result<String, Error> {
+    let dir = made.local_dir().map(Path::to_path_buf).unwrap_or_else(|| made.location().into());
+    let host = &made.catalog.host;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let on_medium = format!("backup/{host}/{name}");
+    let rd = std::fs::read_dir(&dir).map_err(Error::io(format!("cannot read {}", dir.display())))?;
+    let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let file = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let list = if file.starts_with("vol-") { &mut opts.spill_files } else { &mut opts.media_files };
+        list.push((p, format!("{on_medium}/{file}")));
+    }
+    Ok(on_medium)
+}
