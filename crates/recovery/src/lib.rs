@@ -15,7 +15,7 @@ pub mod plan;
 
 pub use execute::{execute, Options, Report};
 pub use mapping::{DiskMap, Present};
-pub use plan::{Action, Plan, Settings};
+pub use plan::{Action, NodeId, Phase, Plan, PlannedPartition, Settings};
 
 use lifeboat_layout::capture::lsblk::Node;
 use lifeboat_layout::Layout;
@@ -79,6 +79,17 @@ pub enum RecoveryError {
     /// File I/O.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The layout's nodes are built on each other in a circle (a damaged or wrongly edited layout).
+    #[error("the layout's storage is built in a circle: {}; fix the depends_on lists in the layout file (or capture it again with `lifeboat layout save`)", .0.join(" -> "))]
+    DependencyCycle(Vec<String>),
+    /// The layout stacks its nodes deeper than any real storage stack.
+    #[error("the layout's storage is stacked more than {limit} levels deep ({}); the layout file is damaged: capture it again with `lifeboat layout save`", .nodes.join(" -> "))]
+    TooDeep {
+        /// The bound.
+        limit: usize,
+        /// The chain of nodes, from the first one visited.
+        nodes: Vec<String>,
+    },
     /// The recreated storage would have identities that devices which stay already have.
     #[error("recovering onto these disks would give the new storage identities that other devices already have:\n  {}\n  The tools refuse some duplicates (btrfs, XFS, LVM names) and UUID= in fstab and crypttab would be ambiguous. Nothing was written. Recover with those devices detached, or wipe them (wipefs -a DEVICE) if they are not needed; this version cannot yet give a clone new identities.", .0.join("\n  "))]
     Collision(Vec<String>),
