@@ -584,15 +584,97 @@ pub struct EfiEntry {
     pub active: bool,
 }
 
+/// The firmware a machine booted with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// Legacy BIOS (or UEFI's compatibility module). An empty value, as a
+    /// layout without a `[bootloader]` section once saved, reads as this.
+    #[default]
+    #[serde(alias = "")]
+    Bios,
+    /// UEFI (`/sys/firmware/efi` exists).
+    Uefi,
+}
+
+impl Firmware {
+    /// The spelling in the layout file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+}
+
+impl std::fmt::Display for Firmware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The bootloader capture found, which recovery reinstalls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BootloaderKind {
+    /// GRUB's boot code in the MBR of one or more disks.
+    #[serde(rename = "grub-bios")]
+    GrubBios,
+    /// GRUB as an EFI loader on the ESP.
+    #[serde(rename = "grub-efi")]
+    GrubEfi,
+    /// Both: GRUB's boot code in an MBR and GRUB on the ESP.
+    #[serde(rename = "grub-bios+efi")]
+    GrubBiosEfi,
+    /// No GRUB configuration, no ESP and no boot code: booted from outside
+    /// (a hypervisor's kernel).
+    #[serde(rename = "none")]
+    None,
+    /// Signs of a bootloader, but not one recovery knows how to reinstall
+    /// (an empty value, as a layout without a `[bootloader]` section once
+    /// saved, reads as this).
+    #[default]
+    #[serde(rename = "unknown", alias = "")]
+    Unknown,
+}
+
+impl BootloaderKind {
+    /// The spelling in the layout file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootloaderKind::GrubBios => "grub-bios",
+            BootloaderKind::GrubEfi => "grub-efi",
+            BootloaderKind::GrubBiosEfi => "grub-bios+efi",
+            BootloaderKind::None => "none",
+            BootloaderKind::Unknown => "unknown",
+        }
+    }
+
+    /// Whether GRUB for BIOS boots the machine (recovery installs it on disks).
+    pub fn bios(self) -> bool {
+        matches!(self, BootloaderKind::GrubBios | BootloaderKind::GrubBiosEfi)
+    }
+
+    /// Whether GRUB for UEFI boots the machine (recovery installs it on the ESP).
+    pub fn efi(self) -> bool {
+        matches!(self, BootloaderKind::GrubEfi | BootloaderKind::GrubBiosEfi)
+    }
+}
+
+impl std::fmt::Display for BootloaderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the machine boots.
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bootloader {
     /// Firmware the machine booted with now: `uefi` or `bios`.
-    pub firmware: String,
+    pub firmware: Firmware,
     /// `grub-bios`, `grub-efi`, `grub-bios+efi`, `none` (boots from outside), or `unknown`.
-    pub kind: String,
+    pub kind: BootloaderKind,
     /// GRUB configuration file.
     pub grub_config: Option<String>,
     /// Disks whose MBR holds GRUB's boot code (node ids).
@@ -907,5 +989,37 @@ mod parse_tests {
         assert!(Layout::parse(&bad, p).expect_err("accepted").to_string().contains("sector_size"));
         let huge = format!("{}\n{}", example(), "#".repeat(MAX_LAYOUT_BYTES));
         assert!(Layout::parse(&huge, p).expect_err("accepted").to_string().contains("more than a layout file"));
+    }
+
+    #[test]
+    fn bootloader_kinds_and_firmware_keep_their_spellings() {
+        let p = Path::new("layout.toml");
+        let with = |firmware: &str, kind: &str| {
+            format!(
+                "{}\n[bootloader]\nfirmware = \"{firmware}\"\nkind = \"{kind}\"\nkernel_cmdline = \"\"\n",
+                example()
+            )
+        };
+        for (kind, want, bios, efi) in [
+            ("grub-bios", BootloaderKind::GrubBios, true, false),
+            ("grub-efi", BootloaderKind::GrubEfi, false, true),
+            ("grub-bios+efi", BootloaderKind::GrubBiosEfi, true, true),
+            ("none", BootloaderKind::None, false, false),
+            ("unknown", BootloaderKind::Unknown, false, false),
+            ("", BootloaderKind::Unknown, false, false),
+        ] {
+            let l = Layout::parse(&with("uefi", kind), p).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(l.bootloader.kind, want, "{kind}");
+            assert_eq!((want.bios(), want.efi()), (bios, efi), "{kind}");
+            assert_eq!(l.bootloader.firmware, Firmware::Uefi);
+            if !kind.is_empty() {
+                assert!(l.to_toml().contains(&format!("kind = \"{kind}\"")), "{kind} is written as it was read");
+            }
+        }
+        assert_eq!(Layout::parse(&with("bios", "none"), p).expect("bios").bootloader.firmware, Firmware::Bios);
+        let e = Layout::parse(&with("uefi", "lilo"), p).expect_err("lilo accepted").to_string();
+        assert!(e.contains("lilo") && e.contains("grub-bios+efi"), "{e}");
+        let e = Layout::parse(&with("openfirmware", "none"), p).expect_err("accepted").to_string();
+        assert!(e.contains("openfirmware") && e.contains("uefi"), "{e}");
     }
 }

@@ -163,7 +163,7 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     // Boot: the ESP and the GRUB EFI loader on it; fstab and crypttab.
     assert_eq!(l.bootloader.esp.as_deref(), Some("/dev/vdd1"));
     assert_eq!(l.bootloader.efi_loaders, vec!["/EFI/debian/grubx64.efi"]);
-    assert_eq!(l.bootloader.kind, "grub-efi");
+    assert_eq!(l.bootloader.kind, lifeboat_layout::model::BootloaderKind::GrubEfi);
     assert_eq!(l.fstab.len(), 2);
     assert_eq!(l.crypttab[0].name, "cryptpv");
 

@@ -632,7 +632,7 @@ impl Capture<'_> {
 
     fn bootloader(&mut self, l: &Layout) -> Bootloader {
         let mut b = Bootloader {
-            firmware: if Path::new("/sys/firmware/efi").exists() { "uefi" } else { "bios" }.into(),
+            firmware: if Path::new("/sys/firmware/efi").exists() { Firmware::Uefi } else { Firmware::Bios },
             kernel_cmdline: read_file("/proc/cmdline").unwrap_or_default().trim().to_string(),
             ..Bootloader::default()
         };
@@ -663,27 +663,26 @@ impl Capture<'_> {
                 }
             }
         }
-        if b.firmware == "uefi" {
+        if b.firmware == Firmware::Uefi {
             if let Some(t) = self.probe(Cmd::new("efibootmgr"), "EFI boot entries") {
                 (b.efi_boot_order, b.efi_entries) = system::parse_efibootmgr(&t);
             }
         }
         let grub_efi = b.efi_loaders.iter().any(|p| p.to_ascii_lowercase().contains("grub"));
         b.kind = match (!b.bios_boot_disks.is_empty(), grub_efi) {
-            (true, true) => "grub-bios+efi",
-            (true, false) => "grub-bios",
-            (false, true) => "grub-efi",
-            (false, false) if b.grub_config.is_none() && b.esp.is_none() => "none",
-            _ => "unknown",
-        }
-        .into();
-        if b.kind == "none" {
+            (true, true) => BootloaderKind::GrubBiosEfi,
+            (true, false) => BootloaderKind::GrubBios,
+            (false, true) => BootloaderKind::GrubEfi,
+            (false, false) if b.grub_config.is_none() && b.esp.is_none() => BootloaderKind::None,
+            _ => BootloaderKind::Unknown,
+        };
+        if b.kind == BootloaderKind::None {
             self.note(
                 "bootloader",
                 "no GRUB configuration, no EFI system partition and no boot code on a readable disk: \
                  this machine seems to be booted from outside (a hypervisor's kernel); recovery will not install a bootloader",
             );
-        } else if b.kind == "unknown" && !self.unreadable.is_empty() {
+        } else if b.kind == BootloaderKind::Unknown && !self.unreadable.is_empty() {
             self.note("bootloader", "GRUB's boot code could not be looked for on unreadable disks");
         }
         b
