@@ -1,7 +1,7 @@
 //! `lifeboat check`: one line per requirement, Passed / Failed / Not needed,
 //! and for every failure the fix. Like mkcdrec's `make test`.
 
-use lifeboat_config::{human, Config};
+use lifeboat_config::{human, Config, InitramfsCompression, RescueFormat};
 use lifeboat_host::{Host, SystemHost};
 use lifeboat_runner::{package_hint, tool, Cmd, Runner};
 use serde::Serialize;
@@ -223,7 +223,7 @@ fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
         ),
     ));
     let name = "initramfs compression supported by the kernel";
-    let wanted = cfg.rescue.compression.as_str();
+    let wanted = cfg.rescue.compression;
     match lifeboat_rescue::kernel::config_text(&choice.version) {
         None => out.push(pass(
             name,
@@ -232,8 +232,10 @@ fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
         Some(text) => {
             let supported = lifeboat_rescue::kernel::supported_compressions(&text);
             match wanted {
-                "none" => out.push(pass(name, "uncompressed initramfs (rescue.compression = \"none\")")),
-                "auto" => match supported.first() {
+                InitramfsCompression::None => {
+                    out.push(pass(name, "uncompressed initramfs (rescue.compression = \"none\")"))
+                }
+                InitramfsCompression::Auto => match supported.first() {
                     Some(best) => out.push(pass(name, format!("{best} (supported: {})", supported.join(", ")))),
                     None => out.push(fail(
                         name,
@@ -241,8 +243,10 @@ fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
                         "set rescue.compression = \"none\"",
                     )),
                 },
-                w if supported.contains(&w) => out.push(pass(name, format!("{w} (CONFIG_RD_{}=y)", w.to_uppercase()))),
-                w => out.push(fail(
+                InitramfsCompression::Zstd | InitramfsCompression::Gzip if supported.contains(&wanted.as_str()) => {
+                    out.push(pass(name, format!("{wanted} (CONFIG_RD_{}=y)", wanted.as_str().to_uppercase())))
+                }
+                w @ (InitramfsCompression::Zstd | InitramfsCompression::Gzip) => out.push(fail(
                     name,
                     format!(
                         "rescue.compression = \"{w}\" but kernel {} supports only: {}",
@@ -256,8 +260,8 @@ fn kernel_checks(cfg: &Config, out: &mut Vec<Check>) {
     }
 }
 
-fn bootloader_files(format: &str, out: &mut Vec<Check>) {
-    let bootable = format == "iso" || format == "raw";
+fn bootloader_files(format: RescueFormat, out: &mut Vec<Check>) {
+    let bootable = format.is_bootable_medium();
     // grub-mkimage -O i386-pc-eltorito builds the CD boot image from these.
     let grub_bios = ["cdboot.img", "boot_hybrid.img", "normal.mod", "iso9660.mod"]
         .iter()
@@ -334,9 +338,9 @@ pub fn run_on(host: &dyn Host, r: &dyn Runner, cfg: &Config) -> Report {
     let f = features(host, r);
     let has = |t: &str| f.fstypes.contains(t);
     let ext = ["ext2", "ext3", "ext4"].iter().any(|t| has(t));
-    let format = cfg.rescue.format.as_str();
-    let iso = format == "iso";
-    let bootable = iso || format == "raw";
+    let format = cfg.rescue.format;
+    let iso = format == RescueFormat::Iso;
+    let bootable = format.is_bootable_medium();
     // (program, needed for (None = not needed), why not needed, show version)
     let programs: Vec<(&str, Option<&str>, &str, bool)> = vec![
         ("lsblk", Some("layout capture"), "", true),
