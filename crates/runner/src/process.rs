@@ -180,6 +180,12 @@ impl Process {
         self.stdin.as_deref_mut()
     }
 
+    /// Take the command's stdin away from the handle (to hand it to a
+    /// protocol writer, say); dropping it closes it.
+    pub fn take_stdin(&mut self) -> Option<Box<dyn Write + Send>> {
+        self.stdin.take()
+    }
+
     /// Close stdin: the command reads end of file.
     pub fn close_stdin(&mut self) {
         self.stdin = None;

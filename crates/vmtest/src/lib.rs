@@ -12,6 +12,12 @@
 //! Results come back on the second serial port (the script's stdout and
 //! stderr, then a `LIFEBOAT-VM-EXIT=<status>` line) and, when asked, through
 //! a 9p shared directory mounted at `/out` in the guest.
+//!
+//! This harness starts QEMU and apt-get with `std::process` itself rather
+//! than through lifeboat-runner: it is test machinery that drives the
+//! guest's serial console interactively, not lifeboat's own work, and
+//! nothing here runs in plan mode or in a rescue system. (Building the guest
+//! initramfs uses lifeboat-rescue, whose commands do go through the runner.)
 
 mod base;
 pub mod machine;
