@@ -26,8 +26,9 @@ pub(super) fn is_block(h: &dyn Host, p: &str) -> bool {
 
 /// A block device's major and minor numbers from sysfs (`/dev/sda1` → `8`, `1`).
 pub(super) fn sysfs_numbers(h: &dyn Host, dev: &str) -> Option<(String, String)> {
-    let d = h.block_device(dev.trim_start_matches("/dev/"))?;
-    Some((d.dev.major.to_string(), d.dev.minor.to_string()))
+    let numbers = h.block_attr(dev.trim_start_matches("/dev/"), "dev")?;
+    let (major, minor) = numbers.split_once(':')?;
+    Some((major.to_string(), minor.to_string()))
 }
 
 /// Whether something is mounted exactly at `p` on the running system

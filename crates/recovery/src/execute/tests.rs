@@ -262,3 +262,36 @@ fn a_mount_point_already_mounted_is_kept_and_unmounted_at_the_end() {
     assert_eq!(planned[2], format!("umount {}", srv.display()), "the last mounted first");
     assert_eq!(planned[3], format!("umount '{}'", home.display()));
 }
+
+#[test]
+fn a_new_table_is_written_shown_to_the_kernel_and_its_partitions_wiped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = options(tmp.path());
+    // The disk shows another table (sfdisk --json is not scripted: nothing readable).
+    let h = FixtureHost::new()
+        .disk("vdb", DevNum::new(254, 16), 1 << 30)
+        .partition("vdb", "vdb1", 1, DevNum::new(254, 17), 100 << 20)
+        .partition("vdb", "vdb2", 2, DevNum::new(254, 18), 100 << 20);
+    let r = ScriptedRunner::new();
+    let mut x = exec(&h, &r, &o);
+    let a = Action::Partition {
+        disk: "/dev/vdb".into(),
+        old: "/dev/sda".into(),
+        label: "gpt".into(),
+        script: "label: gpt\n".into(),
+        partitions: vec![planned("/dev/vdb1", 2048, 204800), planned("/dev/vdb2", 206848, 204800)],
+        sector: 512,
+    };
+    assert!(!x.step(&a, &mut no_restore()).expect("partition"));
+    assert_eq!(
+        r.planned(),
+        [
+            "sfdisk --no-reread --no-tell-kernel -q --wipe always --wipe-partitions always /dev/vdb",
+            "blockdev --rereadpt /dev/vdb",
+            "partx -u /dev/vdb",
+            "partx -a /dev/vdb",
+            "wipefs -q -a /dev/vdb1",
+            "wipefs -q -a /dev/vdb2",
+        ]
+    );
+}
