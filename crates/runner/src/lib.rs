@@ -549,6 +549,23 @@ mod tests {
     }
 
     #[test]
+    fn a_process_handle_can_move_to_another_thread() {
+        fn send<T: Send>(_: &T) {}
+        let r = SystemRunner::new(Mode::Run);
+        let p = r.probe_stream(&Cmd::new("echo").arg("moved")).expect("spawn");
+        send(&p);
+        let out = std::thread::spawn(move || {
+            let mut p = p;
+            let mut text = String::new();
+            p.stdout().expect("stdout").read_to_string(&mut text).map(|_| text)
+        })
+        .join()
+        .expect("thread")
+        .expect("read");
+        assert_eq!(out, "moved\n");
+    }
+
+    #[test]
     fn plan_mode_records_streamed_commands_without_running_them() {
         let dir = scratch("plan-stream");
         let file = dir.join("written");

@@ -226,6 +226,13 @@ mod tests {
     }
 
     #[test]
+    fn bytes_given_with_the_command_are_recorded() {
+        let r = ScriptedRunner::new();
+        r.apply(&Cmd::new("sfdisk").arg("/dev/vdz").stdin("label: gpt\n")).expect("apply");
+        assert_eq!(r.inputs(), vec![("sfdisk /dev/vdz".to_string(), b"label: gpt\n".to_vec())]);
+    }
+
+    #[test]
     fn hanging_command_times_out_only_with_a_limit() {
         let r = ScriptedRunner::new().hang("qemu-system-x86_64");
         let e = r.probe(&Cmd::new("qemu-system-x86_64").timeout(Duration::from_secs(5))).unwrap_err();
