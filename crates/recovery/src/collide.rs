@@ -10,8 +10,13 @@
 //! is checked against the devices that are not being recreated before any
 //! disk is written, so such a recovery is refused up front instead of
 //! failing after the partition tables were written.
+//!
+//! The device list comes from lsblk where it runs; the [`Host`] fills in
+//! what a list read from sysfs alone lacks (which devices are partitions of
+//! or stacked on a recreated disk, and what is mounted).
 
 use crate::plan::{Action, Plan};
+use lifeboat_host::{Host, SystemHost};
 use lifeboat_layout::capture::lsblk::Node;
 use std::collections::BTreeSet;
 
@@ -38,10 +43,33 @@ fn norm(u: &str) -> String {
     u.chars().filter(char::is_ascii_hexdigit).map(|c| c.to_ascii_lowercase()).collect()
 }
 
+/// The kernel names of the target disks, their partitions, and everything
+/// stacked on them, as the host shows them (holders, transitively).
+fn gone_on_host(host: &dyn Host, targets: &[String]) -> BTreeSet<String> {
+    let mut gone = BTreeSet::new();
+    let mut todo: Vec<String> = targets.iter().filter_map(|t| host.kernel_name(std::path::Path::new(t))).collect();
+    while let Some(name) = todo.pop() {
+        if !gone.insert(name.clone()) {
+            continue;
+        }
+        if let Some(d) = host.block_device(&name) {
+            todo.extend(d.partitions.iter().chain(&d.holders).cloned());
+        }
+    }
+    gone
+}
+
 /// The devices that are not part of the recreated disks: not one of them,
-/// not a partition of one, not built on one (LVM, md, LUKS on top).
-fn staying<'a>(nodes: &'a [Node], targets: &[String]) -> Vec<&'a Node> {
+/// not a partition of one, not built on one (LVM, md, LUKS on top), by
+/// lsblk's parents or by the host's partitions and holders.
+fn staying<'a>(host: &dyn Host, nodes: &'a [Node], targets: &[String]) -> Vec<&'a Node> {
+    let on_host = gone_on_host(host, targets);
     let mut gone: BTreeSet<&str> = targets.iter().map(String::as_str).collect();
+    for n in nodes {
+        if host.kernel_name(std::path::Path::new(&n.path)).is_some_and(|k| on_host.contains(&k)) {
+            gone.insert(n.path.as_str());
+        }
+    }
     // Parents come before children in lsblk's order, but stacked devices can
     // have several parents: repeat until nothing more is added.
     loop {
@@ -79,10 +107,30 @@ fn vg_of(path: &str) -> Option<String> {
     None
 }
 
+/// Where the device `n` is mounted: lsblk's mount points, else what the host's mountinfo says.
+fn mount_points(host: &dyn Host, n: &Node) -> Vec<String> {
+    if !n.mountpoints.is_empty() {
+        return n.mountpoints.clone();
+    }
+    let dev = host.block_device_number(std::path::Path::new(&n.path));
+    let mut out: Vec<String> = Vec::new();
+    for m in host.mounts().unwrap_or_default() {
+        if (m.source == n.path || Some(m.dev) == dev) && !out.contains(&m.mount_point) {
+            out.push(m.mount_point);
+        }
+    }
+    out
+}
+
 /// Every identity of `plan` that a device outside its disks already has.
 pub fn collisions(plan: &Plan, nodes: &[Node]) -> Vec<Collision> {
+    collisions_on(&SystemHost::new(), plan, nodes)
+}
+
+/// [`collisions`], with partitions, stacks and mounts also read from `host`.
+pub fn collisions_on(host: &dyn Host, plan: &Plan, nodes: &[Node]) -> Vec<Collision> {
     let targets: Vec<String> = plan.disks.iter().map(|d| d.new.clone()).collect();
-    let stay = staying(nodes, &targets);
+    let stay = staying(host, nodes, &targets);
     let mut out = Vec::new();
     let mut check = |what: String, uuid: &str| {
         let want = norm(uuid);
@@ -92,11 +140,9 @@ pub fn collisions(plan: &Plan, nodes: &[Node]) -> Vec<Collision> {
         for n in &stay {
             if n.uuid.as_deref().map(norm).as_deref() == Some(want.as_str()) {
                 let kind = n.fstype.clone().unwrap_or_else(|| "a device".into());
-                let mounted = if n.mountpoints.is_empty() {
-                    String::new()
-                } else {
-                    format!(", mounted on {}", n.mountpoints.join(", "))
-                };
+                let points = mount_points(host, n);
+                let mounted =
+                    if points.is_empty() { String::new() } else { format!(", mounted on {}", points.join(", ")) };
                 out.push(Collision {
                     what: what.clone(),
                     identity: format!("UUID {uuid}"),
@@ -137,6 +183,7 @@ pub fn collisions(plan: &Plan, nodes: &[Node]) -> Vec<Collision> {
 mod tests {
     use super::*;
     use crate::mapping::DiskMap;
+    use lifeboat_host::{BlockDevice, DevNum, FixtureHost};
     use std::collections::BTreeMap;
 
     fn node(path: &str, kind: &str, fstype: &str, uuid: &str, parents: &[&str]) -> Node {
@@ -183,7 +230,7 @@ mod tests {
             node("/dev/sdb1", "part", "btrfs", "aaaa-1", &["/dev/sdb"]),
         ];
         let p = plan(vec![mkfs("/dev/sdb1", "btrfs", "aaaa-1")]);
-        let c = collisions(&p, &nodes);
+        let c = collisions_on(&FixtureHost::new(), &p, &nodes);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].existing, "/dev/sda1 (btrfs)");
         assert!(c[0].to_string().contains("btrfs filesystem on /dev/sdb1 would get UUID aaaa-1"), "{}", c[0]);
@@ -206,11 +253,36 @@ mod tests {
         };
         let vg = |n: &str| Action::Vg { name: n.into(), cmd: lifeboat_runner::Cmd::new("vgcreate") };
         let p = plan(vec![raid, mkfs("/dev/mapper/vg0-root", "ext4", "fs-uuid"), vg("vg0"), vg("my-vg")]);
-        let c = collisions(&p, &nodes);
+        let c = collisions_on(&FixtureHost::new(), &p, &nodes);
         let shown: Vec<String> = c.iter().map(ToString::to_string).collect();
         assert_eq!(c.len(), 2, "{shown:?}");
         assert!(shown[0].contains("RAID array /dev/md0") && shown[0].contains("/dev/sda1"), "{shown:?}");
         assert!(shown[1].contains("volume group my-vg"), "{shown:?}");
+    }
+
+    #[test]
+    fn without_lsblk_the_host_tells_partitions_and_stacks_of_the_target_and_where_the_rest_is_mounted() {
+        // Nodes as read without lsblk: no parents, no mount points.
+        let nodes = vec![
+            node("/dev/sda1", "part", "ext4", "aa-11", &[]),
+            node("/dev/sdb1", "part", "ext4", "aa-11", &[]),
+            node("/dev/mapper/vg1-data", "lvm", "xfs", "bb-22", &[]),
+        ];
+        let host = FixtureHost::new()
+            .disk("sda", DevNum::new(8, 0), 1 << 30)
+            .partition("sda", "sda1", 1, DevNum::new(8, 1), 1 << 30)
+            .disk("sdb", DevNum::new(8, 16), 1 << 30)
+            .partition("sdb", "sdb1", 1, DevNum::new(8, 17), 1 << 30)
+            .device(BlockDevice { name: "dm-3".into(), dev: DevNum::new(254, 3), ..BlockDevice::default() })
+            .holds("dm-3", "sdb1")
+            .link("/dev/mapper/vg1-data", "dm-3")
+            .mountinfo("22 1 8:1 / /srv/old\\040root rw - ext4 /dev/sda1 rw\n");
+        let p = plan(vec![mkfs("/dev/sdb1", "ext4", "aa-11"), mkfs("/dev/mapper/vg1-data", "xfs", "bb-22")]);
+        let c = collisions_on(&host, &p, &nodes);
+        assert_eq!(c.len(), 1, "sdb1 and the volume on it are recreated, not kept: {c:?}");
+        assert_eq!(c[0].existing, "/dev/sda1 (ext4, mounted on /srv/old root)");
+        // Without the host's view, the old content of the target looks like a second copy.
+        assert_eq!(collisions_on(&FixtureHost::new(), &p, &nodes).len(), 3);
     }
 
     #[test]

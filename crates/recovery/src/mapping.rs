@@ -8,6 +8,7 @@
 //! the backup, or that are read-only are never candidates.
 
 use crate::RecoveryError;
+use lifeboat_host::{Host, SystemHost};
 use lifeboat_layout::capture::lsblk::Node;
 use lifeboat_layout::model::{Disk, Layout};
 use serde::Serialize;
@@ -45,6 +46,11 @@ pub struct DiskMap {
 /// must not be written. `protected` names devices (whole disks or
 /// partitions) that hold the rescue medium or the backup, with the reason.
 pub fn present(nodes: &[Node], protected: &[(String, String)]) -> Vec<Present> {
+    present_on(&SystemHost::new(), nodes, protected)
+}
+
+/// [`present`], with what is mounted, swap or held read from `host`.
+pub fn present_on(host: &dyn Host, nodes: &[Node], protected: &[(String, String)]) -> Vec<Present> {
     let mut out = Vec::new();
     for n in nodes.iter().filter(|n| matches!(n.kind.as_str(), "disk" | "loop") && n.size > 0) {
         let family: Vec<&Node> = nodes.iter().filter(|c| c.path == n.path || c.parents.contains(&n.path)).collect();
@@ -61,7 +67,7 @@ pub fn present(nodes: &[Node], protected: &[(String, String)]) -> Vec<Present> {
             refused = Some("holds an ISO 9660 medium (a rescue or installation medium)".into());
         }
         if refused.is_none() {
-            refused = lifeboat_layout::safety::in_use(std::path::Path::new(&n.path));
+            refused = lifeboat_layout::safety::in_use_on(host, std::path::Path::new(&n.path));
         }
         let description = [n.model.clone(), n.serial.clone().map(|s| format!("serial {s}"))]
             .into_iter()
@@ -226,6 +232,62 @@ mod tests {
         let p = vec![new("/dev/vdb", 8 * G, None)];
         let m = map_disks(&[&a], &p, &BTreeMap::new(), &|_| G).unwrap();
         assert_eq!((m[0].new.as_str(), m[0].how.as_str()), ("/dev/vdb", "best fit (smaller)"));
+    }
+
+    fn node(path: &str, kind: &str, size: u64, parents: &[&str]) -> Node {
+        Node {
+            path: path.into(),
+            kname: path.trim_start_matches("/dev/").into(),
+            kind: kind.into(),
+            size,
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn disks_in_use_holding_the_backup_or_a_medium_are_present_but_refused() {
+        use lifeboat_host::{BlockDevice, DevNum, FixtureHost};
+        let host = FixtureHost::new()
+            .disk("sda", DevNum::new(8, 0), 10 * G)
+            .partition("sda", "sda1", 1, DevNum::new(8, 1), 10 * G)
+            .device(BlockDevice {
+                name: "dm-0".into(),
+                dev: DevNum::new(254, 0),
+                dm_name: Some("vg0-root".into()),
+                ..BlockDevice::default()
+            })
+            .holds("dm-0", "sda1")
+            .mount(DevNum::new(254, 0), "/dev/mapper/vg0-root", "/", "ext4")
+            .disk("sdb", DevNum::new(8, 16), 10 * G)
+            .disk("sdc", DevNum::new(8, 32), 10 * G)
+            .disk("sr0", DevNum::new(11, 0), G)
+            .disk("vda", DevNum::new(254, 16), 20 * G);
+        let mut medium = node("/dev/sr0", "disk", G, &[]);
+        medium.fstype = Some("iso9660".into());
+        let mut ro = node("/dev/sdc", "disk", 10 * G, &[]);
+        ro.ro = true;
+        let nodes = vec![
+            node("/dev/sda", "disk", 10 * G, &[]),
+            node("/dev/sda1", "part", 10 * G, &["/dev/sda"]),
+            node("/dev/mapper/vg0-root", "lvm", 10 * G, &["/dev/sda1"]),
+            node("/dev/sdb", "disk", 10 * G, &[]),
+            ro,
+            medium,
+            node("/dev/vda", "disk", 20 * G, &[]),
+        ];
+        let protected = [("/dev/sdb".to_string(), "holds the backup /mnt/b".to_string())];
+        let p = present_on(&host, &nodes, &protected);
+        let why = |path: &str| p.iter().find(|d| d.path == path).and_then(|d| d.refused.clone());
+        assert_eq!(p.len(), 5, "partitions and volumes are not disks: {p:?}");
+        assert!(why("/dev/sda").is_some_and(|w| w.contains("in use by dm-0") && w.contains("running system")));
+        assert_eq!(why("/dev/sdb").as_deref(), Some("holds the backup /mnt/b"));
+        assert_eq!(why("/dev/sdc").as_deref(), Some("read-only"));
+        assert!(why("/dev/sr0").is_some_and(|w| w.contains("ISO 9660")));
+        assert_eq!(why("/dev/vda"), None);
+        let a = old("/dev/sda", 10 * G);
+        let m = map_disks(&[&a], &p, &BTreeMap::new(), &|_| G).unwrap();
+        assert_eq!(m[0].new, "/dev/vda", "the only disk that may be written");
     }
 
     #[test]
