@@ -1,0 +1,194 @@
+//! The `sftp://` target against a real OpenSSH server on 127.0.0.1 (its
+//! own sshd, host key, authorized key and known_hosts in a temporary
+//! directory; the client is the system's `ssh`, configured through
+//! `LIFEBOAT_SSH_CONFIG`). Needs root (sshd) and openssh-server.
+
+#![allow(clippy::unwrap_used)]
+
+use lifeboat_archive::backup::write_signed_backup;
+use lifeboat_archive::frames::Codec;
+use lifeboat_archive::read::Backup;
+use lifeboat_archive::restore::{restore_with_progress, verify};
+use lifeboat_archive::target::{self, State};
+use lifeboat_archive::BackupOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+struct Server {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Start sshd on a free loopback port with its own keys; None when this machine cannot (not root, no sshd).
+fn server() -> Option<Server> {
+    if !rustix::process::geteuid().is_root() || !Path::new("/usr/sbin/sshd").exists() {
+        eprintln!("SKIP: the SFTP target test needs root and openssh-server (CI has both)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    sh(&format!(
+        "ssh-keygen -q -t ed25519 -N '' -f {d}/host_key && ssh-keygen -q -t ed25519 -N '' -f {d}/id && \
+         cp {d}/id.pub {d}/authorized_keys && chmod 600 {d}/authorized_keys && mkdir -p /run/sshd && mkdir {d}/store"
+    ));
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("sshd_config"),
+        format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             StrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nSubsystem sftp internal-sftp\n"
+        ),
+    )
+    .unwrap();
+    let host_pub = std::fs::read_to_string(dir.path().join("host_key.pub")).unwrap();
+    std::fs::write(dir.path().join("known_hosts"), format!("[127.0.0.1]:{port} {host_pub}")).unwrap();
+    for (name, known) in [("ssh_config", format!("{d}/known_hosts")), ("ssh_config_unknown", format!("{d}/empty"))] {
+        std::fs::write(
+            dir.path().join(name),
+            format!(
+                "Host vault\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {d}/id\n  \
+                 IdentitiesOnly yes\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n"
+            ),
+        )
+        .unwrap();
+    }
+    let child =
+        Command::new("/usr/sbin/sshd").args(["-D", "-e", "-f"]).arg(dir.path().join("sshd_config")).spawn().unwrap();
+    // Wait until it listens.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(Server { dir, child, port });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("sshd did not start on port {port}");
+}
+
+impl Server {
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+    fn url(&self) -> String {
+        format!("sftp://vault{}", self.store().display())
+    }
+    fn use_config(&self, name: &str) {
+        std::env::set_var("LIFEBOAT_SSH_CONFIG", self.dir.path().join(name));
+    }
+}
+
+fn tree(root: &Path) {
+    sh(&format!(
+        "cd {} && mkdir -p etc srv/www && echo 'nameserver 127.0.0.1' > etc/resolv.conf && \
+         head -c 3000000 /dev/urandom > srv/www/big && ln -s resolv.conf etc/link && chmod 640 etc/resolv.conf",
+        root.display()
+    ));
+}
+
+fn options(root: &Path) -> BackupOptions {
+    BackupOptions {
+        root: root.to_path_buf(),
+        paths: vec![".".into()],
+        exclude: Vec::new(),
+        volume_size: 1 << 20,
+        codec: Codec::Zstd(3),
+        exclude_dirs: Vec::new(),
+    }
+}
+
+/// Every scenario shares one sshd (tests in one binary run in threads; the ssh config is process-wide).
+#[test]
+fn sftp_target_against_openssh() {
+    let Some(srv) = server() else { return };
+    srv.use_config("ssh_config");
+    let src = tempfile::tempdir().unwrap();
+    tree(src.path());
+
+    // Backup: volumes stream up, the catalog goes last, the run's directory is renamed into place.
+    let t = target::open(&srv.url()).unwrap();
+    let up = t.begin("web1", "2026-12-02T010000.000Z").unwrap();
+    assert_eq!(t.scan("web1").unwrap()[0].state, State::Running, "a fresh upload is alive");
+    let (catalog, objects) = write_signed_backup(up, &options(src.path()), "web1", None, &mut |_, _| {}).unwrap();
+    assert!(catalog.volumes.len() >= 3, "{} volumes", catalog.volumes.len());
+    let on_server = srv.store().join("web1/2026-12-02T010000.000Z");
+    assert!(
+        on_server.join("backup.json").is_file() && !srv.store().join("web1/2026-12-02T010000.000Z.partial").exists()
+    );
+    assert_eq!(objects.location(), format!("sftp://vault{}", on_server.display()));
+    assert_eq!(t.hosts().unwrap(), vec!["web1".to_string()]);
+
+    // Restore by range over SFTP: the same tree.
+    let b = Backup::open_objects(t.choose("web1").unwrap()).unwrap();
+    assert!(verify(&b).ok(), "{:?}", verify(&b));
+    let to = tempfile::tempdir().unwrap();
+    let r = restore_with_progress(&b, to.path(), &[], &mut |_, _| {}).unwrap();
+    assert!(r.lost.is_empty(), "{:?}", r.lost);
+    sh(&format!("diff -r --no-dereference {} {}", src.path().display(), to.path().display()));
+    assert_eq!(std::fs::read_link(to.path().join("etc/link")).unwrap(), Path::new("resolv.conf"));
+
+    // A second run of the same name cannot replace the backup.
+    let up2 = t.begin("web1", "2026-12-02T010000.000Z").unwrap();
+    assert!(up2.commit(b"{}").is_err(), "rename over an existing backup");
+    up2.abort();
+    assert!(!srv.store().join("web1/2026-12-02T010000.000Z.partial").exists());
+
+    // The server is hostile: a volume changed on it is found; a volume replaced by a link is refused.
+    let v2 = on_server.join(&catalog.volumes[1].name);
+    let mut data = std::fs::read(&v2).unwrap();
+    data[1000] ^= 0x55;
+    std::fs::write(&v2, &data).unwrap();
+    let b = Backup::open_objects(t.choose("web1").unwrap()).unwrap();
+    let v = verify(&b);
+    assert!(v.damaged_volumes.iter().any(|d| d.contains(&catalog.volumes[1].name)), "{v:?}");
+    std::fs::remove_file(&v2).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &v2).unwrap();
+    let v = verify(&b);
+    assert!(v.damaged_volumes.iter().any(|d| d.contains("not a regular file")), "{v:?}");
+
+    // A run that died long ago is interrupted and pruned; a live one is left alone.
+    let dead = t.begin("web1", "2026-12-01T000000.000Z").unwrap();
+    let mut w = dead.create("vol-0001.tar.zst").unwrap();
+    std::io::Write::write_all(&mut w, b"partial").unwrap();
+    w.finish().unwrap();
+    drop(dead);
+    let live = t.begin("web1", "2026-12-03T000000.000Z").unwrap();
+    sh(&format!(
+        "touch -d '2 days ago' {0}/web1/2026-12-01T000000.000Z.partial/* {0}/web1/2026-12-01T000000.000Z.partial",
+        srv.store().display()
+    ));
+    let states: Vec<State> = t.scan("web1").unwrap().into_iter().map(|l| l.state).collect();
+    assert_eq!(states[0], State::Interrupted);
+    assert_eq!(states[2], State::Running);
+    let removed = t.prune_partial("web1").unwrap();
+    assert_eq!(removed.len(), 1, "only the dead run");
+    assert!(!srv.store().join("web1/2026-12-01T000000.000Z.partial").exists());
+    live.abort();
+
+    // An unknown host key is never accepted: the error says what to do.
+    srv.use_config("ssh_config_unknown");
+    let e = target::open(&srv.url()).expect_err("unknown host key accepted").to_string();
+    assert!(e.contains("Host key verification failed") && e.contains("known_hosts"), "{e}");
+    srv.use_config("ssh_config");
+    let _ = srv.port;
+}
