@@ -543,6 +543,15 @@ mod tests {
         let _ = p.stdout().expect("stdout").read_to_end(&mut buf);
         assert!(started.elapsed() < Duration::from_secs(8));
         assert!(matches!(p.wait(), Err(RunError::TimedOut { .. })));
+        // A shell's children go with it: they would hold the stream open.
+        let t = Instant::now();
+        let mut p = r
+            .probe_stream(&Cmd::new("sh").args(["-c", "sleep 30; echo late"]).timeout(Duration::from_millis(300)))
+            .expect("spawn");
+        let mut buf = Vec::new();
+        let _ = p.stdout().expect("stdout").read_to_end(&mut buf);
+        assert!(t.elapsed() < Duration::from_secs(8), "the reader saw end of file at the limit");
+        assert!(matches!(p.wait(), Err(RunError::TimedOut { .. })));
         // A command that finishes in time is not affected.
         let out = r.probe(&Cmd::new("echo").arg("quick").timeout(Duration::from_secs(30))).expect("in time");
         assert_eq!(out.text(), "quick\n");

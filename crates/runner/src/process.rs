@@ -6,7 +6,10 @@
 //! Every spawned process has its stderr drained by a thread of its own (so
 //! it cannot block on a full pipe) and kept for the error. A time limit is
 //! kept by a watchdog thread that kills the process when it overruns, even
-//! while the caller is blocked reading its stdout.
+//! while the caller is blocked reading its stdout. Killing a process kills
+//! its descendants first (a shell's children would otherwise keep its pipes
+//! open, and the caller's read would never end); they stay in lifeboat's
+//! process group, so a Ctrl-C on the terminal still reaches them all.
 
 use crate::{Cmd, Output, RunError};
 use std::fmt;
@@ -258,16 +261,49 @@ impl Shared {
 }
 
 impl State {
-    /// Kill the child unless it has already been reaped.
+    /// Kill the child and its descendants unless it has already been reaped.
     fn kill(&mut self) {
         if self.status.is_none() {
             if let Ok(Some(st)) = self.child.try_wait() {
                 self.status = Some(st);
             } else {
-                let _ = self.child.kill();
+                kill_tree(&mut self.child);
             }
         }
     }
+}
+
+/// Kill `child` (not yet reaped, so its id is still its own) and every
+/// process below it. The descendants are found while `child` still holds
+/// them (once it dies they are handed to init and lose their link to it).
+fn kill_tree(child: &mut Child) {
+    let below = descendants(child.id());
+    let _ = child.kill();
+    for pid in below {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::Kill);
+        }
+    }
+}
+
+/// The processes below `pid`, from `/proc/PID/task/TID/children`.
+fn descendants(pid: u32) -> Vec<i32> {
+    let mut found: Vec<i32> = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
+        for t in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(t.path().join("children")) else { continue };
+            for c in text.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+                let Ok(c32) = i32::try_from(c) else { continue };
+                if !found.contains(&c32) {
+                    found.push(c32);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    found
 }
 
 struct Real {
@@ -519,7 +555,7 @@ fn watch(shared: &Shared, deadline: Instant) {
             match g.child.try_wait() {
                 Ok(Some(st)) => g.status = Some(st),
                 _ => {
-                    let _ = g.child.kill();
+                    kill_tree(&mut g.child);
                     g.timed_out = true;
                 }
             }
