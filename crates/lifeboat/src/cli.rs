@@ -1,6 +1,8 @@
 //! The command line, as clap types. Man pages and completions are generated from it.
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
+use lifeboat_config::{MkbackupMode, RescueFormat};
 use std::path::PathBuf;
 
 /// Bare-metal disaster recovery and system cloning for Linux.
@@ -98,7 +100,7 @@ pub struct MkrescueArgs {
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
     /// Output format [default: rescue.format]
-    #[arg(long, value_parser = ["iso", "raw", "pxe"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(RescueFormat::ACCEPTED.iter().copied()))]
     pub format: Option<String>,
     /// Where the media go [default: paths.output_dir]
     #[arg(short, long, value_name = "DIR")]
@@ -234,7 +236,7 @@ pub struct ManpageArgs {
 #[derive(Debug, clap::Args)]
 pub struct MkbackupArgs {
     /// rescue: the medium only; media: the backup on the medium; target: the backup to backup.target [default: mkbackup.mode]
-    #[arg(long, value_parser = ["rescue", "media", "target", "tape"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(MkbackupMode::ACCEPTED.iter().copied()))]
     pub mode: Option<String>,
     /// Where the backup goes in `target` mode [default: backup.target]
     #[arg(long, value_name = "URL")]
