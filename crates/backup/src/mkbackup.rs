@@ -9,7 +9,7 @@ use crate::job::{live_layout, make, Made};
 use crate::location::{Location, LOCATION_NAME};
 use crate::select::Request as Backup;
 use crate::{keys, Error, Feedback};
-use lifeboat_config::{Config, MkbackupMode};
+use lifeboat_config::{Config, MkbackupMode, RescueFormat};
 use lifeboat_rescue::{mkrescue, Options};
 use lifeboat_runner::Runner;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,10 @@ pub struct Request {
     pub output: Option<PathBuf>,
     /// Make the unattended recovery the default boot entry.
     pub auto_recover: bool,
+    /// The kernel image (`rescue.kernel`, else the running kernel's, when None).
+    pub kernel: Option<PathBuf>,
+    /// The media's format (`rescue.format` when None).
+    pub format: Option<RescueFormat>,
 }
 
 /// What mkbackup made.
@@ -54,15 +58,23 @@ impl Outcome {
     }
 }
 
-/// Make the backup (as the mode says) and the rescue media that recover it;
-/// the backup is announced through [`Feedback::made`] before the media are built.
+/// Make the backup (as the mode says) and the rescue media that recover it,
+/// and save the layout they carry (`layout diff` compares against it); the
+/// backup is announced through [`Feedback::made`] before the media are
+/// built. `mkrescue` is this with [`MkbackupMode::Rescue`].
 pub fn mkbackup(
     config: &Config,
     req: &Request,
     runner: &dyn Runner,
     feedback: &mut dyn Feedback,
 ) -> Result<Outcome, Error> {
-    let mut opts = Options { output_dir: req.output.clone(), auto_recover: req.auto_recover, ..Options::default() };
+    let mut opts = Options {
+        kernel: req.kernel.clone(),
+        format: req.format,
+        output_dir: req.output.clone(),
+        auto_recover: req.auto_recover,
+        ..Options::default()
+    };
     let mut staged: Option<PathBuf> = None;
     let mut backup_disk: Option<PathBuf> = None;
     let mut backup = None;
@@ -90,7 +102,7 @@ pub fn mkbackup(
             backup = Some(made);
         }
         MkbackupMode::Media => {
-            let format = config.rescue.format;
+            let format = req.format.unwrap_or(config.rescue.format);
             if !format.is_bootable_medium() {
                 return Err(Error::MediaFormat(format.to_string()));
             }

@@ -3,19 +3,14 @@
 use super::Ctx;
 use crate::cli::LayoutCmd;
 use anyhow::Context;
-use lifeboat_layout::{capture, diff, show, CaptureOptions, Layout};
+use lifeboat_layout::{diff, show, Layout};
 use lifeboat_runner::{Mode, SystemRunner};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Capture the running system with the configured exclusions.
-pub fn live(ctx: &Ctx) -> Layout {
-    let opts = CaptureOptions {
-        include_virtual: ctx.config.layout.include_virtual,
-        include_removable: ctx.config.layout.include_removable,
-        exclude_devices: ctx.config.layout.exclude_devices.clone(),
-    };
-    capture(&SystemRunner::new(Mode::Run), &opts)
+fn live(ctx: &Ctx) -> Layout {
+    lifeboat_backup::job::live_layout(&ctx.config, &SystemRunner::new(Mode::Run))
 }
 
 fn load(path: &Path) -> anyhow::Result<Layout> {

@@ -1,30 +1,25 @@
 //! `lifeboat mkrescue`.
 
+use super::feedback::Terminal;
 use super::Ctx;
 use crate::cli::MkrescueArgs;
-use anyhow::Context;
-use lifeboat_config::human;
-use lifeboat_rescue::{mkrescue, Options};
+use lifeboat_backup::mkbackup::{mkbackup, Request};
+use lifeboat_config::{human, MkbackupMode};
 use lifeboat_runner::{Mode, SystemRunner};
 use std::process::ExitCode;
 
-/// Capture and save the layout, then build the media from it.
+/// Capture the layout, build the media from it, and save it (`layout diff` compares against the saved one).
 pub fn run(ctx: &Ctx, a: MkrescueArgs) -> anyhow::Result<ExitCode> {
-    let layout = super::layout::live(ctx);
-    let mut opts = Options {
+    let req = Request {
+        mode: MkbackupMode::Rescue,
+        target: None,
+        output: a.output,
+        auto_recover: a.auto_recover,
         kernel: a.kernel,
         format: a.format.as_deref().map(str::parse).transpose()?,
-        output_dir: a.output,
-        auto_recover: a.auto_recover,
-        ..Options::default()
     };
-    // The public signing keys go onto the medium, so recovery verifies backups.
-    let rescue_config = super::trust::for_rescue(ctx, &layout.meta.hostname, &mut opts.etc_files)?;
-    let report = mkrescue(&rescue_config, &layout, &opts, &SystemRunner::new(Mode::Run))
-        .context("cannot make the rescue media")?;
-    // The saved layout is the one on the media: `layout diff` compares against it.
-    let saved = &ctx.config.paths.layout_file;
-    layout.save(saved).with_context(|| format!("cannot save the layout to {}", saved.display()))?;
+    let done = mkbackup(&ctx.config, &req, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
+    let (report, saved) = (&done.rescue, &done.layout_file);
     if ctx.json {
         let v = serde_json::json!({
             "kernel": { "image": report.kernel.image, "version": report.kernel.version, "reason": report.kernel.reason },

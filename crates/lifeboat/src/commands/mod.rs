@@ -4,13 +4,17 @@ mod backup;
 mod burn;
 mod check;
 mod docs;
+mod feedback;
 mod layout;
+mod list;
 mod mkbackup;
 mod mkrescue;
 mod recover;
+mod restore;
 mod trust;
+mod verify;
 
-use crate::cli::{Cli, Command, ConfigCmd};
+use crate::cli::{Cli, Command, ConfigCmd, FromArgs};
 use anyhow::Context;
 use lifeboat_config::{Config, DEFAULT_PATH};
 use std::path::PathBuf;
@@ -25,6 +29,20 @@ pub struct Ctx {
     pub config_path: PathBuf,
     /// JSON output requested.
     pub json: bool,
+}
+
+/// The backup a `--from` names (else `backup.target`; a target's newest
+/// backup of this host), with the trust `--insecure-unsigned` asks for.
+fn find_of(ctx: &Ctx, from: &FromArgs) -> anyhow::Result<lifeboat_backup::find::Find> {
+    Ok(lifeboat_backup::find::Find {
+        source: lifeboat_backup::find::Source::from_arg(from.from.as_deref(), &ctx.config)?,
+        host: lifeboat_backup::this_host(),
+        trust: lifeboat_backup::keys::Trust {
+            key_dir: ctx.config.paths.key_dir.clone(),
+            insecure: from.insecure_unsigned,
+        },
+        unattended: false,
+    })
 }
 
 /// Run the parsed command line.
@@ -47,9 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mkbackup(a) => mkbackup::run(&ctx, a),
         Command::Recover(a) => recover::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
-        Command::Restore(a) => backup::restore(&ctx, a),
-        Command::Verify(a) => backup::verify(&ctx, a),
-        Command::Compare(a) => backup::compare(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, a),
+        Command::Verify(a) => verify::verify(&ctx, a),
+        Command::Compare(a) => verify::compare(&ctx, a),
         Command::Config(ConfigCmd::Show) => {
             if ctx.json {
                 let mut v = serde_json::to_value(&ctx.config)?;

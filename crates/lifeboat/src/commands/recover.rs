@@ -1,221 +1,42 @@
 //! `lifeboat recover`: find the layout and the backup, map the disks, show
 //! the plan, ask, recreate, restore, fix and make the machine boot.
 
+use super::feedback::Terminal;
 use super::Ctx;
 use crate::cli::RecoverArgs;
 use anyhow::{bail, Context};
 use lifeboat_archive::read::Backup;
+use lifeboat_backup::find::{self, Find, Source};
+use lifeboat_backup::keys::Trust;
 use lifeboat_config::human;
 use lifeboat_layout::capture::block_devices;
 use lifeboat_layout::Layout;
 use lifeboat_recovery::{mapping, Options, RecoveryError, Settings};
-use lifeboat_runner::{Cmd, Mode, Runner, SystemRunner};
-use serde::{Deserialize, Serialize};
+use lifeboat_runner::{Mode, Runner, SystemRunner};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Where the rescue medium says the backup went (`/etc/lifeboat/backup-location.json`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Location {
-    /// `target` (a directory, NFS or USB mount) or `media` (on the rescue medium).
-    pub kind: String,
-    /// The backup directory when it was made (target), or its path on the medium (media).
-    pub path: String,
-    /// UUID of the filesystem that holds it (target), to find and mount it in the rescue system.
-    pub fs_uuid: Option<String>,
-    /// Where that filesystem was mounted when the backup was made.
-    pub fs_mountpoint: Option<String>,
-    /// Volume label of the medium (media).
-    pub label: Option<String>,
-    /// The NFS export that holds it (`server:/export`), mounted at `fs_mountpoint` when the backup was made.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nfs: Option<String>,
-}
-
-/// Where the location file is in the rescue system.
-pub const LOCATION_FILE: &str = "/etc/lifeboat/backup-location.json";
 /// The layout in the rescue system.
 const RESCUE_LAYOUT: &str = "/etc/lifeboat/layout.toml";
 /// Where an unattended run leaves its one-line failure reason for the console.
 const FAILURE_FILE: &str = "/run/lifeboat-failure";
 
-/// Mount `dev` read-only on `dir` unless something is mounted there already.
-fn mount_ro(r: &dyn Runner, dev: &str, dir: &Path, fstype: Option<&str>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    if lifeboat_recovery::execute::mounted_at(dir) {
-        return Ok(());
-    }
-    let mut c = Cmd::new("mount").args(["-o", "ro"]);
-    if let Some(t) = fstype {
-        c = c.args(["-t", t]);
-    }
-    r.apply(&c.arg(dev).arg(dir)).with_context(|| format!("cannot mount {dev} to read the backup"))?;
-    Ok(())
-}
-
-/// Every block device with its signature: (path, TYPE, UUID, LABEL).
-fn signatures(r: &dyn Runner) -> Vec<(String, String, String, String)> {
-    let mut out = Vec::new();
-    for n in block_devices(r) {
-        let Ok(o) = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", &n.path])) else { continue };
-        let kv = lifeboat_layout::capture::parse_export(&o.text());
-        let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        out.push((n.path.clone(), get("TYPE"), get("UUID"), get("LABEL")));
-    }
-    out
-}
-
-/// Open a backup for recovery: refused unless its catalog is signed by a
-/// trusted key (in the rescue system, the public key on the medium);
-/// `--insecure-unsigned` (never with --auto) makes that a warning.
-fn open_trusted(ctx: &Ctx, a: &RecoverArgs, dir: &Path) -> anyhow::Result<Backup> {
-    Ok(super::trust::open(ctx, dir, a.insecure_unsigned && !a.auto)?.0)
-}
-
-/// A backup directory, or the newest backup of `host` on a target.
-fn open_backup(ctx: &Ctx, a: &RecoverArgs, url: &str, host: &str) -> anyhow::Result<Backup> {
-    let t = lifeboat_archive::target::open(url)?;
-    let dir = if lifeboat_archive::target::is_complete(&t.root) {
-        t.root.clone()
-    } else {
-        // Never a silent fallback: a newer interrupted or damaged backup is refused, naming it.
-        t.newest(host)?
-    };
-    open_trusted(ctx, a, &dir)
-}
-
-/// A backup spread over a set of media: find media 2..N by their labels
-/// (in other drives, or virtual media), mount them, and gather the whole
-/// backup in one directory of links. The catalog and manifest are copied
-/// into memory. A medium that is not there is asked for, or (unattended)
-/// is an error naming it.
-fn gather_media(
-    r: &dyn Runner,
-    set: &lifeboat_rescue::MediaSet,
-    first: &Path,
-    path: &str,
-    unattended: bool,
-) -> anyhow::Result<PathBuf> {
-    let all = PathBuf::from("/run/lifeboat/backup-set");
-    let _ = std::fs::remove_dir_all(&all);
-    std::fs::create_dir_all(&all)?;
-    let link_all = |from: &Path| -> anyhow::Result<()> {
-        for e in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?.flatten() {
-            let name = e.file_name();
-            // Only regular files of the medium (a link or a device there is not part of a backup).
-            if !e.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            if name.to_string_lossy().starts_with("vol-") {
-                std::os::unix::fs::symlink(e.path(), all.join(&name))?;
-            } else {
-                std::fs::copy(e.path(), all.join(&name))?;
-            }
-        }
-        Ok(())
-    };
-    link_all(first)?;
-    for k in 2..=set.of {
-        let label = set.labels.get(k as usize - 1).cloned().unwrap_or_default();
-        loop {
-            if let Some(dev) = signatures(r).into_iter().find(|s| s.1 == "iso9660" && s.3 == label).map(|s| s.0) {
-                let mnt = PathBuf::from(format!("/run/lifeboat/medium-{k}"));
-                mount_ro(r, &dev, &mnt, Some("iso9660"))?;
-                link_all(&mnt.join(path.trim_start_matches('/')))?;
-                println!("medium {k} of {} ({label}) found in {dev}", set.of);
-                break;
-            }
-            if unattended || !std::io::stdin().is_terminal() {
-                bail!(
-                    "medium {k} of {} (label {label}) is not in any drive: attach every medium of the set at once (more drives, or virtual media), or recover interactively",
-                    set.of
-                );
-            }
-            eprint!(
-                "Put medium {k} of {} (label {label}) into another drive and press Enter (or type skip to go on without it): ",
-                set.of
-            );
-            std::io::stderr().flush()?;
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            if line.trim() == "skip" {
-                eprintln!("going on without medium {k}: what is stored on it will be listed as not restored");
-                break;
-            }
-        }
-    }
-    Ok(all)
-}
-
-/// Find the backup: --from, else where the rescue medium says, else backup.target.
+/// Find the backup: --from, else where the rescue medium says, else
+/// backup.target; refused unless its catalog is signed by a trusted key (in
+/// the rescue system, the public key on the medium); `--insecure-unsigned`
+/// (never with --auto) makes that a warning.
 fn locate(ctx: &Ctx, a: &RecoverArgs, layout: &Layout, r: &dyn Runner) -> anyhow::Result<Option<Backup>> {
-    let host = &layout.meta.hostname;
     if a.no_restore {
         return Ok(None);
     }
-    if let Some(url) = &a.from {
-        return open_backup(ctx, a, url, host).map(Some);
-    }
-    if let Ok(text) = std::fs::read_to_string(LOCATION_FILE) {
-        let loc: Location = serde_json::from_str(&text).with_context(|| format!("{LOCATION_FILE} is damaged"))?;
-        match loc.kind.as_str() {
-            "media" => {
-                let label = loc.label.clone().unwrap_or_else(|| ctx.config.rescue.label.clone());
-                let mnt = PathBuf::from("/run/lifeboat/medium");
-                let dev =
-                    signatures(r).into_iter().find(|s| s.1 == "iso9660" && s.3 == label).map(|s| s.0).with_context(
-                        || format!("the backup is on the rescue medium, but no medium labelled {label} is in a drive"),
-                    )?;
-                mount_ro(r, &dev, &mnt, Some("iso9660"))?;
-                let dir = mnt.join(loc.path.trim_start_matches('/'));
-                let set = std::fs::read_to_string(mnt.join(lifeboat_rescue::MEDIA_SET_FILE))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<lifeboat_rescue::MediaSet>(&t).ok());
-                return match set.filter(|s| s.of > 1) {
-                    Some(set) => {
-                        let mut b = open_trusted(ctx, a, &gather_media(r, &set, &dir, &loc.path, a.auto)?)?;
-                        // The set is a directory of links that recovery made to the volumes on the media.
-                        b.volume_links = true;
-                        Ok(Some(b))
-                    }
-                    None => Ok(Some(open_trusted(ctx, a, &dir)?)),
-                };
-            }
-            "target" => {
-                let p = Path::new(&loc.path);
-                if lifeboat_archive::target::is_complete(p) {
-                    return Ok(Some(open_trusted(ctx, a, p)?));
-                }
-                if let (Some(export), Some(mp)) = (&loc.nfs, &loc.fs_mountpoint) {
-                    let mnt = PathBuf::from("/run/lifeboat/backup");
-                    std::fs::create_dir_all(&mnt)?;
-                    if !lifeboat_recovery::execute::mounted_at(&mnt) {
-                        r.apply(&Cmd::new("mount").args(["-t", "nfs", "-o", "ro,nolock", export]).arg(&mnt)).with_context(
-                            || format!("cannot mount the NFS export {export} that holds the backup: is the network up (ip addr) and the server reachable? Or mount it yourself and give --from"),
-                        )?;
-                    }
-                    let rel = p.strip_prefix(mp).unwrap_or(p);
-                    return Ok(Some(open_trusted(ctx, a, &mnt.join(rel))?));
-                }
-                if let (Some(uuid), Some(mp)) = (&loc.fs_uuid, &loc.fs_mountpoint) {
-                    let dev = signatures(r).into_iter().find(|s| &s.2 == uuid).map(|s| s.0).with_context(|| {
-                        format!("the backup is on the filesystem with UUID {uuid}, and no disk here has it: attach the backup disk, or give --from")
-                    })?;
-                    let mnt = PathBuf::from("/run/lifeboat/backup");
-                    mount_ro(r, &dev, &mnt, None)?;
-                    let rel = p.strip_prefix(mp).unwrap_or(p);
-                    return Ok(Some(open_trusted(ctx, a, &mnt.join(rel))?));
-                }
-                bail!("the backup was written to {} and is not there: mount it (NFS, USB) or give --from", loc.path);
-            }
-            other => bail!("{LOCATION_FILE}: unknown kind `{other}`"),
-        }
-    }
-    if !ctx.config.backup.target.is_empty() {
-        return open_backup(ctx, a, &ctx.config.backup.target, host).map(Some);
-    }
-    bail!("no backup given: use --from file:///DIR, or --no-restore to recreate the storage only")
+    let find = Find {
+        source: Source::for_recovery(a.from.as_deref(), &ctx.config)?,
+        host: layout.meta.hostname.clone(),
+        trust: Trust { key_dir: ctx.config.paths.key_dir.clone(), insecure: a.insecure_unsigned && !a.auto },
+        unattended: a.auto,
+    };
+    Ok(Some(find::find(&find, r, &mut Terminal::new(ctx.json))?.backup))
 }
 
 fn settings(ctx: &Ctx, a: &RecoverArgs) -> Settings {
@@ -284,15 +105,15 @@ fn recover(ctx: &Ctx, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
     // Never write the disk that holds the backup.
     let mut protected = Vec::new();
     if let Some(b) = &backup {
-        if let Some(d) = lifeboat_layout::safety::device_of_file(&b.dir) {
-            protected.push((d.display().to_string(), format!("holds the backup {}", b.dir.display())));
+        if let Some(d) = b.local_dir().and_then(lifeboat_layout::safety::device_of_file) {
+            protected.push((d.display().to_string(), format!("holds the backup {}", b.location())));
         }
     }
     let nodes = block_devices(&probe);
     let mut plan = lifeboat_recovery::prepare(&layout, &s, &explicit, only_explicit, &nodes, &protected)?;
     let summary = backup.as_ref().map(|b| {
         let bytes: u64 = b.entries.iter().map(|e| e.size).sum();
-        (b.dir.display().to_string(), b.entries.len() as u64, bytes)
+        (b.location(), b.entries.len() as u64, bytes)
     });
     plan.finish(&layout, &s, summary);
     if ctx.json && a.plan {

@@ -1,0 +1,134 @@
+//! How the library's notices, progress and questions look on a terminal:
+//! notices on stderr (so stdout stays the command's report), a progress
+//! line when stderr is a terminal, the next medium of a set asked for on stdin.
+
+use lifeboat_backup::job::Made;
+use lifeboat_backup::keys::NewKey;
+use lifeboat_backup::select::LeftOut;
+use lifeboat_backup::{Feedback, MediumAnswer, MissingMedium, Notice, Progress};
+use lifeboat_config::human;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Instant;
+
+/// The terminal's [`Feedback`].
+#[derive(Debug)]
+pub struct Terminal {
+    /// Show a progress line (stderr is a terminal and no JSON was asked for).
+    progress: bool,
+    /// When the progress line was last written.
+    last: Instant,
+    /// What to print when a backup was published (mkbackup's summary).
+    on_made: Option<fn(&Made)>,
+}
+
+impl Terminal {
+    /// Feedback for a command; `json` output turns the progress line off.
+    pub fn new(json: bool) -> Terminal {
+        Terminal { progress: std::io::stderr().is_terminal() && !json, last: Instant::now(), on_made: None }
+    }
+
+    /// The same, printing each published backup with `print`.
+    pub fn on_made(mut self, print: fn(&Made)) -> Terminal {
+        self.on_made = Some(print);
+        self
+    }
+}
+
+impl Feedback for Terminal {
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::LeftOut(LeftOut::ExcludedDisk { mountpoint, device, why }) => {
+                eprintln!("not backed up: {mountpoint} ({device} is excluded from the layout: {why})")
+            }
+            Notice::LeftOut(LeftOut::Excluded { path }) => {
+                eprintln!("not backed up: {} (the filesystem mounted there is excluded)", path.display())
+            }
+            Notice::Interrupted { host, url, locations, bytes } => {
+                eprintln!(
+                    "lifeboat: note: {} interrupted backup(s) of {host} (dead runs, {}) are on the target: {}",
+                    locations.len(),
+                    human(bytes),
+                    locations.join(" ")
+                );
+                eprintln!("lifeboat: note: remove them with: lifeboat backup prune --partial --target {url}");
+            }
+            Notice::KeyCreated(key) => announce(&key),
+            Notice::Unauthenticated { at, why } => eprintln!(
+                "lifeboat: WARNING: the backup {at} is NOT authenticated ({why}); using it because of --insecure-unsigned: it may not be a backup this host made"
+            ),
+            Notice::MediumFound { k, of, label, device } => println!("medium {k} of {of} ({label}) found in {device}"),
+            Notice::MediumSkipped { k } => {
+                eprintln!("going on without medium {k}: what is stored on it will be listed as not restored")
+            }
+            Notice::StreamOnly { why } => eprintln!(
+                "lifeboat: {why}\nlifeboat: restoring from the tar stream alone (its volumes are checked against the signed catalog)"
+            ),
+        }
+    }
+
+    fn progress(&mut self, p: &Progress) {
+        if !self.progress || self.last.elapsed().as_millis() < 250 {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = p.elapsed.as_secs_f64().max(0.001);
+        let rate = p.bytes as f64 / secs;
+        let eta = if p.expected > p.bytes && rate > 0.0 {
+            let left = ((p.expected - p.bytes) as f64 / rate) as u64;
+            format!("  ETA {}:{:02}", left / 60, left % 60)
+        } else {
+            String::new()
+        };
+        let total = if p.expected > 0 { format!(" / {}", human(p.expected)) } else { String::new() };
+        eprint!("\r  {}{total}  {} files  {:.0} MB/s{eta}   ", human(p.bytes), p.files, rate / 1e6);
+    }
+
+    fn progress_end(&mut self) {
+        if self.progress {
+            eprintln!();
+        }
+    }
+
+    fn made(&mut self, made: &Made) {
+        if let Some(print) = self.on_made {
+            print(made);
+        }
+    }
+
+    fn medium_missing(&mut self, m: &MissingMedium) -> std::io::Result<MediumAnswer> {
+        if !std::io::stdin().is_terminal() {
+            return Ok(MediumAnswer::GiveUp);
+        }
+        eprint!(
+            "Put medium {} of {} (label {}) into another drive and press Enter (or type skip to go on without it): ",
+            m.k, m.of, m.label
+        );
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(if line.trim() == "skip" { MediumAnswer::Skip } else { MediumAnswer::Retry })
+    }
+}
+
+/// Say once, when a key is made, what it is and where to keep its public half.
+fn announce(key: &NewKey) {
+    eprintln!(
+        "lifeboat: made a new backup signing key {id}; every backup is signed with it from now on.\n\
+         \x20 secret key {secret}: root-only, no password (backups run unattended), never put into a backup.\n\
+         \x20 public key {pubfile}:\n{indented}\
+         \x20 Keep a copy of the public key OFF this machine (with the rescue media, in the admin password store\n\
+         \x20 or inventory): verifying and recovering need only the public key, and a backup target or medium\n\
+         \x20 whose signature does not match it is refused. Rescue media made from now on carry it: make them\n\
+         \x20 again (lifeboat mkrescue or mkbackup). Without lifeboat: minisign -Vm backup.json -p signing.pub",
+        id = key.id,
+        secret = key.secret_file.display(),
+        pubfile = key.public_file.display(),
+        indented = key.public_text.lines().map(|l| format!("      {l}\n")).collect::<String>(),
+    );
+    if let Some(r) = &key.retired {
+        eprintln!(
+            "  The secret key of the previous key was missing; its public key is kept as {}, so the backups signed with it still verify.",
+            r.display()
+        );
+    }
+}

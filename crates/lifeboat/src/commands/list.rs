@@ -1,0 +1,148 @@
+//! `lifeboat backup list|prune|info`: what a target holds, removing dead
+//! runs, and one backup in detail.
+
+use super::feedback::Terminal;
+use super::Ctx;
+use crate::cli::FromArgs;
+use anyhow::bail;
+use lifeboat_archive::target::State;
+use lifeboat_backup::list::{self, Row};
+use lifeboat_config::human;
+use lifeboat_runner::{Mode, SystemRunner};
+use std::process::ExitCode;
+
+fn when(t: Option<std::time::SystemTime>) -> String {
+    t.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_else(|| "?".into())
+}
+
+/// `lifeboat backup list`: the backups (damaged ones marked) on stdout;
+/// runs in progress and interrupted runs on stderr.
+pub fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
+    let l = list::list(&ctx.config, target.as_deref())?;
+    let url = &l.url;
+    if ctx.json {
+        let mut v: Vec<_> = l
+            .backups
+            .iter()
+            .map(|r| match &r.state {
+                Ok((s, verdict)) => {
+                    let mut info = serde_json::to_value(s)?;
+                    info["signature"] = super::trust::to_json(verdict);
+                    Ok(serde_json::json!({"backup": r.location, "state": "complete", "info": info}))
+                }
+                Err(why) => {
+                    Ok(serde_json::json!({"backup": r.location, "state": "damaged", "info": null, "error": why}))
+                }
+            })
+            .collect::<serde_json::Result<_>>()?;
+        v.extend(l.uploads.iter().map(|u| {
+            serde_json::json!({
+                "backup": u.location,
+                "state": if u.state == State::Running { "running" } else { "interrupted" },
+                "info": null,
+                "bytes": u.bytes,
+                "modified": when(u.modified),
+            })
+        }));
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<22} {:<16} {:>10} {:>9} {:>7} {:<6}  backup", "created", "host", "size", "files", "ratio", "signed");
+    let signed = |r: &Row| matches!(&r.state, Ok((_, lifeboat_archive::trust::Verdict::Signed(_))));
+    for r in &l.backups {
+        match &r.state {
+            Ok((s, _)) => println!(
+                "{:<22} {:<16} {:>10} {:>9} {:>7.3} {:<6}  {}",
+                s.created,
+                s.host,
+                human(s.bytes),
+                s.files,
+                s.ratio,
+                if signed(r) { "yes" } else { "NO" },
+                r.location
+            ),
+            Err(why) => {
+                println!("{:<22} {:<16} {:>10} {:>9} {:>7} {:<6}  {} ({why})", "?", "?", "?", "?", "?", "?", r.location)
+            }
+        }
+    }
+    let unsigned = l.backups.iter().filter(|r| r.state.is_ok() && !signed(r)).count();
+    if unsigned > 0 {
+        println!(
+            "{unsigned} backup(s) NOT signed by a key trusted here ({}): verify, restore and recover refuse them; backup info --from file:///DIR says why",
+            ctx.config.paths.key_dir.display()
+        );
+    }
+    let damaged = l.backups.iter().filter(|r| r.state.is_err()).count();
+    if damaged > 0 {
+        println!("{} backup(s) in {url}, {damaged} of them incomplete or damaged", l.backups.len());
+    } else {
+        println!("{} backup(s) in {url}", l.backups.len());
+    }
+    // Not backups: said on stderr, so that the table stays a table of backups.
+    for u in &l.uploads {
+        let what =
+            if u.state == State::Running { "in progress (a live run holds it)" } else { "INTERRUPTED (its run died)" };
+        eprintln!("not a backup: {} {what}, {}, last written {}", u.location, human(u.bytes), when(u.modified));
+    }
+    if l.uploads.iter().any(|u| u.state == State::Interrupted) {
+        eprintln!("remove the interrupted ones with: lifeboat backup prune --partial --target {url}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lifeboat backup prune --partial`: remove what dead runs left (never a live run's).
+pub fn prune(ctx: &Ctx, target: Option<String>, partial: bool) -> anyhow::Result<ExitCode> {
+    if !partial {
+        bail!("backup prune removes interrupted runs only, for now: give --partial");
+    }
+    let p = list::prune_partial(&ctx.config, target.as_deref())?;
+    if ctx.json {
+        let v: Vec<_> =
+            p.removed.iter().map(|l| serde_json::json!({"removed": l.location, "bytes": l.bytes})).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for l in &p.removed {
+        println!("removed {} ({}, last written {})", l.location, human(l.bytes), when(l.modified));
+    }
+    let bytes: u64 = p.removed.iter().map(|l| l.bytes).sum();
+    println!("{} interrupted backup(s) removed from {}, {} freed", p.removed.len(), p.url, human(bytes));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lifeboat backup info`.
+pub fn info(ctx: &Ctx, from: &FromArgs) -> anyhow::Result<ExitCode> {
+    let find = super::find_of(ctx, from)?;
+    let (found, d) = list::info(&find, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
+    let (b, c) = (&found.backup, &found.backup.catalog);
+    if ctx.json {
+        let signature = super::trust::to_json(&found.verdict);
+        let v = serde_json::json!({"backup": b.location(), "summary": d, "signature": signature, "catalog": c});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("backup   {}", b.location());
+    println!("catalog  {}", super::trust::describe(&found.verdict));
+    println!("host     {}  created {}", c.host, c.created);
+    println!("paths    {}", c.paths.join(" "));
+    println!("content  {} entries, {} files, {}", c.stats.entries, c.stats.files, human(c.stats.bytes_in));
+    println!(
+        "stored   {} in {} {} volume(s) of at most {}, ratio {:.3}",
+        human(d.bytes),
+        c.volumes.len(),
+        c.compression,
+        human(c.volume_size),
+        d.ratio
+    );
+    for v in &c.volumes {
+        println!("  {}  {}  blake3 {}", v.name, human(v.size), &v.blake3[..16]);
+    }
+    let changed = c.stats.changed.iter().map(|p| format!("changed while being read: {p}"));
+    let shrank = c.stats.shrank.iter().map(|u| format!("CHANGED, not stored as it was: {u}"));
+    let unreadable = c.stats.unreadable.iter().map(|u| format!("not backed up: {u}"));
+    for w in changed.chain(shrank).chain(unreadable) {
+        println!("warning  {w}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
