@@ -106,10 +106,10 @@ pub fn in_use_on(host: &dyn Host, dev: &Path) -> Option<String> {
     let disk = whole_disk_on(host, &name);
     let members = family(host, &disk);
     let mounts = host.mounts().unwrap_or_default();
-    for d in &members {
-        if let Some(m) = mounted_where(&mounts, d.dev) {
-            return Some(format!("/dev/{disk} {}", how_mounted(m)));
-        }
+    // Holding the running system is the reason to name, whichever member holds it.
+    let numbers: Vec<DevNum> = members.iter().map(|d| d.dev).collect();
+    if let Some(m) = mounts.iter().filter(|m| numbers.contains(&m.dev)).min_by_key(|m| m.mount_point != "/") {
+        return Some(format!("/dev/{disk} {}", how_mounted(m)));
     }
     let swaps = host.swaps().unwrap_or_default();
     for d in &members {
@@ -232,6 +232,9 @@ mod tests {
         assert_eq!(why(&h, "/dev/sda").as_deref(), Some("/dev/sda is mounted on /boot/efi"));
         // Writing sda2 means rewriting sda's table, which holds the mounted ESP.
         assert_eq!(why(&h, "/dev/sda2").as_deref(), Some("/dev/sda is mounted on /boot/efi"));
+        // With the root on another partition, the root is what is named.
+        let h = h.mount(DevNum::new(8, 2), "/dev/sda2", "/", "ext4");
+        assert_eq!(why(&h, "/dev/sda1").as_deref(), Some("/dev/sda holds the running system (mounted on /)"));
     }
 
     #[test]
