@@ -5,13 +5,15 @@
 //! [`mapping`] decides which new disk replaces which old one, [`geometry`]
 //! places the partitions on a disk of another size, [`plan`] lists every
 //! step before anything is written, and [`execute`] carries the plan out
-//! (resumably) through the command runner.
+//! (resumably) through the command runner; [`recover`] runs one recovery
+//! from start to end (layout, mapping, backup, plan, question, execution).
 
 pub mod collide;
 pub mod execute;
 pub mod geometry;
 pub mod mapping;
 pub mod plan;
+pub mod recover;
 
 pub use execute::{execute, Options, Report};
 pub use mapping::{DiskMap, Present};
