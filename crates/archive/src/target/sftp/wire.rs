@@ -1,0 +1,592 @@
+//! The SFTP protocol, version 3 (draft-ietf-secsh-filexfer-02, the version
+//! OpenSSH's `sftp-server` speaks), over the pipes of the system's `ssh -s
+//! sftp`: the requests lifeboat needs, pipelined where volumes are moved.
+//!
+//! Everything the server sends is treated as hostile: a packet longer than
+//! [`MAX_PACKET`] ends the session, every length inside a packet is checked
+//! against what is left of it, a directory listing is bounded, and a reply
+//! with an id that was not asked for is an error, never a hang.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+
+/// The largest packet accepted from the server (OpenSSH sends at most 256 KiB of data plus headers).
+pub const MAX_PACKET: u32 = (256 << 10) + 1024;
+/// The size of one READ or WRITE request (every server takes 32 KiB).
+pub const CHUNK: usize = 32 << 10;
+/// How many READ or WRITE requests are in flight at once.
+const WINDOW: usize = 16;
+/// The most entries read from one directory.
+pub const MAX_DIR_ENTRIES: usize = 1 << 20;
+
+const INIT: u8 = 1;
+const VERSION: u8 = 2;
+const OPEN: u8 = 3;
+const CLOSE: u8 = 4;
+const READ: u8 = 5;
+const WRITE: u8 = 6;
+const LSTAT: u8 = 7;
+const OPENDIR: u8 = 11;
+const READDIR: u8 = 12;
+const REMOVE: u8 = 13;
+const MKDIR: u8 = 14;
+const RMDIR: u8 = 15;
+const RENAME: u8 = 18;
+const EXTENDED: u8 = 200;
+const STATUS: u8 = 101;
+const HANDLE: u8 = 102;
+const DATA: u8 = 103;
+const NAME: u8 = 104;
+const ATTRS: u8 = 105;
+const EXTENDED_REPLY: u8 = 201;
+
+const FX_OK: u32 = 0;
+const FX_EOF: u32 = 1;
+const FX_NO_SUCH_FILE: u32 = 2;
+const FX_PERMISSION_DENIED: u32 = 3;
+
+/// Open flags.
+pub const READ_FLAG: u32 = 0x01;
+/// Open for writing.
+pub const WRITE_FLAG: u32 = 0x02;
+/// Create when missing.
+pub const CREAT: u32 = 0x08;
+/// Fail when it exists.
+pub const EXCL: u32 = 0x20;
+
+const ATTR_SIZE: u32 = 0x01;
+const ATTR_UIDGID: u32 = 0x02;
+const ATTR_PERMISSIONS: u32 = 0x04;
+const ATTR_ACMODTIME: u32 = 0x08;
+const ATTR_EXTENDED: u32 = 0x8000_0000;
+
+/// What the server says about a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attrs {
+    /// Size in bytes.
+    pub size: Option<u64>,
+    /// Mode bits including the file type.
+    pub permissions: Option<u32>,
+    /// Modification time (seconds since the epoch).
+    pub mtime: Option<u32>,
+}
+
+impl Attrs {
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        self.permissions.is_some_and(|p| p & 0o170000 == 0o100000)
+    }
+    /// A directory.
+    pub fn is_dir(&self) -> bool {
+        self.permissions.is_some_and(|p| p & 0o170000 == 0o040000)
+    }
+}
+
+/// Reads the fields of one packet, never past its end.
+struct Fields<'a> {
+    data: &'a [u8],
+}
+
+fn bad(why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("the SFTP server sent a malformed reply ({why})"))
+}
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> std::io::Result<&'a [u8]> {
+        if n > self.data.len() {
+            return Err(bad("a field runs past the end of its packet"));
+        }
+        let (a, b) = self.data.split_at(n);
+        self.data = b;
+        Ok(a)
+    }
+    fn u32(&mut self) -> std::io::Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> std::io::Result<u64> {
+        Ok((u64::from(self.u32()?) << 32) | u64::from(self.u32()?))
+    }
+    fn bytes(&mut self) -> std::io::Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn attrs(&mut self) -> std::io::Result<Attrs> {
+        let flags = self.u32()?;
+        let mut a = Attrs::default();
+        if flags & ATTR_SIZE != 0 {
+            a.size = Some(self.u64()?);
+        }
+        if flags & ATTR_UIDGID != 0 {
+            self.u32()?;
+            self.u32()?;
+        }
+        if flags & ATTR_PERMISSIONS != 0 {
+            a.permissions = Some(self.u32()?);
+        }
+        if flags & ATTR_ACMODTIME != 0 {
+            self.u32()?;
+            a.mtime = Some(self.u32()?);
+        }
+        if flags & ATTR_EXTENDED != 0 {
+            let n = self.u32()?;
+            for _ in 0..n {
+                self.bytes()?;
+                self.bytes()?;
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// Builds the payload of one request.
+#[derive(Default)]
+struct Packet(Vec<u8>);
+
+impl Packet {
+    fn new(kind: u8, id: u32) -> Packet {
+        let mut p = Packet(Vec::with_capacity(64));
+        p.0.extend_from_slice(&[0, 0, 0, 0, kind]);
+        p.u32(id);
+        p
+    }
+    fn u32(&mut self, v: u32) -> &mut Packet {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Packet {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Packet {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn finish(mut self) -> Vec<u8> {
+        let n = (self.0.len() - 4) as u32;
+        self.0[..4].copy_from_slice(&n.to_be_bytes());
+        self.0
+    }
+}
+
+/// One reply from the server.
+#[derive(Debug)]
+enum Reply {
+    Status(u32, String),
+    Handle(Vec<u8>),
+    Data(Vec<u8>),
+    Name(Vec<(String, Attrs)>),
+    Attrs(Attrs),
+    Extended,
+}
+
+/// An SFTP session over a pair of pipes.
+pub struct Session {
+    to: Box<dyn Write + Send>,
+    from: Box<dyn Read + Send>,
+    next: u32,
+    /// Replies that arrived while another was awaited (servers may answer out of order).
+    early: HashMap<u32, Reply>,
+    extensions: HashSet<String>,
+    /// Where, for messages.
+    pub url: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("url", &self.url).field("extensions", &self.extensions).finish()
+    }
+}
+
+/// An open file or directory handle.
+#[derive(Debug, Clone)]
+pub struct Handle(Vec<u8>);
+
+fn status_error(code: u32, msg: &str, what: &str) -> std::io::Error {
+    use std::io::ErrorKind;
+    let kind = match code {
+        FX_NO_SUCH_FILE => ErrorKind::NotFound,
+        FX_PERMISSION_DENIED => ErrorKind::PermissionDenied,
+        FX_EOF => ErrorKind::UnexpectedEof,
+        _ => ErrorKind::Other,
+    };
+    let msg = if msg.is_empty() { format!("SFTP status {code}") } else { msg.to_string() };
+    std::io::Error::new(kind, format!("{what}: {msg}"))
+}
+
+impl Session {
+    /// Start a session over `to` (the server's stdin) and `from` (its stdout).
+    pub fn start(to: Box<dyn Write + Send>, from: Box<dyn Read + Send>, url: &str) -> std::io::Result<Session> {
+        let mut s = Session { to, from, next: 1, early: HashMap::new(), extensions: HashSet::new(), url: url.into() };
+        let mut init = Vec::new();
+        init.extend_from_slice(&5u32.to_be_bytes());
+        init.push(INIT);
+        init.extend_from_slice(&3u32.to_be_bytes());
+        s.to.write_all(&init)?;
+        s.to.flush()?;
+        let (kind, body) = s.packet()?;
+        if kind != VERSION {
+            return Err(bad("no VERSION reply to INIT"));
+        }
+        let mut f = Fields { data: &body };
+        let version = f.u32()?;
+        if version < 3 {
+            return Err(std::io::Error::other(format!("the SFTP server speaks version {version}; lifeboat needs 3")));
+        }
+        while !f.data.is_empty() {
+            let name = String::from_utf8_lossy(f.bytes()?).into_owned();
+            f.bytes()?;
+            s.extensions.insert(name);
+        }
+        Ok(s)
+    }
+
+    /// Whether the server has an extension (`fsync@openssh.com`).
+    pub fn has(&self, extension: &str) -> bool {
+        self.extensions.contains(extension)
+    }
+
+    fn packet(&mut self) -> std::io::Result<(u8, Vec<u8>)> {
+        let mut len = [0u8; 4];
+        self.from.read_exact(&mut len).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SFTP session ended (ssh exited)")
+            } else {
+                e
+            }
+        })?;
+        let len = u32::from_be_bytes(len);
+        if len == 0 || len > MAX_PACKET {
+            return Err(bad(&format!("a packet of {len} bytes")));
+        }
+        let mut body = vec![0u8; len as usize];
+        self.from.read_exact(&mut body)?;
+        let kind = body[0];
+        body.remove(0);
+        Ok((kind, body))
+    }
+
+    fn send(&mut self, p: Packet) -> std::io::Result<()> {
+        self.to.write_all(&p.finish())
+    }
+
+    fn id(&mut self) -> u32 {
+        let id = self.next;
+        self.next = self.next.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Read replies until the one with `id` arrives.
+    fn reply(&mut self, id: u32) -> std::io::Result<Reply> {
+        if let Some(r) = self.early.remove(&id) {
+            return Ok(r);
+        }
+        self.to.flush()?;
+        loop {
+            let (kind, body) = self.packet()?;
+            let mut f = Fields { data: &body };
+            let got = f.u32()?;
+            let r = match kind {
+                STATUS => {
+                    let code = f.u32()?;
+                    // Old servers send no message.
+                    let msg = if f.data.is_empty() {
+                        String::new()
+                    } else {
+                        String::from_utf8_lossy(f.bytes()?).into_owned()
+                    };
+                    Reply::Status(code, msg)
+                }
+                HANDLE => Reply::Handle(f.bytes()?.to_vec()),
+                DATA => Reply::Data(f.bytes()?.to_vec()),
+                NAME => {
+                    let n = f.u32()? as usize;
+                    // Each entry takes at least 12 bytes: a count beyond that is a lie.
+                    if n > f.data.len() / 12 {
+                        return Err(bad("a NAME count larger than its packet"));
+                    }
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let name = String::from_utf8_lossy(f.bytes()?).into_owned();
+                        f.bytes()?;
+                        v.push((name, f.attrs()?));
+                    }
+                    Reply::Name(v)
+                }
+                ATTRS => Reply::Attrs(f.attrs()?),
+                EXTENDED_REPLY => Reply::Extended,
+                other => return Err(bad(&format!("reply type {other}"))),
+            };
+            if got == id {
+                return Ok(r);
+            }
+            if got == 0 || got >= self.next || self.early.len() > WINDOW * 2 {
+                return Err(bad(&format!("a reply to request {got}, which was not asked for")));
+            }
+            self.early.insert(got, r);
+        }
+    }
+
+    fn status(&mut self, id: u32, what: &str) -> std::io::Result<()> {
+        match self.reply(id)? {
+            Reply::Status(FX_OK, _) => Ok(()),
+            Reply::Status(code, msg) => Err(status_error(code, &msg, what)),
+            _ => Err(bad("expected a STATUS")),
+        }
+    }
+
+    fn path_request(&mut self, kind: u8, path: &str) -> std::io::Result<u32> {
+        let id = self.id();
+        let mut p = Packet::new(kind, id);
+        p.bytes(path.as_bytes());
+        self.send(p)?;
+        Ok(id)
+    }
+
+    /// The attributes of `path`, not following a symbolic link.
+    pub fn lstat(&mut self, path: &str) -> std::io::Result<Attrs> {
+        let id = self.path_request(LSTAT, path)?;
+        match self.reply(id)? {
+            Reply::Attrs(a) => Ok(a),
+            Reply::Status(code, msg) => Err(status_error(code, &msg, path)),
+            _ => Err(bad("expected ATTRS")),
+        }
+    }
+
+    /// Open a file with `flags`; new files get mode 0600.
+    pub fn open(&mut self, path: &str, flags: u32) -> std::io::Result<Handle> {
+        let id = self.id();
+        let mut p = Packet::new(OPEN, id);
+        p.bytes(path.as_bytes()).u32(flags).u32(ATTR_PERMISSIONS).u32(0o600);
+        self.send(p)?;
+        self.handle(id, path)
+    }
+
+    fn handle(&mut self, id: u32, path: &str) -> std::io::Result<Handle> {
+        match self.reply(id)? {
+            Reply::Handle(h) if h.len() <= 256 => Ok(Handle(h)),
+            Reply::Status(code, msg) => Err(status_error(code, &msg, path)),
+            _ => Err(bad("expected a HANDLE")),
+        }
+    }
+
+    /// Close a handle.
+    pub fn close(&mut self, h: &Handle) -> std::io::Result<()> {
+        let id = self.id();
+        let mut p = Packet::new(CLOSE, id);
+        p.bytes(&h.0);
+        self.send(p)?;
+        self.status(id, "close")
+    }
+
+    /// Write `data` at `offset`, in pipelined chunks.
+    pub fn write_at(&mut self, h: &Handle, offset: u64, data: &[u8], what: &str) -> std::io::Result<()> {
+        let mut ids = std::collections::VecDeque::new();
+        for (k, chunk) in data.chunks(CHUNK).enumerate() {
+            if ids.len() >= WINDOW {
+                let id = ids.pop_front().unwrap_or_default();
+                self.status(id, what)?;
+            }
+            let id = self.id();
+            let mut p = Packet::new(WRITE, id);
+            p.bytes(&h.0).u64(offset + (k * CHUNK) as u64).bytes(chunk);
+            self.send(p)?;
+            ids.push_back(id);
+        }
+        for id in ids {
+            self.status(id, what)?;
+        }
+        Ok(())
+    }
+
+    /// Fill `buf` from `offset`, in pipelined chunks; the file ending first is an error.
+    pub fn read_at(&mut self, h: &Handle, offset: u64, buf: &mut [u8], what: &str) -> std::io::Result<()> {
+        let mut pending: std::collections::VecDeque<(u32, usize, usize)> = std::collections::VecDeque::new();
+        let mut sent = 0usize;
+        let mut done = 0usize;
+        while done < buf.len() {
+            while sent < buf.len() && pending.len() < WINDOW {
+                let n = CHUNK.min(buf.len() - sent);
+                let id = self.id();
+                let mut p = Packet::new(READ, id);
+                p.bytes(&h.0).u64(offset + sent as u64).u32(n as u32);
+                self.send(p)?;
+                pending.push_back((id, sent, n));
+                sent += n;
+            }
+            let Some((id, at, n)) = pending.pop_front() else { break };
+            match self.reply(id)? {
+                Reply::Data(d) if d.len() == n => {
+                    buf[at..at + n].copy_from_slice(&d);
+                    done += n;
+                }
+                Reply::Data(d) if !d.is_empty() && d.len() < n => {
+                    // A short read: take what came and ask for the rest (after the pipeline drains).
+                    buf[at..at + d.len()].copy_from_slice(&d);
+                    for (id, _, _) in pending.drain(..) {
+                        let _ = self.reply(id);
+                    }
+                    let rest = at + d.len();
+                    self.read_at(h, offset + rest as u64, &mut buf[rest..], what)?;
+                    return Ok(());
+                }
+                Reply::Data(_) => return Err(bad("a DATA reply longer than asked for")),
+                Reply::Status(code, msg) => {
+                    for (id, _, _) in pending.drain(..) {
+                        let _ = self.reply(id);
+                    }
+                    return Err(status_error(code, &msg, what));
+                }
+                _ => return Err(bad("expected DATA")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry of a directory except `.` and `..`, bounded.
+    pub fn read_dir(&mut self, path: &str) -> std::io::Result<Vec<(String, Attrs)>> {
+        let id = self.path_request(OPENDIR, path)?;
+        let h = self.handle(id, path)?;
+        let mut out = Vec::new();
+        let r = loop {
+            let id = self.id();
+            let mut p = Packet::new(READDIR, id);
+            p.bytes(&h.0);
+            self.send(p)?;
+            match self.reply(id)? {
+                Reply::Name(v) => {
+                    out.extend(v.into_iter().filter(|(n, _)| n != "." && n != ".."));
+                    if out.len() > MAX_DIR_ENTRIES {
+                        break Err(std::io::Error::other(format!("{path}: more than {MAX_DIR_ENTRIES} entries")));
+                    }
+                }
+                Reply::Status(FX_EOF, _) => break Ok(()),
+                Reply::Status(code, msg) => break Err(status_error(code, &msg, path)),
+                _ => break Err(bad("expected NAME")),
+            }
+        };
+        let closed = self.close(&h);
+        r.and(closed).map(|()| out)
+    }
+
+    /// Make a directory with mode 0700.
+    pub fn mkdir(&mut self, path: &str) -> std::io::Result<()> {
+        let id = self.id();
+        let mut p = Packet::new(MKDIR, id);
+        p.bytes(path.as_bytes()).u32(ATTR_PERMISSIONS).u32(0o700);
+        self.send(p)?;
+        self.status(id, path)
+    }
+
+    /// Remove a file.
+    pub fn remove(&mut self, path: &str) -> std::io::Result<()> {
+        let id = self.path_request(REMOVE, path)?;
+        self.status(id, path)
+    }
+
+    /// Remove an empty directory.
+    pub fn rmdir(&mut self, path: &str) -> std::io::Result<()> {
+        let id = self.path_request(RMDIR, path)?;
+        self.status(id, path)
+    }
+
+    /// Rename, failing when `to` exists (SFTP v3 RENAME; OpenSSH refuses an existing target).
+    pub fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()> {
+        let id = self.id();
+        let mut p = Packet::new(RENAME, id);
+        p.bytes(from.as_bytes()).bytes(to.as_bytes());
+        self.send(p)?;
+        self.status(id, to)
+    }
+
+    /// Make a file's data durable on the server (`fsync@openssh.com`; a no-op without it).
+    pub fn fsync(&mut self, h: &Handle, what: &str) -> std::io::Result<()> {
+        if !self.has("fsync@openssh.com") {
+            return Ok(());
+        }
+        let id = self.id();
+        let mut p = Packet::new(EXTENDED, id);
+        p.bytes(b"fsync@openssh.com").bytes(&h.0);
+        self.send(p)?;
+        self.status(id, what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that answers INIT and then sends `rest`.
+    fn session_with(rest: Vec<u8>) -> std::io::Result<Session> {
+        let mut from = Vec::new();
+        from.extend_from_slice(&5u32.to_be_bytes());
+        from.push(VERSION);
+        from.extend_from_slice(&3u32.to_be_bytes());
+        from.extend_from_slice(&rest);
+        Session::start(Box::new(std::io::sink()), Box::new(std::io::Cursor::new(from)), "sftp://test")
+    }
+
+    fn packet(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+        v.push(kind);
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn an_oversized_packet_ends_the_session_instead_of_allocating() {
+        let mut s = session_with((u32::MAX).to_be_bytes().to_vec()).expect("start");
+        let e = s.lstat("/x").expect_err("accepted");
+        assert!(e.to_string().contains("malformed"), "{e}");
+    }
+
+    #[test]
+    fn a_name_count_beyond_its_packet_is_refused() {
+        let mut body = 1u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&u32::MAX.to_be_bytes());
+        let mut s = session_with(packet(NAME, &body)).expect("start");
+        assert!(s.lstat("/x").is_err());
+    }
+
+    #[test]
+    fn a_reply_nobody_asked_for_is_an_error_not_a_hang() {
+        let mut body = 77u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&0u32.to_be_bytes());
+        let mut s = session_with(packet(STATUS, &body)).expect("start");
+        let e = s.remove("/x").expect_err("accepted");
+        assert!(e.to_string().contains("not asked for"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_not_found_and_a_truncated_reply_is_malformed() {
+        let mut body = 1u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&FX_NO_SUCH_FILE.to_be_bytes());
+        body.extend_from_slice(&4u32.to_be_bytes());
+        body.extend_from_slice(b"gone");
+        let mut s = session_with(packet(STATUS, &body)).expect("start");
+        assert_eq!(s.lstat("/x").expect_err("found").kind(), std::io::ErrorKind::NotFound);
+        let mut s = session_with(packet(ATTRS, &1u32.to_be_bytes())).expect("start");
+        assert!(s.lstat("/x").expect_err("short").to_string().contains("malformed"));
+    }
+
+    #[test]
+    fn attributes_parse_with_every_flag() {
+        let mut b = Vec::new();
+        b.extend_from_slice(
+            &(ATTR_SIZE | ATTR_UIDGID | ATTR_PERMISSIONS | ATTR_ACMODTIME | ATTR_EXTENDED).to_be_bytes(),
+        );
+        b.extend_from_slice(&1234u64.to_be_bytes());
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&0o100600u32.to_be_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&99u32.to_be_bytes());
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.push(b'k');
+        b.extend_from_slice(&0u32.to_be_bytes());
+        let a = Fields { data: &b }.attrs().expect("attrs");
+        assert_eq!(a, Attrs { size: Some(1234), permissions: Some(0o100600), mtime: Some(99) });
+        assert!(a.is_file() && !a.is_dir());
+    }
+}
