@@ -19,8 +19,9 @@ RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools 
 # What the tests add: QEMU for the VM tests, a C compiler for the ELF tests,
 # sshd to put into a rescue system and ssh to log into it, an NFS server
 # for the VM test that recovers from an NFS export, minisign to check that
-# backup signatures verify with the standard tool.
-TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap nfs-kernel-server minisign
+# backup signatures verify with the standard tool, age to check
+# that an encrypted backup restores with `age -d | zstd -dc | tar -x`.
+TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap nfs-kernel-server minisign age
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 

@@ -63,6 +63,11 @@ pub struct ManifestEntry {
 /// manifest. Version 1 backups are still read.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// The format of an encrypted backup: 3 adds the catalog's `encryption`
+/// (unencrypted backups are still written as [`FORMAT_VERSION`], byte for
+/// byte as before).
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 3;
+
 /// A block of zeros, for hashing the holes of sparse files.
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
@@ -168,6 +173,83 @@ pub struct Catalog {
     /// digits as minisign shows it; absent in backups made before signing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// How the backup is encrypted (format 3); absent when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// How an encrypted backup is encrypted. As stored, its catalog names no
+/// file: `paths`, `exclude` and the file lists of `stats` are empty, and
+/// `volumes` and `manifest` give the size and BLAKE3 of the stored
+/// (encrypted) objects, so `verify` checks them without the identity. The
+/// frame table is in the coordinates of the decrypted volumes. The rest is
+/// in the sealed catalog ([`Sealed`]), which the reader merges in after
+/// decrypting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// `age`: every object but the catalog and its signature is an age file.
+    pub scheme: String,
+    /// The public keys (`age1...`) every object is encrypted to.
+    pub recipients: Vec<String>,
+    /// The sealed catalog (`catalog.age`) as stored.
+    pub sealed: Volume,
+    /// BLAKE3 of the sealed catalog's plaintext: binds it to this (signed) catalog.
+    pub sealed_blake3: String,
+    /// The recovery identity encrypted with the passphrase (`passphrase.age`), when there is a passphrase recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Volume>,
+}
+
+/// The sealed catalog of an encrypted backup (`catalog.age`, encrypted):
+/// what names files, and the plaintext size and BLAKE3 of every volume and
+/// of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// What was backed up, relative to the root.
+    pub paths: Vec<String>,
+    /// The patterns that were left out.
+    pub exclude: Vec<String>,
+    /// `stats.changed`.
+    pub changed: Vec<String>,
+    /// `stats.shrank`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shrank: Vec<String>,
+    /// `stats.unreadable`.
+    pub unreadable: Vec<String>,
+    /// The volumes decrypted: names, sizes, BLAKE3.
+    pub volumes: Vec<Volume>,
+    /// The manifest decrypted.
+    pub manifest: Volume,
+}
+
+impl Catalog {
+    /// The sealed part of a whole catalog (plaintext sizes and hashes).
+    fn seal_parts(&self) -> Sealed {
+        Sealed {
+            paths: self.paths.clone(),
+            exclude: self.exclude.clone(),
+            changed: self.stats.changed.clone(),
+            shrank: self.stats.shrank.clone(),
+            unreadable: self.stats.unreadable.clone(),
+            volumes: self.volumes.clone(),
+            manifest: self.manifest.clone(),
+        }
+    }
+
+    /// The whole catalog of an encrypted backup: the stored catalog with
+    /// its sealed part merged in. The caller has checked the sealed part
+    /// against `encryption.sealed_blake3`.
+    pub fn unsealed(&self, s: Sealed) -> Catalog {
+        let mut c = self.clone();
+        c.paths = s.paths;
+        c.exclude = s.exclude;
+        c.stats.changed = s.changed;
+        c.stats.shrank = s.shrank;
+        c.stats.unreadable = s.unreadable;
+        c.volumes = s.volumes;
+        c.manifest = s.manifest;
+        c
+    }
 }
 
 /// Name lookups for owners and groups, cached.
@@ -686,11 +768,51 @@ pub fn write_signed_backup(
     key: Option<&crate::sign::SigningKey>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
-    let r = write_and_commit(&upload, opts, host, key, progress);
+    let r = write_and_commit(&upload, opts, host, key, None, progress);
     if r.is_err() {
         upload.abort();
     }
     r
+}
+
+/// [`write_signed_backup`], encrypted to `recipients`: every volume, the
+/// manifest and the sealed catalog go to `upload` as age files
+/// ([`crate::target::encrypt`]); the catalog, stored in clear, names no
+/// file (see [`Encryption`]) and is what the signature covers. Returns the
+/// whole catalog (as a reader with the identity sees it) and the published
+/// backup's objects as stored (wrap them in
+/// [`crate::target::DecryptingObjects`] to read).
+pub fn write_encrypted_backup(
+    upload: Arc<dyn Upload>,
+    opts: &BackupOptions,
+    host: &str,
+    key: Option<&crate::sign::SigningKey>,
+    recipients: &crate::target::Recipients,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
+    let enc = match crate::target::EncryptingUpload::new(Arc::clone(&upload), recipients) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            upload.abort();
+            return Err(e);
+        }
+    };
+    let wrapped: Arc<dyn Upload> = Arc::clone(&enc) as Arc<dyn Upload>;
+    let r = write_and_commit(&wrapped, opts, host, key, Some(&enc), progress);
+    if r.is_err() {
+        upload.abort();
+    }
+    r
+}
+
+/// The stored size and hash of an object an encrypting upload finished.
+fn stored_of(enc: &crate::target::EncryptingUpload, name: &str) -> Result<Volume, ArchiveError> {
+    enc.stored(name).ok_or_else(|| {
+        ArchiveError::Target(
+            enc.location(),
+            format!("{name} was not stored encrypted (lifeboat bug: refusing to publish)"),
+        )
+    })
 }
 
 fn write_and_commit(
@@ -698,6 +820,7 @@ fn write_and_commit(
     opts: &BackupOptions,
     host: &str,
     key: Option<&crate::sign::SigningKey>,
+    enc: Option<&Arc<crate::target::EncryptingUpload>>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
     use std::io::Write;
@@ -751,8 +874,34 @@ fn write_and_commit(
         exclude: opts.exclude.clone(),
         stats,
         key_id: key.map(|k| k.id().to_string()),
+        encryption: None,
     };
-    let mut text = serde_json::to_vec_pretty(&catalog).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
+    let stored = match enc {
+        None => catalog.clone(),
+        Some(enc) => {
+            let sealed = to_json(&catalog.seal_parts())?;
+            let sealed_blake3 = put_object(upload.as_ref(), crate::target::encrypt::SEALED_CATALOG, &sealed)?;
+            let mut s = catalog.clone();
+            s.version = ENCRYPTED_FORMAT_VERSION;
+            s.paths.clear();
+            s.exclude.clear();
+            s.stats.changed.clear();
+            s.stats.shrank.clear();
+            s.stats.unreadable.clear();
+            s.volumes = catalog.volumes.iter().map(|v| stored_of(enc, &v.name)).collect::<Result<_, _>>()?;
+            s.manifest = stored_of(enc, manifest_name)?;
+            s.encryption = Some(Encryption {
+                scheme: crate::target::encrypt::SCHEME.into(),
+                recipients: enc.recipients(),
+                sealed: stored_of(enc, crate::target::encrypt::SEALED_CATALOG)?,
+                sealed_blake3,
+                passphrase: enc.stored(crate::target::encrypt::PASSPHRASE_IDENTITY),
+            });
+            s
+        }
+    };
+    let catalog = Catalog { version: stored.version, encryption: stored.encryption.clone(), ..catalog };
+    let mut text = to_json(&stored)?;
     text.write_all(b"\n").map_err(ArchiveError::write)?;
     if let Some(k) = key {
         let comment = format!("lifeboat catalog of {host}, created {}", catalog.created);
@@ -760,6 +909,11 @@ fn write_and_commit(
     }
     let objects = upload.commit(&text)?;
     Ok((catalog, objects))
+}
+
+/// Pretty JSON of a catalog or its sealed part.
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, ArchiveError> {
+    serde_json::to_vec_pretty(v).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))
 }
 
 /// Write a whole object of an upload durably; returns its BLAKE3 (ENOSPC names the object).

@@ -110,6 +110,7 @@ impl Crafter {
             exclude: Vec::new(),
             stats: Stats { bytes_out: compressed, ..Stats::default() },
             key_id: None,
+            encryption: None,
         };
         edit(&mut catalog);
         let text = serde_json::to_vec_pretty(&catalog).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;

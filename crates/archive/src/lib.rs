@@ -38,6 +38,9 @@ pub enum ArchiveError {
     /// The catalog cannot be signed (see `sign`).
     #[error("cannot sign the backup: {0}")]
     Sign(#[from] crate::sign::SignError),
+    /// The backup cannot be encrypted (see `target::encrypt`).
+    #[error(transparent)]
+    Crypt(#[from] crate::target::encrypt::CryptError),
 }
 
 impl ArchiveError {

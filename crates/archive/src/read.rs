@@ -52,6 +52,9 @@ pub enum ReadError {
     /// File I/O.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The backup is encrypted and was opened without its identity.
+    #[error(transparent)]
+    Encrypted(crate::target::encrypt::CryptError),
 }
 
 /// An opened backup: its catalog and manifest, and the objects of the
@@ -59,8 +62,10 @@ pub enum ReadError {
 #[derive(Debug)]
 pub struct Backup {
     objects: Arc<dyn Objects>,
-    /// `backup.json`.
+    /// `backup.json` (of an encrypted backup: with its sealed part merged in).
     pub catalog: Catalog,
+    /// `backup.json` as stored, when it differs from `catalog` (an encrypted backup).
+    stored: Option<Box<Catalog>>,
     /// `manifest.jsonl`, in archive order.
     pub entries: Vec<ManifestEntry>,
 }
@@ -112,6 +117,27 @@ pub fn check_catalog(c: &Catalog) -> Result<(), String> {
             return Err(format!("volumes[{i}].size is {}, more than {MAX_VOLUME_SIZE}", v.size));
         }
     }
+    match (&c.encryption, c.version) {
+        (Some(e), v) if v >= crate::backup::ENCRYPTED_FORMAT_VERSION => {
+            if e.scheme != crate::target::encrypt::SCHEME {
+                return Err(format!("encryption.scheme is {:?}: lifeboat reads \"age\"", e.scheme));
+            }
+            if e.sealed.name != crate::target::encrypt::SEALED_CATALOG {
+                return Err(format!("encryption.sealed.name is {:?}, not \"catalog.age\"", e.sealed.name));
+            }
+            if e.sealed.size > MAX_CATALOG_BYTES {
+                return Err(format!("encryption.sealed.size is {}, more than {MAX_CATALOG_BYTES}", e.sealed.size));
+            }
+            if e.passphrase.as_ref().is_some_and(|p| p.name != crate::target::encrypt::PASSPHRASE_IDENTITY) {
+                return Err("encryption.passphrase.name is not \"passphrase.age\"".into());
+            }
+        }
+        (Some(_), v) => return Err(format!("version is {v}, but an encrypted backup is version 3 or later")),
+        (None, v) if v >= crate::backup::ENCRYPTED_FORMAT_VERSION => {
+            return Err(format!("version is {v}, which lifeboat writes only encrypted, and there is no encryption"))
+        }
+        (None, _) => {}
+    }
     let (mut start, mut volume, mut offset) = (0u64, 0u32, 0u64);
     for (i, f) in c.frames.iter().enumerate() {
         let Some(v) = (f.volume as usize).checked_sub(1).and_then(|k| c.volumes.get(k)) else {
@@ -155,6 +181,40 @@ pub fn check_catalog(c: &Catalog) -> Result<(), String> {
 pub fn parse_catalog(text: &[u8], name: &str) -> Result<Catalog, ReadError> {
     let catalog: Catalog =
         serde_json::from_slice(text).map_err(|e| ReadError::Damaged(format!("{name} is damaged: {e}")))?;
+    check_catalog(&catalog).map_err(|e| ReadError::Damaged(format!("{name} is damaged: {e}")))?;
+    Ok(catalog)
+}
+
+/// The whole catalog of an encrypted backup: its sealed catalog read
+/// (through [`crate::target::DecryptingObjects`], which decrypts it),
+/// checked against the BLAKE3 the stored catalog binds it with, and merged
+/// in. Read as stored (no identity), the sealed catalog is an age file: the
+/// error says the backup is encrypted and how to give the identity.
+fn unseal(objects: &dyn Objects, stored: &Catalog) -> Result<Catalog, ReadError> {
+    let Some(enc) = &stored.encryption else { return Ok(stored.clone()) };
+    let at = objects.location();
+    let name = format!("{at}/{}", enc.sealed.name);
+    let data = objects.read(&enc.sealed.name, enc.sealed.size).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ReadError::Damaged(format!("{name} is missing: the encrypted backup is damaged"))
+        }
+        _ => ReadError::Io(name.clone(), e),
+    })?;
+    if crate::target::encrypt::is_age(&data) {
+        return Err(ReadError::Encrypted(crate::target::encrypt::CryptError::NoIdentity { backup: at }));
+    }
+    if blake3::hash(&data).to_hex().as_str() != enc.sealed_blake3 {
+        return Err(ReadError::Damaged(format!(
+            "{name} does not match its checksum in backup.json: the sealed catalog is damaged or was replaced"
+        )));
+    }
+    let sealed: crate::backup::Sealed =
+        serde_json::from_slice(&data).map_err(|e| ReadError::Damaged(format!("{name} is damaged: {e}")))?;
+    let names = |v: &[crate::frames::Volume]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
+    if names(&sealed.volumes) != names(&stored.volumes) || sealed.manifest.name != stored.manifest.name {
+        return Err(ReadError::Damaged(format!("{name} lists other volumes than backup.json: the backup is damaged")));
+    }
+    let catalog = stored.unsealed(sealed);
     check_catalog(&catalog).map_err(|e| ReadError::Damaged(format!("{name} is damaged: {e}")))?;
     Ok(catalog)
 }
@@ -220,7 +280,11 @@ impl Backup {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::NotABackup(at.into())),
             Err(e) => return Err(ReadError::Io(shown, e)),
         };
-        let catalog = parse_catalog(&text, &shown)?;
+        let stored = parse_catalog(&text, &shown)?;
+        let (catalog, stored) = match &stored.encryption {
+            None => (stored, None),
+            Some(_) => (unseal(objects.as_ref(), &stored)?, Some(Box::new(stored))),
+        };
         let mf = format!("{at}/{}", catalog.manifest.name);
         // Never more than the catalog says (a larger file is damaged, and not read).
         let data =
@@ -234,7 +298,13 @@ impl Backup {
         }
         let stream_len = catalog.frames.last().map(|f| f.start + f.dlen).unwrap_or(0);
         let entries = parse_manifest(&data, &mf, stream_len)?;
-        Ok(Backup { objects, catalog, entries })
+        Ok(Backup { objects, catalog, stored, entries })
+    }
+
+    /// `backup.json` as stored: what its signature covers (of an encrypted
+    /// backup: without file names, with the stored objects' sizes and hashes).
+    pub fn stored_catalog(&self) -> &Catalog {
+        self.stored.as_deref().unwrap_or(&self.catalog)
     }
 
     /// A backup from its parts, after the same checks as [`Backup::open`]
@@ -245,7 +315,7 @@ impl Backup {
         entries: Vec<ManifestEntry>,
     ) -> Result<Backup, ReadError> {
         check_catalog(&catalog).map_err(|e| ReadError::Damaged(format!("backup.json is damaged: {e}")))?;
-        Ok(Backup { objects, catalog, entries })
+        Ok(Backup { objects, catalog, stored: None, entries })
     }
 
     /// Where the backup is, for messages (its directory, or a URL).

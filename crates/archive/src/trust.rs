@@ -77,7 +77,7 @@ pub fn open_objects(objects: Arc<dyn Objects>, policy: Policy) -> Result<(Backup
     let (bytes, verdict) = verify(&objects, policy)?;
     let at = PathBuf::from(objects.location());
     let backup = Backup::open_objects(objects)?;
-    if !same_catalog(&bytes, &backup.catalog) {
+    if !same_catalog(&bytes, backup.stored_catalog()) {
         return Err(TrustError::Changed(at));
     }
     Ok((backup, verdict))
