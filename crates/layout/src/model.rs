@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The layout format version this build writes and reads.
@@ -923,36 +923,6 @@ impl Layout {
             g.insert(format!("swap:{}", s.device), s.depends_on.clone());
         }
         g
-    }
-
-    /// Node ids in an order where every node comes after what it is built on.
-    /// Dependencies on nodes outside the layout are ignored.
-    pub fn recreation_order(&self) -> Vec<String> {
-        let g = self.dependencies();
-        let mut done: BTreeSet<String> = BTreeSet::new();
-        let mut order = Vec::new();
-        fn visit(
-            n: &str,
-            g: &BTreeMap<String, Vec<String>>,
-            done: &mut BTreeSet<String>,
-            order: &mut Vec<String>,
-            depth: usize,
-        ) {
-            if done.contains(n) || depth > 64 {
-                return;
-            }
-            done.insert(n.to_string());
-            for d in g.get(n).into_iter().flatten() {
-                if g.contains_key(d) {
-                    visit(d, g, done, order, depth + 1);
-                }
-            }
-            order.push(n.to_string());
-        }
-        for n in g.keys() {
-            visit(n, &g, &mut done, &mut order, 0);
-        }
-        order
     }
 
     /// The disk a node id belongs to (a disk or one of its partitions).
