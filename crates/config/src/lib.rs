@@ -167,6 +167,27 @@ pub struct Backup {
     pub compression: BackupCompression,
     /// Compression level (zstd 1-19, gzip 1-9).
     pub level: u32,
+    /// Encrypt backups to these age public keys (`age1...`); empty (and no
+    /// `recipients_file` or `passphrase_file`) means backups are not encrypted.
+    pub recipients: Vec<String>,
+    /// An age recipients file (one `age1...` per line, `#` comments) to encrypt to as well; empty: none.
+    pub recipients_file: PathBuf,
+    /// A file holding a passphrase to encrypt to as well (a recovery
+    /// identity for the day every key is lost); empty: none.
+    pub passphrase_file: PathBuf,
+    /// The age identity file (`AGE-SECRET-KEY-1...`) that decrypts backups
+    /// for verify, restore and recover; empty: give `--identity FILE`. When
+    /// set, `mkbackup` puts it on the rescue medium (with a warning).
+    pub identity_file: PathBuf,
+}
+
+impl Backup {
+    /// Whether backups are encrypted (any recipient is configured).
+    pub fn encrypted(&self) -> bool {
+        !self.recipients.is_empty()
+            || !self.recipients_file.as_os_str().is_empty()
+            || !self.passphrase_file.as_os_str().is_empty()
+    }
 }
 
 impl Default for Backup {
@@ -177,6 +198,10 @@ impl Default for Backup {
             volume_size: ByteSize::preset("dvd").unwrap_or(ByteSize(4_700_000_000)),
             compression: BackupCompression::Zstd,
             level: 3,
+            recipients: Vec::new(),
+            recipients_file: PathBuf::new(),
+            passphrase_file: PathBuf::new(),
+            identity_file: PathBuf::new(),
         }
     }
 }
@@ -297,6 +322,9 @@ impl Config {
         if self.rescue.modules == ModuleSet::List && self.rescue.modules_list.is_empty() {
             return Err("key `rescue.modules` = \"list\" needs `rescue.modules_list` with module names".into());
         }
+        for r in &self.backup.recipients {
+            check_age_recipient(r).map_err(|why| format!("key `backup.recipients`: {why}"))?;
+        }
         if !self.backup.target.is_empty() && !self.backup.target.contains("://") {
             return Err(format!(
                 "key `backup.target` = \"{}\": expected a URL such as file:///mnt/backup",
@@ -305,6 +333,43 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Check that a recipient is an age X25519 public key: `age1` and 58
+/// Bech32 characters whose checksum is right, so a typo is caught when the
+/// configuration is read rather than when a backup starts.
+pub fn check_age_recipient(key: &str) -> Result<(), String> {
+    const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let fix = "give the `age1...` public key that `age-keygen` prints (or `age-keygen -y KEYFILE`)";
+    if key.starts_with("AGE-SECRET-KEY-") {
+        return Err(format!(
+            "a secret key (AGE-SECRET-KEY-1...) is not a recipient and must never be in the configuration: {fix}"
+        ));
+    }
+    let Some(data) = key.strip_prefix("age1") else {
+        return Err(format!("\"{key}\" is not an age public key: {fix}"));
+    };
+    let values: Option<Vec<u8>> = data.bytes().map(|c| CHARSET.iter().position(|x| *x == c).map(|p| p as u8)).collect();
+    let Some(values) = values.filter(|v| v.len() == 58) else {
+        return Err(format!("\"{key}\" is not an age public key (62 lowercase Bech32 characters): {fix}"));
+    };
+    // BIP-173 checksum over the expanded human-readable part `age` and the data.
+    let mut chk: u32 = 1;
+    let hrp = b"age";
+    let expanded = hrp.iter().map(|c| c >> 5).chain([0]).chain(hrp.iter().map(|c| c & 31)).chain(values);
+    for v in expanded {
+        let top = chk >> 25;
+        chk = ((chk & 0x1ff_ffff) << 5) ^ u32::from(v);
+        for (i, g) in [0x3b6a_57b2u32, 0x2650_8e6d, 0x1ea1_19fa, 0x3d42_33dd, 0x2a14_62b3].iter().enumerate() {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    if chk != 1 {
+        return Err(format!("\"{key}\" has a wrong checksum (a typo?): {fix}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -380,6 +445,28 @@ mod tests {
         }
         let e = parse("[backup]\ncompression = \"gzip\"\nlevel = 12\n").unwrap_err().to_string();
         assert!(e.contains("backup.level") && e.contains("gzip levels are 1 to 9"), "{e}");
+    }
+
+    #[test]
+    fn encryption_recipients_are_checked_at_load() {
+        let good = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let c = parse(&format!("[backup]\nrecipients = [\"{good}\"]\nidentity_file = \"/media/usb/key.txt\"\n"))
+            .expect("valid");
+        assert_eq!(c.backup.recipients, vec![good.to_string()]);
+        assert_eq!(c.backup.identity_file, PathBuf::from("/media/usb/key.txt"));
+        assert!(c.backup.encrypted() && !Config::default().backup.encrypted());
+        let typo = good.replace("8p", "8q");
+        for (bad, says) in [
+            (typo.as_str(), "wrong checksum"),
+            ("age1short", "62 lowercase"),
+            ("ssh-ed25519 AAAA", "not an age public key"),
+            ("AGE-SECRET-KEY-1QQQ", "secret key"),
+        ] {
+            let e = parse(&format!("[backup]\nrecipients = [\"{bad}\"]\n")).unwrap_err().to_string();
+            assert!(e.contains("backup.recipients") && e.contains(says) && e.contains("age-keygen"), "{bad}: {e}");
+        }
+        let e = parse("[backup]\nrecipients = [\"AGE-SECRET-KEY-1QQQ\"]\n").unwrap_err().to_string();
+        assert!(!e.contains("1QQQ"), "a secret key is never echoed: {e}");
     }
 
     #[test]
