@@ -125,9 +125,7 @@ impl Location {
         if fstype.starts_with("nfs") {
             return Location::Nfs { path: dir.into(), export: source.into(), fs_mountpoint: target.into() };
         }
-        let uuid = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", source])).ok().and_then(|kv| {
-            lifeboat_layout::capture::parse_export(&kv.text()).into_iter().find(|(k, _)| k == "UUID").map(|(_, v)| v)
-        });
+        let uuid = lifeboat_host::blkid::probe(r, source).ok().flatten().and_then(|s| s.uuid().map(str::to_string));
         match uuid {
             Some(fs_uuid) => Location::Disk { path: dir.into(), fs_uuid, fs_mountpoint: target.into() },
             None => plain(Some(target)),

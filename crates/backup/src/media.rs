@@ -31,10 +31,14 @@ pub struct Signature {
 pub fn signatures(r: &dyn Runner) -> Vec<Signature> {
     let mut out = Vec::new();
     for n in lifeboat_layout::capture::block_devices(r) {
-        let Ok(o) = r.probe(&Cmd::new("blkid").args(["-p", "-o", "export", &n.path])) else { continue };
-        let kv = lifeboat_layout::capture::parse_export(&o.text());
-        let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        out.push(Signature { device: n.path.clone(), fstype: get("TYPE"), uuid: get("UUID"), label: get("LABEL") });
+        let Ok(Some(s)) = lifeboat_host::blkid::probe(r, &n.path) else { continue };
+        let get = |v: Option<&str>| v.unwrap_or_default().to_string();
+        out.push(Signature {
+            device: n.path.clone(),
+            fstype: get(s.fstype()),
+            uuid: get(s.uuid()),
+            label: get(s.label()),
+        });
     }
     out
 }
