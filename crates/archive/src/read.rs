@@ -188,9 +188,12 @@ pub fn parse_catalog(text: &[u8], name: &str) -> Result<Catalog, ReadError> {
 /// The whole catalog of an encrypted backup: its sealed catalog read
 /// (through [`crate::target::DecryptingObjects`], which decrypts it),
 /// checked against the BLAKE3 the stored catalog binds it with, and merged
-/// in. Read as stored (no identity), the sealed catalog is an age file: the
-/// error says the backup is encrypted and how to give the identity.
-fn unseal(objects: &dyn Objects, stored: &Catalog) -> Result<Catalog, ReadError> {
+/// in; an unencrypted catalog as it is. Read as stored (no identity), the
+/// sealed catalog is an age file: the error says the backup is encrypted
+/// and how to give the identity. [`Backup::open_objects`] does this; a
+/// reader without the manifest (`restore::from_stream`) calls it on the
+/// catalog `trust::verified_catalog` gives.
+pub fn unseal(objects: &dyn Objects, stored: &Catalog) -> Result<Catalog, ReadError> {
     let Some(enc) = &stored.encryption else { return Ok(stored.clone()) };
     let at = objects.location();
     let name = format!("{at}/{}", enc.sealed.name);

@@ -584,10 +584,13 @@ pub struct StreamOnly {
 /// bytes are the ones this host wrote); the stream ends at the first volume
 /// that is damaged or missing. Files get no content checksum: a damaged
 /// manifest means their content is checked only through their volume's.
+/// The catalog of an encrypted backup is unsealed first
+/// ([`crate::read::unseal`]: `objects` must decrypt).
 pub fn from_stream(
     objects: std::sync::Arc<dyn crate::target::Objects>,
-    mut catalog: crate::backup::Catalog,
+    catalog: crate::backup::Catalog,
 ) -> Result<StreamOnly, crate::read::ReadError> {
+    let mut catalog = crate::read::unseal(objects.as_ref(), &catalog)?;
     let mut unchecked = vec!["the manifest is damaged: entries are restored from the tar stream alone, \
         checked through the BLAKE3 of their volumes (signed catalog), not one by one"
         .to_string()];

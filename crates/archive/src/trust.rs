@@ -87,6 +87,9 @@ pub fn open_objects(objects: Arc<dyn Objects>, policy: Policy) -> Result<(Backup
 /// checked, without the manifest: for a reader that cannot use the
 /// manifest (a restore from the tar stream alone, `restore::from_stream`),
 /// which then trusts the volumes through their BLAKE3 in this catalog.
+/// It is the catalog as stored: of an encrypted backup, without file names
+/// and with the stored objects' hashes (what `encrypt::verify_stored`
+/// checks without the identity); `read::unseal` gives the whole catalog.
 pub fn verified_catalog(objects: &Arc<dyn Objects>, policy: Policy) -> Result<(Catalog, Verdict), TrustError> {
     let (bytes, verdict) = verify(objects, policy)?;
     let catalog = crate::read::parse_catalog(&bytes, &format!("{}/{CATALOG}", objects.location()))?;

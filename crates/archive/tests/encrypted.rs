@@ -309,3 +309,29 @@ fn an_encrypted_backup_in_a_directory_restores_with_age_zstd_and_tar_alone() {
     }
     assert!(encrypt::is_encrypted(raw.as_ref()));
 }
+
+#[test]
+fn an_encrypted_backup_with_a_damaged_manifest_restores_from_the_stream_with_the_signed_catalog() {
+    use lifeboat_archive::restore::{from_stream, restore_stream_only};
+    let src = tempfile::tempdir().unwrap();
+    let files = tree(src.path());
+    let keys = tempfile::tempdir().unwrap();
+    let (signer, trusted) = signing(keys.path());
+    let (identity, recipient) = age_key();
+    let t = MemoryTarget::new();
+    let up = t.begin("web1", "b1").unwrap();
+    let recipients = Recipients::parse(&[recipient]).unwrap();
+    write_encrypted_backup(up, &options(src.path()), "web1", Some(&signer), &recipients, &mut |_, _| {}).unwrap();
+    t.remove("web1/b1/manifest.jsonl");
+    let dec: Arc<dyn Objects> = Arc::new(DecryptingObjects::new(
+        t.backup("web1", "b1").unwrap(),
+        Identities::parse(&identity, "key.txt").unwrap(),
+    ));
+    assert!(trust::open_objects(Arc::clone(&dec), Policy::Require(&trusted)).is_err());
+    let (stored, _) = trust::verified_catalog(&dec, Policy::Require(&trusted)).unwrap();
+    let so = from_stream(dec, stored).unwrap();
+    let to = tempfile::tempdir().unwrap();
+    let r = restore_stream_only(&so, to.path(), &[], &mut |_, _| {}).unwrap();
+    assert!(r.lost.is_empty(), "{:?}", r.lost);
+    assert_restored(to.path(), &files);
+}

@@ -150,6 +150,27 @@ pub fn crypt_error(e: &std::io::Error) -> Option<&CryptError> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<CryptError>())
 }
 
+/// Read a passphrase file: its first line, which must not be empty; the
+/// file must not be readable by group or others.
+pub fn read_passphrase(path: &Path) -> Result<String, CryptError> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = path.display().to_string();
+    let err = |why: String| CryptError::File { file: file.clone(), why };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(err(format!(
+            "others can read this passphrase file (mode {:o}): chmod 600 {file}",
+            meta.permissions().mode() & 0o7777
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(err("holds no passphrase (its first line is empty)".into()));
+    }
+    Ok(line)
+}
+
 /// Who a backup is encrypted to: age X25519 public keys, and optionally a
 /// passphrase (see the module documentation).
 #[derive(Clone, Default)]
@@ -209,6 +230,25 @@ impl Recipients {
     pub fn with_passphrase(mut self, passphrase: String) -> Recipients {
         self.passphrase = Some(SecretString::from(passphrase));
         self
+    }
+
+    /// The recipients a configuration names (`backup.recipients`,
+    /// `backup.recipients_file`, `backup.passphrase_file`; an empty path is
+    /// none), or None when it names none: backups are then not encrypted.
+    /// The passphrase file must be readable by its owner only.
+    pub fn configured<S: AsRef<str>>(
+        keys: &[S],
+        recipients_file: Option<&Path>,
+        passphrase_file: Option<&Path>,
+    ) -> Result<Option<Recipients>, CryptError> {
+        let mut r = Recipients::parse(keys)?;
+        if let Some(f) = recipients_file.filter(|p| !p.as_os_str().is_empty()) {
+            r = r.add_file(f)?;
+        }
+        if let Some(f) = passphrase_file.filter(|p| !p.as_os_str().is_empty()) {
+            r = r.with_passphrase(read_passphrase(f)?);
+        }
+        Ok((!r.is_empty()).then_some(r))
     }
 
     /// Whether there is no one to encrypt to.
@@ -1073,6 +1113,30 @@ mod tests {
         assert!(e.contains("unattended") && e.contains("--identity FILE"), "{e}");
         let e = require_identities("mem://h/b", Some(Identities::default()), false).expect_err("none").to_string();
         assert!(e.contains("mem://h/b") && e.contains("backup.identity_file"), "{e}");
+    }
+
+    #[test]
+    fn the_configuration_names_the_recipients_or_none() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(Recipients::configured::<&str>(&[], None, Some(Path::new(""))).expect("none").is_none());
+        let t = tempfile::tempdir().expect("tmp");
+        let file = t.path().join("recipients.txt");
+        let (a, b) = (key().to_public().to_string(), key().to_public().to_string());
+        std::fs::write(&file, format!("# the admins\n{b}\n\n")).expect("write");
+        let r = Recipients::configured(&[a.as_str()], Some(&file), None).expect("ok").expect("some");
+        assert_eq!(r.keys(), vec![a.clone(), b]);
+        std::fs::write(&file, "age1typo\n").expect("write");
+        let e = Recipients::configured(&[a.as_str()], Some(&file), None).expect_err("bad").to_string();
+        assert!(e.contains("recipients.txt line 1"), "{e}");
+        let pass = t.path().join("pass");
+        std::fs::write(&pass, "horse battery\n").expect("write");
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = Recipients::configured::<&str>(&[], None, Some(&pass)).expect_err("readable").to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let r = Recipients::configured::<&str>(&[], None, Some(&pass)).expect("ok").expect("some");
+        assert!(r.keys().is_empty() && !r.is_empty());
+        assert_eq!(read_passphrase(&pass).expect("read"), "horse battery");
     }
 
     #[test]
