@@ -1,9 +1,15 @@
 //! The `sftp://` target against a real OpenSSH server on 127.0.0.1 (its
 //! own sshd, host key, authorized key and known_hosts in a temporary
 //! directory; the client is the system's `ssh`, configured through
-//! `LIFEBOAT_SSH_CONFIG`). Needs root (sshd) and openssh-server.
+//! `LIFEBOAT_SSH_CONFIG`): the target interface itself, then every command
+//! that takes a target (backup, list, info, verify, restore, compare,
+//! prune). Needs root (sshd) and openssh-server.
 
 #![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{config, hostname, lifeboat, sh};
 
 use lifeboat_archive::backup::write_signed_backup;
 use lifeboat_archive::frames::Codec;
@@ -25,12 +31,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn free_port() -> u16 {
@@ -98,7 +98,7 @@ impl Server {
     }
 }
 
-fn tree(root: &Path) {
+fn tree_of(root: &Path) {
     sh(&format!(
         "cd {} && mkdir -p etc srv/www && echo 'nameserver 127.0.0.1' > etc/resolv.conf && \
          head -c 3000000 /dev/urandom > srv/www/big && ln -s resolv.conf etc/link && chmod 640 etc/resolv.conf",
@@ -123,7 +123,7 @@ fn sftp_target_against_openssh() {
     let Some(srv) = server() else { return };
     srv.use_config("ssh_config");
     let src = tempfile::tempdir().unwrap();
-    tree(src.path());
+    tree_of(src.path());
 
     // Backup: volumes stream up, the catalog goes last, the run's directory is renamed into place.
     let t = target::open(&srv.url()).unwrap();
@@ -191,4 +191,75 @@ fn sftp_target_against_openssh() {
     assert!(e.contains("Host key verification failed") && e.contains("known_hosts"), "{e}");
     srv.use_config("ssh_config");
     let _ = srv.port;
+
+    commands_take_sftp_targets(&srv);
+}
+
+/// Run lifeboat with the test's ssh config; (exit code, stdout, stderr).
+fn run(srv: &Server, args: &[&str]) -> (i32, String, String) {
+    let out = lifeboat().env("LIFEBOAT_SSH_CONFIG", srv.dir.path().join("ssh_config")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every command that takes a target works with `sftp://`, and what the server changes is found.
+fn commands_take_sftp_targets(srv: &Server) {
+    let work = tempfile::tempdir().unwrap();
+    let cfg = config(work.path(), "");
+    let c = cfg.to_str().unwrap();
+    let tree = tempfile::tempdir().unwrap();
+    tree_of(tree.path());
+    let root = tree.path().to_str().unwrap();
+    let store = srv.dir.path().join("cli-store");
+    std::fs::create_dir(&store).unwrap();
+    let url = format!("sftp://vault{}", store.display());
+
+    let (code, out, err) = run(srv, &["--config", c, "backup", "--target", &url, "--root", root, "."]);
+    assert_eq!(code, 0, "backup over SFTP: {out}\n{err}");
+    let host = hostname();
+    let names: Vec<String> = std::fs::read_dir(store.join(&host))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(!names[0].ends_with(".partial"), "published: {names:?}");
+    assert!(store.join(&host).join(&names[0]).join("backup.json.minisig").is_file(), "signed");
+
+    let (code, out, err) = run(srv, &["--config", c, "backup", "list", "--target", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&names[0]), "list shows the backup: {out}");
+    let (code, out, err) = run(srv, &["--config", c, "backup", "info", "--from", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sftp://vault"), "info names where it is: {out}");
+    let (code, out, err) = run(srv, &["--config", c, "verify", "--from", &url]);
+    assert_eq!(code, 0, "verify over SFTP: {out}\n{err}");
+    let to = tempfile::tempdir().unwrap();
+    let dest = to.path().join("r");
+    std::fs::create_dir(&dest).unwrap();
+    let (code, out, err) = run(srv, &["--config", c, "restore", "--from", &url, "--to", dest.to_str().unwrap()]);
+    assert_eq!(code, 0, "restore over SFTP: {out}\n{err}");
+    sh(&format!("diff -r --no-dereference {root} {}", dest.display()));
+    let (code, out, err) = run(srv, &["--config", c, "compare", "--from", &url, "--root", root]);
+    assert_eq!(code, 0, "compare over SFTP: {out}\n{err}");
+    let (code, _, err) = run(srv, &["--config", c, "backup", "prune", "--partial", "--target", &url]);
+    assert_eq!(code, 0, "{err}");
+
+    // An attacker on the backup server changes a file's content: verify and compare say so.
+    let b = store.join(&host).join(&names[0]);
+    let vol = std::fs::read_dir(&b)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vol-")));
+    let vol = vol.unwrap();
+    let mut data = std::fs::read(&vol).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x40;
+    std::fs::write(&vol, &data).unwrap();
+    let (code, out, _) = run(srv, &["--config", c, "verify", "--from", &url]);
+    assert_ne!(code, 0, "a damaged volume on the server verified: {out}");
 }
