@@ -11,6 +11,6 @@ pub mod model;
 pub mod safety;
 pub mod show;
 
-pub use capture::{capture, CaptureOptions};
+pub use capture::{capture, try_capture, CaptureError, CaptureOptions};
 pub use diff::{diff, Change};
 pub use model::{Layout, LayoutError, FORMAT_VERSION};

@@ -139,3 +139,82 @@ fn without_lsblk_the_disks_come_from_the_sysfs_walk() {
     assert!(whats.contains(&"/dev/vda: partition table"), "the table blkid saw but sfdisk could not read: {whats:?}");
     assert!(!whats.iter().any(|w| w.contains("sr0")), "{whats:?}");
 }
+
+/// The mounts of the Debian server of the lsblk fixtures: root, swap, /home
+/// and /home bound again at /srv/home.
+fn debian_server() -> FixtureHost {
+    FixtureHost::new()
+        .mount(DevNum::new(254, 1), "/dev/vda1", "/", "ext4")
+        .mount(DevNum::new(254, 3), "/dev/vda3", "/home", "ext4")
+        .mount(DevNum::new(254, 3), "/dev/vda3", "/srv/home", "ext4")
+        .swap("/dev/vda2", 512 << 20)
+}
+
+/// What capture must find on that server, whatever lsblk's version.
+fn assert_debian_server(l: &lifeboat_layout::Layout) {
+    let fs: Vec<(&str, Vec<&str>)> =
+        l.filesystems.iter().map(|f| (f.device.as_str(), f.mountpoints.iter().map(String::as_str).collect())).collect();
+    assert_eq!(fs, [("/dev/vda1", vec!["/"]), ("/dev/vda3", vec!["/home", "/srv/home"])], "{:?}", l.notes);
+    assert_eq!(l.filesystems[0].uuid.as_deref(), Some("root-uuid"));
+    assert_eq!((l.filesystems[0].used, l.filesystems[0].size), (Some(2 << 30), Some(9 << 30)));
+    let swaps: Vec<(&str, bool)> = l.swaps.iter().map(|s| (s.device.as_str(), s.active)).collect();
+    assert_eq!(swaps, [("/dev/vda2", true)]);
+    assert!(!l.notes.iter().any(|n| n.what.contains("lsblk")), "{:?}", l.notes);
+}
+
+#[test]
+fn util_linux_2_36_without_mountpoints_is_asked_for_mountpoint_and_mountinfo_gives_the_rest() {
+    let columns = lsblk::COLUMNS.replace("MOUNTPOINTS", "MOUNTPOINT");
+    let r = ScriptedRunner::new()
+        .answer("lsblk --help", include_str!("fixtures/lsblk-help-2.36.txt"))
+        .fail(LSBLK, "lsblk: unknown column: MOUNTPOINTS")
+        .answer(&format!("lsblk --json --bytes --output {columns}"), include_str!("fixtures/lsblk-2.36.json"));
+    let l = lifeboat_layout::capture::try_capture_on(&debian_server(), &r, &CaptureOptions::default())
+        .expect("a capture that sees the disks");
+    assert_debian_server(&l);
+}
+
+#[test]
+fn util_linux_2_38_is_asked_for_every_column() {
+    let r = ScriptedRunner::new()
+        .answer("lsblk --help", include_str!("fixtures/lsblk-help-2.38.txt"))
+        .answer(LSBLK, include_str!("fixtures/lsblk-2.38.json"));
+    let l = lifeboat_layout::capture::try_capture_on(&debian_server(), &r, &CaptureOptions::default())
+        .expect("a capture that sees the disks");
+    assert_debian_server(&l);
+    assert_eq!(l.filesystems[0].params, Default::default(), "dumpe2fs was not scripted: a note, not a failure");
+}
+
+#[test]
+fn an_lsblk_without_help_that_refuses_a_column_is_asked_for_those_of_every_release() {
+    let r = ScriptedRunner::new().fail(LSBLK, "lsblk: unknown column: MOUNTPOINTS").answer(
+        &format!("lsblk --json --bytes --output {}", lsblk::BASELINE_COLUMNS),
+        include_str!("fixtures/lsblk-2.33.json"),
+    );
+    let l = lifeboat_layout::capture::try_capture_on(&debian_server(), &r, &CaptureOptions::default())
+        .expect("the baseline columns");
+    assert_debian_server(&l);
+}
+
+#[test]
+fn a_capture_that_cannot_list_the_block_devices_is_an_error_for_a_backup_and_a_note_otherwise() {
+    let host = debian_server().disk("vda", DevNum::new(254, 0), 10 << 30);
+    let r = ScriptedRunner::new()
+        .answer("lsblk --help", include_str!("fixtures/lsblk-help-2.38.txt"))
+        .fail(LSBLK, "lsblk: unknown column: MOUNTPOINTS")
+        .fail(&format!("lsblk --json --bytes --output {}", lsblk::BASELINE_COLUMNS), "lsblk: unknown column: FSUSED");
+    let e = lifeboat_layout::capture::try_capture_on(&host, &r, &CaptureOptions::default()).expect_err("no devices");
+    let msg = e.to_string();
+    assert!(msg.contains("block devices cannot be listed") && msg.contains("unknown column: FSUSED"), "{msg}");
+    assert!(msg.contains("util-linux 2.33 or later"), "the fix: {msg}");
+    // The lenient capture (recovery's view of new disks) still has the disks from sysfs, with a note.
+    let l = capture_on(&host, &r, &CaptureOptions::default());
+    assert_eq!(l.disks.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["/dev/vda"]);
+    assert!(l.notes.iter().any(|n| n.what == "block devices (lsblk)"), "{:?}", l.notes);
+
+    let missing = ScriptedRunner::new().without("lsblk");
+    let e = lifeboat_layout::capture::try_capture_on(&host, &missing, &CaptureOptions::default())
+        .expect_err("no lsblk")
+        .to_string();
+    assert!(e.contains("lsblk"), "{e}");
+}

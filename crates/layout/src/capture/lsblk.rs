@@ -2,9 +2,51 @@
 
 use serde_json::Value;
 
-/// The columns lifeboat asks lsblk for.
+/// The columns lifeboat asks lsblk for (util-linux 2.37 and later have them all).
 pub const COLUMNS: &str = "NAME,KNAME,PATH,TYPE,SIZE,LOG-SEC,PHY-SEC,MODEL,SERIAL,WWN,TRAN,RM,RO,ROTA,\
 PTTYPE,FSTYPE,FSVER,UUID,LABEL,PARTUUID,PARTTYPE,PARTLABEL,FSUSED,FSSIZE,MOUNTPOINTS";
+
+/// The columns every supported release's lsblk has (util-linux 2.33, Debian
+/// 10, and later): no `FSVER` (2.36) and one `MOUNTPOINT` (`MOUNTPOINTS` is
+/// 2.37); the other mount points come from the host's mountinfo.
+pub const BASELINE_COLUMNS: &str = "NAME,KNAME,PATH,TYPE,SIZE,LOG-SEC,PHY-SEC,MODEL,SERIAL,WWN,TRAN,RM,RO,ROTA,\
+PTTYPE,FSTYPE,UUID,LABEL,PARTUUID,PARTTYPE,PARTLABEL,FSUSED,FSSIZE,MOUNTPOINT";
+
+/// The output columns an lsblk has, from its `lsblk --help` (the lines
+/// after `Available output columns:`, each a column name and what it is).
+pub fn available_columns(help: &str) -> Vec<String> {
+    let mut lines = help.lines().skip_while(|l| !l.trim_start().starts_with("Available output columns"));
+    if lines.next().is_none() {
+        return Vec::new();
+    }
+    lines
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| c.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || "-:%".contains(ch)))
+        .map(String::from)
+        .collect()
+}
+
+/// The columns to ask an lsblk that has `available` for: those of
+/// [`COLUMNS`] it has, `MOUNTPOINT` where it has no `MOUNTPOINTS`. None when
+/// `available` lacks one that capture cannot do without (then
+/// [`BASELINE_COLUMNS`] is the one thing left to try).
+pub fn columns_for(available: &[String]) -> Option<String> {
+    const REQUIRED: [&str; 4] = ["NAME", "KNAME", "TYPE", "SIZE"];
+    let has = |c: &str| available.iter().any(|a| a == c);
+    if !REQUIRED.iter().all(|c| has(c)) {
+        return None;
+    }
+    let cols: Vec<&str> = COLUMNS
+        .split(',')
+        .filter_map(|c| match c {
+            "MOUNTPOINTS" if !has(c) => has("MOUNTPOINT").then_some("MOUNTPOINT"),
+            _ => has(c).then_some(c),
+        })
+        .collect();
+    Some(cols.join(","))
+}
 
 /// One block device as lsblk sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -149,6 +191,25 @@ fn walk(v: &Value, parent: Option<&str>, out: &mut Vec<Node>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_columns_asked_for_follow_what_lsblk_lists_in_its_help() {
+        let new = available_columns(include_str!("../../tests/fixtures/lsblk-help-2.38.txt"));
+        assert!(
+            new.len() > 50 && new.contains(&"MOUNTPOINTS".to_string()) && new.contains(&"FSUSE%".into()),
+            "{new:?}"
+        );
+        assert_eq!(columns_for(&new).as_deref(), Some(COLUMNS));
+        let old = available_columns(include_str!("../../tests/fixtures/lsblk-help-2.36.txt"));
+        assert!(!old.contains(&"MOUNTPOINTS".to_string()) && old.contains(&"MOUNTPOINT".into()), "{old:?}");
+        let cols = columns_for(&old).expect("2.36 has every required column");
+        assert_eq!(cols, COLUMNS.replace("MOUNTPOINTS", "MOUNTPOINT"));
+        // 2.33: neither FSVER nor MOUNTPOINTS.
+        let v233: Vec<String> = old.into_iter().filter(|c| c != "FSVER").collect();
+        assert_eq!(columns_for(&v233).as_deref(), Some(BASELINE_COLUMNS));
+        assert_eq!(columns_for(&[]), None, "a help without columns says nothing");
+        assert!(available_columns("Usage:\n lsblk [options]\n").is_empty());
+    }
 
     #[test]
     fn shared_children_appear_once_with_every_parent() {

@@ -2,7 +2,14 @@
 //!
 //! Capture never fails as a whole: whatever it cannot read (a device even
 //! root cannot open, a missing tool, a kernel without device-mapper) becomes
-//! a [`Note`] that says what and why, and the rest is still recorded.
+//! a [`Note`] that says what and why, and the rest is still recorded. The one
+//! exception is for those who make a backup or save a layout from it
+//! ([`try_capture`]): a capture that could not list the block devices at all
+//! has no partitions, filesystems or swap, and is an error.
+//!
+//! lsblk is asked which columns it has (`lsblk --help`), so the capture
+//! works with util-linux 2.33 and later: where `MOUNTPOINTS` (2.37) is
+//! missing, lsblk gives one mount point and mountinfo the others.
 //!
 //! Mounts, sysfs, swap areas, device heads and blkid probes are read through
 //! a [`Host`], so a capture runs from fixtures too ([`capture_on`] with a
@@ -39,6 +46,35 @@ struct Capture<'a> {
     /// Devices that cannot be opened, and why.
     unreadable: BTreeMap<String, String>,
     mounts: Vec<Mount>,
+    /// Why lsblk could not list the block devices, when it could not.
+    unlisted: Option<String>,
+}
+
+/// Why a capture cannot be used to back up or recover the machine.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// lsblk could not list the block devices, so the layout would have no
+    /// partitions, filesystems or swap.
+    #[error("cannot capture the layout: the block devices cannot be listed ({why}); a layout without them has no partitions, filesystems or swap, and a backup made from it would miss them. Fix: install util-linux 2.33 or later (lsblk), and run `lsblk --json --output NAME,TYPE,PATH` to see what it says")]
+    NoBlockDevices {
+        /// What lsblk said.
+        why: String,
+    },
+}
+
+/// Capture the layout of the running system for a backup or a saved layout:
+/// as [`capture`], but an error when the block devices cannot be listed.
+pub fn try_capture(r: &dyn Runner, opts: &CaptureOptions) -> Result<Layout, CaptureError> {
+    try_capture_on(&SystemHost::new(), r, opts)
+}
+
+/// [`try_capture`] of the machine `host` shows.
+pub fn try_capture_on(host: &dyn Host, r: &dyn Runner, opts: &CaptureOptions) -> Result<Layout, CaptureError> {
+    let (layout, unlisted) = capture_with(host, r, opts);
+    match unlisted {
+        Some(why) => Err(CaptureError::NoBlockDevices { why }),
+        None => Ok(layout),
+    }
 }
 
 /// Capture the layout of the running system.
@@ -48,7 +84,13 @@ pub fn capture(r: &dyn Runner, opts: &CaptureOptions) -> Layout {
 
 /// Capture the layout of the machine `host` shows, running the tools through `r`.
 pub fn capture_on(host: &dyn Host, r: &dyn Runner, opts: &CaptureOptions) -> Layout {
-    let mut c = Capture { host, r, opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
+    capture_with(host, r, opts).0
+}
+
+/// The capture, and why lsblk could not list the block devices, when it could not.
+fn capture_with(host: &dyn Host, r: &dyn Runner, opts: &CaptureOptions) -> (Layout, Option<String>) {
+    let mut c =
+        Capture { host, r, opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new(), unlisted: None };
     c.kernel_features();
     c.mounts = host.mounts().unwrap_or_default().into_iter().map(system::mount_of).collect();
     let nodes = c.devices();
@@ -94,7 +136,7 @@ pub fn capture_on(host: &dyn Host, r: &dyn Runner, opts: &CaptureOptions) -> Lay
         });
     }
     layout.notes = c.notes;
-    layout
+    (layout, c.unlisted)
 }
 
 /// The block devices with their content signatures, probed directly where
@@ -107,7 +149,15 @@ pub fn block_devices(r: &dyn Runner) -> Vec<Node> {
 /// The block devices of the machine `host` shows, as [`block_devices`] finds them.
 pub fn block_devices_on(host: &dyn Host, r: &dyn Runner) -> Vec<Node> {
     let opts = CaptureOptions::default();
-    let mut c = Capture { host, r, opts: &opts, notes: Vec::new(), unreadable: BTreeMap::new(), mounts: Vec::new() };
+    let mut c = Capture {
+        host,
+        r,
+        opts: &opts,
+        notes: Vec::new(),
+        unreadable: BTreeMap::new(),
+        mounts: Vec::new(),
+        unlisted: None,
+    };
     c.devices()
 }
 
@@ -168,15 +218,42 @@ impl Capture<'_> {
     }
 
     fn block_devices(&mut self) -> Vec<Node> {
-        let cmd = Cmd::new("lsblk").args(["--json", "--bytes", "--output", lsblk::COLUMNS]);
-        match self.probe(cmd, "block devices (lsblk)").map(|t| lsblk::parse(&t)) {
-            Some(Ok(nodes)) => nodes,
-            Some(Err(e)) => {
-                self.note("block devices (lsblk)", format!("{e}; disks were read from /sys/block"));
+        match self.lsblk() {
+            Ok(nodes) => nodes,
+            Err(why) => {
+                self.note("block devices (lsblk)", format!("{why}; disks were read from /sys/block"));
+                self.unlisted = Some(why);
                 sysfs_disks(self.host)
             }
-            None => sysfs_disks(self.host),
         }
+    }
+
+    /// The block devices as lsblk lists them, asking for the columns its
+    /// `--help` lists; where it lists none, all columns, and then those of
+    /// every supported release.
+    fn lsblk(&mut self) -> Result<Vec<Node>, String> {
+        let listed = self.r.probe(&Cmd::new("lsblk").arg("--help")).ok();
+        let asked = listed.and_then(|o| lsblk::columns_for(&lsblk::available_columns(&o.text())));
+        let mut tries = vec![asked.unwrap_or_else(|| lsblk::COLUMNS.to_string())];
+        if tries[0] != lsblk::BASELINE_COLUMNS {
+            tries.push(lsblk::BASELINE_COLUMNS.to_string());
+        }
+        let mut why = String::new();
+        for columns in tries {
+            let cmd = Cmd::new("lsblk").args(["--json", "--bytes", "--output", &columns]);
+            match self.r.probe(&cmd) {
+                Ok(o) => match lsblk::parse(&o.text()) {
+                    Ok(nodes) => {
+                        log::debug!("lsblk columns: {columns}");
+                        return Ok(nodes);
+                    }
+                    Err(e) => why = e,
+                },
+                Err(e @ RunError::NotFound { .. }) => return Err(e.to_string()),
+                Err(e) => why = format!("`{cmd}` failed: {}", e.reason()),
+            }
+        }
+        Err(why)
     }
 
     /// Block devices from lsblk, which of them cannot be opened, and their signatures.
