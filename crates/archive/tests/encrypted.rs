@@ -335,3 +335,69 @@ fn an_encrypted_backup_with_a_damaged_manifest_restores_from_the_stream_with_the
     assert!(r.lost.is_empty(), "{:?}", r.lost);
     assert_restored(to.path(), &files);
 }
+
+/// Encryption's cost on backup throughput, in process: the same tree backed
+/// up unencrypted and encrypted (one recipient), alternately, to the
+/// in-memory store (CPU only) and to a directory. Run it in release:
+/// `LIFEBOAT_BENCH_TREE=/usr/share cargo test --release -p lifeboat-archive
+/// --test encrypted -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark (see its comment for how to run it)"]
+fn encryption_cost_on_backup_throughput() {
+    let root = std::env::var("LIFEBOAT_BENCH_TREE").unwrap_or_else(|_| "/usr/share".into());
+    let runs: usize = std::env::var("LIFEBOAT_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(2);
+    let opts = BackupOptions {
+        root: root.clone().into(),
+        paths: vec![".".into()],
+        exclude: Vec::new(),
+        volume_size: 1 << 30,
+        codec: Codec::Zstd(3),
+        exclude_dirs: Vec::new(),
+    };
+    let (_, recipient) = age_key();
+    let recipients = Recipients::parse(&[recipient]).unwrap();
+    let scratch = tempfile::tempdir_in("/var/tmp").unwrap();
+    let once = |encrypted: bool, to_dir: bool, n: usize| -> (f64, u64, u64) {
+        let mem = MemoryTarget::new();
+        let dir = FileTarget::new(scratch.path());
+        let t: &dyn Target = if to_dir { &dir } else { &mem };
+        let name = format!("b{n}{}", if encrypted { "e" } else { "p" });
+        let up = t.begin("bench", &name).unwrap();
+        let start = std::time::Instant::now();
+        let (c, _) = if encrypted {
+            write_encrypted_backup(up, &opts, "bench", None, &recipients, &mut |_, _| {}).unwrap()
+        } else {
+            write_signed_backup(up, &opts, "bench", None, &mut |_, _| {}).unwrap()
+        };
+        let secs = start.elapsed().as_secs_f64();
+        if to_dir {
+            t.delete("bench", &name).unwrap();
+        }
+        (secs, c.stats.bytes_in, c.stats.bytes_out)
+    };
+    once(false, false, 0); // warm the page cache
+    println!("tree {root}; zstd 3; {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    for to_dir in [false, true] {
+        let mut sums = [0f64; 2];
+        for n in 1..=runs {
+            for (i, encrypted) in [false, true].into_iter().enumerate() {
+                let (secs, bytes_in, bytes_out) = once(encrypted, to_dir, n);
+                sums[i] += secs;
+                println!(
+                    "{} {:<11} run {n}: {:>6.2} s, {:>6.1} MB/s in ({} MB in, {} MB out)",
+                    if to_dir { "directory" } else { "memory   " },
+                    if encrypted { "encrypted" } else { "unencrypted" },
+                    secs,
+                    bytes_in as f64 / 1e6 / secs,
+                    bytes_in / 1_000_000,
+                    bytes_out / 1_000_000
+                );
+            }
+        }
+        println!(
+            "{}: encryption costs {:+.1}% of backup time (mean of {runs} runs each)",
+            if to_dir { "directory" } else { "memory" },
+            (sums[1] / sums[0] - 1.0) * 100.0
+        );
+    }
+}
