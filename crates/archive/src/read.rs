@@ -197,11 +197,18 @@ pub fn unseal(objects: &dyn Objects, stored: &Catalog) -> Result<Catalog, ReadEr
     let Some(enc) = &stored.encryption else { return Ok(stored.clone()) };
     let at = objects.location();
     let name = format!("{at}/{}", enc.sealed.name);
-    let data = objects.read(&enc.sealed.name, enc.sealed.size).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            ReadError::Damaged(format!("{name} is missing: the encrypted backup is damaged"))
+    let data = objects.read(&enc.sealed.name, enc.sealed.size).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return ReadError::Damaged(format!("{name} is missing: the encrypted backup is damaged"));
         }
-        _ => ReadError::Io(name.clone(), e),
+        if crate::target::encrypt::crypt_error(&e).is_none() {
+            return ReadError::Io(name.clone(), e);
+        }
+        // A wrong identity or a damaged age file: the error names the object and the fix.
+        match e.into_inner().map(|inner| inner.downcast::<crate::target::encrypt::CryptError>()) {
+            Some(Ok(c)) => ReadError::Encrypted(*c),
+            _ => ReadError::Damaged(format!("{name} cannot be decrypted")),
+        }
     })?;
     if crate::target::encrypt::is_age(&data) {
         return Err(ReadError::Encrypted(crate::target::encrypt::CryptError::NoIdentity { backup: at }));

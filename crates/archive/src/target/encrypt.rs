@@ -717,6 +717,8 @@ impl ObjectRead for PlainObject {
 pub struct DecryptingObjects {
     inner: Arc<dyn Objects>,
     keys: Arc<Keys>,
+    /// Whether the catalog says the backup is encrypted (an unencrypted one is read as it is).
+    encrypted: OnceLock<bool>,
 }
 
 impl fmt::Debug for DecryptingObjects {
@@ -735,7 +737,22 @@ impl DecryptingObjects {
             recovered: OnceLock::new(),
             recipients: OnceLock::new(),
         };
-        DecryptingObjects { inner, keys: Arc::new(keys) }
+        DecryptingObjects { inner, keys: Arc::new(keys), encrypted: OnceLock::new() }
+    }
+
+    /// Whether objects pass as they are stored: the catalog, its signature,
+    /// and every object of a backup whose catalog says it is not encrypted
+    /// (so giving an identity for an unencrypted backup is harmless). When
+    /// the catalog cannot be read, objects are decrypted.
+    fn as_stored(&self, name: &str) -> bool {
+        in_clear(name)
+            || !*self.encrypted.get_or_init(|| {
+                self.inner
+                    .read(CATALOG, crate::read::MAX_CATALOG_BYTES)
+                    .ok()
+                    .and_then(|t| serde_json::from_slice::<crate::Catalog>(&t).ok())
+                    .is_none_or(|c| c.encryption.is_some())
+            })
     }
 
     /// The objects as stored (encrypted).
@@ -758,6 +775,9 @@ impl Objects for DecryptingObjects {
     }
 
     fn open_volume(&self, name: &str, max: u64) -> std::io::Result<Arc<dyn ObjectRead>> {
+        if self.as_stored(name) {
+            return self.inner.open_volume(name, max);
+        }
         let stored = self.inner.open_volume(name, stored_bound(max))?;
         let object = self.named(name);
         let mut first = self.keys.open(self.inner.as_ref(), RangeReader::new(Arc::clone(&stored)), &object)?;
@@ -779,7 +799,7 @@ impl Objects for DecryptingObjects {
     }
 
     fn read(&self, name: &str, max: u64) -> std::io::Result<Vec<u8>> {
-        if in_clear(name) {
+        if self.as_stored(name) {
             return self.inner.read(name, max);
         }
         let data = self.inner.read(name, stored_bound(max))?;
@@ -797,6 +817,9 @@ impl Objects for DecryptingObjects {
     }
 
     fn sequential(&self) -> Option<Box<dyn Read + Send>> {
+        if self.as_stored("") {
+            return self.inner.sequential();
+        }
         let text = self.inner.read(CATALOG, crate::read::MAX_CATALOG_BYTES).ok()?;
         let catalog = serde_json::from_slice::<crate::Catalog>(&text).ok()?;
         let volumes: Vec<(String, u64)> = catalog.volumes.iter().map(|v| (v.name.clone(), v.size)).collect();
@@ -1018,7 +1041,9 @@ mod tests {
         let stored_a = up.stored("vol-0001.tar.zst").expect("stored");
         assert!(stored_a.size > a.len() as u64 && stored_a.size <= stored_bound(a.len() as u64));
         assert!(up.stored(crate::sign::SIGNATURE_FILE).is_none(), "the signature stays in clear");
-        let catalog = serde_json::json!({"format": "lifeboat-archive", "version": 2, "host": "h", "created": "x",
+        let catalog = serde_json::json!({"format": "lifeboat-archive", "version": 3, "host": "h", "created": "x",
+            "encryption": {"scheme": "age", "recipients": [], "sealed_blake3": "",
+                "sealed": {"name": "catalog.age", "size": 0, "blake3": ""}},
             "compression": "zstd", "volume_size": 1, "frames": [],
             "volumes": [stored_a, up.stored("vol-0002.tar.zst").expect("stored")],
             "manifest": {"name": "manifest.jsonl", "size": 0, "blake3": ""}, "stats": {"entries": 0, "files": 0,
@@ -1158,7 +1183,7 @@ mod tests {
         let v = d.open_volume("vol-0001.tar.zst", 1 << 30).expect("the header and last chunk are intact");
         let mut buf = vec![0u8; 200_000];
         let e = v.read_at(0, &mut buf).expect_err("damaged");
-        assert!(e.to_string().contains("vol-0001.tar.zst"), "{e}");
+        assert!(e.to_string().contains("vol-0001.tar.zst") && e.to_string().contains("tampered"), "{e}");
         let mut small = [0u8; 10];
         v.read_at(0, &mut small).expect("the first chunk is intact");
     }
