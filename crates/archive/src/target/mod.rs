@@ -23,6 +23,7 @@
 //! nothing else.
 
 pub mod dir;
+pub mod encrypt;
 pub mod memory;
 pub mod sftp;
 
@@ -33,6 +34,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use dir::{is_complete, DirObjects, FileTarget};
+pub use encrypt::{DecryptingObjects, EncryptingUpload, Identities, Recipients};
 pub use memory::MemoryTarget;
 
 /// The name of a backup's catalog, its commit point.
