@@ -966,8 +966,10 @@ pub fn is_encrypted(objects: &dyn Objects) -> bool {
 /// Check every stored object of a backup against the BLAKE3 and size its
 /// catalog (as stored) gives — volumes, manifest, sealed catalog and
 /// passphrase identity — without decrypting anything: what `verify` can
-/// do without the identity. `catalog` is the stored catalog, best the one
-/// whose signature was checked (`crate::trust::verified_catalog`).
+/// do without the identity. `objects` are the objects as stored (not a
+/// [`DecryptingObjects`]: [`DecryptingObjects::stored`] gives them);
+/// `catalog` is the stored catalog, best the one whose signature was
+/// checked (`crate::trust::verified_catalog`).
 pub fn verify_stored(objects: &dyn Objects, catalog: &crate::Catalog) -> crate::restore::VerifyReport {
     let mut r = crate::restore::VerifyReport::default();
     let mut all: Vec<&Volume> = catalog.volumes.iter().collect();
