@@ -273,8 +273,15 @@ fn an_encrypted_backup_in_a_directory_restores_with_age_zstd_and_tar_alone() {
     );
     let src = tempfile::tempdir().unwrap();
     let files = tree(src.path());
-    let (identity, recipient) = age_key();
     let dst = tempfile::tempdir().unwrap();
+    // A key made by age-keygen, as an administrator makes one.
+    let key = dst.path().join("key.txt");
+    let made = std::process::Command::new("age-keygen").arg("-o").arg(&key).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let public = std::process::Command::new("age-keygen").arg("-y").arg(&key).output().unwrap();
+    let recipient = String::from_utf8(public.stdout).unwrap().trim().to_string();
+    let identity = std::fs::read_to_string(&key).unwrap();
+    assert!(Identities::read_file(&key).unwrap().public_keys() == vec![recipient.clone()]);
     let t = FileTarget::new(dst.path());
     let recipients = Recipients::parse(&[recipient]).unwrap().with_passphrase("lost every key".into());
     let up = t.begin("web1", "b1").unwrap();
@@ -282,8 +289,6 @@ fn an_encrypted_backup_in_a_directory_restores_with_age_zstd_and_tar_alone() {
         write_encrypted_backup(up, &options(src.path()), "web1", None, &recipients, &mut |_, _| {}).unwrap();
     let dir = dst.path().join("web1/b1");
     assert!(dir.join(PASSPHRASE_IDENTITY).is_file());
-    let key = dst.path().join("key.txt");
-    std::fs::write(&key, &identity).unwrap();
 
     // The standard tools, volume by volume in order.
     let out = tempfile::tempdir().unwrap();
