@@ -36,6 +36,12 @@ pub enum Error {
     /// The default selection found no filesystem.
     #[error("nothing to back up: no filesystem of the layout is mounted at or below {} (filesystems on excluded disks are left out; give PATHS, or see layout.include_virtual)", .0.display())]
     NothingMounted(PathBuf),
+    /// The backup would not hold every filesystem mounted now; nothing was written.
+    #[error("refusing to make a backup that misses mounted filesystems; nothing was written:{}\n  fix: capture again with `lifeboat layout show -` to see what the layout lacks (`lifeboat layout save` says what could not be captured); to leave one out on purpose, add it to backup.exclude (its path without the leading /) or its disk to layout.exclude_devices", missing_lines(.0))]
+    Incomplete(Vec<crate::select::Missing>),
+    /// The running system's layout cannot be captured.
+    #[error(transparent)]
+    Capture(#[from] lifeboat_layout::CaptureError),
     /// Every filesystem of the default selection is excluded.
     #[error("nothing to back up: every filesystem below {} is excluded (backup.exclude)", .0.display())]
     AllExcluded(PathBuf),
@@ -137,6 +143,11 @@ pub enum Error {
     /// The rescue medium's record of the backup cannot be written.
     #[error("cannot record where the backup went")]
     Record(#[source] serde_json::Error),
+}
+
+/// One indented line for each missing filesystem.
+fn missing_lines(missing: &[crate::select::Missing]) -> String {
+    missing.iter().map(|m| format!("\n  - {m}")).collect()
 }
 
 impl Error {

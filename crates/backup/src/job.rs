@@ -46,14 +46,15 @@ impl Made {
     }
 }
 
-/// The running system's layout, captured with the configured exclusions.
-pub fn live_layout(config: &Config, runner: &dyn Runner) -> Layout {
+/// The running system's layout, captured with the configured exclusions;
+/// an error when capture cannot list the block devices.
+pub fn live_layout(config: &Config, runner: &dyn Runner) -> Result<Layout, Error> {
     let opts = lifeboat_layout::CaptureOptions {
         include_virtual: config.layout.include_virtual,
         include_removable: config.layout.include_removable,
         exclude_devices: config.layout.exclude_devices.clone(),
     };
-    lifeboat_layout::capture(runner, &opts)
+    Ok(lifeboat_layout::try_capture(runner, &opts)?)
 }
 
 /// The target a URL names (`backup.target` when none is given).
@@ -72,7 +73,9 @@ pub fn open_target(config: &Config, url: Option<&str>) -> Result<(String, Box<dy
 /// `feedback`.
 pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Made, Error> {
     let (url, target) = open_target(config, Some(&req.url))?;
-    let layout = live_layout(config, runner);
+    let layout = live_layout(config, runner)?;
+    // Refused here, before the upload begins, when the selection misses a
+    // mounted filesystem: nothing is staged, nothing published.
     let selection = select(&layout, config, req, target.local_dir());
     for l in &selection.left_out {
         feedback.notice(Notice::LeftOut(l.clone()));

@@ -126,7 +126,7 @@ pub fn mkbackup(
             backup = Some(made);
         }
     }
-    let mut layout = live_layout(config, runner);
+    let mut layout = live_layout(config, runner)?;
     // The disk that holds the backup is what recovery reads from: it is never recreated.
     if let Some(d) = &backup_disk {
         for disk in layout.disks.iter_mut().filter(|x| Path::new(&x.id) == d.as_path()) {

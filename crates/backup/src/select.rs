@@ -4,6 +4,11 @@
 //! The automatic excludes: `tmp/*`, the secret signing key, swap files, and
 //! the target and work directories by what they are (device and inode), so
 //! that a target reached through a symlink is still left out.
+//!
+//! A backup of the default selection must hold every filesystem mounted
+//! now: one that is neither on a disk recovery leaves alone nor covered by
+//! `backup.exclude` is [`Missing`], and the selection is refused before
+//! anything is written.
 
 use crate::keys::secret_key_excludes;
 use crate::Error;
@@ -45,6 +50,29 @@ pub enum LeftOut {
     },
 }
 
+/// A filesystem mounted now that the default selection would not hold,
+/// although neither an excluded disk nor `backup.exclude` says to leave it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// Where it is mounted.
+    pub mountpoint: String,
+    /// Its device.
+    pub device: String,
+    /// Its type.
+    pub fstype: String,
+    /// Why the selection does not hold it.
+    pub why: String,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} {}): {}", self.mountpoint, self.fstype, self.device, self.why)
+    }
+}
+
+/// The filesystems capture records and recovery recreates.
+const RECREATED: [&str; 6] = ["ext2", "ext3", "ext4", "xfs", "btrfs", "vfat"];
+
 /// The backup a request makes, with what the default selection leaves out.
 #[derive(Debug)]
 pub struct Selection {
@@ -52,6 +80,8 @@ pub struct Selection {
     pub options: BackupOptions,
     /// Filesystems of the default selection that are not backed up.
     pub left_out: Vec<LeftOut>,
+    /// Filesystems mounted now that the backup would miss (then it is refused).
+    pub missing: Vec<Missing>,
     /// The used bytes of the filesystems backed up whole (for an ETA); 0 when unknown.
     pub expected_bytes: u64,
     /// Why nothing can be backed up, when so.
@@ -169,6 +199,10 @@ pub fn select(layout: &Layout, config: &Config, req: &Request, target_dir: Optio
             refused = Some(Error::AllExcluded(req.root.clone()));
         }
     }
+    let missing = if req.paths.is_empty() { missing(layout, &req.root, &options) } else { Vec::new() };
+    if !missing.is_empty() && matches!(refused, None | Some(Error::NothingMounted(_) | Error::AllExcluded(_))) {
+        refused = Some(Error::Incomplete(missing.clone()));
+    }
     if refused.is_none() {
         refused = options.check().err().map(Error::Selection);
     }
@@ -179,7 +213,59 @@ pub fn select(layout: &Layout, config: &Config, req: &Request, target_dir: Optio
         .filter(|f| f.mountpoints.iter().any(|m| options.paths.iter().any(|p| req.root.join(p) == Path::new(m))))
         .filter_map(|f| f.used)
         .sum();
-    Selection { options, left_out, expected_bytes, refused }
+    Selection { options, left_out, missing, expected_bytes, refused }
+}
+
+/// The filesystems mounted at or below `root` that a backup with `options`
+/// would not hold: a filesystem of the layout left out of the paths, and a
+/// mount of a recreated type on a device the layout has no filesystem on
+/// (capture did not see it). Not missing: those on disks the layout
+/// excludes, those the excludes cover, bind mounts of a directory (their
+/// filesystem is mounted elsewhere too), and network filesystems.
+fn missing(layout: &Layout, root: &Path, options: &BackupOptions) -> Vec<Missing> {
+    let relative = |m: &str| {
+        Path::new(m)
+            .strip_prefix(root)
+            .ok()
+            .map(|r| if r.as_os_str().is_empty() { PathBuf::from(".") } else { r.into() })
+    };
+    let held = |r: &Path| {
+        options.paths.iter().any(|p| p == r)
+            || (r != Path::new(".") && options.excludes(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
+    };
+    let on_excluded_disk = |device: &str| layout.disk_of(device).is_some_and(|d| d.excluded.is_some());
+    let mut out: Vec<Missing> = Vec::new();
+    for f in layout.filesystems.iter().filter(|f| !on_excluded_disk(&f.device)) {
+        for m in &f.mountpoints {
+            if relative(m).is_some_and(|r| !held(&r)) {
+                out.push(Missing {
+                    mountpoint: m.clone(),
+                    device: f.device.clone(),
+                    fstype: f.fstype.clone(),
+                    why: "the selection leaves it out".into(),
+                });
+            }
+        }
+    }
+    let in_layout = |m: &str| layout.filesystems.iter().any(|f| f.mountpoints.iter().any(|x| x == m));
+    for m in &layout.mounts {
+        let whole = m.root == "/" || m.root.is_empty() || m.fstype == "btrfs";
+        if !m.source.starts_with("/dev/") || !RECREATED.contains(&m.fstype.as_str()) || !whole {
+            continue;
+        }
+        if in_layout(&m.target) || on_excluded_disk(&m.source) || out.iter().any(|o| o.mountpoint == m.target) {
+            continue;
+        }
+        if relative(&m.target).is_some_and(|r| !held(&r)) {
+            out.push(Missing {
+                mountpoint: m.target.clone(),
+                device: m.source.clone(),
+                fstype: m.fstype.clone(),
+                why: format!("the layout has no filesystem on {} (capture did not see it)", m.source),
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -321,6 +407,70 @@ size = 1048576
             .expect_err("nothing")
             .to_string();
         assert!(e.starts_with("nothing to back up: no filesystem of the layout is mounted"), "{e}");
+    }
+
+    fn mount(l: &mut Layout, source: &str, target: &str, fstype: &str, root: &str) {
+        l.mounts.push(lifeboat_layout::model::Mount {
+            target: target.into(),
+            source: source.into(),
+            fstype: fstype.into(),
+            options: "rw".into(),
+            root: root.into(),
+        });
+    }
+
+    #[test]
+    fn a_mounted_filesystem_the_layout_lacks_is_missing_and_the_backup_refused_naming_it() {
+        let (tmp, root) = tree();
+        let r = root.display().to_string();
+        let mut l = layout(&root);
+        mount(&mut l, "/dev/sda", &r, "ext4", "/");
+        mount(&mut l, "/dev/sdc", &format!("{r}/mnt/usb"), "vfat", "/");
+        // Capture did not see /dev/sdd (an lsblk that failed): /data would not be backed up.
+        mount(&mut l, "/dev/sdd1", &format!("{r}/data"), "xfs", "/");
+        // Not missing: a bind mount of a directory, NFS, a filesystem recovery does not recreate, pseudo filesystems.
+        mount(&mut l, "/dev/sdd1", &format!("{r}/srv/www"), "xfs", "/www");
+        mount(&mut l, "nfs:/export", &format!("{r}/net"), "nfs4", "/");
+        mount(&mut l, "/dev/sr0", &format!("{r}/media/cd"), "iso9660", "/");
+        let s = select(&l, &config(tmp.path()), &request(&root, &[]), None);
+        assert_eq!(
+            s.missing,
+            vec![Missing {
+                mountpoint: format!("{r}/data"),
+                device: "/dev/sdd1".into(),
+                fstype: "xfs".into(),
+                why: "the layout has no filesystem on /dev/sdd1 (capture did not see it)".into()
+            }]
+        );
+        let e = s.into_options().expect_err("incomplete");
+        assert!(matches!(e, Error::Incomplete(_)), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("{r}/data (xfs /dev/sdd1)")) && msg.contains("nothing was written"), "{msg}");
+        assert!(msg.contains("backup.exclude") && msg.contains("layout.exclude_devices"), "the fix: {msg}");
+
+        // Excluded by configuration: left out, not missing.
+        let mut c = config(tmp.path());
+        c.backup.exclude = vec!["data".into()];
+        let s = select(&l, &c, &request(&root, &[]), None);
+        assert!(s.missing.is_empty(), "{:?}", s.missing);
+        assert!(s.into_options().is_ok());
+        // Paths given explicitly: the person chose what the backup holds.
+        let s = select(&l, &config(tmp.path()), &request(&root, &["srv"]), None);
+        assert!(s.missing.is_empty() && s.into_options().is_ok());
+    }
+
+    #[test]
+    fn a_layout_whose_capture_saw_no_filesystem_is_incomplete_not_nothing_mounted() {
+        let (tmp, root) = tree();
+        let r = root.display().to_string();
+        let mut l = layout(&root);
+        l.filesystems.clear();
+        mount(&mut l, "/dev/vda1", &r, "ext4", "/");
+        mount(&mut l, "/dev/vda3", &format!("{r}/home"), "ext4", "/");
+        let e = select(&l, &config(tmp.path()), &request(&root, &[]), None).into_options().expect_err("incomplete");
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("\n  - {r} (ext4 /dev/vda1)")), "{msg}");
+        assert!(msg.contains(&format!("\n  - {r}/home (ext4 /dev/vda3)")), "{msg}");
     }
 
     #[test]

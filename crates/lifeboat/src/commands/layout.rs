@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Capture the running system with the configured exclusions.
-fn live(ctx: &Ctx) -> Layout {
-    lifeboat_backup::job::live_layout(&ctx.config, &SystemRunner::new(Mode::Run))
+fn live(ctx: &Ctx) -> anyhow::Result<Layout> {
+    Ok(lifeboat_backup::job::live_layout(&ctx.config, &SystemRunner::new(Mode::Run))?)
 }
 
 fn load(path: &Path) -> anyhow::Result<Layout> {
@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, cmd: LayoutCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         LayoutCmd::Save { output } => {
             let path = output.unwrap_or_else(default);
-            let layout = live(ctx);
+            let layout = live(ctx)?;
             layout.save(&path).with_context(|| format!("cannot save the layout to {}", path.display()))?;
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&layout)?);
@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, cmd: LayoutCmd) -> anyhow::Result<ExitCode> {
         }
         LayoutCmd::Show { file } => {
             let layout = match file {
-                Some(p) if p == Path::new("-") => live(ctx),
+                Some(p) if p == Path::new("-") => live(ctx)?,
                 Some(p) => load(&p)?,
                 None => load(&default())?,
             };
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, cmd: LayoutCmd) -> anyhow::Result<ExitCode> {
             let saved = load(&saved_path)?;
             let (current, what) = match against {
                 Some(p) => (load(&p)?, p.display().to_string()),
-                None => (live(ctx), "the live system".to_string()),
+                None => (live(ctx)?, "the live system".to_string()),
             };
             let changes = diff(&saved, &current);
             if ctx.json {
