@@ -324,3 +324,71 @@ fn a_filesystem_of_the_default_selection_that_the_excludes_cover_is_left_out_and
     assert!(err.contains("nothing to back up: every filesystem below"), "{err}");
     assert!(backups(&target).is_empty());
 }
+
+/// A directory holding an `lsblk` that acts as `script` says, first on PATH.
+fn fake_lsblk(dir: &Path, script: &str) -> String {
+    let bin = dir.join("fake-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let real = sh("command -v lsblk").trim().to_string();
+    let text = format!("#!/bin/bash\nREAL={real}\n{script}\n");
+    std::fs::write(bin.join("lsblk"), text).expect("write");
+    sh(&format!("chmod +x {}", bin.join("lsblk").display()));
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// `lifeboat ARGS` with `PATH` set.
+fn run_with_path(path: &str, args: &[&str]) -> (i32, String, String) {
+    let out = common::lifeboat().env("PATH", path).args(args).output().expect("run lifeboat");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn a_capture_that_cannot_list_the_block_devices_fails_layout_save_and_backup() {
+    let (tmp, tree, target, cfg) = setup("");
+    let path = fake_lsblk(tmp.path(), "echo 'lsblk: unknown column: MOUNTPOINTS' >&2; exit 1");
+    let saved = tmp.path().join("layout.toml");
+    let (code, out, err) = run_with_path(&path, &["--config", s(&cfg), "layout", "save", "--output", s(&saved)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("block devices cannot be listed") && err.contains("unknown column: MOUNTPOINTS"), "{err}");
+    assert!(!saved.exists(), "no layout saved");
+    let (code, out, err) =
+        run_with_path(&path, &["--config", s(&cfg), "backup", "--target", &url(&target), "--root", s(&tree)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("block devices cannot be listed"), "{err}");
+    assert!(backups(&target).is_empty());
+}
+
+#[test]
+fn an_lsblk_of_util_linux_2_36_without_mountpoints_still_sees_the_filesystems() {
+    if !root_or_skip("loop devices") {
+        return;
+    }
+    let (tmp, tree, target, _) = setup("");
+    // util-linux 2.36 (Debian 11): no MOUNTPOINTS column, in --help or in --output.
+    let path = fake_lsblk(
+        tmp.path(),
+        r#"if [ "$1" = --help ]; then "$REAL" --help | grep -v ' MOUNTPOINTS '; exit; fi
+case "$*" in *MOUNTPOINTS*) echo 'lsblk: unknown column: MOUNTPOINTS' >&2; exit 1;; esac
+exec "$REAL" "$@""#,
+    );
+    let mut disk = common::LoopDisk::new(tmp.path(), "srv", 32 << 20);
+    sh(&format!("mkfs.ext4 -q {}", disk.dev));
+    let dev = disk.dev.clone();
+    disk.mount(&dev, &tree.join("srv"), "");
+    std::fs::write(tree.join("srv/inside.txt"), "inside\n").expect("write");
+    let cfg = config(tmp.path(), "[layout]\ninclude_virtual = true\n");
+    let saved = tmp.path().join("layout.toml");
+    let (code, out, err) = run_with_path(&path, &["--config", s(&cfg), "layout", "save", "--output", s(&saved)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("lsblk"), "nothing about lsblk not captured: {out}");
+    let text = std::fs::read_to_string(&saved).expect("layout");
+    assert!(text.contains(&format!("\"{}\"", tree.join("srv").display())), "the mount point, from mountinfo: {text}");
+    let (code, out, err) =
+        run_with_path(&path, &["--config", s(&cfg), "backup", "--target", &url(&target), "--root", s(&tree)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(backups(&target).len(), 1);
+}
