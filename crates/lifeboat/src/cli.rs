@@ -289,4 +289,8 @@ pub struct RecoverArgs {
     /// trusted key (the rescue medium's, or paths.key_dir), with a warning; never with --auto
     #[arg(long, conflicts_with = "auto")]
     pub insecure_unsigned: bool,
+    /// Recover as a clone with the identity in FILE (host name, addresses,
+    /// new machine-id and SSH host keys, optionally new UUIDs; see docs/cloning.md)
+    #[arg(long = "clone", value_name = "FILE")]
+    pub clone: Option<PathBuf>,
 }

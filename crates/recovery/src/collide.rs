@@ -208,6 +208,7 @@ mod tests {
             renames: BTreeMap::new(),
             actions,
             notes: Vec::new(),
+            uuids: BTreeMap::new(),
         }
     }
 

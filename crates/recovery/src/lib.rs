@@ -6,11 +6,13 @@
 //! places the partitions on a disk of another size, [`plan`] lists every
 //! step before anything is written, and [`execute`] carries the plan out
 //! (resumably) through the command runner; [`recover`] runs one recovery
-//! from start to end (layout, mapping, backup, plan, question, execution).
+//! from start to end (layout, mapping, backup, plan, question, execution);
+//! [`identity`] gives a clone its own host name, addresses, keys and UUIDs.
 
 pub mod collide;
 pub mod execute;
 pub mod geometry;
+pub mod identity;
 pub mod mapping;
 pub mod plan;
 pub mod recover;
@@ -93,8 +95,11 @@ pub enum RecoveryError {
         nodes: Vec<String>,
     },
     /// The recreated storage would have identities that devices which stay already have.
-    #[error("recovering onto these disks would give the new storage identities that other devices already have:\n  {}\n  The tools refuse some duplicates (btrfs, XFS, LVM names) and UUID= in fstab and crypttab would be ambiguous. Nothing was written. Recover with those devices detached, or wipe them (wipefs -a DEVICE) if they are not needed; this version cannot yet give a clone new identities.", .0.join("\n  "))]
+    #[error("recovering onto these disks would give the new storage identities that other devices already have:\n  {}\n  The tools refuse some duplicates (btrfs, XFS, LVM names) and UUID= in fstab and crypttab would be ambiguous. Nothing was written. Recover with those devices detached, wipe them (wipefs -a DEVICE) if they are not needed, or make a clone with new identities (`recover --clone FILE` with new_uuids = true; see docs/cloning.md; volume group names stay).", .0.join("\n  "))]
     Collision(Vec<String>),
+    /// The clone file, or giving the restored system the clone's identity.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
 }
 
 /// Map the layout's disks onto the disks present and build the plan.

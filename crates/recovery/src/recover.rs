@@ -3,6 +3,7 @@
 //! then written), plan, show the plan, ask, recreate, restore, fix and make
 //! the machine boot. What is shown and asked goes through a [`Console`].
 
+use crate::identity::{CloneFile, Identity};
 use crate::{execute, mapping, Options, Plan, RecoveryError, Report, Settings};
 use lifeboat_archive::read::Backup;
 use lifeboat_backup::find::{self, Find, Source};
@@ -42,6 +43,10 @@ pub struct Request {
     pub keep_mounted: bool,
     /// Restore from a backup whose signature is missing or wrong (never with `auto`).
     pub insecure_unsigned: bool,
+    /// A clone file: the restored system gets that identity (host name,
+    /// addresses, machine-id, SSH host keys, optionally new UUIDs) instead of
+    /// the source's.
+    pub clone: Option<PathBuf>,
 }
 
 /// Where a recovery shows what it does and asks what it must.
@@ -127,7 +132,41 @@ fn settings(config: &Config, req: &Request) -> Settings {
         unattended: req.auto,
         regenerate_initramfs: c.regenerate_initramfs,
         bootloader: c.bootloader,
+        clone: None,
     }
+}
+
+/// The interfaces of the machine being recovered, as (name, MAC), loopback left out.
+fn interfaces_here() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/sys/class/net") else { return out };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Ok(mac) = std::fs::read_to_string(e.path().join("address")) {
+            let mac = mac.trim().to_ascii_lowercase();
+            if name != "lo" && !mac.is_empty() && mac != "00:00:00:00:00:00" {
+                out.push((name, mac));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The clone's identity from the clone file, resolved against the source's
+/// interfaces in the layout and this machine's; None without a clone file.
+fn clone_identity(config: &Config, req: &Request, layout: &Layout) -> Result<Option<Identity>, RecoveryError> {
+    let _ = config;
+    let Some(file) = &req.clone else { return Ok(None) };
+    let c = CloneFile::load(file)?;
+    let source: Vec<(String, Option<String>)> = layout
+        .network
+        .interfaces
+        .iter()
+        .filter(|i| i.link_type != "loopback" && i.name != "lo")
+        .map(|i| (i.name.clone(), i.mac.clone()))
+        .collect();
+    Ok(Some(Identity::resolve(&c, &layout.meta.hostname, &source, &interfaces_here())?))
 }
 
 /// The `OLD=NEW` pairs of the configuration, the map file and the request.
@@ -165,6 +204,7 @@ pub fn recover(config: &Config, req: &Request, console: &mut dyn Console) -> Res
     let layout_path = layout_file(config, req);
     let layout = Layout::load(&layout_path)?;
     let mut s = settings(config, req);
+    s.clone = clone_identity(config, req, &layout)?;
     // Disks mapped on the command line are a clone onto chosen disks: only they are recreated.
     let only_explicit = !req.map.is_empty() || req.map_file.is_some();
     let explicit = mapping::parse_pairs(&pairs(config, req)?)?;

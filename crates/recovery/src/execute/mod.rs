@@ -6,12 +6,14 @@
 //! One function per kind of step, grouped as the plan is: [`storage`]
 //! (partition tables, RAID, LUKS, LVM), [`filesystems`] (mkfs, swap,
 //! subvolumes, mounts), [`restore`] (the backup and the fix-ups of the
-//! restored configuration) and [`boot`] (initramfs and GRUB); [`host`]
-//! holds what they read from the running system.
+//! restored configuration), [`identity`] (a clone's own identity) and
+//! [`boot`] (initramfs and GRUB); [`host`] holds what they read from the
+//! running system.
 
 mod boot;
 mod filesystems;
 pub mod host;
+mod identity;
 pub mod restore;
 mod storage;
 
@@ -161,6 +163,7 @@ impl Exec<'_> {
             Action::Mount { device, target, fstype, options } => self.mount(device, target, fstype, options.as_deref()),
             Action::Restore { backup, .. } => restore::restore_once(&self.o.root, backup, restore, &mut self.report),
             Action::FixDevices { renames } => self.fix_devices(renames),
+            Action::Identity { identity } => self.identity(identity),
             Action::Initramfs => self.initramfs(),
             Action::GrubBios { disks } => self.grub_bios(disks),
             Action::GrubEfi { esp_mountpoint, id } => self.grub_efi(esp_mountpoint, id),

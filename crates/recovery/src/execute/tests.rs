@@ -295,3 +295,33 @@ fn a_new_table_is_written_shown_to_the_kernel_and_its_partitions_wiped() {
         ]
     );
 }
+
+#[test]
+fn a_clones_identity_rewrites_the_tree_and_makes_new_ssh_host_keys_through_the_runner() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("etc/ssh")).expect("mkdir");
+    std::fs::write(root.join("etc/hostname"), "web1\n").expect("write");
+    std::fs::write(root.join("etc/machine-id"), "0123456789abcdef0123456789abcdef\n").expect("write");
+    std::fs::write(root.join("etc/ssh/ssh_host_rsa_key"), "old\n").expect("write");
+    let o = options(root);
+    let h = FixtureHost::new();
+    let r = ScriptedRunner::new();
+    let file = crate::identity::CloneFile::parse("hostname = \"web2\"\n").expect("clone file");
+    let identity = crate::identity::Identity::resolve(&file, "web1", &[], &[]).expect("resolve");
+    let mut x = exec(&h, &r, &o);
+    let mut restore = no_restore();
+    assert!(!x.step(&Action::Identity { identity }, &mut restore).expect("identity"));
+    assert_eq!(std::fs::read_to_string(root.join("etc/hostname")).expect("hostname"), "web2\n");
+    let id = std::fs::read_to_string(root.join("etc/machine-id")).expect("machine-id");
+    assert!(id.trim().len() == 32 && id.trim() != "0123456789abcdef0123456789abcdef", "{id}");
+    assert!(!root.join("etc/ssh/ssh_host_rsa_key").exists());
+    let keygen =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("ssh-keygen").is_file()));
+    if keygen {
+        assert_eq!(r.planned(), [format!("ssh-keygen -A -f {}", root.display())]);
+    } else {
+        assert!(r.planned().is_empty());
+        assert!(x.report.warnings.iter().any(|w| w.contains("run `ssh-keygen -A`")), "{:?}", x.report.warnings);
+    }
+}

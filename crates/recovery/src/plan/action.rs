@@ -157,6 +157,12 @@ pub enum Action {
         /// Old device path → new one.
         renames: BTreeMap<String, String>,
     },
+    /// Give the restored system a clone's identity: host name, addresses,
+    /// machine-id, SSH host keys, and the new UUIDs in its configuration.
+    Identity {
+        /// What the clone gets.
+        identity: crate::identity::Identity,
+    },
     /// Rebuild the initramfs in the restored system.
     Initramfs,
     /// Install GRUB for BIOS in these disks' boot sectors.
@@ -211,6 +217,24 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// A clone's identity as the plan shows it: one line per thing that changes.
+fn render_identity(c: &crate::identity::Identity) -> String {
+    let name = c.fqdn().unwrap_or_else(|| c.hostname.clone());
+    let mut t = format!("the clone's identity (instead of {}'s):", c.source_hostname);
+    t.push_str(&format!("\n       host name {name} (/etc/hostname, /etc/hosts, /etc/mailname)"));
+    t.push_str("\n       a new machine-id, new SSH host keys (ssh-keygen -A)");
+    for a in &c.interfaces {
+        t.push_str(&format!("\n       {} (ifupdown, systemd-networkd, NetworkManager)", a.summary()));
+    }
+    if !c.uuids.is_empty() {
+        t.push_str("\n       new UUIDs in fstab, crypttab and the boot configuration:");
+        for (old, new) in &c.uuids {
+            t.push_str(&format!("\n         {old} -> {new}"));
+        }
+    }
+    t
+}
+
 fn uuid_or_new(u: &Option<String>) -> String {
     u.clone().unwrap_or_else(|| "(new)".into())
 }
@@ -227,7 +251,7 @@ impl Action {
                 Phase::Filesystems
             }
             Action::Restore { .. } => Phase::Restore,
-            Action::FixDevices { .. } | Action::Initramfs => Phase::Fix,
+            Action::FixDevices { .. } | Action::Identity { .. } | Action::Initramfs => Phase::Fix,
             Action::GrubBios { .. } | Action::GrubEfi { .. } => Phase::Bootloader,
         }
     }
@@ -252,6 +276,7 @@ impl Action {
             Action::Mount { device, target, .. } => format!("mount {device} on {target}"),
             Action::Restore { backup, .. } => format!("restore {backup}"),
             Action::FixDevices { .. } => "rename changed devices in the restored configuration".into(),
+            Action::Identity { identity } => format!("give the restored system the identity of {}", identity.hostname),
             Action::Initramfs => "regenerate the initramfs".into(),
             Action::GrubBios { disks } => format!("install GRUB for BIOS on {}", disks.join(", ")),
             Action::GrubEfi { esp_mountpoint, .. } => format!("install GRUB for UEFI on {esp_mountpoint}"),
@@ -305,6 +330,7 @@ impl Action {
                 "rename devices in fstab, crypttab and the GRUB configuration: {}",
                 renames.iter().map(|(a, b)| format!("{a} -> {b}")).collect::<Vec<_>>().join(", ")
             ),
+            Action::Identity { identity } => render_identity(identity),
             Action::Initramfs => "regenerate the initramfs in the restored system".into(),
             Action::GrubBios { disks } => format!("install GRUB for BIOS on {}", disks.join(", ")),
             Action::GrubEfi { esp_mountpoint, id } => format!(

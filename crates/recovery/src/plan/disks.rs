@@ -8,6 +8,19 @@ use crate::geometry;
 use crate::mapping::DiskMap;
 use crate::RecoveryError;
 
+/// The disk as its table is written: in a clone with new UUIDs, with a new
+/// disk id and new partition UUIDs.
+fn renewed(b: &mut Builder<'_>, d: &lifeboat_layout::model::Disk) -> lifeboat_layout::model::Disk {
+    let mut d = d.clone();
+    if let Some(t) = &mut d.table {
+        t.id = b.identity_of(&t.id);
+        for p in &mut t.partitions {
+            p.uuid = b.identity_of(&p.uuid);
+        }
+    }
+    d
+}
+
 /// Recreate the old disk of `m` on its new disk: its partition table (every
 /// partition renamed, resized and marked made) or, without a table, a wipe.
 pub(super) fn disk(b: &mut Builder<'_>, m: &DiskMap) -> Result<(), RecoveryError> {
@@ -48,11 +61,12 @@ pub(super) fn disk(b: &mut Builder<'_>, m: &DiskMap) -> Result<(), RecoveryError
             what: sizing::what_is_on(layout, &op.id),
         });
     }
+    let script = commands::sfdisk_script(&renewed(b, d), &m.new, &placed, m.new_size == d.size);
     b.actions.push(Action::Partition {
         disk: m.new.clone(),
         old: d.id.clone(),
         label: t.label.clone(),
-        script: commands::sfdisk_script(d, &m.new, &placed, m.new_size == d.size),
+        script,
         partitions,
         sector,
     });

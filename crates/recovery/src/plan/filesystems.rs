@@ -7,11 +7,13 @@ use super::{commands, sizing, Builder};
 use crate::RecoveryError;
 use lifeboat_layout::model::{Filesystem, Swap};
 
-/// A filesystem with its old UUID, label and parameters; on btrfs, its
+/// A filesystem with its old UUID (a clone's new one), label and parameters; on btrfs, its
 /// subvolumes (parents first) and default subvolume.
 pub(super) fn filesystem(b: &mut Builder<'_>, f: &Filesystem) -> Result<(), RecoveryError> {
     let device = b.new_id(&f.device);
-    let cmd = commands::mkfs_cmd(f, &device, b.resized.contains(&f.device))?;
+    let mut f = f.clone();
+    f.uuid = b.identity_of(&f.uuid);
+    let cmd = commands::mkfs_cmd(&f, &device, b.resized.contains(&f.device))?;
     b.actions.push(Action::Mkfs { device: device.clone(), fstype: f.fstype.clone(), uuid: f.uuid.clone(), cmd });
     if f.fstype == "btrfs" {
         let mut paths: Vec<String> = f.subvolumes.iter().map(|v| v.path.clone()).collect();
@@ -28,10 +30,12 @@ pub(super) fn filesystem(b: &mut Builder<'_>, f: &Filesystem) -> Result<(), Reco
     Ok(())
 }
 
-/// A swap area with its old UUID and label.
+/// A swap area with its old UUID (a clone's new one) and label.
 pub(super) fn swap(b: &mut Builder<'_>, w: &Swap) {
     let device = b.new_id(&w.device);
-    let cmd = commands::mkswap_cmd(w, &device);
+    let mut w = w.clone();
+    w.uuid = b.identity_of(&w.uuid);
+    let cmd = commands::mkswap_cmd(&w, &device);
     b.actions.push(Action::Mkswap { device, uuid: w.uuid.clone(), cmd });
 }
 

@@ -6,7 +6,8 @@
 //! [`build`] walks the layout's storage graph ([`node`]) from the mapped
 //! disks up: [`disks`] places the partitions, [`storage`] makes RAID, LUKS
 //! and LVM, [`filesystems`] the filesystems, swap and mounts, and
-//! [`Plan::finish`] adds the restore, the fix-ups and [`boot`]. Command
+//! [`Plan::finish`] adds the restore, the fix-ups (a clone's identity
+//! among them) and [`boot`]. Command
 //! lines come from [`commands`], sizes from [`sizing`], and each step's
 //! text from its [`Action`].
 
@@ -26,6 +27,7 @@ pub use commands::mkfs_cmd;
 pub use node::{recreation_order, NodeId};
 pub use sizing::{minimum_size, part_infos};
 
+use crate::identity::Identity;
 use crate::mapping::DiskMap;
 use crate::RecoveryError;
 use lifeboat_config::human;
@@ -48,6 +50,9 @@ pub struct Settings {
     pub regenerate_initramfs: bool,
     /// Reinstall the bootloader.
     pub bootloader: bool,
+    /// A clone's identity (`recover --clone`): given to the restored system,
+    /// and with `new_uuids` the storage is made with new UUIDs.
+    pub clone: Option<Identity>,
 }
 
 /// The whole plan.
@@ -61,6 +66,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Things the administrator should know (left out, cannot be kept).
     pub notes: Vec<String>,
+    /// Old storage identities → the new ones a clone gets (empty unless `new_uuids`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub uuids: BTreeMap<String, String>,
 }
 
 /// The device path of partition `n` of `disk` (`/dev/sda` 1 → `/dev/sda1`, `/dev/nvme0n1` → `p1`).
@@ -87,9 +95,29 @@ struct Builder<'a> {
     resized: BTreeSet<String>,
     /// New sizes in bytes of recreated partitions and whole disks.
     part_sizes: BTreeMap<String, u64>,
+    /// Old identities → new ones, in a clone with new UUIDs.
+    uuids: BTreeMap<String, String>,
 }
 
 impl Builder<'_> {
+    /// The identity a recreated node gets: its old one, or in a clone with
+    /// new UUIDs a new one (remembered, to rewrite the restored configuration).
+    fn identity(&mut self, old: &str) -> String {
+        match self.settings.clone.as_ref().filter(|c| c.new_uuids) {
+            Some(c) if !old.is_empty() => {
+                let new = c.renew(old);
+                self.uuids.insert(old.to_string(), new.clone());
+                new
+            }
+            _ => old.to_string(),
+        }
+    }
+
+    /// [`Builder::identity`] of an identity that may be absent.
+    fn identity_of(&mut self, old: &Option<String>) -> Option<String> {
+        old.as_deref().map(|o| self.identity(o))
+    }
+
     /// The new device path of an old one.
     fn new_id(&self, id: &str) -> String {
         self.renames.get(id).cloned().unwrap_or_else(|| id.to_string())
@@ -148,6 +176,7 @@ pub fn build(layout: &Layout, disks: Vec<DiskMap>, s: &Settings) -> Result<Plan,
         made: BTreeSet::new(),
         resized: BTreeSet::new(),
         part_sizes: BTreeMap::new(),
+        uuids: BTreeMap::new(),
     };
     for m in &disks {
         disks::disk(&mut b, m)?;
@@ -178,7 +207,10 @@ pub fn build(layout: &Layout, disks: Vec<DiskMap>, s: &Settings) -> Result<Plan,
     for w in layout.swaps.iter().filter(|w| w.file) {
         b.notes.push(format!("swap file {} is not backed up; recreate it with mkswap after recovery", w.device));
     }
-    Ok(Plan { disks, renames: b.renames, actions: b.actions, notes: b.notes })
+    if b.settings.clone.as_ref().is_some_and(|c| c.new_uuids) && !layout.lvm.vgs.is_empty() {
+        b.notes.push("clone: volume groups keep their names (only their UUIDs are new); a clone next to the original with the same VG names is refused".into());
+    }
+    Ok(Plan { disks, renames: b.renames, actions: b.actions, notes: b.notes, uuids: b.uuids })
 }
 
 impl Plan {
@@ -192,6 +224,11 @@ impl Plan {
         }
         if !self.renames.is_empty() {
             self.actions.push(Action::FixDevices { renames: self.renames.clone() });
+        }
+        if let Some(c) = &s.clone {
+            let mut identity = c.clone();
+            identity.uuids = self.uuids.clone();
+            self.actions.push(Action::Identity { identity });
         }
         if s.regenerate_initramfs {
             self.actions.push(Action::Initramfs);

@@ -11,7 +11,9 @@ use lifeboat_layout::model::{Luks, Lv, Pv, Raid, Vg};
 
 /// An md array on its (new) member devices, with its UUID.
 pub(super) fn raid(b: &mut Builder<'_>, r: &Raid) {
-    let cmd = commands::mdadm_create(r, &|m| b.new_id(m));
+    let mut r = r.clone();
+    r.uuid = b.identity(&r.uuid);
+    let cmd = commands::mdadm_create(&r, &|m| b.new_id(m));
     b.actions.push(Action::Raid { device: r.id.clone(), uuid: r.uuid.clone(), cmd });
 }
 
@@ -25,11 +27,13 @@ pub(super) fn luks(b: &mut Builder<'_>, l: &Luks, mapping: &str) -> Result<(), R
         )));
     }
     let name = l.name.clone().unwrap_or_else(|| mapping.trim_start_matches("/dev/mapper/").to_string());
+    let mut l = l.clone();
+    l.uuid = b.identity(&l.uuid);
     b.actions.push(Action::Luks {
         device: b.new_id(&l.device),
         name,
         uuid: l.uuid.clone(),
-        format: commands::luks_format(l),
+        format: commands::luks_format(&l),
     });
     Ok(())
 }
@@ -37,8 +41,9 @@ pub(super) fn luks(b: &mut Builder<'_>, l: &Luks, mapping: &str) -> Result<(), R
 /// An LVM physical volume with its old UUID.
 pub(super) fn pv(b: &mut Builder<'_>, pv: &Pv) {
     let device = b.new_id(&pv.device);
-    let cmd = commands::pvcreate(&pv.uuid, &device);
-    b.actions.push(Action::Pv { device, uuid: pv.uuid.clone(), cmd });
+    let uuid = b.identity(&pv.uuid);
+    let cmd = commands::pvcreate(&uuid, &device);
+    b.actions.push(Action::Pv { device, uuid, cmd });
 }
 
 /// A volume group and its visible logical volumes (pools before their thin

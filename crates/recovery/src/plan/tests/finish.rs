@@ -71,3 +71,90 @@ fn the_json_plan_names_every_field_of_the_partitions() {
     assert_eq!(v["actions"][2]["cmd"], "mkfs.ext4 -F -q -U root-uuid /dev/vdb2");
     assert_eq!(v["renames"]["/dev/sda2"], "/dev/vdb2");
 }
+
+fn clone(new_uuids: bool) -> crate::identity::Identity {
+    let file = crate::identity::CloneFile::parse(&format!(
+        "hostname = \"web2\"\nnew_uuids = {new_uuids}\n[[interface]]\nmatch = \"order:1\"\ndhcp = true\n"
+    ))
+    .expect("clone file");
+    crate::identity::Identity::resolve(&file, "web1", &[("eth0".into(), None)], &[]).expect("resolve")
+}
+
+#[test]
+fn a_clone_with_new_uuids_makes_its_storage_with_them_and_gets_its_identity_before_the_initramfs() {
+    let l = gpt_host();
+    let s = Settings { regenerate_initramfs: true, clone: Some(clone(true)), ..settings() };
+    let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
+    p.finish(&l, &s, None);
+    let new_root = p.uuids.get("root-uuid").cloned().expect("root renewed");
+    assert_ne!(new_root, "root-uuid");
+    assert!(p.uuids.contains_key("swap-uuid") && p.uuids.contains_key("11111111-2222-3333-4444-555555555555"));
+    let mkfs = p.actions.iter().find_map(|a| match a {
+        Action::Mkfs { fstype, uuid, cmd, .. } if fstype == "ext4" => Some((uuid.clone(), cmd.cmdline())),
+        _ => None,
+    });
+    let (uuid, cmd) = mkfs.expect("mkfs");
+    assert_eq!(uuid.as_deref(), Some(new_root.as_str()));
+    assert!(cmd.contains(&format!("-U {new_root}")) && !cmd.contains("root-uuid"), "{cmd}");
+    let script = p.actions.iter().find_map(|a| match a {
+        Action::Partition { script, .. } => Some(script.clone()),
+        _ => None,
+    });
+    assert!(!script.expect("table").contains("11111111-2222-3333-4444-555555555555"), "a new partition UUID");
+    let tail: Vec<String> =
+        p.actions.iter().skip_while(|a| !matches!(a, Action::FixDevices { .. })).map(Action::describe).collect();
+    assert_eq!(
+        tail,
+        [
+            "rename changed devices in the restored configuration",
+            "give the restored system the identity of web2",
+            "regenerate the initramfs"
+        ]
+    );
+    let text = p.render();
+    assert!(text.contains("the clone's identity (instead of web1's):"), "{text}");
+    assert!(text.contains("eth0: DHCP"), "{text}");
+    assert!(text.contains(&format!("root-uuid -> {new_root}")), "{text}");
+    assert!(
+        matches!(p.actions.iter().find(|a| matches!(a, Action::Identity { .. })), Some(Action::Identity { identity }) if identity.uuids == p.uuids)
+    );
+    // The same clone plans the same identities again (a rerun finds what it made).
+    let again = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
+    assert_eq!(again.uuids, p.uuids);
+}
+
+#[test]
+fn a_clone_without_new_uuids_keeps_the_storage_identities_and_without_clone_there_is_no_identity_step() {
+    let l = gpt_host();
+    let s = Settings { clone: Some(clone(false)), ..settings() };
+    let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
+    p.finish(&l, &s, None);
+    assert!(p.uuids.is_empty());
+    assert!(p.render().contains("  3. ext4 on /dev/vdb2, UUID root-uuid: "), "{}", p.render());
+    assert!(p.actions.iter().any(|a| matches!(a, Action::Identity { identity } if identity.uuids.is_empty())));
+    let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &settings()).expect("plan");
+    p.finish(&l, &settings(), None);
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::Identity { .. })));
+    assert!(serde_json::to_value(&p).expect("json").get("uuids").is_none(), "no uuids key as before");
+}
+
+#[test]
+fn a_clone_with_new_uuids_does_not_collide_with_its_source_next_to_it() {
+    use lifeboat_layout::capture::lsblk::Node;
+    let l = gpt_host();
+    let node = |path: &str, fstype: &str, uuid: &str| Node {
+        path: path.into(),
+        kind: "part".into(),
+        fstype: Some(fstype.into()),
+        uuid: Some(uuid.into()),
+        parents: vec!["/dev/sda".into()],
+        ..Node::default()
+    };
+    let nodes = vec![node("/dev/sda2", "ext4", "root-uuid"), node("/dev/sda3", "swap", "swap-uuid")];
+    let host = lifeboat_host::FixtureHost::new();
+    for (new_uuids, clashes) in [(false, 2), (true, 0)] {
+        let s = Settings { clone: Some(clone(new_uuids)), ..settings() };
+        let p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
+        assert_eq!(crate::collide::collisions_on(&host, &p, &nodes).len(), clashes, "new_uuids = {new_uuids}");
+    }
+}
