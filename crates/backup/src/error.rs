@@ -21,6 +21,9 @@ pub enum Error {
     /// No target was given or configured.
     #[error("no backup target: give --target file:///DIR (or set backup.target in the config)")]
     NoTarget,
+    /// `backup prune` was given no policy and the configuration has none.
+    #[error("no retention policy: give --keep-last N, --keep-daily N, --keep-weekly N, --keep-monthly N or --keep-yearly N, or set them in [backup.retention] of the config (keep_last = N, ...); nothing was removed (--partial removes only what interrupted runs left)")]
+    NoRetentionPolicy,
     /// No backup was given to read, and none is configured.
     #[error("no backup given: use --from file:///DIR (a backup, or a target holding backups)")]
     NoBackupGiven,

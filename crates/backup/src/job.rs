@@ -85,6 +85,8 @@ pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut 
     let host = layout.meta.hostname.clone();
     // Signing: the key is made (and announced) at the first backup.
     let key = keys::signing_key(&config.paths.key_dir, &host, feedback)?;
+    // The host's lock on the target, from begin to commit: a prune waits for it (and this for a prune).
+    let lock = target::lock::acquire(target.as_ref(), &host, "backup", BACKUP_WAITS_FOR_LOCK)?;
     let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
     mention_interrupted(target.as_ref(), &url, &host, feedback);
     let upload = target.begin(&host, &name)?;
@@ -96,8 +98,14 @@ pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut 
     let result = write_signed_backup(upload, &opts, &host, Some(&key), &mut progress);
     feedback.progress_end();
     let (catalog, objects) = result.map_err(Error::NotCompleted)?;
+    if let Err(e) = lock.release() {
+        log::warn!("the backup is published, but its lock on {url} was not released: {e}");
+    }
     Ok(Made { objects, catalog, seconds: start.elapsed().as_secs_f64() })
 }
+
+/// How long a backup waits for a prune of its host to finish.
+pub const BACKUP_WAITS_FOR_LOCK: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Say that dead runs left staging directories (and so how to remove them).
 fn mention_interrupted(t: &dyn Target, url: &str, host: &str, feedback: &mut dyn Feedback) {

@@ -13,7 +13,8 @@
 //! - [`media`]: block devices by signature, read-only mounts, a backup spread over a set of media.
 //! - [`find`]: the one way a backup is found again, from a URL or a [`location::Location`].
 //! - [`mkbackup`]: the rescue medium and the backup in one go.
-//! - [`list`]: what a target holds (`backup list`), pruning dead runs, one backup's details.
+//! - [`list`]: what a target holds (`backup list`), pruning dead runs and by policy, one backup's details.
+//! - [`retention`]: which backups a `--keep-*` policy keeps (restic's rules), as a pure function.
 //! - [`verify`] and [`restore`]: reading a backup that [`find`] found.
 
 pub mod error;
@@ -25,6 +26,7 @@ pub mod location;
 pub mod media;
 pub mod mkbackup;
 pub mod restore;
+pub mod retention;
 pub mod select;
 pub mod verify;
 

@@ -1,8 +1,11 @@
 //! What a target holds (`backup list`), removing what dead runs left
-//! (`backup prune --partial`), and the summary of one backup (`backup info`).
+//! (`backup prune --partial`), removing what a retention policy does not
+//! keep (`backup prune --keep-*`), and the summary of one backup (`backup info`).
 
+use crate::retention::{self, decide, time_of_created, time_of_name, Action, Candidate, Decision};
 use crate::{Error, Feedback};
 use lifeboat_archive::sign::TrustedKeys;
+use lifeboat_archive::target::lock;
 use lifeboat_archive::target::{Listed, State};
 use lifeboat_archive::trust::{self, Policy, Verdict};
 use lifeboat_archive::Catalog;
@@ -123,6 +126,127 @@ pub fn prune_partial(config: &lifeboat_config::Config, url: Option<&str>) -> Res
         removed.extend(t.prune_partial(&host)?);
     }
     Ok(Pruned { url, removed })
+}
+
+/// What `backup prune --keep-*` decided about one backup, and whether it is gone.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The backup (or upload) as the target listed it.
+    pub listed: Listed,
+    /// When it was made (UTC), from its name or its catalog.
+    pub created: Option<std::time::SystemTime>,
+    /// Keep or remove, and why.
+    pub decision: Decision,
+    /// Whether it was deleted (false in a dry run).
+    pub removed: bool,
+}
+
+/// What `backup prune --keep-*` did to one host's backups.
+#[derive(Debug, Clone)]
+pub struct HostPruned {
+    /// The host.
+    pub host: String,
+    /// Every backup and upload of it, oldest first.
+    pub backups: Vec<Judged>,
+    /// Why nothing was done to this host (its backups are locked by a running backup), when so.
+    pub refused: Option<String>,
+}
+
+/// What `backup prune --keep-*` did.
+#[derive(Debug, Clone)]
+pub struct Retained {
+    /// The target's URL.
+    pub url: String,
+    /// The policy applied.
+    pub policy: retention::Policy,
+    /// Whether nothing was deleted on purpose (`--dry-run`).
+    pub dry_run: bool,
+    /// Per host.
+    pub hosts: Vec<HostPruned>,
+}
+
+/// How `backup prune --keep-*` runs.
+#[derive(Debug, Clone, Default)]
+pub struct PruneRequest {
+    /// The target (`backup.target` when None).
+    pub url: Option<String>,
+    /// The policy given on the command line; empty: `[backup.retention]`.
+    pub policy: retention::Policy,
+    /// Only this host's backups (every host on the target when None).
+    pub host: Option<String>,
+    /// Decide and report, delete nothing.
+    pub dry_run: bool,
+}
+
+/// Remove the backups a retention policy does not keep (restic's rules,
+/// [`crate::retention::decide`]), for every host on the target or one.
+/// The policy is the request's, else `[backup.retention]`; none at all is
+/// refused ([`Error::NoRetentionPolicy`]) rather than removing everything.
+/// Each host's deletes run under its lock on the target; a host whose lock
+/// a backup holds is left alone and said so ([`HostPruned::refused`]).
+pub fn prune(config: &lifeboat_config::Config, req: &PruneRequest) -> Result<Retained, Error> {
+    let policy =
+        if req.policy.is_empty() { retention::Policy::from_config(&config.backup.retention) } else { req.policy };
+    if policy.is_empty() {
+        return Err(Error::NoRetentionPolicy);
+    }
+    let (url, t) = crate::job::open_target(config, req.url.as_deref())?;
+    let hosts = match &req.host {
+        Some(h) => vec![h.clone()],
+        None => t.hosts()?,
+    };
+    let mut out = Vec::new();
+    for host in hosts {
+        let lock = if req.dry_run {
+            None
+        } else {
+            match lock::acquire(t.as_ref(), &host, "prune", std::time::Duration::ZERO) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    out.push(HostPruned { host, backups: Vec::new(), refused: Some(e.to_string()) });
+                    continue;
+                }
+            }
+        };
+        // Listed under the lock: no backup of this host is published meanwhile.
+        let listed = t.scan(&host)?;
+        let candidates: Vec<Candidate> = listed
+            .iter()
+            .map(|l| Candidate {
+                name: l.name.clone(),
+                state: l.state.clone(),
+                created: created_of(t.as_ref(), &host, l),
+            })
+            .collect();
+        let decisions = decide(&candidates, &policy, std::time::SystemTime::now());
+        let mut backups = Vec::new();
+        for ((listed, c), decision) in listed.into_iter().zip(candidates).zip(decisions) {
+            let remove = decision.action == Action::Remove && !req.dry_run;
+            if remove {
+                t.delete(&host, &listed.name)?;
+                log::info!("removed {} ({})", listed.location, policy.describe());
+            }
+            backups.push(Judged { listed, created: c.created, decision, removed: remove });
+        }
+        if let Some(l) = lock {
+            l.release()?;
+        }
+        out.push(HostPruned { host, backups, refused: None });
+    }
+    Ok(Retained { url, policy, dry_run: req.dry_run, hosts: out })
+}
+
+/// A backup's time: from its name, else its catalog's `created` (complete backups only).
+fn created_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) -> Option<std::time::SystemTime> {
+    if let Some(at) = time_of_name(&l.name) {
+        return Some(at);
+    }
+    if l.state != State::Complete {
+        return None;
+    }
+    let text = t.backup(host, &l.name).ok()?.read(lifeboat_archive::target::CATALOG, 4 << 30).ok()?;
+    let c: Catalog = serde_json::from_slice(&text).ok()?;
+    time_of_created(&c.created)
 }
 
 /// One backup, for `backup info`: found as [`crate::find::find`] finds it.

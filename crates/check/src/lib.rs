@@ -18,6 +18,10 @@ pub enum Status {
     Failed,
     /// Not required by this configuration or machine.
     NotNeeded,
+    /// Fine for now, but worth a look: see the fix (does not fail the preflight).
+    Warning,
+    /// Required, but this transport cannot tell (free space over SFTP without `statvfs@openssh.com`).
+    NotChecked,
 }
 
 impl Status {
@@ -27,6 +31,8 @@ impl Status {
             Status::Passed => "Passed",
             Status::Failed => "Failed",
             Status::NotNeeded => "Not needed",
+            Status::Warning => "Warning",
+            Status::NotChecked => "Not checked",
         }
     }
 }
@@ -89,6 +95,10 @@ fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<Strin
 
 fn not_needed(name: impl Into<String>, detail: impl Into<String>) -> Check {
     Check { name: name.into(), status: Status::NotNeeded, detail: detail.into(), fix: None }
+}
+
+fn warning(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check { name: name.into(), status: Status::Warning, detail: detail.into(), fix: Some(fix.into()) }
 }
 
 /// What the machine has that decides which tools are needed.
@@ -170,35 +180,175 @@ fn free_space(name: &str, key: &str, dir: &Path, need: u64) -> Check {
     }
 }
 
-fn backup_target(cfg: &Config) -> Check {
-    let name = "Backup target reachable and writable";
+const TARGET_REACHABLE: &str = "Backup target reachable";
+const TARGET_WRITABLE: &str = "Backup target writable";
+const TARGET_ROOM: &str = "Room for a backup on the target";
+
+/// Below this much free space on the target, warn even when the expected size is unknown.
+const TARGET_MIN_FREE: u64 = 1 << 30;
+
+/// The backup target's checks: reachable, writable, with room for a
+/// backup of the filesystems `host` shows (opened through the archive's
+/// target interface, so every transport is checked the way backups use it).
+fn target_checks(cfg: &Config, host: &dyn Host, r: &dyn Runner) -> Vec<Check> {
     let url = cfg.backup.target.trim();
     if url.is_empty() {
-        return not_needed(name, "no backup target configured (backup.target)");
+        let why = "no backup target configured (backup.target)";
+        return vec![not_needed(TARGET_REACHABLE, why), not_needed(TARGET_WRITABLE, why), not_needed(TARGET_ROOM, why)];
     }
-    let Some(path) = url.strip_prefix("file://") else {
-        return fail(
-            name,
-            format!("target {url}: only file:// targets are supported by this version"),
-            "set backup.target to a file:// URL of a local, NFS or USB directory",
-        );
+    let opened = lifeboat_archive::target::open_with(url, r);
+    let local = opened.as_ref().ok().and_then(|t| t.local_dir().map(Path::to_path_buf));
+    let expected = used_by_filesystems(host, local.as_deref());
+    checks_of_target(url, opened.map_err(|e| e.to_string()), expected)
+}
+
+/// The bytes the filesystems of this machine hold (each once; not the one
+/// the target is on, which a backup leaves out): about the most a backup needs.
+fn used_by_filesystems(host: &dyn Host, target_dir: Option<&Path>) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let target_dev = target_dir.and_then(|d| std::fs::metadata(existing_ancestor(d)).ok()).map(|m| m.dev());
+    let mut seen = BTreeSet::new();
+    let mut used = 0u64;
+    for m in host.mounts().ok()? {
+        if !m.source.starts_with("/dev/") {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&m.mount_point) else { continue };
+        if Some(meta.dev()) == target_dev || !seen.insert(meta.dev()) {
+            continue;
+        }
+        if let Ok(st) = rustix::fs::statvfs(Path::new(&m.mount_point)) {
+            used = used.saturating_add(st.f_blocks.saturating_sub(st.f_bfree).saturating_mul(st.f_frsize));
+        }
+    }
+    Some(used)
+}
+
+/// The three checks of a target as `open` left it (the target, or why it
+/// cannot be opened), with `expected` the bytes a backup may need.
+fn checks_of_target(
+    url: &str,
+    opened: Result<Box<dyn lifeboat_archive::target::Target>, String>,
+    expected: Option<u64>,
+) -> Vec<Check> {
+    let unreachable = |detail: String, fix: String| {
+        let not = "cannot be checked: the target is not reachable";
+        vec![
+            fail(TARGET_REACHABLE, detail, fix),
+            fail(TARGET_WRITABLE, not, format!("see \"{TARGET_REACHABLE}\"")),
+            fail(TARGET_ROOM, not, format!("see \"{TARGET_REACHABLE}\"")),
+        ]
     };
-    let dir = Path::new(path);
-    if !dir.is_dir() {
-        return fail(
-            name,
-            format!("{} does not exist or is not a directory", dir.display()),
-            format!("mkdir -p {} (or mount the backup filesystem there)", dir.display()),
-        );
-    }
-    let probe = dir.join(format!(".lifeboat-check-{}", std::process::id()));
-    match std::fs::write(&probe, b"lifeboat check\n").and_then(|_| std::fs::remove_file(&probe)) {
-        Ok(()) => pass(name, format!("{} is writable", dir.display())),
-        Err(e) => fail(
-            name,
-            format!("cannot write in {}: {e}", dir.display()),
-            "make the directory writable by root (check NFS root_squash and mount options)",
+    let t = match opened {
+        Ok(t) => t,
+        Err(e) => return unreachable(
+            format!("cannot open {url}: {e}"),
+            "set backup.target to file:///DIR (a local, NFS or USB directory) or sftp://[user@]host[:port]/path that \
+                 this machine reaches (the error above says what is wrong)"
+                .into(),
         ),
+    };
+    let sftp = url.starts_with("sftp://");
+    if let Some(dir) = t.local_dir() {
+        if !dir.exists() {
+            return unreachable(
+                format!("{} does not exist", dir.display()),
+                format!("mkdir -p {} (or mount the backup filesystem there)", dir.display()),
+            );
+        }
+        if !dir.is_dir() {
+            return unreachable(
+                format!("{} is not a directory", dir.display()),
+                "point backup.target at a directory".into(),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    match t.hosts() {
+        Ok(hosts) => out.push(pass(TARGET_REACHABLE, format!("{url}: {} host(s) with backups on it", hosts.len()))),
+        Err(e) => {
+            let fix = if sftp {
+                "create the directory on the server (mkdir -p over ssh), and check that `ssh` to it logs in without a question"
+            } else {
+                "mount the backup filesystem, or create the directory"
+            };
+            return unreachable(e.to_string(), fix.into());
+        }
+    }
+    out.push(writable(t.as_ref(), url, sftp));
+    out.push(match t.free_space() {
+        Ok(Some(free)) => room(free, expected),
+        Ok(None) if sftp => Check {
+            name: TARGET_ROOM.into(),
+            status: Status::NotChecked,
+            detail: "not checked over SFTP: the server has no statvfs@openssh.com extension".into(),
+            fix: None,
+        },
+        Ok(None) => Check {
+            name: TARGET_ROOM.into(),
+            status: Status::NotChecked,
+            detail: format!("not checked: {url} does not say how much room it has"),
+            fix: None,
+        },
+        Err(e) => warning(
+            TARGET_ROOM,
+            format!("cannot tell the free space: {e}"),
+            "check the free space on the target by hand",
+        ),
+    });
+    out
+}
+
+/// Create and remove a test object where backups go.
+fn writable(t: &dyn lifeboat_archive::target::Target, url: &str, sftp: bool) -> Check {
+    let key = format!(".lifeboat-check-{}", std::process::id());
+    let probe = || -> Result<(), lifeboat_archive::ArchiveError> {
+        // A test object left by a check that was killed is removed and made again.
+        if !t.create_marker(&key, b"lifeboat check\n")? {
+            t.remove_marker(&key)?;
+            t.create_marker(&key, b"lifeboat check\n")?;
+        }
+        t.remove_marker(&key)
+    };
+    match probe() {
+        Ok(()) => pass(TARGET_WRITABLE, format!("created and removed a test object ({key}) in {url}")),
+        Err(e) => fail(
+            TARGET_WRITABLE,
+            format!("cannot create and remove a test object in {url}: {e}"),
+            if sftp {
+                "give the ssh login write permission on the directory on the server"
+            } else {
+                "make the directory writable by root (check NFS root_squash, and that it is not mounted read-only)"
+            },
+        ),
+    }
+}
+
+/// Whether `free` bytes hold a backup of `expected` bytes (uncompressed: a compressed one is usually smaller).
+fn room(free: u64, expected: Option<u64>) -> Check {
+    let fix = "free space on the target (lifeboat backup prune removes old backups), or point backup.target at a larger filesystem";
+    match expected {
+        Some(need) if free >= need => pass(
+            TARGET_ROOM,
+            format!(
+                "{} free; the filesystems backed up use {} (a compressed backup is usually smaller)",
+                human(free),
+                human(need)
+            ),
+        ),
+        Some(need) => warning(
+            TARGET_ROOM,
+            format!(
+                "{} free; the filesystems backed up use {}: a backup may not fit (compressed it is usually smaller)",
+                human(free),
+                human(need)
+            ),
+            fix,
+        ),
+        None if free >= TARGET_MIN_FREE => {
+            pass(TARGET_ROOM, format!("{} free (the size of a backup is not known)", human(free)))
+        }
+        None => warning(TARGET_ROOM, format!("only {} free", human(free)), fix),
     }
 }
 
@@ -381,7 +531,7 @@ pub fn run_on(host: &dyn Host, r: &dyn Runner, cfg: &Config) -> Report {
     });
     checks.push(free_space("Free space in the work directory", "paths.work_dir", &cfg.paths.work_dir, 1 << 30));
     checks.push(free_space("Free space in the output directory", "paths.output_dir", &cfg.paths.output_dir, 1 << 30));
-    checks.push(backup_target(cfg));
+    checks.extend(target_checks(cfg, host, r));
     bootloader_files(format, &mut checks);
     checks.push(security_modules());
     let ok = checks.iter().all(|c| c.status != Status::Failed);
@@ -403,6 +553,91 @@ mod tests {
             .signature("/dev/vdb", &[("TYPE", "LVM2_member"), ("UUID", "pv")])
             .mount(DevNum::new(254, 1), "/dev/vda1", "/", "xfs")
             .mount(DevNum::new(0, 30), "tmpfs", "/run", "tmpfs")
+    }
+
+    fn statuses(checks: &[Check]) -> Vec<(String, Status)> {
+        checks.iter().map(|c| (c.name.clone(), c.status)).collect()
+    }
+
+    #[test]
+    fn a_writable_directory_target_with_room_passes_and_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let url = format!("file://{}", tmp.path().display());
+        let t = lifeboat_archive::target::open(&url).map_err(|e| e.to_string());
+        let c = checks_of_target(&url, t, Some(1));
+        let s: Vec<Status> = c.iter().map(|c| c.status).collect();
+        assert_eq!(s, [Status::Passed, Status::Passed, Status::Passed], "{c:?}");
+        assert!(c[1].detail.contains(".lifeboat-check-"), "{}", c[1].detail);
+        assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0, "the test object is removed");
+        // More needed than there is: a warning with the fix, not a failure.
+        let t = lifeboat_archive::target::open(&url).map_err(|e| e.to_string());
+        let c = checks_of_target(&url, t, Some(u64::MAX));
+        assert_eq!(c[2].status, Status::Warning);
+        assert!(
+            c[2].detail.contains("may not fit") && c[2].fix.as_deref().is_some_and(|f| f.contains("prune")),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_non_directory_target_fails_with_the_fix() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let missing = tmp.path().join("backup");
+        let url = format!("file://{}", missing.display());
+        let c = checks_of_target(&url, lifeboat_archive::target::open(&url).map_err(|e| e.to_string()), None);
+        assert_eq!(c[0].status, Status::Failed);
+        assert_eq!(
+            c[0].fix.as_deref(),
+            Some(format!("mkdir -p {} (or mount the backup filesystem there)", missing.display()).as_str())
+        );
+        assert!(c.iter().all(|c| c.status == Status::Failed), "{:?}", statuses(&c));
+        std::fs::write(&missing, b"a file").expect("file");
+        let c = checks_of_target(&url, lifeboat_archive::target::open(&url).map_err(|e| e.to_string()), None);
+        assert!(c[0].detail.contains("is not a directory"), "{c:?}");
+        let c = checks_of_target(
+            "gopher://x/y",
+            lifeboat_archive::target::open("gopher://x/y").map_err(|e| e.to_string()),
+            None,
+        );
+        assert_eq!(c[0].status, Status::Failed);
+        assert!(c[0].detail.contains("gopher://"), "{c:?}");
+    }
+
+    #[test]
+    fn a_read_only_directory_is_not_writable() {
+        if rustix::process::geteuid().is_root() {
+            return; // root writes anyway
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("ro");
+        std::fs::create_dir(&dir).expect("mkdir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+        let url = format!("file://{}", dir.display());
+        let c = checks_of_target(&url, lifeboat_archive::target::open(&url).map_err(|e| e.to_string()), None);
+        assert_eq!(c[1].status, Status::Failed, "{c:?}");
+        assert!(c[1].fix.as_deref().is_some_and(|f| f.contains("writable by root")), "{c:?}");
+    }
+
+    #[test]
+    fn an_object_store_is_written_to_and_its_room_not_checked_when_it_cannot_tell() {
+        let t = lifeboat_archive::target::MemoryTarget::new();
+        let c = checks_of_target("mem://", Ok(Box::new(t.clone())), Some(1 << 40));
+        assert_eq!(
+            statuses(&c).iter().map(|s| s.1).collect::<Vec<_>>(),
+            [Status::Passed, Status::Passed, Status::NotChecked]
+        );
+        assert!(t.keys().is_empty(), "{:?}", t.keys());
+        let r = Report { ok: true, checks: c };
+        assert!(r.table().contains("Not checked"), "{}", r.table());
+        assert!(serde_json::to_string(&r).expect("json").contains("\"not-checked\""));
+    }
+
+    #[test]
+    fn no_target_makes_the_target_checks_not_needed() {
+        let c = target_checks(&Config::default(), &machine(), &ScriptedRunner::new());
+        assert_eq!(c.len(), 3);
+        assert!(c.iter().all(|c| c.status == Status::NotNeeded));
     }
 
     #[test]

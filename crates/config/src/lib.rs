@@ -179,6 +179,32 @@ pub struct Backup {
     /// for verify, restore and recover; empty: give `--identity FILE`. When
     /// set, `mkbackup` puts it on the rescue medium (with a warning).
     pub identity_file: PathBuf,
+    /// Which backups `lifeboat backup prune` keeps (`[backup.retention]`); none set: every backup is kept.
+    pub retention: Retention,
+}
+
+/// Which backups `lifeboat backup prune` keeps when no `--keep-*` option is
+/// given: restic's policies, a backup being kept when any of them keeps it
+/// (days, weeks, months, years in UTC). Unset (or 0): the policy is not used;
+/// none set: prune refuses rather than remove anything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Keep the N newest backups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N days that have backups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks that have backups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months that have backups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest backup of each of the last N years that have backups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_yearly: Option<u32>,
 }
 
 impl Backup {
@@ -202,6 +228,7 @@ impl Default for Backup {
             recipients_file: PathBuf::new(),
             passphrase_file: PathBuf::new(),
             identity_file: PathBuf::new(),
+            retention: Retention::default(),
         }
     }
 }
@@ -467,6 +494,17 @@ mod tests {
         }
         let e = parse("[backup]\nrecipients = [\"AGE-SECRET-KEY-1QQQ\"]\n").unwrap_err().to_string();
         assert!(!e.contains("1QQQ"), "a secret key is never echoed: {e}");
+    }
+
+    #[test]
+    fn retention_is_a_table_of_keep_counts_unset_by_default() {
+        assert_eq!(Config::default().backup.retention, Retention::default());
+        let c = parse("[backup.retention]\nkeep_last = 3\nkeep_daily = 7\nkeep_weekly = 4\n").expect("valid");
+        assert_eq!(c.backup.retention.keep_last, Some(3));
+        assert_eq!((c.backup.retention.keep_weekly, c.backup.retention.keep_monthly), (Some(4), None));
+        assert_eq!(parse(&c.to_toml()).expect("round trip"), c);
+        let e = parse("[backup.retention]\nkeep_hourly = 1\n").unwrap_err().to_string();
+        assert!(e.contains("keep_hourly") && e.contains("line 2"), "{e}");
     }
 
     #[test]

@@ -143,15 +143,46 @@ pub enum BackupCmd {
     },
     /// Everything about one backup: volumes, sizes, counts, warnings
     Info(FromArgs),
-    /// Remove what interrupted runs left on a target (`*.partial` directories no live run holds)
-    Prune {
-        /// The target [default: backup.target]
-        #[arg(long, value_name = "URL")]
-        target: Option<String>,
-        /// Remove the staging directories of dead runs
-        #[arg(long)]
-        partial: bool,
-    },
+    /// Remove the backups a retention policy does not keep (--keep-*, else [backup.retention]), or with --partial what interrupted runs left
+    Prune(PruneArgs),
+}
+
+/// Arguments of `lifeboat backup prune`.
+///
+/// A backup is kept when any --keep-* policy keeps it (restic's rules; days,
+/// ISO weeks, months and years in UTC, from the backup's name). Without
+/// --keep-* the policy of [backup.retention] in the config applies; with no
+/// policy at all nothing is removed. The newest complete backup of a host, a
+/// backup still being written and a damaged backup are never removed.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The target [default: backup.target]
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Remove only the staging directories of dead runs (`*.partial` no live run holds)
+    #[arg(long, conflicts_with_all = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "dry_run"])]
+    pub partial: bool,
+    /// Keep the N newest backups
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N days that have backups
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks that have backups
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months that have backups
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest backup of each of the last N years that have backups
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Only the backups of this host [default: every host on the target]
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Say what would be removed and kept; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Which backup: a backup directory, or a target (its newest backup of this host).

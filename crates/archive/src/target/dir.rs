@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct FileTarget {
     root: PathBuf,
+    /// The markers this process created, each kept open with its `flock` held until removed.
+    held: Arc<Mutex<std::collections::HashMap<PathBuf, std::fs::File>>>,
 }
 
 /// The largest `backup.json` read (a catalog of a 100 TB backup is about 1 GiB of frame table at 8 MiB frames; be generous).
@@ -84,7 +86,7 @@ impl FileTarget {
     /// The target of a `file:///ABSOLUTE/PATH` URL.
     pub fn from_url(url: &str) -> Result<FileTarget, ArchiveError> {
         match url.strip_prefix("file://") {
-            Some(p) if p.starts_with('/') => Ok(FileTarget { root: PathBuf::from(p) }),
+            Some(p) if p.starts_with('/') => Ok(FileTarget { root: PathBuf::from(p), held: Arc::default() }),
             _ => Err(ArchiveError::Target(
                 url.into(),
                 "is not a file:///ABSOLUTE/PATH URL (a local, NFS or USB directory)".into(),
@@ -94,7 +96,14 @@ impl FileTarget {
 
     /// The target in directory `root`.
     pub fn new(root: &Path) -> FileTarget {
-        FileTarget { root: root.to_path_buf() }
+        FileTarget { root: root.to_path_buf(), held: Arc::default() }
+    }
+
+    fn marker_path(&self, key: &str) -> Result<PathBuf, ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        Ok(self.root.join(key))
     }
 
     fn host_dir(&self, host: &str) -> Result<PathBuf, ArchiveError> {
@@ -236,6 +245,94 @@ impl Target for FileTarget {
             Err(e) => return Err(self.err_at(&dir, e)),
         }
         std::fs::remove_dir_all(&dir).map_err(|e| self.err_at(&dir, e))
+    }
+
+    /// Written to a hidden file that is locked (`flock`) first and renamed
+    /// into place without replacing, so the marker is never visible unlocked
+    /// while its creator lives; the lock is held until [`Target::remove_marker`]
+    /// or the process's end.
+    fn create_marker(&self, key: &str, data: &[u8]) -> Result<bool, ArchiveError> {
+        use rustix::fs::{flock, FlockOperation};
+        use std::os::unix::fs::DirBuilderExt;
+        let path = self.marker_path(key)?;
+        let parent = path.parent().unwrap_or(&self.root).to_path_buf();
+        if !self.root.is_dir() {
+            return Err(ArchiveError::Target(
+                self.url(),
+                "does not exist or is not a directory (mount the backup filesystem, or create the directory)".into(),
+            ));
+        }
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&parent).map_err(|e| self.err_at(&parent, e))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let tmp = parent.join(format!("{name}.{}.{nanos}.new", std::process::id()));
+        let mut f = create_private(&tmp).map_err(|e| self.err_at(&tmp, e))?;
+        let written = flock(&f, FlockOperation::NonBlockingLockExclusive)
+            .map_err(std::io::Error::from)
+            .and_then(|()| f.write_all(data))
+            .and_then(|()| f.sync_all());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.err_at(&tmp, e));
+        }
+        let placed = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::RenameFlags::NOREPLACE,
+        );
+        match placed {
+            Ok(()) => {
+                self.held.lock().map_err(|_| self.err_at(&path, std::io::Error::other("poisoned")))?.insert(path, f);
+                Ok(true)
+            }
+            Err(rustix::io::Errno::EXIST) => {
+                let _ = std::fs::remove_file(&tmp);
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(self.err_at(&path, e.into()))
+            }
+        }
+    }
+
+    fn read_marker(&self, key: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let path = self.marker_path(key)?;
+        match read_regular(&path, super::lock::MAX_MARKER) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err_at(&path, e)),
+        }
+    }
+
+    fn remove_marker(&self, key: &str) -> Result<(), ArchiveError> {
+        let path = self.marker_path(key)?;
+        let removed = match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.err_at(&path, e)),
+            _ => Ok(()),
+        };
+        // Unlinked first, then unlocked: nobody sees our marker unlocked.
+        if let Ok(mut h) = self.held.lock() {
+            h.remove(&path);
+        }
+        removed
+    }
+
+    fn marker_alive(&self, key: &str) -> Option<bool> {
+        let path = self.marker_path(key).ok()?;
+        let f = std::fs::File::open(&path).ok()?;
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Ok(()) => Some(false),
+            Err(rustix::io::Errno::WOULDBLOCK) => Some(true),
+            Err(_) => None,
+        }
+    }
+
+    fn free_space(&self) -> Result<Option<u64>, ArchiveError> {
+        let st = rustix::fs::statvfs(&self.root).map_err(|e| self.err_at(&self.root, e.into()))?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
     }
 }
 

@@ -64,7 +64,9 @@ impl Target for MemoryTarget {
 
     fn hosts(&self) -> Result<Vec<String>, ArchiveError> {
         let m = self.objects.lock().map_err(|_| poisoned())?;
-        let hosts: BTreeSet<String> = m.keys().filter_map(|k| k.split('/').next()).map(str::to_string).collect();
+        // Markers (`.lifeboat-check-1`) are no hosts.
+        let hosts: BTreeSet<String> =
+            m.keys().filter_map(|k| k.split('/').next()).filter(|h| !h.starts_with('.')).map(str::to_string).collect();
         Ok(hosts.into_iter().collect())
     }
 
@@ -133,6 +135,31 @@ impl Target for MemoryTarget {
         let mut m = self.objects.lock().map_err(|_| poisoned())?;
         m.remove(&format!("{key}{CATALOG}"));
         m.retain(|k, _| !k.starts_with(&key));
+        Ok(())
+    }
+
+    fn create_marker(&self, key: &str, data: &[u8]) -> Result<bool, ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        let mut m = self.objects.lock().map_err(|_| poisoned())?;
+        if m.contains_key(key) {
+            return Ok(false);
+        }
+        m.insert(key.to_string(), Arc::new(data.to_vec()));
+        Ok(true)
+    }
+
+    fn read_marker(&self, key: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let m = self.objects.lock().map_err(|_| poisoned())?;
+        Ok(m.get(key).map(|v| v.to_vec()))
+    }
+
+    fn remove_marker(&self, key: &str) -> Result<(), ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        self.objects.lock().map_err(|_| poisoned())?.remove(key);
         Ok(())
     }
 }

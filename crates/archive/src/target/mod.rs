@@ -24,6 +24,7 @@
 
 pub mod dir;
 pub mod encrypt;
+pub mod lock;
 pub mod memory;
 pub mod sftp;
 
@@ -35,6 +36,7 @@ use std::sync::Arc;
 
 pub use dir::{is_complete, DirObjects, FileTarget};
 pub use encrypt::{DecryptingObjects, EncryptingUpload, Identities, Recipients};
+pub use lock::{Holder, TargetLock};
 pub use memory::MemoryTarget;
 
 /// The name of a backup's catalog, its commit point.
@@ -144,6 +146,33 @@ pub trait Target: Send + Sync + Debug {
     fn remove_interrupted(&self, host: &str, listed: &Listed) -> Result<bool, ArchiveError>;
     /// Delete a published backup.
     fn delete(&self, host: &str, name: &str) -> Result<(), ArchiveError>;
+
+    /// Create a small marker object (`HOST/.lock`, `.lifeboat-check-PID`:
+    /// [`lock::marker_key`] says which keys are markers) only when none of
+    /// that key exists; false when one does. The lock and `lifeboat check`
+    /// are built on it. A transport without create-only objects says so.
+    fn create_marker(&self, key: &str, _data: &[u8]) -> Result<bool, ArchiveError> {
+        Err(ArchiveError::Target(self.url(), format!("cannot create {key}: this transport has no create-only markers")))
+    }
+    /// Read a marker object; None when there is none.
+    fn read_marker(&self, key: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        Err(ArchiveError::Target(self.url(), format!("cannot read {key}: this transport has no markers")))
+    }
+    /// Remove a marker object (no error when it is gone already).
+    fn remove_marker(&self, key: &str) -> Result<(), ArchiveError> {
+        Err(ArchiveError::Target(self.url(), format!("cannot remove {key}: this transport has no markers")))
+    }
+    /// Whether the process that created a marker is alive, when the
+    /// transport can tell (a `flock` held on a directory target); None when
+    /// it cannot (the lock's age decides then).
+    fn marker_alive(&self, _key: &str) -> Option<bool> {
+        None
+    }
+    /// Free bytes where backups go, when the transport can tell (statvfs of
+    /// a directory, `statvfs@openssh.com` over SFTP); None when it cannot.
+    fn free_space(&self) -> Result<Option<u64>, ArchiveError> {
+        Ok(None)
+    }
 
     /// The newest published backup of a host. A newer backup that is not
     /// complete (missing or damaged catalog) is an error naming it: an

@@ -335,6 +335,68 @@ impl Target for SftpTarget {
         let dir = format!("{}/{name}", self.host_dir(host)?);
         self.remove_tree(&dir)
     }
+
+    /// Created with SFTP's exclusive open (`CREAT|EXCL`), then written: a
+    /// marker being written reads as empty for a moment, which the lock
+    /// takes as held.
+    fn create_marker(&self, key: &str, data: &[u8]) -> Result<bool, ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        if let Some((host, _)) = key.split_once('/') {
+            let hd = self.host_dir(host)?;
+            if self.conn.with(|s| s.lstat(&hd)).is_err() {
+                self.conn.with(|s| s.mkdir(&hd)).map_err(|e| self.conn.err(e))?;
+            }
+        }
+        let path = format!("{}/{key}", self.root);
+        let handle = match self.conn.with(|s| s.open(&path, wire::WRITE_FLAG | wire::CREAT | wire::EXCL)) {
+            Ok(h) => h,
+            // SFTP v3 has no "exists" status: an exclusive open of an existing file fails with FAILURE.
+            Err(_) if self.conn.with(|s| s.lstat(&path)).is_ok() => return Ok(false),
+            Err(e) => return Err(self.conn.err(e)),
+        };
+        let mut w = SftpWriter {
+            conn: self.conn.clone(),
+            path: path.clone(),
+            handle: Some(handle),
+            offset: 0,
+            buf: Vec::with_capacity(data.len()),
+        };
+        w.write_all(data).map_err(|e| self.conn.err(e))?;
+        Box::new(w).finish().map_err(|e| self.conn.err(e))?;
+        Ok(true)
+    }
+
+    fn read_marker(&self, key: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        let (dir, name) = match key.rsplit_once('/') {
+            Some((host, name)) => (self.host_dir(host)?, name),
+            None => (self.root.clone(), key),
+        };
+        let objects = SftpObjects { conn: self.conn.clone(), dir };
+        match objects.open_file_any(name, super::lock::MAX_MARKER) {
+            Ok(f) => super::read_whole(&f, name, super::lock::MAX_MARKER).map(Some).map_err(|e| self.conn.err(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.conn.err(e)),
+        }
+    }
+
+    fn remove_marker(&self, key: &str) -> Result<(), ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        match self.conn.with(|s| s.remove(&format!("{}/{key}", self.root))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.conn.err(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn free_space(&self) -> Result<Option<u64>, ArchiveError> {
+        self.conn.with(|s| s.free_space(&self.root)).map_err(|e| self.conn.err(e))
+    }
 }
 
 /// A backup being written into `HOST/NAME.partial` on the server.
@@ -475,6 +537,11 @@ impl Drop for SftpFile {
 impl SftpObjects {
     fn open_file(&self, name: &str, max: u64) -> std::io::Result<SftpFile> {
         plain("object", name).map_err(std::io::Error::other)?;
+        self.open_file_any(name, max)
+    }
+
+    /// [`SftpObjects::open_file`] for any name in the directory (markers are hidden names).
+    fn open_file_any(&self, name: &str, max: u64) -> std::io::Result<SftpFile> {
         let path = format!("{}/{name}", self.dir);
         let a = self.conn.with(|s| s.lstat(&path))?;
         // Attacker-written: a regular file, never a link or a device, and bounded.

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
     match a.cmd {
         Some(BackupCmd::List { target }) => return super::list::list(ctx, target),
-        Some(BackupCmd::Prune { target, partial }) => return super::list::prune(ctx, target, partial),
+        Some(BackupCmd::Prune(p)) => return super::list::prune(ctx, p),
         Some(BackupCmd::Info(from)) => return super::list::info(ctx, &from),
         None => {}
     }

@@ -1,12 +1,12 @@
-//! `lifeboat backup list|prune|info`: what a target holds, removing dead
-//! runs, and one backup in detail.
+//! `lifeboat backup list|prune|info`: what a target holds, removing what a
+//! retention policy does not keep or what dead runs left, and one backup in detail.
 
 use super::feedback::Terminal;
 use super::Ctx;
-use crate::cli::FromArgs;
-use anyhow::bail;
+use crate::cli::{FromArgs, PruneArgs};
 use lifeboat_archive::target::State;
 use lifeboat_backup::list::{self, Row};
+use lifeboat_backup::retention::{self, Action};
 use lifeboat_config::human;
 use lifeboat_runner::{Mode, SystemRunner};
 use std::process::ExitCode;
@@ -91,11 +91,86 @@ pub fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `lifeboat backup prune --partial`: remove what dead runs left (never a live run's).
-pub fn prune(ctx: &Ctx, target: Option<String>, partial: bool) -> anyhow::Result<ExitCode> {
-    if !partial {
-        bail!("backup prune removes interrupted runs only, for now: give --partial");
+/// `lifeboat backup prune`: by policy (`--keep-*`, else `[backup.retention]`), or `--partial`.
+pub fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<ExitCode> {
+    if a.partial {
+        return prune_partial(ctx, a.target);
     }
+    let n = |v: Option<u32>| v.unwrap_or(0);
+    let policy = retention::Policy {
+        last: n(a.keep_last),
+        daily: n(a.keep_daily),
+        weekly: n(a.keep_weekly),
+        monthly: n(a.keep_monthly),
+        yearly: n(a.keep_yearly),
+    };
+    let req = list::PruneRequest { url: a.target, policy, host: a.host, dry_run: a.dry_run };
+    let r = list::prune(&ctx.config, &req)?;
+    let refused = r.hosts.iter().any(|h| h.refused.is_some());
+    let code = if refused { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    if ctx.json {
+        let hosts: Vec<_> = r
+            .hosts
+            .iter()
+            .map(|h| {
+                let backups: Vec<_> = h
+                    .backups
+                    .iter()
+                    .map(|j| {
+                        serde_json::json!({
+                            "backup": j.listed.location,
+                            "name": j.listed.name,
+                            "created": j.created.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                            "action": j.decision.action,
+                            "removed": j.removed,
+                            "reasons": j.decision.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                            "bytes": j.listed.bytes,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({"host": h.host, "refused": h.refused, "backups": backups})
+            })
+            .collect();
+        let v = serde_json::json!({"target": r.url, "policy": r.policy, "dry_run": r.dry_run, "hosts": hosts});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(code);
+    }
+    let remove = if r.dry_run { "would remove" } else { "removed" };
+    println!(
+        "prune {} with {} (days, ISO weeks, months and years in UTC){}",
+        r.url,
+        r.policy.describe(),
+        if r.dry_run { ", dry run: nothing is removed" } else { "" }
+    );
+    for h in &r.hosts {
+        if let Some(why) = &h.refused {
+            eprintln!("{}: NOT pruned: {why}", h.host);
+            continue;
+        }
+        for j in &h.backups {
+            let why: Vec<String> = j.decision.reasons.iter().map(ToString::to_string).collect();
+            let verb = match j.decision.action {
+                Action::Keep => "keep",
+                Action::Remove => remove,
+            };
+            println!("  {verb:<12} {}  {}  ({})", j.listed.location, human(j.listed.bytes), why.join(", "));
+        }
+        let gone: Vec<_> = h.backups.iter().filter(|j| j.decision.action == Action::Remove).collect();
+        let bytes: u64 = gone.iter().map(|j| j.listed.bytes).sum();
+        let freed = if r.dry_run { "would be freed" } else { "freed" };
+        println!(
+            "{}: {} backup(s) {remove}, {} kept, {} {freed}",
+            h.host,
+            gone.len(),
+            h.backups.len() - gone.len(),
+            human(bytes)
+        );
+    }
+    Ok(code)
+}
+
+/// `lifeboat backup prune --partial`: remove what dead runs left (never a live run's).
+fn prune_partial(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
     let p = list::prune_partial(&ctx.config, target.as_deref())?;
     if ctx.json {
         let v: Vec<_> =

@@ -178,7 +178,7 @@ enum Reply {
     Data(Vec<u8>),
     Name(Vec<(String, Attrs)>),
     Attrs(Attrs),
-    Extended,
+    Extended(Vec<u8>),
 }
 
 /// An SFTP session over a pair of pipes.
@@ -315,7 +315,7 @@ impl Session {
                     Reply::Name(v)
                 }
                 ATTRS => Reply::Attrs(f.attrs()?),
-                EXTENDED_REPLY => Reply::Extended,
+                EXTENDED_REPLY => Reply::Extended(f.data.to_vec()),
                 other => return Err(bad(&format!("reply type {other}"))),
             };
             if got == id {
@@ -498,6 +498,28 @@ impl Session {
         p.bytes(from.as_bytes()).bytes(to.as_bytes());
         self.send(p)?;
         self.status(id, to)
+    }
+
+    /// The free bytes (for an unprivileged user) of the filesystem holding
+    /// `path` (`statvfs@openssh.com`); None when the server has no such extension.
+    pub fn free_space(&mut self, path: &str) -> std::io::Result<Option<u64>> {
+        if !self.has("statvfs@openssh.com") {
+            return Ok(None);
+        }
+        let id = self.id();
+        let mut p = Packet::new(EXTENDED, id);
+        p.bytes(b"statvfs@openssh.com").bytes(path.as_bytes());
+        self.send(p)?;
+        match self.reply(id)? {
+            Reply::Extended(data) => {
+                // f_bsize, f_frsize, f_blocks, f_bfree, f_bavail, ... (PROTOCOL of OpenSSH).
+                let mut f = Fields { data: &data };
+                let (_bsize, frsize, _blocks, _bfree, bavail) = (f.u64()?, f.u64()?, f.u64()?, f.u64()?, f.u64()?);
+                Ok(Some(bavail.saturating_mul(frsize)))
+            }
+            Reply::Status(code, msg) => Err(status_error(code, &msg, path)),
+            _ => Err(bad("expected an EXTENDED_REPLY")),
+        }
     }
 
     /// Make a file's data durable on the server (`fsync@openssh.com`; a no-op without it).
