@@ -218,3 +218,21 @@ fn a_capture_that_cannot_list_the_block_devices_is_an_error_for_a_backup_and_a_n
         .to_string();
     assert!(e.contains("lsblk"), "{e}");
 }
+
+#[test]
+fn a_btrfs_on_two_disks_mounted_through_its_second_device_keeps_its_mount_point() {
+    let json = r#"{"blockdevices":[
+      {"name":"vdb","kname":"vdb","path":"/dev/vdb","type":"disk","size":1073741824,"fstype":"btrfs","uuid":"pool-1","mountpoints":[null]},
+      {"name":"vdc","kname":"vdc","path":"/dev/vdc","type":"disk","size":1073741824,"fstype":"btrfs","uuid":"pool-1","mountpoints":["/pool"]}]}"#;
+    let host = FixtureHost::new().mount(DevNum::new(0, 40), "/dev/vdc", "/pool", "btrfs");
+    let r =
+        ScriptedRunner::new().answer("lsblk --help", include_str!("fixtures/lsblk-help-2.38.txt")).answer(LSBLK, json);
+    let l = lifeboat_layout::capture::try_capture_on(&host, &r, &CaptureOptions::default()).expect("capture");
+    assert_eq!(l.filesystems.len(), 1, "{:?}", l.filesystems);
+    let f = &l.filesystems[0];
+    assert_eq!(
+        (f.device.as_str(), f.depends_on.as_slice()),
+        ("/dev/vdb", ["/dev/vdb".to_string(), "/dev/vdc".into()].as_slice())
+    );
+    assert_eq!(f.mountpoints, ["/pool"]);
+}

@@ -577,6 +577,12 @@ impl Capture<'_> {
             if fstype == "btrfs" {
                 if let Some(f) = out.iter_mut().find(|f| f.fstype == "btrfs" && f.uuid.is_some() && f.uuid == n.uuid) {
                     f.depends_on.push(n.path.clone());
+                    // The kernel names one device of the filesystem as the mount's source, not always the first.
+                    for m in mountpoints {
+                        if !f.mountpoints.contains(&m) {
+                            f.mountpoints.push(m);
+                        }
+                    }
                     continue;
                 }
             }
