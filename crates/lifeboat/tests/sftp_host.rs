@@ -185,6 +185,16 @@ fn sftp_target_against_openssh() {
     assert!(!srv.store().join("web1/2026-12-01T000000.000Z.partial").exists());
     live.abort();
 
+    // The host lock over SFTP: a create-only marker, exclusive, removed on release; the room by statvfs@openssh.com.
+    let held = target::lock::acquire(t.as_ref(), "web1", "backup", std::time::Duration::ZERO).unwrap();
+    assert!(srv.store().join("web1/.lock").is_file());
+    let e =
+        target::lock::acquire(t.as_ref(), "web1", "prune", std::time::Duration::ZERO).expect_err("held").to_string();
+    assert!(e.contains("locked by a backup (pid"), "{e}");
+    held.release().unwrap();
+    assert!(!srv.store().join("web1/.lock").exists(), "released");
+    assert!(t.free_space().unwrap().is_some_and(|f| f > 0), "OpenSSH's sftp-server tells the free space");
+
     // An unknown host key is never accepted: the error says what to do.
     srv.use_config("ssh_config_unknown");
     let e = target::open(&srv.url()).expect_err("unknown host key accepted").to_string();
@@ -262,4 +272,20 @@ fn commands_take_sftp_targets(srv: &Server) {
     std::fs::write(&vol, &data).unwrap();
     let (code, out, _) = run(srv, &["--config", c, "verify", "--from", &url]);
     assert_ne!(code, 0, "a damaged volume on the server verified: {out}");
+
+    // Retention over SFTP: a second backup, then keep-last 1 removes the first (a dry run first removes nothing).
+    let (code, out, err) = run(srv, &["--config", c, "backup", "--target", &url, "--root", root, "."]);
+    assert_eq!(code, 0, "second backup over SFTP: {out}\n{err}");
+    let (code, out, err) =
+        run(srv, &["--config", c, "backup", "prune", "--keep-last", "1", "--dry-run", "--target", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would remove") && out.contains(&names[0]), "{out}");
+    assert!(b.is_dir(), "a dry run removes nothing");
+    let (code, out, err) = run(srv, &["--config", c, "backup", "prune", "--keep-last", "1", "--target", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 backup(s) removed, 1 kept"), "{out}");
+    assert!(!b.exists(), "the older backup is gone");
+    let (code, _, err) = run(srv, &["--config", c, "backup", "prune", "--target", &url]);
+    assert_eq!(code, 2, "no policy at all is refused");
+    assert!(err.contains("no retention policy"), "{err}");
 }
