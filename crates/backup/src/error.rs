@@ -33,6 +33,10 @@ pub enum Error {
     /// The target cannot be opened, listed or written.
     #[error(transparent)]
     Target(#[from] ArchiveError),
+    /// The backup is encrypted and cannot be decrypted (no identity, a wrong
+    /// one), or the configured recipients are wrong.
+    #[error(transparent)]
+    Crypt(#[from] lifeboat_archive::target::encrypt::CryptError),
     /// A path given to back up selects nothing or must not be used.
     #[error("nothing was backed up")]
     Selection(#[source] ArchiveError),

@@ -9,11 +9,11 @@ use crate::keys::{self, Trust};
 use crate::location::Location;
 use crate::{media, Error, Feedback};
 use lifeboat_archive::read::Backup;
-use lifeboat_archive::target::{self, DirObjects, Objects};
+use lifeboat_archive::target::{self, encrypt, DirObjects, Objects};
 use lifeboat_archive::trust::Verdict;
 use lifeboat_config::Config;
 use lifeboat_runner::Runner;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Where to look for a backup.
@@ -65,6 +65,8 @@ pub struct Find {
     pub trust: Trust,
     /// Nobody to ask (for a medium of a set that is in no drive).
     pub unattended: bool,
+    /// The age identity file that decrypts an encrypted backup (`--identity`, `backup.identity_file`).
+    pub identity: Option<PathBuf>,
 }
 
 /// A backup found and opened.
@@ -103,10 +105,21 @@ pub fn locate(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<A
     }
 }
 
+/// The objects to read a backup through: decrypted with `f.identity` when
+/// the backup is encrypted (an encrypted backup without one is an error
+/// naming the fix), as stored when it is not.
+pub fn readable(f: &Find, objects: Arc<dyn Objects>) -> Result<Arc<dyn Objects>, Error> {
+    let ids = match &f.identity {
+        Some(p) if encrypt::is_encrypted(objects.as_ref()) => Some(encrypt::Identities::read_file(p)?),
+        _ => None,
+    };
+    Ok(encrypt::open_for_reading(objects, ids, f.unattended)?)
+}
+
 /// Find the backup `f` names and open it, refused unless its catalog is
 /// signed by a trusted key (or `f.trust.insecure`, with a notice).
 pub fn find(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Found, Error> {
-    let objects = locate(f, r, feedback)?;
+    let objects = readable(f, locate(f, r, feedback)?)?;
     let (backup, verdict) = keys::open(&f.trust, &objects, feedback)?;
     Ok(Found { backup, verdict })
 }
@@ -131,6 +144,7 @@ mod tests {
             host: host.into(),
             trust: Trust { key_dir: "/nonexistent".into(), insecure: false },
             unattended: true,
+            identity: None,
         };
         locate(&f, &ScriptedRunner::new(), &mut Vec::new())
     }

@@ -4,7 +4,8 @@
 
 use crate::select::{select, Request};
 use crate::{keys, Error, Feedback, Notice, Progress};
-use lifeboat_archive::backup::write_signed_backup;
+use lifeboat_archive::backup::{write_encrypted_backup, write_signed_backup};
+use lifeboat_archive::target::encrypt::Recipients;
 use lifeboat_archive::target::{self, Objects, Target};
 use lifeboat_archive::Catalog;
 use lifeboat_config::Config;
@@ -85,6 +86,9 @@ pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut 
     let host = layout.meta.hostname.clone();
     // Signing: the key is made (and announced) at the first backup.
     let key = keys::signing_key(&config.paths.key_dir, &host, feedback)?;
+    // Encryption (backup.recipients, recipients_file, passphrase_file): checked before anything is written.
+    let b = &config.backup;
+    let recipients = Recipients::configured(&b.recipients, Some(&b.recipients_file), Some(&b.passphrase_file))?;
     // The host's lock on the target, from begin to commit: a prune waits for it (and this for a prune).
     let lock = target::lock::acquire(target.as_ref(), &host, "backup", BACKUP_WAITS_FOR_LOCK)?;
     let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
@@ -95,7 +99,10 @@ pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut 
         feedback.progress(&Progress { bytes, files, expected, elapsed: start.elapsed() });
     };
     // The upload is aborted (its staging removed) when writing fails.
-    let result = write_signed_backup(upload, &opts, &host, Some(&key), &mut progress);
+    let result = match &recipients {
+        Some(to) => write_encrypted_backup(upload, &opts, &host, Some(&key), to, &mut progress),
+        None => write_signed_backup(upload, &opts, &host, Some(&key), &mut progress),
+    };
     feedback.progress_end();
     let (catalog, objects) = result.map_err(Error::NotCompleted)?;
     if let Err(e) = lock.release() {

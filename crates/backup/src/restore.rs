@@ -45,7 +45,7 @@ impl Restored {
 /// Restore as `req` asks; the destination is made only after the backup opened.
 pub fn restore(req: &Request, runner: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Restored, Error> {
     let t = &req.find.trust;
-    let objects = locate(&req.find, runner, feedback)?;
+    let objects = crate::find::readable(&req.find, locate(&req.find, runner, feedback)?)?;
     let source = match keys::open(t, &objects, feedback) {
         Ok((b, _)) => Source::Manifest(b),
         Err(e) => match keys::checked(t, &objects, feedback, lifeboat_archive::trust::verified_catalog) {

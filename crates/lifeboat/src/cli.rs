@@ -195,6 +195,10 @@ pub struct FromArgs {
     /// key (paths.key_dir), with a warning: it may not be a backup this host made
     #[arg(long)]
     pub insecure_unsigned: bool,
+    /// The age identity file (AGE-SECRET-KEY-1...) that decrypts an encrypted
+    /// backup [default: backup.identity_file]
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `lifeboat restore`.
@@ -323,5 +327,9 @@ pub struct RecoverArgs {
     /// Recover as a clone with the identity in FILE (host name, addresses,
     /// new machine-id and SSH host keys, optionally new UUIDs; see docs/cloning.md)
     #[arg(long = "clone", value_name = "FILE")]
-    pub clone: Option<PathBuf>,
+    pub clone_file: Option<PathBuf>,
+    /// The age identity file that decrypts an encrypted backup [default:
+    /// backup.identity_file]
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }

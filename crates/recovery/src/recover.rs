@@ -46,7 +46,9 @@ pub struct Request {
     /// A clone file: the restored system gets that identity (host name,
     /// addresses, machine-id, SSH host keys, optionally new UUIDs) instead of
     /// the source's.
-    pub clone: Option<PathBuf>,
+    pub clone_file: Option<PathBuf>,
+    /// The age identity file that decrypts an encrypted backup (`backup.identity_file` when None).
+    pub identity: Option<PathBuf>,
 }
 
 /// Where a recovery shows what it does and asks what it must.
@@ -157,7 +159,7 @@ fn interfaces_here() -> Vec<(String, String)> {
 /// interfaces in the layout and this machine's; None without a clone file.
 fn clone_identity(config: &Config, req: &Request, layout: &Layout) -> Result<Option<Identity>, RecoveryError> {
     let _ = config;
-    let Some(file) = &req.clone else { return Ok(None) };
+    let Some(file) = &req.clone_file else { return Ok(None) };
     let c = CloneFile::load(file)?;
     let source: Vec<(String, Option<String>)> = layout
         .network
@@ -194,6 +196,10 @@ fn backup(config: &Config, req: &Request, host: &str, console: &mut dyn Console)
         host: host.into(),
         trust: Trust { key_dir: config.paths.key_dir.clone(), insecure: req.insecure_unsigned && !req.auto },
         unattended: req.auto,
+        identity: req.identity.clone().or_else(|| {
+            let f = &config.backup.identity_file;
+            (!f.as_os_str().is_empty()).then(|| f.clone())
+        }),
     };
     Ok(Some(find::find(&f, &SystemRunner::new(Mode::Run), console.as_feedback())?.backup))
 }

@@ -42,6 +42,10 @@ fn find_of(ctx: &Ctx, from: &FromArgs) -> anyhow::Result<lifeboat_backup::find::
             insecure: from.insecure_unsigned,
         },
         unattended: false,
+        identity: from.identity.clone().or_else(|| {
+            let f = &ctx.config.backup.identity_file;
+            (!f.as_os_str().is_empty()).then(|| f.clone())
+        }),
     })
 }
 

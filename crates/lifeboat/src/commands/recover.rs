@@ -43,7 +43,8 @@ fn run_recovery(ctx: &Ctx, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
         luks_key_file: a.luks_key_file.clone(),
         keep_mounted: a.keep_mounted,
         insecure_unsigned: a.insecure_unsigned,
-        clone: a.clone.clone(),
+        clone_file: a.clone_file.clone(),
+        identity: a.identity.clone(),
     };
     let mut console = Screen::new(ctx.json, a.plan);
     let (plan, report, secs) = match recover(&ctx.config, &req, &mut console)? {

@@ -10,31 +10,36 @@ use std::process::ExitCode;
 /// `lifeboat verify`: exit 1 when anything is damaged.
 pub fn verify(ctx: &Ctx, from: FromArgs) -> anyhow::Result<ExitCode> {
     let find = super::find_of(ctx, &from)?;
-    let (found, r) =
-        lifeboat_backup::verify::verify(&find, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
-    let b = &found.backup;
+    let v = lifeboat_backup::verify::verify(&find, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
+    let r = &v.report;
     if ctx.json {
-        let signature = super::trust::to_json(&found.verdict);
-        let v = serde_json::json!({"backup": b.location(), "ok": r.ok(), "signature": signature, "report": r});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let signature = super::trust::to_json(&v.verdict);
+        let j = serde_json::json!({"backup": v.location, "ok": r.ok(), "signature": signature,
+            "decrypted": v.entries.is_some(), "report": r});
+        println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        println!(
-            "backup {}: {} volumes, {} entries in the manifest",
-            b.location(),
-            b.catalog.volumes.len(),
-            b.entries.len()
-        );
-        println!("  catalog {}", super::trust::describe(&found.verdict));
+        match v.entries {
+            Some(n) => println!("backup {}: {} volumes, {n} entries in the manifest", v.location, v.volumes),
+            None => println!(
+                "backup {}: {} volumes, encrypted: checked as stored (signature, every object's size and BLAKE3); \
+                 give --identity FILE to check every entry",
+                v.location, v.volumes
+            ),
+        }
+        println!("  catalog {}", super::trust::describe(&v.verdict));
         for v in &r.damaged_volumes {
             println!("  DAMAGED volume {v}");
         }
         for l in &r.lost {
             println!("  UNREADABLE {l}");
         }
-        if r.ok() {
-            println!("  intact: {} entries, {} of content, every checksum matches", r.entries, human(r.bytes));
-        } else {
-            println!("  {} of {} entries readable; {} cannot be restored", r.entries, b.entries.len(), r.lost.len());
+        match v.entries {
+            _ if !r.ok() && v.entries.is_none() => println!("  the stored backup is damaged or was changed"),
+            None => println!("  intact as stored: {} objects, {}", r.entries, human(r.bytes)),
+            Some(_) if r.ok() => {
+                println!("  intact: {} entries, {} of content, every checksum matches", r.entries, human(r.bytes))
+            }
+            Some(n) => println!("  {} of {n} entries readable; {} cannot be restored", r.entries, r.lost.len()),
         }
     }
     Ok(if r.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
