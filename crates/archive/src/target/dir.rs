@@ -275,26 +275,15 @@ impl Target for FileTarget {
             let _ = std::fs::remove_file(&tmp);
             return Err(self.err_at(&tmp, e));
         }
-        let placed = rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &tmp,
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::RenameFlags::NOREPLACE,
-        );
+        let placed = place_new(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
         match placed {
-            Ok(()) => {
+            Ok(true) => {
                 self.held.lock().map_err(|_| self.err_at(&path, std::io::Error::other("poisoned")))?.insert(path, f);
                 Ok(true)
             }
-            Err(rustix::io::Errno::EXIST) => {
-                let _ = std::fs::remove_file(&tmp);
-                Ok(false)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(self.err_at(&path, e.into()))
-            }
+            Ok(false) => Ok(false),
+            Err(e) => Err(self.err_at(&path, e)),
         }
     }
 
@@ -333,6 +322,26 @@ impl Target for FileTarget {
     fn free_space(&self) -> Result<Option<u64>, ArchiveError> {
         let st = rustix::fs::statvfs(&self.root).map_err(|e| self.err_at(&self.root, e.into()))?;
         Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+}
+
+/// Give the file `tmp` the name `path` only when nothing has that name
+/// (false when something has): a rename that never replaces, or where the
+/// filesystem has none (NFS), a hard link, which fails on an existing name
+/// too. `tmp` may stay behind as a second name; the caller removes it.
+fn place_new(tmp: &Path, path: &Path) -> std::io::Result<bool> {
+    use rustix::io::Errno;
+    let no_replace = rustix::fs::RenameFlags::NOREPLACE;
+    match rustix::fs::renameat_with(rustix::fs::CWD, tmp, rustix::fs::CWD, path, no_replace) {
+        Ok(()) => return Ok(true),
+        Err(Errno::EXIST) => return Ok(false),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -665,6 +674,30 @@ mod tests {
         assert!(o.open_volume("vol-0001.tar.zst", 5).is_err(), "bounded");
         std::os::unix::fs::symlink("real", tmp.path().join("backup.json")).expect("link");
         assert!(o.read("backup.json", 100).is_err(), "the catalog is never a link");
+    }
+
+    #[test]
+    fn a_marker_is_create_only_flocked_while_held_and_hidden_from_listings() {
+        let (tmp, t) = target();
+        assert!(t.create_marker("h/.lock", b"one").expect("create"), "made");
+        assert!(!t.create_marker("h/.lock", b"two").expect("again"), "create-only");
+        assert_eq!(t.read_marker("h/.lock").expect("read").as_deref(), Some(&b"one"[..]));
+        assert_eq!(t.marker_alive("h/.lock"), Some(true), "this process holds its flock");
+        assert!(t.scan("h").expect("scan").is_empty(), "a marker is no backup");
+        let names: Vec<_> =
+            std::fs::read_dir(tmp.path().join("h")).expect("ls").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from(".lock")], "no temporary file left");
+        t.remove_marker("h/.lock").expect("remove");
+        assert_eq!(t.read_marker("h/.lock").expect("read"), None);
+        t.remove_marker("h/.lock").expect("removing a gone marker is fine");
+        // Left by a process that died: nobody holds its flock.
+        std::fs::write(tmp.path().join("h/.lock"), b"dead").expect("write");
+        assert_eq!(t.marker_alive("h/.lock"), Some(false));
+        assert!(
+            t.create_marker("h/backup", b"x").is_err() && t.create_marker("../.x", b"x").is_err(),
+            "marker names only"
+        );
+        assert!(t.free_space().expect("statvfs").is_some());
     }
 
     #[test]
