@@ -65,3 +65,70 @@ fn every_run_writes_a_log_file_in_the_work_directory() {
     let text = std::fs::read_to_string(logs[0].path()).expect("log");
     assert!(text.contains("run: lsblk --json"), "the log records every command run:\n{text}");
 }
+
+/// A published backup as this version writes its catalog (no volumes), named for `when` (`2026-11-01T100000`).
+fn fake_backup(target: &std::path::Path, host: &str, when: &str) -> std::path::PathBuf {
+    let d = target.join(host).join(format!("{when}.000Z"));
+    std::fs::create_dir_all(&d).expect("mkdir");
+    let c = format!(
+        r#"{{"format":"lifeboat-archive","version":1,"host":"{host}","created":"2026-01-01T00:00:00Z",
+        "compression":"zstd","volume_size":1048576,"volumes":[],"frames":[],
+        "manifest":{{"name":"manifest.jsonl","size":0,"blake3":""}},
+        "stats":{{"entries":0,"files":0,"bytes_in":0,"bytes_out":0,"sockets_skipped":0,"changed":[],"unreadable":[]}}}}"#
+    );
+    std::fs::write(d.join("backup.json"), c).expect("catalog");
+    d
+}
+
+#[test]
+fn backup_prune_by_policy_says_what_it_keeps_and_removes_and_applies_the_configured_policy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let target = tmp.path().join("target");
+    let b: Vec<_> = ["2026-11-01T100000", "2026-11-02T100000", "2026-11-02T200000", "2026-11-05T100000"]
+        .iter()
+        .map(|w| fake_backup(&target, "web1", w))
+        .collect();
+    let extra = format!("[backup]\ntarget = \"file://{}\"\n\n[backup.retention]\nkeep_daily = 2\n", target.display());
+    let cfg = config(tmp.path(), &extra);
+    let c = cfg.to_str().expect("utf8");
+
+    let (code, out, err) = run_lifeboat(&["--config", c, "backup", "prune", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("--keep-daily 2") && out.contains("UTC") && out.contains("dry run"), "{out}");
+    assert!(out.contains(&format!("would remove {}", b[0].display())), "{out}");
+    assert!(
+        out.contains(&format!("keep         {}", b[3].display())) && out.contains("the newest complete backup"),
+        "{out}"
+    );
+    assert!(out.contains("web1: 2 backup(s) to remove, 2 kept, "), "{out}");
+    assert!(b.iter().all(|d| d.is_dir()), "a dry run removes nothing");
+
+    // The configured policy, applied by a scheduled `lifeboat backup prune`.
+    let (code, out, err) = run_lifeboat(&["--config", c, "backup", "prune"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!b[0].exists() && !b[1].exists() && b[2].is_dir() && b[3].is_dir(), "{out}");
+
+    // Options win over the configuration; --json says the same.
+    let (code, out, err) = run_lifeboat(&["--config", c, "--json", "backup", "prune", "--keep-last", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["policy"]["last"], 1);
+    let backups = v["hosts"][0]["backups"].as_array().expect("backups");
+    assert_eq!(backups.len(), 2);
+    assert_eq!((backups[0]["action"].as_str(), backups[0]["removed"].as_bool()), (Some("remove"), Some(true)));
+    assert_eq!(backups[1]["action"], "keep");
+    assert_eq!(backups[1]["created"], "2026-11-05T10:00:00Z", "the time comes from the name");
+    assert!(!b[2].exists() && b[3].is_dir());
+
+    // --partial is the other prune; it takes no policy.
+    let (code, _, err) = run_lifeboat(&["--config", c, "backup", "prune", "--partial", "--keep-last", "1"]);
+    assert_eq!(code, 2, "{err}");
+    // No policy anywhere: refused, nothing removed.
+    let bare_dir = tmp.path().join("bare");
+    std::fs::create_dir(&bare_dir).expect("mkdir");
+    let bare = config(&bare_dir, &format!("[backup]\ntarget = \"file://{}\"\n", target.display()));
+    let (code, _, err) = run_lifeboat(&["--config", bare.to_str().expect("utf8"), "backup", "prune"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no retention policy") && err.contains("[backup.retention]"), "{err}");
+    assert!(b[3].is_dir());
+}

@@ -157,9 +157,9 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<ExitCode> {
         }
         let gone: Vec<_> = h.backups.iter().filter(|j| j.decision.action == Action::Remove).collect();
         let bytes: u64 = gone.iter().map(|j| j.listed.bytes).sum();
-        let freed = if r.dry_run { "would be freed" } else { "freed" };
+        let (removed, freed) = if r.dry_run { ("to remove", "would be freed") } else { ("removed", "freed") };
         println!(
-            "{}: {} backup(s) {remove}, {} kept, {} {freed}",
+            "{}: {} backup(s) {removed}, {} kept, {} {freed}",
             h.host,
             gone.len(),
             h.backups.len() - gone.len(),
