@@ -138,8 +138,27 @@ pub fn for_rescue(
         .collect();
     let mut cfg = config.clone();
     cfg.paths.key_dir = PathBuf::from(RESCUE_KEY_DIR);
+    let mut files: Vec<(String, String)> = files;
+    // The decryption identity, when the administrator named one: on the
+    // medium (root-only in the rescue system), said loudly.
+    let id = &config.backup.identity_file;
+    if !id.as_os_str().is_empty() {
+        let text = std::fs::read_to_string(id).map_err(Error::io(format!(
+            "cannot read backup.identity_file {} to put it on the rescue medium",
+            id.display()
+        )))?;
+        lifeboat_archive::target::encrypt::Identities::parse(&text, &id.display().to_string())?;
+        feedback.notice(Notice::IdentityOnMedium {
+            warning: lifeboat_archive::target::encrypt::identity_on_medium_warning(id),
+        });
+        files.push((RESCUE_IDENTITY.to_string(), text));
+        cfg.backup.identity_file = PathBuf::from(RESCUE_KEY_DIR).join(RESCUE_IDENTITY);
+    }
     Ok((cfg, files))
 }
+
+/// The name of the decryption identity in the rescue system's `/etc/lifeboat`.
+pub const RESCUE_IDENTITY: &str = "backup-identity.txt";
 
 /// Exclude patterns that keep the secret signing key (and its temporary
 /// files) out of a backup of `root`: whoever reads the backup target could
@@ -163,6 +182,35 @@ pub fn secret_key_excludes(root: &Path, key_dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rescue_medium_carries_the_identity_only_when_named_and_says_so() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut config = lifeboat_config::Config::default();
+        config.paths.key_dir = tmp.path().join("keys");
+        let mut notices = Vec::new();
+        let (cfg, files) = for_rescue(&config, "h", &mut notices).expect("keys");
+        assert!(files.iter().all(|(n, _)| n != RESCUE_IDENTITY), "no identity unless named");
+        assert!(cfg.backup.identity_file.as_os_str().is_empty());
+        // A file that is not an identity is refused by name, before any medium is made.
+        let bad = tmp.path().join("id.txt");
+        std::fs::write(&bad, "age1notasecret\n").expect("write");
+        config.backup.identity_file = bad.clone();
+        let e = for_rescue(&config, "h", &mut notices).expect_err("a public key accepted").to_string();
+        assert!(e.contains("id.txt"), "{e}");
+        // A real one goes on the medium, root-only, and the warning is given.
+        if std::path::Path::new("/usr/bin/age-keygen").exists() {
+            let good = tmp.path().join("key.txt");
+            let ok = std::process::Command::new("age-keygen").arg("-o").arg(&good).output().expect("age-keygen");
+            assert!(ok.status.success());
+            config.backup.identity_file = good;
+            let mut notices = Vec::new();
+            let (cfg, files) = for_rescue(&config, "h", &mut notices).expect("keys");
+            assert!(files.iter().any(|(n, t)| n == RESCUE_IDENTITY && t.contains("AGE-SECRET-KEY-1")));
+            assert_eq!(cfg.backup.identity_file, Path::new(RESCUE_KEY_DIR).join(RESCUE_IDENTITY));
+            assert!(notices.iter().any(|n| matches!(n, Notice::IdentityOnMedium { .. })));
+        }
+    }
 
     #[test]
     fn the_secret_key_is_left_out_of_backups_of_trees_that_hold_it() {

@@ -73,6 +73,11 @@ pub enum Notice {
         /// Its number.
         k: u32,
     },
+    /// The rescue medium carries the backup's decryption identity (`backup.identity_file`).
+    IdentityOnMedium {
+        /// What that means, and the alternative.
+        warning: String,
+    },
     /// The manifest cannot be used, so the restore reads the tar stream alone.
     StreamOnly {
         /// Why the backup did not open with its manifest.

@@ -60,6 +60,7 @@ impl Feedback for Terminal {
             Notice::MediumSkipped { k } => {
                 eprintln!("going on without medium {k}: what is stored on it will be listed as not restored")
             }
+            Notice::IdentityOnMedium { warning } => eprintln!("lifeboat: WARNING: {warning}"),
             Notice::StreamOnly { why } => eprintln!(
                 "lifeboat: {why}\nlifeboat: restoring from the tar stream alone (its volumes are checked against the signed catalog)"
             ),
