@@ -275,6 +275,9 @@ pub struct Recover {
     pub luks_key_file: String,
     /// Explicit disk mapping, `OLD=NEW` (`/dev/sda=/dev/nvme0n1`); `--map` adds to it.
     pub map: Vec<String>,
+    /// A clone file (docs/cloning.md): recover as a clone with that identity; empty: as
+    /// itself. `--clone FILE` wins.
+    pub clone_file: String,
 }
 
 impl Default for Recover {
@@ -287,6 +290,7 @@ impl Default for Recover {
             bootloader: true,
             luks_key_file: String::new(),
             map: Vec::new(),
+            clone_file: String::new(),
         }
     }
 }

@@ -137,6 +137,25 @@ fn a_clone_next_to_its_source_gets_its_own_identity_and_every_other_file_is_the_
     assert!(out.contains("eth0: 192.0.2.12/24 via 192.0.2.1, DNS 192.0.2.53"), "{out}");
     assert!(out.contains(&format!("{ROOT_UUID} -> ")) && out.contains(&format!("{SWAP_UUID} -> ")), "{out}");
     assert!(blkid(&target.dev, "PTTYPE").is_empty(), "--plan wrote to the disk");
+    // The same clone from the configuration's recover.clone_file.
+    let cfg2 = dir.join("with-clone-file.toml");
+    let text = std::fs::read_to_string(cfg).expect("config");
+    let key = format!("bootloader = false\nclone_file = \"{}\"\n", clone_file.display());
+    std::fs::write(&cfg2, text.replace("bootloader = false\n", &key)).expect("config");
+    let (code, out, err) = run_lifeboat(&[
+        "--config",
+        cfg2.to_str().expect("utf8"),
+        "recover",
+        "--layout",
+        layout_file.to_str().expect("utf8"),
+        "--from",
+        &bk,
+        "--map",
+        &map,
+        "--plan",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("host name web2.example.net") && out.contains(&format!("{ROOT_UUID} -> ")), "{out}");
 
     let (code, out, err) = recover(&["--yes", "--keep-mounted"]);
     assert_eq!(code, 0, "clone: {out}{err}");

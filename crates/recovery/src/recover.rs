@@ -45,7 +45,7 @@ pub struct Request {
     pub insecure_unsigned: bool,
     /// A clone file: the restored system gets that identity (host name,
     /// addresses, machine-id, SSH host keys, optionally new UUIDs) instead of
-    /// the source's.
+    /// the source's (`recover.clone_file` when None).
     pub clone_file: Option<PathBuf>,
     /// The age identity file that decrypts an encrypted backup (`backup.identity_file` when None).
     pub identity: Option<PathBuf>,
@@ -158,9 +158,10 @@ fn interfaces_here() -> Vec<(String, String)> {
 /// The clone's identity from the clone file, resolved against the source's
 /// interfaces in the layout and this machine's; None without a clone file.
 fn clone_identity(config: &Config, req: &Request, layout: &Layout) -> Result<Option<Identity>, RecoveryError> {
-    let _ = config;
-    let Some(file) = &req.clone_file else { return Ok(None) };
-    let c = CloneFile::load(file)?;
+    let configured = &config.recover.clone_file;
+    let file = req.clone_file.clone().or_else(|| (!configured.is_empty()).then(|| PathBuf::from(configured)));
+    let Some(file) = file else { return Ok(None) };
+    let c = CloneFile::load(&file)?;
     let source: Vec<(String, Option<String>)> = layout
         .network
         .interfaces

@@ -34,7 +34,8 @@ impl Exec<'_> {
             log::info!("clone: changed /{f}");
         }
         self.report.warnings.extend(done.warnings);
-        if done.ssh_keys_removed {
+        // Also when the backup left the keys out: sshd must not start without any.
+        if done.ssh_keys_removed || root.join("etc/ssh/sshd_config").is_file() {
             self.ssh_host_keys(&root)?;
         }
         Ok(false)
