@@ -25,7 +25,7 @@ TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server deb
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 
-.PHONY: all deps test-deps build install run test fuzz-smoke fuzz lint clean
+.PHONY: all deps test-deps garage build install run test fuzz-smoke fuzz lint clean
 
 all: deps install run
 
@@ -36,6 +36,12 @@ deps:
 test-deps: deps
 	@missing=$$(for p in $(TEST_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing:" $$missing; apt-get update -qq && $(APT) install $$missing; fi
+	$(MAKE) garage
+
+# Garage, a real S3 object store for the s3:// target's tests, built once
+# from crates.io and cached in /var/tmp/lifeboat-garage (tests/garage.sh).
+garage:
+	tests/garage.sh
 
 build:
 	$(CARGO) build --release --locked

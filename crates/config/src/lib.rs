@@ -181,6 +181,74 @@ pub struct Backup {
     pub identity_file: PathBuf,
     /// Which backups `lifeboat backup prune` keeps (`[backup.retention]`); none set: every backup is kept.
     pub retention: Retention,
+    /// How `s3://` targets reach their store (`[backup.s3]`).
+    pub s3: BackupS3,
+}
+
+/// How `s3://bucket/prefix` targets reach their object store. Empty keys
+/// come from the usual `AWS_*` environment variables and `~/.aws/credentials`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupS3 {
+    /// The store's URL (`https://s3.example.net`, `http://10.0.0.5:3900`); empty: `AWS_ENDPOINT_URL`, else AWS.
+    pub endpoint: String,
+    /// The region requests are signed for; empty: `AWS_REGION`, else `us-east-1`.
+    pub region: String,
+    /// Path-style URLs (`ENDPOINT/BUCKET/KEY`) when true, virtual-host (`BUCKET.ENDPOINT/KEY`) when false; unset: path-style when an endpoint is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// The access key id; empty: `AWS_ACCESS_KEY_ID` or the credentials file.
+    pub access_key_id: String,
+    /// The secret access key; empty: `AWS_SECRET_ACCESS_KEY` or the credentials file.
+    pub secret_access_key: String,
+    /// An AWS credentials file; empty: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    pub credentials_file: PathBuf,
+    /// The profile in the credentials file; empty: `AWS_PROFILE`, else `default`.
+    pub profile: String,
+    /// The size of each part of a volume's multipart upload (one part per volume being written is in memory).
+    pub part_size: ByteSize,
+    /// How often a failed request is retried (with exponential backoff).
+    pub retries: u32,
+    /// Hours after which an upload without a catalog counts as dead (and `prune --partial` removes it).
+    pub grace_hours: u32,
+    /// Seconds a connection may send or receive nothing before it fails (and is retried).
+    pub timeout_secs: u32,
+}
+
+impl std::fmt::Debug for BackupS3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("BackupS3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("credentials_file", &self.credentials_file)
+            .field("profile", &self.profile)
+            .field("part_size", &self.part_size)
+            .field("retries", &self.retries)
+            .field("grace_hours", &self.grace_hours)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for BackupS3 {
+    fn default() -> Self {
+        BackupS3 {
+            endpoint: String::new(),
+            region: String::new(),
+            path_style: None,
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            credentials_file: PathBuf::new(),
+            profile: String::new(),
+            part_size: ByteSize(8 << 20),
+            retries: 5,
+            grace_hours: 6,
+            timeout_secs: 60,
+        }
+    }
 }
 
 /// Which backups `lifeboat backup prune` keeps when no `--keep-*` option is
@@ -229,6 +297,7 @@ impl Default for Backup {
             passphrase_file: PathBuf::new(),
             identity_file: PathBuf::new(),
             retention: Retention::default(),
+            s3: BackupS3::default(),
         }
     }
 }
@@ -342,6 +411,15 @@ impl Config {
             if !m.contains('=') {
                 return Err(format!("key `recover.map`: \"{m}\" is not OLD=NEW (for example \"/dev/sda=/dev/vda\")"));
             }
+        }
+        let part = self.backup.s3.part_size.0;
+        if !(5 << 20..=1 << 30).contains(&part) {
+            return Err(format!(
+                "key `backup.s3.part_size` = {part}: S3 parts are 5M to 1G (the smallest S3 accepts is 5 MiB)"
+            ));
+        }
+        if self.backup.s3.access_key_id.is_empty() != self.backup.s3.secret_access_key.is_empty() {
+            return Err("keys `backup.s3.access_key_id` and `backup.s3.secret_access_key`: give both or neither".into());
         }
         let max = self.backup.compression.max_level();
         if !(1..=max).contains(&self.backup.level) {
@@ -498,6 +576,24 @@ mod tests {
         }
         let e = parse("[backup]\nrecipients = [\"AGE-SECRET-KEY-1QQQ\"]\n").unwrap_err().to_string();
         assert!(!e.contains("1QQQ"), "a secret key is never echoed: {e}");
+    }
+
+    #[test]
+    fn s3_settings_have_defaults_are_checked_and_never_print_the_secret() {
+        let d = Config::default().backup.s3;
+        assert_eq!((d.part_size.0, d.retries, d.grace_hours, d.path_style), (8 << 20, 5, 6, None));
+        let c = parse(
+            "[backup.s3]\nendpoint = \"http://127.0.0.1:3900\"\nregion = \"garage\"\npath_style = true\n\
+             access_key_id = \"GK1\"\nsecret_access_key = \"hunter2\"\npart_size = \"16M\"\n",
+        )
+        .expect("valid");
+        assert_eq!((c.backup.s3.path_style, c.backup.s3.part_size.0), (Some(true), 16 << 20));
+        assert_eq!(parse(&c.to_toml()).expect("round trip"), c);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let e = parse("[backup.s3]\npart_size = \"1M\"\n").unwrap_err().to_string();
+        assert!(e.contains("backup.s3.part_size"), "{e}");
+        let e = parse("[backup.s3]\naccess_key_id = \"GK1\"\n").unwrap_err().to_string();
+        assert!(e.contains("both"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod dir;
 pub mod encrypt;
 pub mod lock;
 pub mod memory;
+pub mod s3;
 pub mod sftp;
 
 use crate::ArchiveError;
@@ -38,6 +39,7 @@ pub use dir::{is_complete, DirObjects, FileTarget};
 pub use encrypt::{DecryptingObjects, EncryptingUpload, Identities, Recipients};
 pub use lock::{Holder, TargetLock};
 pub use memory::MemoryTarget;
+pub use s3::{S3Settings, S3Target};
 
 /// The name of a backup's catalog, its commit point.
 pub const CATALOG: &str = "backup.json";
@@ -253,26 +255,42 @@ pub fn open(url: &str) -> Result<Box<dyn Target>, ArchiveError> {
     open_with(url, &lifeboat_runner::SystemRunner::new(lifeboat_runner::Mode::Run))
 }
 
-/// Open the target a URL names: `file:///ABSOLUTE/PATH` (a local, NFS or
-/// USB directory) or `sftp://[user@]host[:port]/path` (through the
-/// system's ssh, which `runner` starts).
+/// Settings of the transports that need more than their URL (from the
+/// configuration; every field's default reads the environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetSettings {
+    /// How `s3://` targets reach their store (`[backup.s3]`).
+    pub s3: S3Settings,
+}
+
+/// Open the target a URL names (see [`open_configured`]) with default settings.
 pub fn open_with(url: &str, runner: &dyn lifeboat_runner::Runner) -> Result<Box<dyn Target>, ArchiveError> {
+    open_configured(url, runner, &TargetSettings::default())
+}
+
+/// The URLs lifeboat writes to, for messages.
+const TARGET_URLS: &str = "file:///ABSOLUTE/PATH (a local, NFS or USB directory), sftp://[user@]host[:port]/path \
+     or s3://bucket/prefix";
+
+/// Open the target a URL names: `file:///ABSOLUTE/PATH` (a local, NFS or
+/// USB directory), `sftp://[user@]host[:port]/path` (through the system's
+/// ssh, which `runner` starts) or `s3://bucket/prefix` (an S3-compatible
+/// object store, reached as `settings.s3` says).
+pub fn open_configured(
+    url: &str,
+    runner: &dyn lifeboat_runner::Runner,
+    settings: &TargetSettings,
+) -> Result<Box<dyn Target>, ArchiveError> {
     let Some((scheme, _)) = url.split_once("://") else {
-        return Err(ArchiveError::Target(
-            url.into(),
-            "is not a target URL: give file:///ABSOLUTE/PATH (a local, NFS or USB directory) or sftp://[user@]host[:port]/path"
-                .into(),
-        ));
+        return Err(ArchiveError::Target(url.into(), format!("is not a target URL: give {TARGET_URLS}")));
     };
     match scheme {
         "file" => Ok(Box::new(FileTarget::from_url(url)?)),
         "sftp" => Ok(Box::new(sftp::SftpTarget::connect(url, runner)?)),
+        "s3" => Ok(Box::new(S3Target::open(url, &settings.s3)?)),
         _ => Err(ArchiveError::Target(
             url.into(),
-            format!(
-                "this version cannot write to {scheme}:// targets: give file:///ABSOLUTE/PATH (a local, NFS or USB directory) \
-                 or sftp://[user@]host[:port]/path"
-            ),
+            format!("this version cannot write to {scheme}:// targets: give {TARGET_URLS}"),
         )),
     }
 }
