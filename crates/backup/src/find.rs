@@ -82,7 +82,7 @@ pub struct Found {
 pub fn locate(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Arc<dyn Objects>, Error> {
     let dir = |p: &Path| -> Arc<dyn Objects> { Arc::new(DirObjects::new(p)) };
     match &f.source {
-        Source::Url(url) => Ok(target::open(url)?.choose(&f.host)?),
+        Source::Url(url) | Source::Location(Location::Url { url }) => Ok(target::open(url)?.choose(&f.host)?),
         Source::Location(Location::Media { path, label }) => {
             let (at, links) =
                 media::open_medium(r, label.as_deref().unwrap_or_default(), path, f.unattended, feedback)?;

@@ -54,12 +54,17 @@ pub enum Location {
         /// The volume label of the first medium (`rescue.label` when not recorded).
         label: Option<String>,
     },
+    /// On a remote target (`sftp://`), reached over the rescue system's network.
+    Url {
+        /// The backup's own URL (`sftp://vault/srv/backup/HOST/NAME`).
+        url: String,
+    },
 }
 
 /// `backup-location.json` as it is on the medium.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct LocationFile {
-    /// `target` (a directory, NFS or USB mount) or `media` (on the rescue medium).
+    /// `target` (a directory, NFS or USB mount), `media` (on the rescue medium) or `url` (a remote target; `path` is the URL).
     kind: String,
     /// The backup directory when it was made (target), or its path on the medium (media).
     path: String,
@@ -81,6 +86,7 @@ impl TryFrom<LocationFile> for Location {
         let path = PathBuf::from(&f.path);
         Ok(match (f.kind.as_str(), f.nfs, f.fs_uuid, f.fs_mountpoint) {
             ("media", ..) => Location::Media { path: f.path, label: f.label },
+            ("url", ..) => Location::Url { url: f.path },
             ("target", Some(export), _, Some(mp)) => Location::Nfs { path, export, fs_mountpoint: mp.into() },
             ("target", None, Some(fs_uuid), Some(mp)) => Location::Disk { path, fs_uuid, fs_mountpoint: mp.into() },
             ("target", _, _, mp) => Location::Directory { path, fs_mountpoint: mp.map(PathBuf::from) },
@@ -106,6 +112,7 @@ impl From<Location> for LocationFile {
             Location::Media { path, label } => {
                 LocationFile { kind: "media".into(), path, label, ..LocationFile::default() }
             }
+            Location::Url { url } => LocationFile { kind: "url".into(), path: url, ..LocationFile::default() },
         }
     }
 }
@@ -196,6 +203,7 @@ mod tests {
             Location::Disk { path: "/mnt/b/h/S".into(), fs_uuid: "u-1".into(), fs_mountpoint: "/mnt/b".into() },
             Location::Nfs { path: "/srv/nfs/h/S".into(), export: "srv:/e".into(), fs_mountpoint: "/srv/nfs".into() },
             Location::Media { path: "backup/h/S".into(), label: Some("LIFEBOAT".into()) },
+            Location::Url { url: "sftp://backup@vault:2222/srv/backup/h/S".into() },
         ];
         for l in all {
             let text = l.to_json().expect("json");

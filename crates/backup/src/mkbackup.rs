@@ -93,7 +93,7 @@ pub fn mkbackup(
             feedback.made(&made);
             let loc = match made.local_dir() {
                 Some(dir) => Location::of_dir(runner, dir),
-                None => Location::Directory { path: made.location().into(), fs_mountpoint: None },
+                None => Location::Url { url: made.location() },
             };
             if !matches!(loc, Location::Nfs { .. }) {
                 backup_disk = made.local_dir().and_then(lifeboat_layout::safety::device_of_file);
