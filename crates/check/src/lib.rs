@@ -81,6 +81,10 @@ impl Report {
         } else {
             out.push_str(&format!("{failed} check(s) failed: fix them and run `lifeboat check` again.\n"));
         }
+        let warned = self.checks.iter().filter(|c| c.status == Status::Warning).count();
+        if warned > 0 {
+            out.push_str(&format!("{warned} warning(s): see the fix below each.\n"));
+        }
         out
     }
 }
@@ -202,11 +206,14 @@ fn target_checks(cfg: &Config, host: &dyn Host, r: &dyn Runner) -> Vec<Check> {
     checks_of_target(url, opened.map_err(|e| e.to_string()), expected)
 }
 
-/// The bytes the filesystems of this machine hold (each once; not the one
-/// the target is on, which a backup leaves out): about the most a backup needs.
+/// The bytes the filesystems of this machine hold (each once): about the
+/// most a backup of them needs. A filesystem that is the target itself
+/// (mounted at the target directory) is left out, as a backup leaves the
+/// target out; one that merely holds the target counts whole (its earlier
+/// backups too: an overestimate, for a warning only).
 fn used_by_filesystems(host: &dyn Host, target_dir: Option<&Path>) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    let target_dev = target_dir.and_then(|d| std::fs::metadata(existing_ancestor(d)).ok()).map(|m| m.dev());
+    let target = target_dir.and_then(|d| std::fs::canonicalize(d).ok());
     let mut seen = BTreeSet::new();
     let mut used = 0u64;
     for m in host.mounts().ok()? {
@@ -214,7 +221,7 @@ fn used_by_filesystems(host: &dyn Host, target_dir: Option<&Path>) -> Option<u64
             continue;
         }
         let Ok(meta) = std::fs::metadata(&m.mount_point) else { continue };
-        if Some(meta.dev()) == target_dev || !seen.insert(meta.dev()) {
+        if target.as_deref() == Some(Path::new(&m.mount_point)) || !seen.insert(meta.dev()) {
             continue;
         }
         if let Ok(st) = rustix::fs::statvfs(Path::new(&m.mount_point)) {
@@ -573,6 +580,8 @@ mod tests {
         let t = lifeboat_archive::target::open(&url).map_err(|e| e.to_string());
         let c = checks_of_target(&url, t, Some(u64::MAX));
         assert_eq!(c[2].status, Status::Warning);
+        let r = Report { ok: true, checks: c.clone() };
+        assert!(r.table().contains("All needed checks passed") && r.table().contains("1 warning(s)"), "{}", r.table());
         assert!(
             c[2].detail.contains("may not fit") && c[2].fix.as_deref().is_some_and(|f| f.contains("prune")),
             "{c:?}"
@@ -631,6 +640,20 @@ mod tests {
         let r = Report { ok: true, checks: c };
         assert!(r.table().contains("Not checked"), "{}", r.table());
         assert!(serde_json::to_string(&r).expect("json").contains("\"not-checked\""));
+    }
+
+    #[test]
+    fn the_expected_size_is_the_used_space_of_the_filesystems_but_not_of_the_target_itself() {
+        let host = FixtureHost::new().mount(DevNum::new(254, 1), "/dev/vda1", "/", "xfs").mount(
+            DevNum::new(0, 30),
+            "tmpfs",
+            "/run",
+            "tmpfs",
+        );
+        let all = used_by_filesystems(&host, None).expect("mounts");
+        assert!(all > 0, "/ uses some space");
+        assert_eq!(used_by_filesystems(&host, Some(Path::new("/tmp/lifeboat-target"))), Some(all), "a directory on /");
+        assert_eq!(used_by_filesystems(&host, Some(Path::new("/"))), Some(0), "the target is the filesystem");
     }
 
     #[test]
