@@ -180,7 +180,7 @@ fn look(t: &dyn Target, host: &str, key: &str, now: SystemTime) -> Result<Found,
 
 /// Take the lock of `host`'s backups on `t` for `purpose` (`backup`,
 /// `prune`), waiting up to `wait` for another holder to release it. A
-/// stale lock ([`look`]) is taken over with a warning. Refused, naming the
+/// stale lock (see the module's rules) is taken over with a warning. Refused, naming the
 /// holder and the fix, when it is still held after `wait`.
 pub fn acquire<'a>(
     t: &'a dyn Target,
