@@ -17,7 +17,7 @@ mod names;
 mod network;
 mod uuids;
 
-pub use names::{rewrite_hosts, rewrite_mailname};
+pub use names::{rewrite_hosts, rewrite_mailname, rewrite_mdadm_homehost};
 pub use network::{ifupdown_stanza, rewrite_ifupdown, rewrite_networkd, rewrite_nmconnection, rewrite_resolv_conf};
 pub use uuids::replace_uuids;
 
@@ -406,6 +406,11 @@ pub fn apply(root: &Path, id: &Identity, machine_id: &str) -> Result<Applied, Id
     }
     if let Some(m) = t.read("var/lib/dbus/machine-id") {
         t.write("var/lib/dbus/machine-id", Some(&m), &format!("{machine_id}\n"))?;
+    }
+    for f in ["etc/mdadm/mdadm.conf", "etc/mdadm.conf"] {
+        if let Some(text) = t.read(f) {
+            t.write(f, Some(&text), &rewrite_mdadm_homehost(&text, &old, &id.hostname))?;
+        }
     }
     ssh_keys(&mut t)?;
     network(&mut t, id)?;

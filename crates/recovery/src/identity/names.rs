@@ -1,4 +1,5 @@
-//! The host name where the restored system names it besides /etc/hostname.
+//! The host name where the restored system names it besides /etc/hostname:
+//! hosts, mailname, and the home host of md arrays.
 
 /// `/etc/hosts` with the old host name (and its FQDNs) replaced by the
 /// new ones; a `127.0.1.1` line is added when no line names the new host.
@@ -73,4 +74,28 @@ pub fn rewrite_mailname(text: &str, old: &str, new: &str, fqdn: Option<&str>) ->
         cur.to_string()
     };
     format!("{name}\n")
+}
+
+/// `mdadm.conf` with the arrays of the old host (`name=web1:0`, `HOMEHOST web1`) made the new host's.
+pub fn rewrite_mdadm_homehost(text: &str, old: &str, new: &str) -> String {
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first().is_some_and(|w| w.eq_ignore_ascii_case("HOMEHOST")) && words.get(1) == Some(&old) {
+            out.push_str(&line.replacen(old, new, 1));
+            continue;
+        }
+        let mut l = line.to_string();
+        if words.first() == Some(&"ARRAY") {
+            for w in &words {
+                if let Some(rest) =
+                    w.strip_prefix("name=").and_then(|n| n.strip_prefix(old)).and_then(|r| r.strip_prefix(':'))
+                {
+                    l = l.replacen(w, &format!("name={new}:{rest}"), 1);
+                }
+            }
+        }
+        out.push_str(&l);
+    }
+    out
 }

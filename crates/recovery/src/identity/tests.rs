@@ -405,3 +405,12 @@ fn systemd_name_globs() {
     assert!(glob("en*", "enp1s0") && glob("eth?", "eth0") && glob("*", "x") && glob("eth0", "eth0"));
     assert!(!glob("en*", "eth0") && !glob("eth?", "eth10"));
 }
+
+#[test]
+fn md_arrays_of_the_old_host_become_the_new_hosts() {
+    let conf = "HOMEHOST web1\nARRAY /dev/md/0 metadata=1.2 UUID=a1b2c3d4:e5f60718:293a4b5c:6d7e8f90 name=web1:0\nARRAY /dev/md/1 name=other:1\n";
+    assert_eq!(
+        rewrite_mdadm_homehost(conf, "web1", "web2"),
+        "HOMEHOST web2\nARRAY /dev/md/0 metadata=1.2 UUID=a1b2c3d4:e5f60718:293a4b5c:6d7e8f90 name=web2:0\nARRAY /dev/md/1 name=other:1\n"
+    );
+}

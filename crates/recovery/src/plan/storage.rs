@@ -9,10 +9,17 @@ use crate::RecoveryError;
 use lifeboat_config::human;
 use lifeboat_layout::model::{Luks, Lv, Pv, Raid, Vg};
 
-/// An md array on its (new) member devices, with its UUID.
+/// An md array on its (new) member devices, with its UUID (a clone's new
+/// one, and the clone as its home host).
 pub(super) fn raid(b: &mut Builder<'_>, r: &Raid) {
     let mut r = r.clone();
     r.uuid = b.identity(&r.uuid);
+    // A clone's arrays belong to the clone (`web1:0` becomes `web2:0`), so mdadm assembles them as its own.
+    if let (Some(c), Some((home, n))) = (&b.settings.clone, r.name.clone().as_deref().and_then(|n| n.split_once(':'))) {
+        if home.eq_ignore_ascii_case(c.source_hostname.split('.').next().unwrap_or("")) {
+            r.name = Some(format!("{}:{n}", c.hostname));
+        }
+    }
     let cmd = commands::mdadm_create(&r, &|m| b.new_id(m));
     b.actions.push(Action::Raid { device: r.id.clone(), uuid: r.uuid.clone(), cmd });
 }

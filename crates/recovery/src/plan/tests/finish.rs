@@ -132,6 +132,10 @@ fn a_clone_without_new_uuids_keeps_the_storage_identities_and_without_clone_ther
     assert!(p.uuids.is_empty());
     assert!(p.render().contains("  3. ext4 on /dev/vdb2, UUID root-uuid: "), "{}", p.render());
     assert!(p.actions.iter().any(|a| matches!(a, Action::Identity { identity } if identity.uuids.is_empty())));
+    let step = p.actions.iter().find(|a| matches!(a, Action::Identity { .. })).expect("identity step");
+    assert_eq!(step.phase(), Phase::Fix);
+    let v = serde_json::to_value(step).expect("json");
+    assert_eq!((v["action"].as_str(), v["identity"]["hostname"].as_str()), (Some("identity"), Some("web2")));
     let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &settings()).expect("plan");
     p.finish(&l, &settings(), None);
     assert!(!p.actions.iter().any(|a| matches!(a, Action::Identity { .. })));

@@ -174,6 +174,14 @@ fn raid_is_created_on_both_new_disks_with_its_identity() {
         "mdadm --create /dev/md0 --run --force --metadata=1.2 --level=raid1 --raid-devices=2 \
          --uuid=a1b2c3d4:e5f60718:293a4b5c:6d7e8f90 --name=0 --homehost=web1 --bitmap=internal /dev/vdb1 /dev/vdc1"
     );
+    // A clone with new UUIDs: the array gets a new UUID (in mdadm's spelling) and the clone as its home host.
+    let file = crate::identity::CloneFile::parse("hostname = \"web2\"\nnew_uuids = true\n").expect("clone");
+    let clone = crate::identity::Identity::resolve(&file, "web1", &[], &[]).expect("identity");
+    let p = build(&l, maps.clone(), &Settings { clone: Some(clone), ..settings() }).expect("plan");
+    let Action::Raid { uuid, cmd, .. } = &p.actions[2] else { panic!() };
+    assert!(uuid != "a1b2c3d4:e5f60718:293a4b5c:6d7e8f90" && uuid.matches(':').count() == 3, "{uuid}");
+    assert!(cmd.cmdline().contains(&format!("--uuid={uuid} --name=0 --homehost=web2 ")), "{}", cmd.cmdline());
+    assert_eq!(p.uuids.get("a1b2c3d4:e5f60718:293a4b5c:6d7e8f90"), Some(uuid));
     // With one of its disks left out, neither the array nor what is on it is made.
     let p = build(&l, maps[..1].to_vec(), &settings()).expect("plan");
     assert_eq!(kinds(&p), ["partition /dev/vdb (gpt, 1 partitions)"]);
