@@ -17,7 +17,7 @@ mod names;
 mod network;
 mod uuids;
 
-pub use names::{rewrite_hosts, rewrite_mailname, rewrite_mdadm_homehost};
+pub use names::{readdress_hosts, rewrite_hosts, rewrite_mailname, rewrite_mdadm_homehost};
 pub use network::{ifupdown_stanza, rewrite_ifupdown, rewrite_networkd, rewrite_nmconnection, rewrite_resolv_conf};
 pub use uuids::replace_uuids;
 
@@ -193,6 +193,9 @@ pub struct Addressing {
     pub gateway: Option<String>,
     /// DNS servers.
     pub dns: Vec<String>,
+    /// The source's addresses on it (without prefix), as the layout recorded them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_addresses: Vec<String>,
 }
 
 impl Addressing {
@@ -279,6 +282,7 @@ impl Identity {
                 address: i.address.clone(),
                 gateway: i.gateway.clone(),
                 dns: i.dns.clone(),
+                old_addresses: Vec::new(),
             });
         }
         Ok(Identity {
@@ -289,6 +293,19 @@ impl Identity {
             new_uuids: c.new_uuids,
             uuids: BTreeMap::new(),
         })
+    }
+
+    /// The source's addresses → the clone's, for the interfaces that get a
+    /// static address (an old address of the same family, IPv4 or IPv6).
+    pub fn readdressed(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for a in &self.interfaces {
+            let Some(new) = a.address.as_deref().and_then(|x| x.split('/').next()) else { continue };
+            for o in a.old_addresses.iter().filter(|o| o.contains(':') == new.contains(':')) {
+                m.insert(o.clone(), new.to_string());
+            }
+        }
+        m
     }
 
     /// The clone's fully qualified name, when it has a domain.
@@ -395,7 +412,8 @@ pub fn apply(root: &Path, id: &Identity, machine_id: &str) -> Result<Applied, Id
         t.write("etc/hostname", old_hostname.as_deref(), &format!("{}\n", id.hostname))?;
     }
     if let Some(h) = t.read("etc/hosts") {
-        t.write("etc/hosts", Some(&h), &rewrite_hosts(&h, &old, &id.hostname, fqdn.as_deref()))?;
+        let named = rewrite_hosts(&h, &old, &id.hostname, fqdn.as_deref());
+        t.write("etc/hosts", Some(&h), &readdress_hosts(&named, &id.readdressed()))?;
     }
     if let Some(m) = t.read("etc/mailname") {
         t.write("etc/mailname", Some(&m), &rewrite_mailname(&m, &old, &id.hostname, fqdn.as_deref()))?;

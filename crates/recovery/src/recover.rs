@@ -169,7 +169,13 @@ fn clone_identity(config: &Config, req: &Request, layout: &Layout) -> Result<Opt
         .filter(|i| i.link_type != "loopback" && i.name != "lo")
         .map(|i| (i.name.clone(), i.mac.clone()))
         .collect();
-    Ok(Some(Identity::resolve(&c, &layout.meta.hostname, &source, &interfaces_here())?))
+    let mut identity = Identity::resolve(&c, &layout.meta.hostname, &source, &interfaces_here())?;
+    for a in &mut identity.interfaces {
+        if let Some(i) = layout.network.interfaces.iter().find(|i| i.name == a.name) {
+            a.old_addresses = i.addresses.iter().map(|x| x.address.clone()).collect();
+        }
+    }
+    Ok(Some(identity))
 }
 
 /// The `OLD=NEW` pairs of the configuration, the map file and the request.

@@ -1,5 +1,6 @@
 //! The host name where the restored system names it besides /etc/hostname:
-//! hosts, mailname, and the home host of md arrays.
+//! hosts (and the host's old addresses there), mailname, and the home host
+//! of md arrays.
 
 /// `/etc/hosts` with the old host name (and its FQDNs) replaced by the
 /// new ones; a `127.0.1.1` line is added when no line names the new host.
@@ -96,6 +97,24 @@ pub fn rewrite_mdadm_homehost(text: &str, old: &str, new: &str) -> String {
             }
         }
         out.push_str(&l);
+    }
+    out
+}
+
+/// `/etc/hosts` with each line whose address is one of the source's (`old` → new) given the new address.
+pub fn readdress_hosts(text: &str, addresses: &std::collections::BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let lead = line.len() - line.trim_start().len();
+        let first = line[lead..].split(|c: char| c.is_whitespace() || c == '#').next().unwrap_or("");
+        match addresses.get(first) {
+            Some(new) if !first.is_empty() => {
+                out.push_str(&line[..lead]);
+                out.push_str(new);
+                out.push_str(&line[lead + first.len()..]);
+            }
+            _ => out.push_str(line),
+        }
     }
     out
 }

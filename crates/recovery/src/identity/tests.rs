@@ -23,6 +23,7 @@ fn eth0() -> Addressing {
         address: Some("192.0.2.12/24".into()),
         gateway: Some("192.0.2.1".into()),
         dns: vec!["192.0.2.53".into()],
+        old_addresses: vec!["192.0.2.11".into(), "2001:db8::11".into()],
     }
 }
 
@@ -241,7 +242,7 @@ fn resolv_conf_gets_the_new_name_servers_where_the_old_ones_were() {
 /// A restored Debian-like tree with every file the clone changes.
 fn tree(root: &Path) {
     write(root, "etc/hostname", "web1\n");
-    write(root, "etc/hosts", "127.0.0.1 localhost\n127.0.1.1 web1.old.example web1\n");
+    write(root, "etc/hosts", "127.0.0.1 localhost\n127.0.1.1 web1.old.example web1\n192.0.2.11\tweb1.old.example\n");
     write(root, "etc/mailname", "web1.old.example\n");
     write(root, "etc/machine-id", "0123456789abcdef0123456789abcdef\n");
     write(root, "var/lib/dbus/machine-id", "0123456789abcdef0123456789abcdef\n");
@@ -287,7 +288,10 @@ fn a_restored_tree_gets_the_whole_identity_and_nothing_else_changes() {
     let id = renewed_identity();
     let done = apply(root, &id, "fedcba9876543210fedcba9876543210").expect("apply");
     assert_eq!(read(root, "etc/hostname"), "web2\n");
-    assert_eq!(read(root, "etc/hosts"), "127.0.0.1 localhost\n127.0.1.1 web2.example.net web2\n");
+    assert_eq!(
+        read(root, "etc/hosts"),
+        "127.0.0.1 localhost\n127.0.1.1 web2.example.net web2\n192.0.2.12\tweb2.example.net\n"
+    );
     assert_eq!(read(root, "etc/mailname"), "web2.example.net\n");
     assert_eq!(read(root, "etc/machine-id"), "fedcba9876543210fedcba9876543210\n");
     assert_eq!(read(root, "var/lib/dbus/machine-id"), "fedcba9876543210fedcba9876543210\n");
@@ -412,5 +416,17 @@ fn md_arrays_of_the_old_host_become_the_new_hosts() {
     assert_eq!(
         rewrite_mdadm_homehost(conf, "web1", "web2"),
         "HOMEHOST web2\nARRAY /dev/md/0 metadata=1.2 UUID=a1b2c3d4:e5f60718:293a4b5c:6d7e8f90 name=web2:0\nARRAY /dev/md/1 name=other:1\n"
+    );
+}
+
+#[test]
+fn the_sources_addresses_in_hosts_become_the_clones() {
+    let id = identity();
+    let m = id.readdressed();
+    assert_eq!(m.len(), 1, "only the IPv4 address is replaced by an IPv4 one: {m:?}");
+    let hosts = "192.0.2.11 web2\n  192.0.2.110 other\n#192.0.2.11 commented\n2001:db8::11 web2\n";
+    assert_eq!(
+        readdress_hosts(hosts, &m),
+        "192.0.2.12 web2\n  192.0.2.110 other\n#192.0.2.11 commented\n2001:db8::11 web2\n"
     );
 }
