@@ -392,3 +392,25 @@ exec "$REAL" "$@""#,
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(backups(&target).len(), 1);
 }
+
+#[test]
+fn a_mounted_filesystem_the_capture_did_not_see_makes_the_backup_refused_naming_it() {
+    if !root_or_skip("loop devices") {
+        return;
+    }
+    let (tmp, tree, target, cfg) = setup("");
+    // An lsblk that lists no device: the layout has no filesystem, mountinfo still has the mount.
+    let path = fake_lsblk(tmp.path(), r#"[ "$1" = --help ] && exec "$REAL" --help; echo '{"blockdevices": []}'"#);
+    let mut disk = common::LoopDisk::new(tmp.path(), "srv", 32 << 20);
+    sh(&format!("mkfs.ext4 -q {}", disk.dev));
+    let dev = disk.dev.clone();
+    disk.mount(&dev, &tree.join("srv"), "");
+    let (code, out, err) =
+        run_with_path(&path, &["--config", s(&cfg), "backup", "--target", &url(&target), "--root", s(&tree)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("refusing to make a backup that misses mounted filesystems"), "{err}");
+    assert!(err.contains(&format!("{} (ext4 {dev})", tree.join("srv").display())), "names it: {err}");
+    assert!(err.contains("backup.exclude"), "the fix: {err}");
+    assert!(backups(&target).is_empty(), "nothing published");
+    assert!(std::fs::read_dir(&target).map(|d| d.count()).unwrap_or(0) == 0, "nothing staged either");
+}
