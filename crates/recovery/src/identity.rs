@@ -216,6 +216,16 @@ impl Addressing {
         s
     }
 
+    /// Whether the old default gateway goes: the clone gives its own, or DHCP does.
+    fn replaces_gateway(&self) -> bool {
+        self.dhcp || self.gateway.is_some()
+    }
+
+    /// Whether the old DNS servers go: the clone gives its own, or DHCP does.
+    fn replaces_dns(&self) -> bool {
+        self.dhcp || !self.dns.is_empty()
+    }
+
     fn is_v6(&self) -> bool {
         self.address.as_deref().is_some_and(|a| a.contains(':'))
     }

@@ -3,9 +3,9 @@
 
 use super::Addressing;
 
-/// Keys of the ifupdown stanza that carry the address, dropped before the new ones are written.
-const IFUPDOWN_ADDRESSING: &[&str] =
-    &["address", "netmask", "gateway", "broadcast", "network", "dns-nameservers", "pointopoint"];
+/// Keys of the ifupdown stanza that carry the address, dropped before the new ones are written
+/// (`gateway` and `dns-nameservers` too when the clone gives its own, or DHCP).
+const IFUPDOWN_ADDRESSING: &[&str] = &["address", "netmask", "broadcast", "network", "pointopoint"];
 
 /// An ifupdown file with the `iface NAME inet…` stanza of the interface's
 /// address family set to the clone's addressing; None when the file has no
@@ -48,7 +48,10 @@ pub fn rewrite_ifupdown(text: &str, a: &Addressing) -> Option<String> {
             }
             continue;
         }
-        if inside && IFUPDOWN_ADDRESSING.contains(&first) {
+        let replaced = IFUPDOWN_ADDRESSING.contains(&first)
+            || (first == "gateway" && a.replaces_gateway())
+            || (first == "dns-nameservers" && a.replaces_dns());
+        if inside && replaced {
             continue;
         }
         out.push_str(line);
@@ -125,10 +128,10 @@ pub fn rewrite_networkd(text: &str, a: &Addressing) -> Option<String> {
     if !matches {
         return None;
     }
-    // The old addresses and default routes go; other routes stay.
+    // The old addresses and (when the clone gives its own) default routes go; other routes stay.
     s.retain(|(n, lines)| match n.as_str() {
         "Address" => false,
-        "Route" => !lines.iter().filter_map(|l| key_of(l)).any(|(k, _)| k == "Gateway"),
+        "Route" => !(a.replaces_gateway() && lines.iter().filter_map(|l| key_of(l)).any(|(k, _)| k == "Gateway")),
         _ => true,
     });
     let mut new: Vec<String> = Vec::new();
@@ -140,7 +143,12 @@ pub fn rewrite_networkd(text: &str, a: &Addressing) -> Option<String> {
     new.extend(a.dns.iter().map(|x| format!("DNS={x}")));
     match s.iter_mut().find(|(n, _)| n == "Network") {
         Some((_, lines)) => {
-            lines.retain(|l| !key_of(l).is_some_and(|(k, _)| matches!(k, "Address" | "Gateway" | "DNS" | "DHCP")));
+            let dropped = |k: &str| {
+                matches!(k, "Address" | "DHCP")
+                    || (k == "Gateway" && a.replaces_gateway())
+                    || (k == "DNS" && a.replaces_dns())
+            };
+            lines.retain(|l| !key_of(l).is_some_and(|(k, _)| dropped(k)));
             // After the header and the keys that stay, before a trailing blank line.
             let at = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(lines.len(), |p| p + 1);
             lines.splice(at..at, new);
@@ -174,9 +182,17 @@ pub fn rewrite_nmconnection(text: &str, a: &Addressing) -> Option<String> {
         return None;
     }
     let sec = if a.is_v6() { "ipv6" } else { "ipv4" };
+    // The old gateway stays when the clone gives none: a `gateway=` key, or after the first address.
+    let old = keys(sec);
+    let old_gateway = old.iter().find(|(k, _)| k == "gateway").map(|(_, v)| v.clone()).or_else(|| {
+        old.iter()
+            .find(|(k, _)| k == "address1" || k == "addresses1")
+            .and_then(|(_, v)| v.split([',', ';']).nth(1).map(str::trim).filter(|g| !g.is_empty()).map(String::from))
+    });
+    let gateway = if a.replaces_gateway() { a.gateway.clone() } else { old_gateway };
     let mut new = vec![format!("method={}", if a.dhcp { "auto" } else { "manual" })];
     if let Some(ad) = &a.address {
-        new.push(match &a.gateway {
+        new.push(match &gateway {
             Some(g) => format!("address1={ad},{g}"),
             None => format!("address1={ad}"),
         });
@@ -187,7 +203,7 @@ pub fn rewrite_nmconnection(text: &str, a: &Addressing) -> Option<String> {
     let dropped = |k: &str| {
         k == "method"
             || k == "gateway"
-            || k == "dns"
+            || (k == "dns" && a.replaces_dns())
             || k.strip_prefix("address").is_some_and(|r| r.chars().all(|c| c.is_ascii_digit()))
             || k.strip_prefix("addresses").is_some_and(|r| r.chars().all(|c| c.is_ascii_digit()))
     };

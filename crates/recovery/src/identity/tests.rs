@@ -430,3 +430,26 @@ fn the_sources_addresses_in_hosts_become_the_clones() {
         "192.0.2.12 web2\n  192.0.2.110 other\n#192.0.2.11 commented\n2001:db8::11 web2\n"
     );
 }
+
+#[test]
+fn a_static_address_without_gateway_or_dns_keeps_the_old_ones() {
+    let bare = Addressing { gateway: None, dns: vec![], ..eth0() };
+    let ifupdown =
+        "iface eth0 inet static\n    address 192.0.2.11/24\n    gateway 192.0.2.1\n    dns-nameservers 192.0.2.50\n";
+    assert_eq!(
+        rewrite_ifupdown(ifupdown, &bare).expect("stanza"),
+        "iface eth0 inet static\n    address 192.0.2.12/24\n    gateway 192.0.2.1\n    dns-nameservers 192.0.2.50\n"
+    );
+    let networkd =
+        "[Match]\nName=eth0\n\n[Network]\nAddress=192.0.2.11/24\nDNS=192.0.2.50\n\n[Route]\nGateway=192.0.2.1\n";
+    assert_eq!(
+        rewrite_networkd(networkd, &bare).expect("matches"),
+        "[Match]\nName=eth0\n\n[Network]\nDNS=192.0.2.50\nAddress=192.0.2.12/24\n\n[Route]\nGateway=192.0.2.1\n"
+    );
+    let nm =
+        "[connection]\ninterface-name=eth0\n[ipv4]\naddress1=192.0.2.11/24,192.0.2.1\ndns=192.0.2.50;\nmethod=manual\n";
+    assert_eq!(
+        rewrite_nmconnection(nm, &bare).expect("matches"),
+        "[connection]\ninterface-name=eth0\n[ipv4]\ndns=192.0.2.50;\nmethod=manual\naddress1=192.0.2.12/24,192.0.2.1\n"
+    );
+}
