@@ -288,4 +288,41 @@ fn commands_take_sftp_targets(srv: &Server) {
     let (code, _, err) = run(srv, &["--config", c, "backup", "prune", "--target", &url]);
     assert_eq!(code, 2, "no policy at all is refused");
     assert!(err.contains("no retention policy"), "{err}");
+
+    // `lifeboat check` tests the configured sftp:// target: reached, written to (and cleaned up), its room told.
+    let checked = config(work.path(), &format!("[backup]\ntarget = \"{url}\"\n"));
+    let (_, out, err) = run(srv, &["--config", checked.to_str().unwrap(), "--json", "check"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let item = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {v}"))
+            .clone()
+    };
+    for name in ["Backup target reachable", "Backup target writable", "Room for a backup on the target"] {
+        let c = item(name);
+        assert!(c["status"] == "passed" || c["status"] == "warning", "{name}: {c}");
+    }
+    assert!(item("Backup target writable")["detail"].as_str().unwrap().contains(".lifeboat-check-"));
+    assert!(!std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(".lifeboat-check")));
+    let (_, out, _) = run(
+        srv,
+        &[
+            "--config",
+            &format!("{}", config(work.path(), "[backup]\ntarget = \"sftp://vault/nonexistent/dir\"\n").display()),
+            "--json",
+            "check",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let reach =
+        v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "Backup target reachable").unwrap().clone();
+    assert_eq!(reach["status"], "failed", "{reach}");
+    assert!(reach["fix"].as_str().unwrap().contains("create the directory"), "{reach}");
 }
