@@ -15,7 +15,9 @@
 //! There is no lock to ask an object store, so an upload (objects without
 //! a catalog) whose newest object is older than the grace period
 //! ([`S3Settings::grace`]) counts as interrupted and
-//! [`Target::prune_partial`] removes it; a younger one is running.
+//! [`Target::prune_partial`] removes it — its objects and the parts of its
+//! unfinished multipart uploads (ListMultipartUploads), which no listing of
+//! objects shows; a younger one is running.
 //!
 //! Volumes go up as multipart uploads streamed from the compressor: one part
 //! ([`S3Settings::part_size`]) is buffered in memory at a time, never a
@@ -40,7 +42,7 @@ mod client;
 
 use super::{Listed, ObjectRead, ObjectWriter, Objects, State, Target, Upload, CATALOG};
 use crate::ArchiveError;
-use client::{Client, Entry, MAX_SMALL_RESPONSE};
+use client::{Client, Entry, Pending, MAX_SMALL_RESPONSE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
@@ -181,7 +183,7 @@ impl S3Target {
     }
 
     /// The state of one backup's objects under `prefix` (`HOST/NAME/`).
-    fn state_of(&self, prefix: &str, entries: &[&Entry]) -> State {
+    fn state_of(&self, prefix: &str, entries: &[&Entry], pending: &[&Pending]) -> State {
         if entries.iter().any(|e| e.key.strip_prefix(prefix) == Some(CATALOG)) {
             return match self.client.get(&format!("{prefix}{CATALOG}"), MAX_CATALOG) {
                 Err(e) => State::Damaged(format!("backup.json: {e}")),
@@ -191,13 +193,14 @@ impl S3Target {
                 },
             };
         }
-        let newest = entries.iter().filter_map(|e| e.modified).max();
+        // An unfinished multipart upload is a sign of life too (a volume still going up).
+        let newest = entries.iter().filter_map(|e| e.modified).chain(pending.iter().filter_map(|p| p.initiated)).max();
         match newest {
             Some(t) if SystemTime::now().duration_since(t).map(|age| age < self.client.grace).unwrap_or(true) => {
                 State::Running
             }
             // A time the store did not give: never call it dead.
-            None if !entries.is_empty() => State::Running,
+            None if !entries.is_empty() || !pending.is_empty() => State::Running,
             _ => State::Interrupted,
         }
     }
@@ -236,19 +239,28 @@ impl Target for S3Target {
     fn scan(&self, host: &str) -> Result<Vec<Listed>, ArchiveError> {
         let hp = self.host_prefix(host)?;
         let (entries, _) = self.client.list(&hp, false).map_err(|e| self.err(e))?;
-        let mut by_name: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
+        let pending = self.client.list_pending(&hp).map_err(|e| self.err(e))?;
+        let name_of = |key: &str| {
+            let (name, object) = key[hp.len()..].split_once('/')?;
+            (plain("backup", name).is_ok() && !object.is_empty()).then(|| name.to_string())
+        };
+        type Found<'a> = (Vec<&'a Entry>, Vec<&'a Pending>);
+        let mut by_name: BTreeMap<String, Found> = BTreeMap::new();
         for e in &entries {
-            let Some((name, object)) = e.key[hp.len()..].split_once('/') else { continue };
-            if plain("backup", name).is_err() || object.is_empty() {
-                continue;
+            if let Some(name) = name_of(&e.key) {
+                by_name.entry(name).or_default().0.push(e);
             }
-            by_name.entry(name.to_string()).or_default().push(e);
+        }
+        for p in &pending {
+            if let Some(name) = name_of(&p.key) {
+                by_name.entry(name).or_default().1.push(p);
+            }
         }
         Ok(by_name
             .into_iter()
-            .map(|(name, objects)| {
+            .map(|(name, (objects, pending))| {
                 let prefix = format!("{hp}{name}/");
-                let state = self.state_of(&prefix, &objects);
+                let state = self.state_of(&prefix, &objects, &pending);
                 let bytes = objects.iter().map(|e| e.size).fold(0u64, u64::saturating_add);
                 let modified = objects.iter().filter_map(|e| e.modified).max();
                 let location = format!("{}/{host}/{name}", self.client.url);
@@ -305,9 +317,14 @@ impl Target for S3Target {
         let prefix = format!("{}{}/", self.host_prefix(host)?, l.name);
         // Look again: a run that wrote meanwhile is alive, a catalog makes it a backup.
         let (entries, _) = self.client.list(&prefix, false).map_err(|e| self.err(e))?;
-        let refs: Vec<&Entry> = entries.iter().collect();
-        if refs.is_empty() || self.state_of(&prefix, &refs) != State::Interrupted {
+        let pending = self.client.list_pending(&prefix).map_err(|e| self.err(e))?;
+        let (refs, prefs): (Vec<&Entry>, Vec<&Pending>) = (entries.iter().collect(), pending.iter().collect());
+        if (refs.is_empty() && prefs.is_empty()) || self.state_of(&prefix, &refs, &prefs) != State::Interrupted {
             return Ok(false);
+        }
+        // The parts of a dead run's unfinished volume, which no listing of objects shows.
+        for p in &pending {
+            self.client.abort_multipart(&p.key, &p.upload_id);
         }
         for e in entries {
             self.client.delete(&e.key).map_err(|e| self.err(e))?;
@@ -411,6 +428,11 @@ impl Upload for S3Upload {
     }
 
     fn abort(&self) {
+        if let Ok(pending) = self.client.list_pending(&self.prefix) {
+            for p in pending {
+                self.client.abort_multipart(&p.key, &p.upload_id);
+            }
+        }
         let Ok((entries, _)) = self.client.list(&self.prefix, false) else { return };
         for e in entries {
             let _ = self.client.delete(&e.key);

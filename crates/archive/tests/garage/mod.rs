@@ -144,15 +144,19 @@ impl Garage {
         std::fs::read_to_string(self.dir.path().join(format!("node{i}/garage.log"))).unwrap_or_default()
     }
 
-    /// The node's `ID@ADDR`, once it answers.
+    /// The node's `ID@ADDR`, once it answers over RPC.
     fn wait_for_id(&self, i: usize) -> String {
         let start = Instant::now();
         loop {
-            let out = Command::new(&self.bin).arg("-c").arg(&self.nodes[i].config).args(["node", "id", "-q"]).output();
-            if let Ok(o) = &out {
-                let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                if o.status.success() && s.contains('@') {
-                    return s;
+            // `node id` reads the key file, which exists before the RPC port listens: `status` asks the node.
+            let garage =
+                |args: &[&str]| Command::new(&self.bin).arg("-c").arg(&self.nodes[i].config).args(args).output();
+            if garage(&["status"]).is_ok_and(|o| o.status.success()) {
+                if let Ok(o) = garage(&["node", "id", "-q"]) {
+                    let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                    if o.status.success() && s.contains('@') {
+                        return s;
+                    }
                 }
             }
             assert!(start.elapsed() < Duration::from_secs(30), "garage node {i} did not start: {}", self.log(i));

@@ -490,6 +490,88 @@ impl Client {
     }
 }
 
+/// A multipart upload the store holds unfinished (a volume being written, or one a dead run left).
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub(super) key: String,
+    pub(super) upload_id: String,
+    pub(super) initiated: Option<SystemTime>,
+}
+
+/// One page of ListMultipartUploads.
+#[derive(serde::Deserialize)]
+struct PendingPage {
+    #[serde(rename = "Upload", default)]
+    uploads: Vec<PendingItem>,
+    #[serde(rename = "IsTruncated", default)]
+    truncated: String,
+    #[serde(rename = "NextKeyMarker", default)]
+    next_key: String,
+    #[serde(rename = "NextUploadIdMarker", default)]
+    next_upload: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PendingItem {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "UploadId")]
+    upload_id: String,
+    #[serde(rename = "Initiated", default)]
+    initiated: String,
+}
+
+impl Client {
+    /// The unfinished multipart uploads under `prefix` (ListMultipartUploads, paginated and bounded).
+    pub(super) fn list_pending(&self, prefix: &str) -> std::io::Result<Vec<Pending>> {
+        let what = format!("LIST multipart uploads {}", self.key_url(prefix));
+        let (mut key_marker, mut id_marker) = (String::new(), String::new());
+        let mut out = Vec::new();
+        for _ in 0..MAX_LIST_PAGES {
+            let page: PendingPage = self.retry(&what, || {
+                // A GET of the bucket itself with `?uploads`: rusty-s3 has no action for it, its signing does.
+                let mut a = self.bucket.get_object(Some(&self.credentials), "");
+                a.query_mut().insert("uploads", "");
+                a.query_mut().insert("prefix", prefix.to_string());
+                a.query_mut().insert("max-uploads", "1000");
+                if !key_marker.is_empty() {
+                    a.query_mut().insert("key-marker", key_marker.clone());
+                    a.query_mut().insert("upload-id-marker", id_marker.clone());
+                }
+                let u = a.sign(SIGNED_FOR);
+                let mut r = Self::expect_ok(&what, self.agent.get(u.as_str()).call())?;
+                let body = r.body_mut().with_config().limit(MAX_LIST_PAGE).read_to_vec().map_err(|e| match e {
+                    ureq::Error::BodyExceedsLimit(_) => Failure::Permanent(std::io::Error::other(format!(
+                        "{what}: a listing page is more than {MAX_LIST_PAGE} bytes (refused)"
+                    ))),
+                    e => transport_failure(&what, e),
+                })?;
+                quick_xml::de::from_reader(body.as_slice()).map_err(|e| {
+                    Failure::Permanent(std::io::Error::other(format!("{what}: the listing is not S3's XML ({e})")))
+                })
+            })?;
+            for u in page.uploads {
+                if !u.key.starts_with(prefix) {
+                    return Err(std::io::Error::other(format!(
+                        "{what}: the store listed {:?}, outside the prefix",
+                        u.key
+                    )));
+                }
+                let initiated = humantime::parse_rfc3339_weak(u.initiated.trim_end_matches('Z')).ok();
+                out.push(Pending { key: u.key, upload_id: u.upload_id, initiated });
+            }
+            if page.truncated != "true" {
+                return Ok(out);
+            }
+            if page.next_key.is_empty() || (page.next_key == key_marker && page.next_upload == id_marker) {
+                return Err(std::io::Error::other(format!("{what}: the store's pages do not advance")));
+            }
+            (key_marker, id_marker) = (page.next_key, page.next_upload);
+        }
+        Err(std::io::Error::other(format!("{what}: more than {MAX_LIST_PAGES} pages (refused)")))
+    }
+}
+
 /// Undo the URL encoding of keys in listings (`encoding-type=url`).
 fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
