@@ -345,6 +345,24 @@ fn place_new(tmp: &Path, path: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// Rename a directory to a name that must not exist yet. Filesystems
+/// without `RENAME_NOREPLACE` (NFS, 9p, some FUSE) get a check for the name
+/// and a plain rename; a non-empty directory of that name is never
+/// replaced either way (rename(2) refuses it), and the host's lock on the
+/// target keeps two runs of this lifeboat from racing for one name.
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use rustix::io::Errno;
+    match rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, rustix::fs::RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(()),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+        Err(e) => return Err(e.into()),
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a backup of this name exists already"));
+    }
+    std::fs::rename(from, to)
+}
+
 /// A backup being staged in `HOST/NAME.partial`, locked by this run.
 #[derive(Debug)]
 struct Staged {
@@ -419,14 +437,7 @@ impl Upload for Staged {
         let err = |p: &Path, e: std::io::Error| ArchiveError::Target(self.url.clone(), format!("{}: {e}", p.display()));
         write_object(&self.staging, CATALOG, catalog).map_err(|e| err(&self.staging, e))?;
         // Never over an existing backup of the same name (a directory rename would replace an empty one).
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &self.staging,
-            rustix::fs::CWD,
-            &self.done,
-            rustix::fs::RenameFlags::NOREPLACE,
-        )
-        .map_err(|e| err(&self.done, e.into()))?;
+        rename_no_replace(&self.staging, &self.done).map_err(|e| err(&self.done, e))?;
         // The rename is durable only when the directory is synced.
         if let Some(parent) = self.done.parent() {
             if let Ok(d) = std::fs::File::open(parent) {
