@@ -228,14 +228,15 @@ fn a_three_node_cluster_takes_two_hosts_at_once_and_restores_with_a_node_killed(
 }
 
 /// A TCP proxy to `upstream` that cuts connections: once, after `cut_after`
-/// bytes towards the server (`always`: every connection, after as many).
+/// bytes towards the server (`always`: every connection, after as many);
+/// or, with `stall`, stops forwarding (for 30 s) instead of cutting.
 struct CuttingProxy {
     port: u16,
     cuts: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl CuttingProxy {
-    fn start(upstream: u16, cut_after: usize, always: bool) -> CuttingProxy {
+    fn start(upstream: u16, cut_after: usize, always: bool, stall: bool) -> CuttingProxy {
         use std::net::{Shutdown, TcpListener, TcpStream};
         use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -268,6 +269,9 @@ impl CuttingProxy {
                         };
                         if cut {
                             cuts.fetch_add(1, Ordering::SeqCst);
+                            if stall {
+                                std::thread::sleep(Duration::from_secs(30));
+                            }
                             let _ = from.shutdown(Shutdown::Both);
                             let _ = to.shutdown(Shutdown::Both);
                             return;
@@ -303,7 +307,7 @@ fn a_connection_cut_mid_volume_is_retried_and_a_store_that_keeps_cutting_gets_no
     let url = format!("s3://{}/cut", garage::BUCKET);
 
     // Cut once in the middle of the second part of the first volume.
-    let proxy = CuttingProxy::start(g.nodes[0].s3_port, 7_000_000, false);
+    let proxy = CuttingProxy::start(g.nodes[0].s3_port, 7_000_000, false, false);
     let s = S3Settings { endpoint: format!("http://127.0.0.1:{}", proxy.port), part_size: 5 << 20, ..g.settings(0) };
     let t = open(&url, s);
     write_signed_backup(t.begin("h", "b1").unwrap(), &options(src.path(), 12 << 20), "h", None, &mut |_, _| {})
@@ -316,7 +320,7 @@ fn a_connection_cut_mid_volume_is_retried_and_a_store_that_keeps_cutting_gets_no
     assert_restored(to.path(), &files);
 
     // Every connection cut after 2 MB: no part of 5 MiB ever arrives.
-    let bad = CuttingProxy::start(g.nodes[0].s3_port, 2_000_000, true);
+    let bad = CuttingProxy::start(g.nodes[0].s3_port, 2_000_000, true, false);
     let s = S3Settings {
         endpoint: format!("http://127.0.0.1:{}", bad.port),
         part_size: 5 << 20,
@@ -378,5 +382,29 @@ fn a_node_killed_during_a_backup_leaves_a_complete_backup_or_nothing_and_the_ret
     let to = tempfile::tempdir().unwrap();
     let r = restore_with_progress(&b, to.path(), &[], &mut |_, _| {}).unwrap();
     assert!(r.lost.is_empty(), "{:?}", r.lost);
+    assert_restored(to.path(), &files);
+}
+
+#[test]
+fn a_connection_that_stalls_mid_volume_times_out_and_the_retry_completes_the_backup() {
+    let Some(bin) = garage::binary("a_connection_that_stalls_mid_volume") else { return };
+    let g = garage::Garage::start(&bin, 1);
+    let src = tempfile::tempdir().unwrap();
+    let files = tree(src.path(), 5, 13_000_000);
+    let proxy = CuttingProxy::start(g.nodes[0].s3_port, 7_000_000, false, true);
+    let s = S3Settings {
+        endpoint: format!("http://127.0.0.1:{}", proxy.port),
+        part_size: 5 << 20,
+        timeout: Some(Duration::from_secs(2)),
+        ..g.settings(0)
+    };
+    let t = open(&format!("s3://{}/stall", garage::BUCKET), s);
+    let started = std::time::Instant::now();
+    write_signed_backup(t.begin("h", "b").unwrap(), &options(src.path(), 12 << 20), "h", None, &mut |_, _| {}).unwrap();
+    assert_eq!(proxy.cuts(), 1, "one connection stalled");
+    assert!(started.elapsed() < Duration::from_secs(25), "the stall was cut by the timeout: {:?}", started.elapsed());
+    let b = Backup::open_objects(t.choose("h").unwrap()).unwrap();
+    let to = tempfile::tempdir().unwrap();
+    restore_with_progress(&b, to.path(), &[], &mut |_, _| {}).unwrap();
     assert_restored(to.path(), &files);
 }

@@ -207,7 +207,7 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(15).min(timeout)))
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
-            .timeout_recv_response(Some(timeout.max(Duration::from_secs(120))))
+            .timeout_recv_response(Some(timeout))
             .user_agent(concat!("lifeboat/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
