@@ -64,8 +64,29 @@ pub fn open_target(config: &Config, url: Option<&str>) -> Result<(String, Box<dy
     if url.is_empty() {
         return Err(Error::NoTarget);
     }
-    let t = target::open(&url)?;
+    let runner = lifeboat_runner::SystemRunner::new(lifeboat_runner::Mode::Run);
+    let t = target::open_configured(&url, &runner, &target_settings(config))?;
     Ok((url, t))
+}
+
+/// What the transports take from the configuration (`[backup.s3]`).
+pub fn target_settings(config: &Config) -> target::TargetSettings {
+    let s = &config.backup.s3;
+    target::TargetSettings {
+        s3: target::S3Settings {
+            endpoint: s.endpoint.clone(),
+            region: s.region.clone(),
+            path_style: s.path_style,
+            access_key_id: s.access_key_id.clone(),
+            secret_access_key: s.secret_access_key.clone(),
+            credentials_file: s.credentials_file.clone(),
+            profile: s.profile.clone(),
+            part_size: s.part_size.0,
+            retries: Some(s.retries),
+            grace: Some(std::time::Duration::from_secs(u64::from(s.grace_hours) * 3600)),
+            timeout: Some(std::time::Duration::from_secs(u64::from(s.timeout_secs.max(1)))),
+        },
+    }
 }
 
 /// Make a backup of the running system as `req` asks and publish it
