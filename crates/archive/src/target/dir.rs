@@ -277,12 +277,17 @@ impl Target for FileTarget {
         }
         let placed = place_new(&tmp, &path);
         let _ = std::fs::remove_file(&tmp);
+        let placed = match placed {
+            // Neither a no-replace rename nor hard links (9p, FAT): an exclusive create, then the flock.
+            Err(e) if links_unsupported(&e) => create_locked(&path, data),
+            other => other.map(|made| made.then_some(f)),
+        };
         match placed {
-            Ok(true) => {
+            Ok(Some(f)) => {
                 self.held.lock().map_err(|_| self.err_at(&path, std::io::Error::other("poisoned")))?.insert(path, f);
                 Ok(true)
             }
-            Ok(false) => Ok(false),
+            Ok(None) => Ok(false),
             Err(e) => Err(self.err_at(&path, e)),
         }
     }
@@ -361,6 +366,37 @@ fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
         return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a backup of this name exists already"));
     }
     std::fs::rename(from, to)
+}
+
+/// Whether a hard link failed because the filesystem has none.
+fn links_unsupported(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    [Errno::PERM, Errno::OPNOTSUPP, Errno::NOSYS, Errno::XDEV, Errno::INVAL, Errno::MLINK]
+        .iter()
+        .any(|x| e.raw_os_error() == Some(x.raw_os_error()))
+}
+
+/// Create `path` exclusively, lock it and write `data` (for filesystems
+/// without no-replace renames or hard links: the marker is visible unlocked
+/// for a moment). None when it exists.
+fn create_locked(path: &Path, data: &[u8]) -> std::io::Result<Option<std::fs::File>> {
+    use rustix::fs::{flock, FlockOperation};
+    let mut f = match create_private(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let written = flock(&f, FlockOperation::NonBlockingLockExclusive)
+        .map_err(std::io::Error::from)
+        .and_then(|()| f.write_all(data))
+        .and_then(|()| f.sync_all());
+    match written {
+        Ok(()) => Ok(Some(f)),
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            Err(e)
+        }
+    }
 }
 
 /// A backup being staged in `HOST/NAME.partial`, locked by this run.
@@ -709,6 +745,15 @@ mod tests {
             "marker names only"
         );
         assert!(t.free_space().expect("statvfs").is_some());
+        // Where neither no-replace renames nor hard links exist: an exclusive create, locked.
+        let p = tmp.path().join("h/.other");
+        let held = create_locked(&p, b"x").expect("create").expect("made");
+        assert!(create_locked(&p, b"y").expect("again").is_none(), "create-only");
+        assert_eq!(t.marker_alive("h/.other"), Some(true));
+        drop(held);
+        assert_eq!(t.marker_alive("h/.other"), Some(false));
+        assert!(links_unsupported(&std::io::Error::from_raw_os_error(rustix::io::Errno::PERM.raw_os_error())));
+        assert!(!links_unsupported(&std::io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error())));
     }
 
     #[test]
