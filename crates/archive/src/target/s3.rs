@@ -401,6 +401,7 @@ impl Upload for S3Upload {
             key: format!("{}{name}", self.prefix),
             buf: Vec::new(),
             multipart: None,
+            sent: 0,
             failed: false,
         }))
     }
@@ -417,7 +418,13 @@ impl Upload for S3Upload {
         }
         match self.client.put(&key, catalog, true) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // A retried PUT whose first try got through (its answer lost) finds its own catalog.
+                let there = self.client.get(&key, catalog.len() as u64 + 1).map_err(err)?;
+                if there != catalog {
+                    return Err(exists());
+                }
+            }
             Err(e) => return Err(err(e)),
         }
         Ok(Arc::new(S3Objects {
@@ -447,6 +454,8 @@ struct S3Writer {
     buf: Vec<u8>,
     /// The multipart upload's id and the ETags of its parts, once the object outgrew a part.
     multipart: Option<(String, Vec<String>)>,
+    /// Bytes of the parts uploaded.
+    sent: u64,
     failed: bool,
 }
 
@@ -463,6 +472,7 @@ impl S3Writer {
         })?;
         let etag = self.client.upload_part(&self.key, id, n, &self.buf)?;
         etags.push(etag);
+        self.sent += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
     }
@@ -520,6 +530,10 @@ impl ObjectWriter for S3Writer {
         let Some((id, etags)) = self.multipart.take() else { return Err(std::io::Error::other("no multipart upload")) };
         match self.client.complete_multipart(&self.key, &id, &etags) {
             Ok(()) => Ok(()),
+            // A retried completion whose first try got through (its answer lost): the upload is gone, the object there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.client.head(&self.key)? == Some(self.sent) => {
+                Ok(())
+            }
             Err(e) => {
                 self.multipart = Some((id, etags));
                 Err(self.fail(e))
@@ -627,6 +641,59 @@ mod tests {
         assert_eq!(Address::parse("s3://backups").expect("bare").prefix, "");
         for bad in ["s3://", "s3://Up", "s3://ab", "s3://b_x/p", "s3://bucket/../x", "s3://bucket/a//b", "file:///x"] {
             assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn upload(c: Client) -> S3Upload {
+        S3Upload {
+            client: Arc::new(c),
+            location: "s3://bucket/h/b".into(),
+            prefix: "h/b/".into(),
+            created: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    #[test]
+    fn a_commit_whose_answer_was_lost_finds_its_own_catalog_and_another_is_refused() {
+        use client::tests::{answer, fake};
+        let ours = "{\"catalog\":1}";
+        let (c, _) = fake(vec![
+            answer("404 Not Found", &[], ""),
+            answer("412 Precondition Failed", &[], "<Error><Code>PreconditionFailed</Code></Error>"),
+            answer("200 OK", &[], ours),
+        ]);
+        upload(c).commit(ours.as_bytes()).expect("our own catalog");
+        let (c, _) = fake(vec![
+            answer("404 Not Found", &[], ""),
+            answer("412 Precondition Failed", &[], "<Error><Code>PreconditionFailed</Code></Error>"),
+            answer("200 OK", &[], "{\"catalog\":2}"),
+        ]);
+        let e = upload(c).commit(ours.as_bytes()).expect_err("another run's").to_string();
+        assert!(e.contains("committed already"), "{e}");
+    }
+
+    #[test]
+    fn a_completion_whose_answer_was_lost_is_taken_when_the_object_is_whole() {
+        use client::tests::{answer, fake};
+        let start = "<?xml version=\"1.0\"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket>\
+                     <Key>h/b/vol</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
+        let part = MIN_PART_SIZE as usize;
+        let script = |size: usize| {
+            vec![
+                answer("200 OK", &[], start),
+                answer("200 OK", &["etag: \"e1\""], ""),
+                answer("404 Not Found", &[], "<Error><Code>NoSuchUpload</Code></Error>"),
+                // HEAD: the object's size, no body.
+                format!("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {size}\r\n\r\n"),
+            ]
+        };
+        for (size, ok) in [(part, true), (part - 1, false)] {
+            let (mut c, _) = fake(script(size));
+            c.part_size = MIN_PART_SIZE;
+            let up = upload(c);
+            let mut w = up.create("vol").expect("create");
+            w.write_all(&vec![7u8; part]).expect("one part");
+            assert_eq!(w.finish().is_ok(), ok, "size {size}");
         }
     }
 }

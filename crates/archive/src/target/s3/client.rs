@@ -586,7 +586,7 @@ pub(super) struct Entry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -629,7 +629,7 @@ mod tests {
     }
 
     /// A fake store: answers each connection with the next canned response, then closes it.
-    fn fake(answers: Vec<String>) -> (Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    pub(crate) fn fake(answers: Vec<String>) -> (Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         use std::io::Write;
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
@@ -643,6 +643,13 @@ mod tests {
                 while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).map(|n| n == 1).unwrap_or(false) {
                     head.push(byte[0]);
                 }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let body = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                let _ = std::io::copy(&mut (&mut conn).take(body), &mut std::io::sink());
                 c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = conn.write_all(answer.as_bytes());
             }
@@ -658,7 +665,7 @@ mod tests {
         (Client::open("s3://bucket", &s).expect("client"), count)
     }
 
-    fn answer(status: &str, headers: &[&str], body: &str) -> String {
+    pub(crate) fn answer(status: &str, headers: &[&str], body: &str) -> String {
         let mut a = format!("HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
         for h in headers {
             a.push_str(h);
