@@ -130,11 +130,8 @@ fn gpt_and_mbr_stacks_are_captured_exactly_and_changes_show_in_diff() {
     let deps = l.dependencies();
     assert_eq!(deps[&format!("fs:{}", a.part(2))], vec![a.part(2)]);
     assert_eq!(deps[&a.part(2)], vec![a.dev.clone()]);
-    let order: Vec<String> = lifeboat_recovery::plan::recreation_order(&l)
-        .expect("no cycle")
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let order: Vec<String> =
+        lifeboat_recovery::plan::recreation_order(&l).expect("no cycle").iter().map(ToString::to_string).collect();
     let pos = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} not in {order:?}"));
     assert!(pos(&a.dev) < pos(&a.part(2)) && pos(&a.part(2)) < pos(&format!("fs:{}", a.part(2))));
 

@@ -175,11 +175,8 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     assert_eq!(deps["pv:/dev/mapper/cryptpv"], vec!["/dev/mapper/cryptpv"]);
     assert_eq!(deps["/dev/mapper/cryptpv"], vec!["/dev/vdc"]);
     assert_eq!(deps["/dev/md0"], vec!["/dev/vda1", "/dev/vdb1"]);
-    let order: Vec<String> = lifeboat_recovery::plan::recreation_order(&l)
-        .expect("no cycle")
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let order: Vec<String> =
+        lifeboat_recovery::plan::recreation_order(&l).expect("no cycle").iter().map(ToString::to_string).collect();
     let pos = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} not in {order:?}"));
     for chain in [
         [
