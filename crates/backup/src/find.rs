@@ -67,6 +67,8 @@ pub struct Find {
     pub unattended: bool,
     /// The age identity file that decrypts an encrypted backup (`--identity`, `backup.identity_file`).
     pub identity: Option<PathBuf>,
+    /// How transports that need more than a URL reach their target (`[backup.s3]`: [`crate::job::target_settings`]).
+    pub settings: target::TargetSettings,
 }
 
 /// A backup found and opened.
@@ -82,7 +84,9 @@ pub struct Found {
 pub fn locate(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Arc<dyn Objects>, Error> {
     let dir = |p: &Path| -> Arc<dyn Objects> { Arc::new(DirObjects::new(p)) };
     match &f.source {
-        Source::Url(url) | Source::Location(Location::Url { url }) => Ok(target::open(url)?.choose(&f.host)?),
+        Source::Url(url) | Source::Location(Location::Url { url }) => {
+            Ok(target::open_configured(url, r, &f.settings)?.choose(&f.host)?)
+        }
         Source::Location(Location::Media { path, label }) => {
             let (at, links) =
                 media::open_medium(r, label.as_deref().unwrap_or_default(), path, f.unattended, feedback)?;
@@ -145,6 +149,7 @@ mod tests {
             trust: Trust { key_dir: "/nonexistent".into(), insecure: false },
             unattended: true,
             identity: None,
+            settings: target::TargetSettings::default(),
         };
         locate(&f, &ScriptedRunner::new(), &mut Vec::new())
     }

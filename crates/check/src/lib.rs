@@ -200,7 +200,7 @@ fn target_checks(cfg: &Config, host: &dyn Host, r: &dyn Runner) -> Vec<Check> {
         let why = "no backup target configured (backup.target)";
         return vec![not_needed(TARGET_REACHABLE, why), not_needed(TARGET_WRITABLE, why), not_needed(TARGET_ROOM, why)];
     }
-    let opened = lifeboat_archive::target::open_with(url, r);
+    let opened = lifeboat_archive::target::open_configured(url, r, &lifeboat_backup::job::target_settings(cfg));
     let local = opened.as_ref().ok().and_then(|t| t.local_dir().map(Path::to_path_buf));
     let expected = used_by_filesystems(host, local.as_deref());
     checks_of_target(url, opened.map_err(|e| e.to_string()), expected)

@@ -207,6 +207,7 @@ fn backup(config: &Config, req: &Request, host: &str, console: &mut dyn Console)
             let f = &config.backup.identity_file;
             (!f.as_os_str().is_empty()).then(|| f.clone())
         }),
+        settings: lifeboat_backup::job::target_settings(config),
     };
     Ok(Some(find::find(&f, &SystemRunner::new(Mode::Run), console.as_feedback())?.backup))
 }

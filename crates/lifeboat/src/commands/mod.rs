@@ -46,6 +46,7 @@ fn find_of(ctx: &Ctx, from: &FromArgs) -> anyhow::Result<lifeboat_backup::find::
             let f = &ctx.config.backup.identity_file;
             (!f.as_os_str().is_empty()).then(|| f.clone())
         }),
+        settings: lifeboat_backup::job::target_settings(&ctx.config),
     })
 }
 
