@@ -80,6 +80,78 @@ macro_rules! choice {
     };
 }
 
+/// When recovery regenerates the restored system's initramfs (`recover.regenerate_initramfs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Regenerate {
+    /// When it is needed: device names or identities changed, or the
+    /// initramfs lacks a driver the new disks need; else the restored one is
+    /// kept byte for byte.
+    #[default]
+    Auto,
+    /// Every time.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Regenerate {
+    /// The key this setting is read from.
+    pub const KEY: &'static str = "recover.regenerate_initramfs";
+    /// Every accepted spelling (`true` and `false`, from earlier versions, mean always and never).
+    pub const ACCEPTED: &'static [&'static str] = &["auto", "always", "never"];
+
+    /// The spelling in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Regenerate::Auto => "auto",
+            Regenerate::Always => "always",
+            Regenerate::Never => "never",
+        }
+    }
+}
+
+impl FromStr for Regenerate {
+    type Err = BadValue;
+
+    fn from_str(s: &str) -> Result<Self, BadValue> {
+        match s {
+            "auto" => Ok(Regenerate::Auto),
+            "always" | "true" => Ok(Regenerate::Always),
+            "never" | "false" => Ok(Regenerate::Never),
+            other => Err(BadValue { key: Self::KEY, value: other.to_string(), accepted: Self::ACCEPTED }),
+        }
+    }
+}
+
+impl fmt::Display for Regenerate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Regenerate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Regenerate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A string, or the boolean earlier versions wrote.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Bool(bool),
+            Text(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Bool(true) => Ok(Regenerate::Always),
+            Given::Bool(false) => Ok(Regenerate::Never),
+            Given::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 choice! {
     /// The rescue medium's format (`rescue.format`).
     RescueFormat for "rescue.format" {
@@ -215,5 +287,27 @@ mod tests {
         assert_eq!(BackupCompression::Gzip.max_level(), 9);
         assert!(RescueFormat::Iso.is_bootable_medium() && RescueFormat::Raw.is_bootable_medium());
         assert!(!RescueFormat::Pxe.is_bootable_medium());
+    }
+}
+
+#[cfg(test)]
+mod regenerate_tests {
+    use super::Regenerate;
+
+    #[test]
+    fn regenerate_takes_its_words_and_the_booleans_of_earlier_versions() {
+        #[derive(serde::Deserialize)]
+        struct R {
+            regenerate_initramfs: Regenerate,
+        }
+        let read =
+            |v: &str| toml::from_str::<R>(&format!("regenerate_initramfs = {v}")).map(|r| r.regenerate_initramfs);
+        assert_eq!(read("\"auto\"").expect("auto"), Regenerate::Auto);
+        assert_eq!(read("\"always\"").expect("always"), Regenerate::Always);
+        assert_eq!(read("true").expect("true"), Regenerate::Always);
+        assert_eq!(read("false").expect("false"), Regenerate::Never);
+        let e = read("\"sometimes\"").expect_err("accepted").to_string();
+        assert!(e.contains("recover.regenerate_initramfs") && e.contains("auto, always, never"), "{e}");
+        assert_eq!(Regenerate::default(), Regenerate::Auto);
     }
 }

@@ -13,7 +13,9 @@
 mod choice;
 mod size;
 
-pub use choice::{BackupCompression, BadValue, InitramfsCompression, MkbackupMode, ModuleSet, RescueFormat};
+pub use choice::{
+    BackupCompression, BadValue, InitramfsCompression, MkbackupMode, ModuleSet, Regenerate, RescueFormat,
+};
 pub use size::{human, ByteSize, SizeError, PRESETS};
 
 use serde::{Deserialize, Serialize};
@@ -336,8 +338,10 @@ pub struct Recover {
     /// Shrinking onto a smaller disk is allowed only when every filesystem's used data plus
     /// this many percent still fits.
     pub headroom_percent: u32,
-    /// Regenerate the initramfs in the restored system (update-initramfs, dracut or mkinitcpio).
-    pub regenerate_initramfs: bool,
+    /// When to regenerate the initramfs in the restored system (update-initramfs, dracut or
+    /// mkinitcpio): `auto` (when device names or identities changed, or it lacks a driver the
+    /// new disks need), `always` or `never`.
+    pub regenerate_initramfs: Regenerate,
     /// Reinstall the bootloader the original had.
     pub bootloader: bool,
     /// Key file for LUKS containers; empty means ask for the passphrase.
@@ -355,7 +359,7 @@ impl Default for Recover {
             mountpoint: PathBuf::from("/mnt/lifeboat"),
             keep_size: Vec::new(),
             headroom_percent: 10,
-            regenerate_initramfs: true,
+            regenerate_initramfs: Regenerate::Auto,
             bootloader: true,
             luks_key_file: String::new(),
             map: Vec::new(),

@@ -5,6 +5,7 @@ use super::host::EFIVARS;
 use super::Exec;
 use crate::RecoveryError;
 use lifeboat_runner::Cmd;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The initramfs tools lifeboat knows, by the path that shows one is installed.
@@ -14,9 +15,120 @@ const INITRAMFS_TOOLS: &[(&str, &[&str])] = &[
     ("usr/bin/mkinitcpio", &["mkinitcpio", "-P"]),
 ];
 
+/// The kernel modules of the drivers between a disk and the system bus, as
+/// sysfs under `sys` shows them (`/dev/vda` → `virtio_blk`, `virtio_pci`;
+/// `/dev/sda` on AHCI → `sd_mod`, `ahci`); drivers built into the kernel have
+/// no module and are left out. Names use `_` as `modules.dep` does not always.
+pub fn disk_modules(sys: &Path, disk: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(name) = Path::new(disk).file_name() else { return out };
+    let Ok(mut p) = std::fs::canonicalize(sys.join("block").join(name).join("device")) else { return out };
+    let devices = sys.join("devices");
+    // A device path is a few dozen levels at most; bound the walk anyway.
+    for _ in 0..64 {
+        if !p.starts_with(&devices) {
+            break;
+        }
+        if let Ok(module) = std::fs::read_link(p.join("driver").join("module")) {
+            if let Some(m) = module.file_name() {
+                let m = m.to_string_lossy().replace('-', "_");
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        if !p.pop() {
+            break;
+        }
+    }
+    out
+}
+
+/// The module names in a listing of an initramfs (`lsinitramfs`, `lsinitrd`)
+/// or in `modules.builtin`: every path ending in `.ko` (compressed or not).
+pub fn listed_modules(listing: &str) -> BTreeSet<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|p| p.rsplit('/').next())
+        .filter_map(|f| [".ko", ".ko.zst", ".ko.xz", ".ko.gz"].iter().find_map(|ext| f.strip_suffix(ext)))
+        .map(|m| m.replace('-', "_"))
+        .collect()
+}
+
 impl Exec<'_> {
-    /// Regenerate the initramfs with the restored system's own tool.
-    pub(super) fn initramfs(&mut self) -> Result<bool, RecoveryError> {
+    /// Why the restored initramfs cannot be kept for `disks`: None when every
+    /// initramfs in its /boot holds (or its kernel has built in) every driver
+    /// module the new disks need, else the reason (also when it cannot be
+    /// told: no initramfs found, no tool to list one).
+    fn initramfs_lacks(&mut self, disks: &[String]) -> Option<String> {
+        let root = self.o.root.clone();
+        let mut needed: Vec<String> = Vec::new();
+        for d in disks {
+            for m in disk_modules(Path::new("/sys"), d) {
+                if !needed.contains(&m) {
+                    needed.push(m);
+                }
+            }
+        }
+        let boot = root.join("boot");
+        let mut images: Vec<(String, String)> = std::fs::read_dir(&boot)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let kver = n
+                    .strip_prefix("initrd.img-")
+                    .or_else(|| n.strip_prefix("initramfs-").and_then(|k| k.strip_suffix(".img")))?;
+                Some((n.clone(), kver.to_string()))
+            })
+            .collect();
+        images.sort();
+        if images.is_empty() {
+            return Some(format!("no initramfs in {}", boot.display()));
+        }
+        let lister = if root.join("usr/bin/lsinitramfs").exists() {
+            "lsinitramfs"
+        } else if root.join("usr/bin/lsinitrd").exists() {
+            "lsinitrd"
+        } else {
+            return Some("the restored system has no lsinitramfs or lsinitrd to look into its initramfs".into());
+        };
+        for (image, kver) in &images {
+            let cmd = Cmd::new("chroot").arg(&root).args([lister, &format!("/boot/{image}")]);
+            let listing = match self.r.probe(&cmd) {
+                Ok(o) => o.text(),
+                Err(e) => return Some(format!("{lister} /boot/{image} failed: {}", e.reason())),
+            };
+            let mut have = listed_modules(&listing);
+            let builtin = root.join("lib/modules").join(kver).join("modules.builtin");
+            have.extend(listed_modules(&std::fs::read_to_string(builtin).unwrap_or_default()));
+            let missing: Vec<&String> = needed.iter().filter(|m| !have.contains(*m)).collect();
+            if !missing.is_empty() {
+                let m: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                return Some(format!("/boot/{image} lacks {} (needed by {})", m.join(", "), disks.join(", ")));
+            }
+        }
+        log::info!(
+            "the restored initramfs holds the drivers the new disks need ({}): kept as it was",
+            if needed.is_empty() { "all built in".to_string() } else { needed.join(", ") }
+        );
+        None
+    }
+
+    /// Regenerate the initramfs with the restored system's own tool; with
+    /// `only_if_missing` (the new disks), only when it lacks one of their drivers.
+    pub(super) fn initramfs(&mut self, only_if_missing: Option<&[String]>) -> Result<bool, RecoveryError> {
+        if let Some(disks) = only_if_missing {
+            match self.initramfs_lacks(disks) {
+                None => return Ok(false),
+                Some(why) => {
+                    log::info!("regenerating the initramfs: {why}");
+                    self.report.warnings.push(format!("the initramfs was regenerated: {why}"));
+                }
+            }
+        }
         let root = self.o.root.clone();
         let Some((_, args)) = INITRAMFS_TOOLS.iter().find(|(p, _)| root.join(p).exists()) else {
             self.report.warnings.push(

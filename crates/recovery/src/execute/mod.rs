@@ -164,7 +164,7 @@ impl Exec<'_> {
             Action::Restore { backup, .. } => restore::restore_once(&self.o.root, backup, restore, &mut self.report),
             Action::FixDevices { renames } => self.fix_devices(renames),
             Action::Identity { identity } => self.identity(identity),
-            Action::Initramfs => self.initramfs(),
+            Action::Initramfs { only_if_missing_drivers, .. } => self.initramfs(only_if_missing_drivers.as_deref()),
             Action::GrubBios { disks } => self.grub_bios(disks),
             Action::GrubEfi { esp_mountpoint, id } => self.grub_efi(esp_mountpoint, id),
         }

@@ -171,7 +171,8 @@ fn a_system_without_an_initramfs_tool_gets_a_warning() {
     let h = FixtureHost::new();
     let r = ScriptedRunner::new();
     let mut x = exec(&h, &r, &o);
-    assert!(!x.step(&Action::Initramfs, &mut no_restore()).expect("initramfs"));
+    let always = Action::Initramfs { only_if_missing_drivers: None, why: "always".into() };
+    assert!(!x.step(&always, &mut no_restore()).expect("initramfs"));
     assert_eq!(x.report.warnings.len(), 1);
     assert!(x.report.warnings[0].contains("initramfs was not regenerated"));
     assert!(r.planned().is_empty());
@@ -324,4 +325,36 @@ fn a_clones_identity_rewrites_the_tree_and_makes_new_ssh_host_keys_through_the_r
         assert!(r.planned().is_empty());
         assert!(x.report.warnings.iter().any(|w| w.contains("run `ssh-keygen -A`")), "{:?}", x.report.warnings);
     }
+}
+
+#[test]
+fn the_drivers_a_disk_needs_are_read_from_sysfs_and_found_in_an_initramfs_listing() {
+    use super::boot::{disk_modules, listed_modules};
+    use std::os::unix::fs::symlink;
+    let t = tempfile::tempdir().expect("tmp");
+    let sys = t.path();
+    // /sys/devices/pci0000:00/0000:00:04.0/virtio2/block/vda, as a virtio disk shows it.
+    let pci = sys.join("devices/pci0000:00/0000:00:04.0");
+    let virtio = pci.join("virtio2");
+    std::fs::create_dir_all(virtio.join("block/vda")).expect("mkdir");
+    for (name, module) in [("virtio_blk", "virtio_blk"), ("virtio-pci", "virtio_pci")] {
+        let d = sys.join("bus/x/drivers").join(name);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::create_dir_all(sys.join("module").join(module)).expect("mkdir");
+        symlink(sys.join("module").join(module), d.join("module")).expect("link");
+    }
+    symlink(sys.join("bus/x/drivers/virtio_blk"), virtio.join("driver")).expect("link");
+    symlink(sys.join("bus/x/drivers/virtio-pci"), pci.join("driver")).expect("link");
+    std::fs::create_dir_all(sys.join("block/vda")).expect("mkdir");
+    symlink(&virtio, sys.join("block/vda/device")).expect("link");
+    assert_eq!(disk_modules(sys, "/dev/vda"), vec!["virtio_blk".to_string(), "virtio_pci".to_string()]);
+    assert!(disk_modules(sys, "/dev/nothere").is_empty());
+    // lsinitramfs prints paths; modules.builtin too; compressed modules count.
+    let listing = "usr/lib/modules/6.1.0-18-amd64/kernel/drivers/block/virtio_blk.ko\n\
+                   usr/lib/modules/6.1.0-18-amd64/kernel/drivers/ata/libahci.ko.zst\n\
+                   -rw-r--r-- 1 root root 1234 Jan 1 00:00 usr/lib/modules/6.1.0-18-amd64/kernel/drivers/nvme/host/nvme-core.ko.xz\n\
+                   etc/modprobe.d\n";
+    let have = listed_modules(listing);
+    assert!(have.contains("virtio_blk") && have.contains("libahci") && have.contains("nvme_core"), "{have:?}");
+    assert!(!have.contains("modprobe.d"));
 }

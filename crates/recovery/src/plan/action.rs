@@ -164,7 +164,16 @@ pub enum Action {
         identity: crate::identity::Identity,
     },
     /// Rebuild the initramfs in the restored system.
-    Initramfs,
+    Initramfs {
+        /// With `recover.regenerate_initramfs = auto` and nothing renamed:
+        /// rebuild only when the restored initramfs lacks a driver these new
+        /// disks need (their controllers' modules, read from sysfs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        only_if_missing_drivers: Option<Vec<String>>,
+        /// Why it is rebuilt (empty with `only_if_missing_drivers`).
+        #[serde(skip_serializing_if = "String::is_empty")]
+        why: String,
+    },
     /// Install GRUB for BIOS in these disks' boot sectors.
     GrubBios {
         /// New disks.
@@ -251,7 +260,7 @@ impl Action {
                 Phase::Filesystems
             }
             Action::Restore { .. } => Phase::Restore,
-            Action::FixDevices { .. } | Action::Identity { .. } | Action::Initramfs => Phase::Fix,
+            Action::FixDevices { .. } | Action::Identity { .. } | Action::Initramfs { .. } => Phase::Fix,
             Action::GrubBios { .. } | Action::GrubEfi { .. } => Phase::Bootloader,
         }
     }
@@ -277,7 +286,10 @@ impl Action {
             Action::Restore { backup, .. } => format!("restore {backup}"),
             Action::FixDevices { .. } => "rename changed devices in the restored configuration".into(),
             Action::Identity { identity } => format!("give the restored system the identity of {}", identity.hostname),
-            Action::Initramfs => "regenerate the initramfs".into(),
+            Action::Initramfs { only_if_missing_drivers: Some(_), .. } => {
+                "keep the initramfs unless it lacks a driver of the new disks".into()
+            }
+            Action::Initramfs { .. } => "regenerate the initramfs".into(),
             Action::GrubBios { disks } => format!("install GRUB for BIOS on {}", disks.join(", ")),
             Action::GrubEfi { esp_mountpoint, .. } => format!("install GRUB for UEFI on {esp_mountpoint}"),
         }
@@ -331,7 +343,11 @@ impl Action {
                 renames.iter().map(|(a, b)| format!("{a} -> {b}")).collect::<Vec<_>>().join(", ")
             ),
             Action::Identity { identity } => render_identity(identity),
-            Action::Initramfs => "regenerate the initramfs in the restored system".into(),
+            Action::Initramfs { only_if_missing_drivers: Some(d), .. } => format!(
+                "keep the restored initramfs (same device names and identities), unless it lacks a driver that {} need (then regenerate it)",
+                d.join(", ")
+            ),
+            Action::Initramfs { why, .. } => format!("regenerate the initramfs in the restored system ({why})"),
             Action::GrubBios { disks } => format!("install GRUB for BIOS on {}", disks.join(", ")),
             Action::GrubEfi { esp_mountpoint, id } => format!(
                 "install GRUB for UEFI on the ESP ({esp_mountpoint}, EFI/{id} with a boot entry, and EFI/BOOT/BOOTX64.EFI)"
@@ -411,8 +427,9 @@ mod tests {
             options: Some("subvol=@home".into()),
         };
         assert_eq!(mount.render(3), "  3. mount /dev/vdb3 on /home (subvol=@home)");
-        assert_eq!(Action::Initramfs.phase(), Phase::Fix);
-        assert_eq!(Action::Initramfs.phase().as_str(), "fix");
+        let i = Action::Initramfs { only_if_missing_drivers: None, why: "always".into() };
+        assert_eq!(i.phase(), Phase::Fix);
+        assert_eq!(i.phase().as_str(), "fix");
         let efi = Action::GrubEfi { esp_mountpoint: "/boot/efi".into(), id: "fedora".into() };
         assert_eq!(efi.phase(), Phase::Bootloader);
         assert!(efi.render(9).contains("EFI/fedora with a boot entry"));

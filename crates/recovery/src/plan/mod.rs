@@ -46,8 +46,8 @@ pub struct Settings {
     pub luks_key_file: Option<String>,
     /// No questions will be asked.
     pub unattended: bool,
-    /// Regenerate the initramfs.
-    pub regenerate_initramfs: bool,
+    /// When to regenerate the initramfs.
+    pub regenerate_initramfs: lifeboat_config::Regenerate,
     /// Reinstall the bootloader.
     pub bootloader: bool,
     /// A clone's identity (`recover --clone`): given to the restored system,
@@ -214,6 +214,30 @@ pub fn build(layout: &Layout, disks: Vec<DiskMap>, s: &Settings) -> Result<Plan,
 }
 
 impl Plan {
+    /// Whether the restored initramfs is regenerated: always or never as
+    /// configured; with `auto`, when device names or identities change (it
+    /// may name them), else only when it lacks a driver the new disks need
+    /// (decided when the restored system is there, see
+    /// `execute::boot`), so a recovery onto the same kind of hardware keeps
+    /// it byte for byte.
+    fn initramfs(&self, s: &Settings) -> Option<Action> {
+        use lifeboat_config::Regenerate;
+        let why = match s.regenerate_initramfs {
+            Regenerate::Never => return None,
+            Regenerate::Always => "recover.regenerate_initramfs = always".to_string(),
+            Regenerate::Auto if !self.renames.is_empty() => {
+                let r: Vec<String> = self.renames.iter().map(|(o, n)| format!("{o} -> {n}")).collect();
+                format!("device names change ({})", r.join(", "))
+            }
+            Regenerate::Auto if !self.uuids.is_empty() => "the clone's storage gets new UUIDs".to_string(),
+            Regenerate::Auto => {
+                let disks = self.disks.iter().map(|m| m.new.clone()).collect();
+                return Some(Action::Initramfs { only_if_missing_drivers: Some(disks), why: String::new() });
+            }
+        };
+        Some(Action::Initramfs { only_if_missing_drivers: None, why })
+    }
+
     /// Add the restore, fix-up and bootloader steps. `backup` is the backup's
     /// directory with its entries and content bytes, when there is one.
     pub fn finish(&mut self, layout: &Layout, s: &Settings, backup: Option<(String, u64, u64)>) {
@@ -230,8 +254,8 @@ impl Plan {
             identity.uuids = self.uuids.clone();
             self.actions.push(Action::Identity { identity });
         }
-        if s.regenerate_initramfs {
-            self.actions.push(Action::Initramfs);
+        if let Some(a) = self.initramfs(s) {
+            self.actions.push(a);
         }
         if s.bootloader {
             boot::bootloader(self, layout);

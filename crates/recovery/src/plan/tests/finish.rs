@@ -11,7 +11,7 @@ fn finishing_adds_restore_fixes_and_the_bootloaders_of_the_layout() {
         efi_loaders: vec!["/EFI/BOOT/BOOTX64.EFI".into(), "/EFI/ubuntu/shimx64.efi".into()],
         ..Bootloader::default()
     };
-    let s = Settings { regenerate_initramfs: true, bootloader: true, ..settings() };
+    let s = Settings { regenerate_initramfs: lifeboat_config::Regenerate::Always, bootloader: true, ..settings() };
     let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
     p.finish(&l, &s, Some(("/backups/web1/1".into(), 1200, 3 * GIB)));
     let tail: Vec<String> = p.actions[6..].iter().map(|a| a.describe()).collect();
@@ -83,7 +83,8 @@ fn clone(new_uuids: bool) -> crate::identity::Identity {
 #[test]
 fn a_clone_with_new_uuids_makes_its_storage_with_them_and_gets_its_identity_before_the_initramfs() {
     let l = gpt_host();
-    let s = Settings { regenerate_initramfs: true, clone: Some(clone(true)), ..settings() };
+    let s =
+        Settings { regenerate_initramfs: lifeboat_config::Regenerate::Always, clone: Some(clone(true)), ..settings() };
     let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
     p.finish(&l, &s, None);
     let new_root = p.uuids.get("root-uuid").cloned().expect("root renewed");
@@ -161,4 +162,38 @@ fn a_clone_with_new_uuids_does_not_collide_with_its_source_next_to_it() {
         let p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
         assert_eq!(crate::collide::collisions_on(&host, &p, &nodes).len(), clashes, "new_uuids = {new_uuids}");
     }
+}
+
+#[test]
+fn the_initramfs_is_regenerated_only_when_something_it_may_name_changes_or_a_driver_may_lack() {
+    use lifeboat_config::Regenerate;
+    let l = gpt_host();
+    let initramfs = |p: &Plan| p.actions.iter().find(|a| matches!(a, Action::Initramfs { .. })).cloned();
+    // Same device names, same identities: kept unless a driver of the new disk is missing.
+    let s = Settings { regenerate_initramfs: Regenerate::Auto, ..settings() };
+    let mut p = build(&l, vec![map("/dev/sda", "/dev/sda", GIB)], &s).expect("plan");
+    p.finish(&l, &s, None);
+    match initramfs(&p) {
+        Some(Action::Initramfs { only_if_missing_drivers: Some(d), .. }) => assert_eq!(d, vec!["/dev/sda".to_string()]),
+        other => panic!("{other:?}"),
+    }
+    assert!(p.render().contains("keep the restored initramfs"), "{}", p.render());
+    // Other device names: the initramfs may name them, so it is regenerated, saying why.
+    let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
+    p.finish(&l, &s, None);
+    match initramfs(&p) {
+        Some(Action::Initramfs { only_if_missing_drivers: None, why }) => {
+            assert!(why.contains("/dev/sda -> /dev/vdb"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // never and always, as configured.
+    let s = Settings { regenerate_initramfs: Regenerate::Never, ..settings() };
+    let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
+    p.finish(&l, &s, None);
+    assert!(initramfs(&p).is_none());
+    let s = Settings { regenerate_initramfs: Regenerate::Always, ..settings() };
+    let mut p = build(&l, vec![map("/dev/sda", "/dev/sda", GIB)], &s).expect("plan");
+    p.finish(&l, &s, None);
+    assert!(matches!(initramfs(&p), Some(Action::Initramfs { only_if_missing_drivers: None, .. })));
 }
