@@ -95,11 +95,23 @@ impl Exec<'_> {
         } else {
             return Some("the restored system has no lsinitramfs or lsinitrd to look into its initramfs".into());
         };
-        for (image, kver) in &images {
-            let cmd = Cmd::new("chroot").arg(&root).args([lister, &format!("/boot/{image}")]);
-            let listing = match self.r.probe(&cmd) {
-                Ok(o) => o.text(),
-                Err(e) => return Some(format!("{lister} /boot/{image} failed: {}", e.reason())),
+        // Listed inside the restored system with /dev, /proc and /sys in place
+        // (its tools may want them; nothing may be created in its /dev).
+        let mut listings: Vec<Result<String, String>> = Vec::new();
+        let listed = self.in_chroot(|x| {
+            for (image, _) in &images {
+                let cmd = Cmd::new("chroot").arg(&root).args([lister, &format!("/boot/{image}")]);
+                listings.push(x.r.probe(&cmd).map(|o| o.text()).map_err(|e| e.reason()));
+            }
+            Ok(())
+        });
+        if let Err(e) = listed {
+            return Some(format!("the restored system could not be entered to list its initramfs: {e}"));
+        }
+        for ((image, kver), listing) in images.iter().zip(listings) {
+            let listing = match listing {
+                Ok(l) => l,
+                Err(why) => return Some(format!("{lister} /boot/{image} failed: {why}")),
             };
             let mut have = listed_modules(&listing);
             let builtin = root.join("lib/modules").join(kver).join("modules.builtin");
