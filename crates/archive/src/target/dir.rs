@@ -314,19 +314,71 @@ impl Target for FileTarget {
         removed
     }
 
+    /// Compared first, then renamed to a name of its own
+    /// (`.lock.stale.PID.N`), where its content and `flock` are checked
+    /// again before it is unlinked: only the marker judged stale is
+    /// removed. Were it replaced between the comparison and the rename (a
+    /// window of two system calls), the marker moved aside is another run's:
+    /// it is put back without replacing anything, and false is returned.
+    fn remove_stale_marker(&self, key: &str, seen: &[u8]) -> Result<bool, ArchiveError> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let path = self.marker_path(key)?;
+        if self.read_marker(key)?.as_deref() != Some(seen) {
+            return Ok(false);
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let aside = path.with_file_name(format!("{name}.stale.{}.{n}", std::process::id()));
+        match std::fs::rename(&path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.err_at(&path, e)),
+        }
+        let same = read_regular(&aside, super::lock::MAX_MARKER).is_ok_and(|b| b == seen);
+        if same && flock_state(&aside) != Some(true) {
+            std::fs::remove_file(&aside).map_err(|e| self.err_at(&aside, e))?;
+            return Ok(true);
+        }
+        // Another run's marker: back in place, unless a third one took the name meanwhile.
+        let back = place_new(&aside, &path);
+        let _ = std::fs::remove_file(&aside);
+        back.map_err(|e| self.err_at(&path, e))?;
+        Ok(false)
+    }
+
+    /// Alive while its creator holds the `flock`, and also for
+    /// [`FRESH_MARKER`] after it was written: on filesystems without
+    /// no-replace renames or hard links (9p, FAT) a marker is visible for a
+    /// moment before its creator locks it.
     fn marker_alive(&self, key: &str) -> Option<bool> {
         let path = self.marker_path(key).ok()?;
-        let f = std::fs::File::open(&path).ok()?;
-        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
-            Ok(()) => Some(false),
-            Err(rustix::io::Errno::WOULDBLOCK) => Some(true),
-            Err(_) => None,
+        match flock_state(&path)? {
+            true => Some(true),
+            false => {
+                let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+                let age = std::time::SystemTime::now().duration_since(modified).unwrap_or_default();
+                Some(age < FRESH_MARKER)
+            }
         }
     }
 
     fn free_space(&self) -> Result<Option<u64>, ArchiveError> {
         let st = rustix::fs::statvfs(&self.root).map_err(|e| self.err_at(&self.root, e.into()))?;
         Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+}
+
+/// A marker written this recently counts as alive even when nobody holds
+/// its `flock` (yet).
+pub const FRESH_MARKER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether someone holds the `flock` of the file at `path`; None when it cannot be told.
+fn flock_state(path: &Path) -> Option<bool> {
+    let f = std::fs::File::open(path).ok()?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Some(false),
+        Err(rustix::io::Errno::WOULDBLOCK) => Some(true),
+        Err(_) => None,
     }
 }
 
@@ -723,6 +775,33 @@ mod tests {
         assert!(o.read("backup.json", 100).is_err(), "the catalog is never a link");
     }
 
+    /// Date a file back past [`FRESH_MARKER`].
+    fn age(path: &Path) {
+        let then = std::time::SystemTime::now() - FRESH_MARKER * 6;
+        std::fs::File::options().write(true).open(path).expect("open").set_modified(then).expect("mtime");
+    }
+
+    #[test]
+    fn two_takeovers_of_one_stale_lock_leave_exactly_one_holder() {
+        let (tmp, t) = target();
+        let stale = br#"{"purpose":"backup","machine":"gone","pid":1,"since":0,"token":"old"}"#;
+        std::fs::create_dir_all(tmp.path().join("h")).expect("mkdir");
+        std::fs::write(tmp.path().join("h/.lock"), stale).expect("write");
+        age(&tmp.path().join("h/.lock"));
+        // Run A and run B both judged it stale; A removes it and takes the lock.
+        let a = super::super::lock::acquire(&t, "h", "prune", std::time::Duration::ZERO).expect("A takes over");
+        // B, late, removes only the marker it judged stale: A's stays.
+        assert!(!t.remove_stale_marker("h/.lock", stale).expect("B"), "not the stale one any more");
+        assert_eq!(t.marker_alive("h/.lock"), Some(true));
+        let e = super::super::lock::acquire(&t, "h", "backup", std::time::Duration::ZERO).expect_err("B waits");
+        assert!(e.to_string().contains("locked by a prune"), "{e}");
+        let names: Vec<_> =
+            std::fs::read_dir(tmp.path().join("h")).expect("ls").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from(".lock")], "nothing moved aside is left");
+        drop(a);
+        assert_eq!(t.read_marker("h/.lock").expect("read"), None);
+    }
+
     #[test]
     fn a_marker_is_create_only_flocked_while_held_and_hidden_from_listings() {
         let (tmp, t) = target();
@@ -739,6 +818,8 @@ mod tests {
         t.remove_marker("h/.lock").expect("removing a gone marker is fine");
         // Left by a process that died: nobody holds its flock.
         std::fs::write(tmp.path().join("h/.lock"), b"dead").expect("write");
+        assert_eq!(t.marker_alive("h/.lock"), Some(true), "just written: maybe not locked yet");
+        age(&tmp.path().join("h/.lock"));
         assert_eq!(t.marker_alive("h/.lock"), Some(false));
         assert!(
             t.create_marker("h/backup", b"x").is_err() && t.create_marker("../.x", b"x").is_err(),
@@ -751,6 +832,7 @@ mod tests {
         assert!(create_locked(&p, b"y").expect("again").is_none(), "create-only");
         assert_eq!(t.marker_alive("h/.other"), Some(true));
         drop(held);
+        age(&p);
         assert_eq!(t.marker_alive("h/.other"), Some(false));
         assert!(links_unsupported(&std::io::Error::from_raw_os_error(rustix::io::Errno::PERM.raw_os_error())));
         assert!(!links_unsupported(&std::io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error())));

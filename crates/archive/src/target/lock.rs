@@ -13,6 +13,13 @@
 //! - it names this machine and a pid that no longer runs, or
 //! - it is older than [`STALE_LOCK`] and no upload of the host is running
 //!   (over SFTP a running upload is one written to recently).
+//!
+//! A takeover removes only the marker it judged stale
+//! ([`Target::remove_stale_marker`] compares its bytes, token included),
+//! then creates its own create-only: of two runs that judged one marker
+//! stale, one holds the lock, the other waits for it. The default
+//! comparison and removal leave a window of one round trip (a directory
+//! target: two system calls) in which a third run's marker could be moved.
 
 use super::Target;
 use crate::ArchiveError;
@@ -151,8 +158,8 @@ enum Found {
     Gone,
     /// Held by a live (or possibly live) holder.
     Held(Option<Holder>),
-    /// Left by a dead holder.
-    Stale(Option<Holder>),
+    /// Left by a dead holder, with the marker's bytes as read (only that marker is removed).
+    Stale(Option<Holder>, Vec<u8>),
 }
 
 fn look(t: &dyn Target, host: &str, key: &str, now: SystemTime) -> Result<Found, ArchiveError> {
@@ -160,19 +167,19 @@ fn look(t: &dyn Target, host: &str, key: &str, now: SystemTime) -> Result<Found,
     // An unreadable marker may be one being written (create, then write): held, unless the transport says dead.
     let holder = serde_json::from_slice::<Holder>(&bytes).ok();
     match t.marker_alive(key) {
-        Some(false) => return Ok(Found::Stale(holder)),
+        Some(false) => return Ok(Found::Stale(holder, bytes)),
         Some(true) => return Ok(Found::Held(holder)),
         None => {}
     }
     let Some(h) = holder else { return Ok(Found::Held(None)) };
     if h.dead_here() {
-        return Ok(Found::Stale(Some(h)));
+        return Ok(Found::Stale(Some(h), bytes));
     }
     let age = now.duration_since(UNIX_EPOCH + Duration::from_secs(h.since)).unwrap_or_default();
     if age > STALE_LOCK {
         let running = t.scan(host)?.iter().any(|l| l.state == super::State::Running);
         if !running {
-            return Ok(Found::Stale(Some(h)));
+            return Ok(Found::Stale(Some(h), bytes));
         }
     }
     Ok(Found::Held(Some(h)))
@@ -199,13 +206,16 @@ pub fn acquire<'a>(
         }
         match look(t, host, &key, SystemTime::now())? {
             Found::Gone => {}
-            Found::Stale(h) if takeovers < 3 => {
+            Found::Stale(h, seen) if takeovers < 3 => {
                 takeovers += 1;
                 let who = h.map(|h| h.describe()).unwrap_or_else(|| "an unknown holder".into());
-                log::warn!("{}/{key}: taking over the stale lock of {who}", t.url());
-                t.remove_marker(&key)?;
+                // Only the marker judged stale goes; another run that took it over first keeps its own,
+                // and this one tries the create-only acquire again.
+                if t.remove_stale_marker(&key, &seen)? {
+                    log::warn!("{}/{key}: taking over the stale lock of {who}", t.url());
+                }
             }
-            Found::Held(h) | Found::Stale(h) => {
+            Found::Held(h) | Found::Stale(h, _) => {
                 let waited = start.elapsed();
                 if waited < wait {
                     std::thread::sleep((wait - waited).min(Duration::from_millis(500)));
@@ -276,6 +286,23 @@ mod tests {
         assert!(acquire(&t, "web1", "prune", Duration::ZERO).is_err(), "an upload is running: not stale");
         drop(up);
         assert!(acquire(&t, "web1", "prune", Duration::ZERO).is_ok(), "old and nothing running: stale");
+    }
+
+    #[test]
+    fn two_takeovers_of_one_stale_lock_leave_exactly_one_holder() {
+        let t = MemoryTarget::new();
+        let mut dead = Holder::this("backup");
+        dead.pid = u32::MAX - 1;
+        let stale = serde_json::to_vec(&dead).expect("json");
+        t.create_marker("web1/.lock", &stale).expect("marker");
+        // A and B both judged it stale; A took over first.
+        let a = acquire(&t, "web1", "prune", Duration::ZERO).expect("A takes over");
+        assert!(!t.remove_stale_marker("web1/.lock", &stale).expect("B"), "B removes only the stale marker");
+        let e = acquire(&t, "web1", "backup", Duration::ZERO).expect_err("B waits for A").to_string();
+        assert!(e.contains("locked by a prune"), "{e}");
+        assert_eq!(a.holder().purpose, "prune");
+        let now = t.read_marker("web1/.lock").expect("read").expect("A's marker");
+        assert_eq!(serde_json::from_slice::<Holder>(&now).expect("json").token, a.holder().token);
     }
 
     #[test]

@@ -162,6 +162,18 @@ impl Target for MemoryTarget {
         self.objects.lock().map_err(|_| poisoned())?.remove(key);
         Ok(())
     }
+
+    fn remove_stale_marker(&self, key: &str, seen: &[u8]) -> Result<bool, ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        let mut m = self.objects.lock().map_err(|_| poisoned())?;
+        if m.get(key).is_some_and(|v| v.as_slice() == seen) {
+            m.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 /// A running upload to a [`MemoryTarget`].

@@ -164,6 +164,21 @@ pub trait Target: Send + Sync + Debug {
     fn remove_marker(&self, key: &str) -> Result<(), ArchiveError> {
         Err(ArchiveError::Target(self.url(), format!("cannot remove {key}: this transport has no markers")))
     }
+    /// Remove a marker only when it still holds exactly `seen` (what was
+    /// judged stale), so that a takeover never removes the live marker of a
+    /// run that took the lock over first; false when it holds something
+    /// else now (or is gone). The default reads, compares and removes:
+    /// between the read and the removal another run may replace it, a
+    /// window of one round trip. Transports that can do better override it.
+    fn remove_stale_marker(&self, key: &str, seen: &[u8]) -> Result<bool, ArchiveError> {
+        match self.read_marker(key)? {
+            Some(now) if now == seen => {
+                self.remove_marker(key)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
     /// Whether the process that created a marker is alive, when the
     /// transport can tell (a `flock` held on a directory target); None when
     /// it cannot (the lock's age decides then).
