@@ -115,17 +115,29 @@ pub struct Pruned {
     pub url: String,
     /// The uploads of dead runs that were removed.
     pub removed: Vec<Listed>,
+    /// The hosts left alone, and why (their backups are locked by a running backup or prune).
+    pub refused: Vec<(String, String)>,
 }
 
 /// Remove the uploads of dead runs of every host on the target at `url`
-/// (`backup.target` when None); never one a live run holds.
+/// (`backup.target` when None); never one a live run holds. Each host's
+/// removals run under its lock on the target, as [`prune`]'s do; a host
+/// whose lock another run holds is left alone and said so ([`Pruned::refused`]).
 pub fn prune_partial(config: &lifeboat_config::Config, url: Option<&str>) -> Result<Pruned, Error> {
     let (url, t) = crate::job::open_target(config, url)?;
-    let mut removed = Vec::new();
+    let (mut removed, mut refused) = (Vec::new(), Vec::new());
     for host in t.hosts()? {
+        let l = match lock::acquire(t.as_ref(), &host, "prune", std::time::Duration::ZERO) {
+            Ok(l) => l,
+            Err(e) => {
+                refused.push((host, e.to_string()));
+                continue;
+            }
+        };
         removed.extend(t.prune_partial(&host)?);
+        l.release()?;
     }
-    Ok(Pruned { url, removed })
+    Ok(Pruned { url, removed, refused })
 }
 
 /// What `backup prune --keep-*` decided about one backup, and whether it is gone.
@@ -244,7 +256,7 @@ fn created_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) 
     if l.state != State::Complete {
         return None;
     }
-    let text = t.backup(host, &l.name).ok()?.read(lifeboat_archive::target::CATALOG, 4 << 30).ok()?;
+    let text = t.backup(host, &l.name).ok()?.read(lifeboat_archive::target::CATALOG, lifeboat_archive::read::MAX_CATALOG_BYTES).ok()?;
     let c: Catalog = serde_json::from_slice(&text).ok()?;
     time_of_created(&c.created)
 }
@@ -297,6 +309,16 @@ mod tests {
         assert_eq!(p.removed.len(), 1);
         assert!(!root.join("h/2026-01-03T000000.000Z.partial").exists());
         assert!(list(&c, None).expect("list").uploads.is_empty());
+        // A host whose lock a live run holds is left alone, and said so.
+        std::fs::create_dir_all(root.join("h/2026-01-04T000000.000Z.partial")).expect("dead run");
+        let (_, t) = crate::job::open_target(&c, None).expect("target");
+        let held = lock::acquire(t.as_ref(), "h", "backup", std::time::Duration::ZERO).expect("lock");
+        let p = prune_partial(&c, None).expect("prune");
+        assert!(p.removed.is_empty(), "{:?}", p.removed);
+        assert_eq!(p.refused.len(), 1);
+        assert!(p.refused[0].0 == "h" && p.refused[0].1.contains("locked by a backup"), "{:?}", p.refused);
+        drop(held);
+        assert_eq!(prune_partial(&c, None).expect("prune").removed.len(), 1);
         assert!(matches!(prune_partial(&lifeboat_config::Config::default(), None), Err(Error::NoTarget)));
     }
 

@@ -15,7 +15,9 @@
 //! Only complete backups count. Never removed, whatever the policy: the
 //! newest complete backup, an upload (running, or left by a dead run: that
 //! is `prune --partial`'s), a damaged backup (not counted either: it is
-//! for a person to look at), a backup whose time is unknown or in the future.
+//! for a person to look at), a backup whose time is unknown or in the future
+//! (more than a day after now: not counted by any policy either, nor taken
+//! as the newest complete one, which is the newest of the rest).
 
 use lifeboat_archive::target::State;
 use serde::Serialize;
@@ -226,12 +228,15 @@ pub fn time_of_created(created: &str) -> Option<SystemTime> {
 /// order of `backups`. A backup dated more than a day after `now` is kept.
 pub fn decide(backups: &[Candidate], policy: &Policy, now: SystemTime) -> Vec<Decision> {
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); backups.len()];
-    // Complete backups with a time, newest first: the ones the policies count.
+    let future = now + Duration::from_secs(86_400);
+    // Complete backups with a time not in the future, newest first: the ones the policies count
+    // (a backup dated in the future is kept as such, and never takes the newest one's place).
     let mut counted: Vec<(usize, SystemTime)> = backups
         .iter()
         .enumerate()
         .filter(|(_, b)| b.state == State::Complete)
         .filter_map(|(i, b)| b.created.map(|t| (i, t)))
+        .filter(|(_, t)| *t <= future)
         .collect();
     counted.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
     if let Some((newest, _)) = counted.first() {
@@ -260,7 +265,6 @@ pub fn decide(backups: &[Candidate], policy: &Policy, now: SystemTime) -> Vec<De
             });
         }
     }
-    let future = now + Duration::from_secs(86_400);
     backups
         .iter()
         .zip(reasons)
@@ -297,6 +301,18 @@ mod tests {
         let t = at(&format!("{}:00Z", when.replace(' ', "T")));
         let name = humantime::format_rfc3339_millis(t).to_string().replace(':', "");
         Candidate { name, state: State::Complete, created: Some(t) }
+    }
+
+    #[test]
+    fn a_backup_dated_in_the_future_is_kept_but_never_counted_nor_the_newest() {
+        let backups = [b("2026-11-30 10:00"), b("2026-12-01 10:00"), b("2027-06-01 10:00")];
+        let policy = Policy { last: 1, ..Policy::default() };
+        let d = decide(&backups, &policy, at("2026-12-02T10:00:00Z"));
+        assert_eq!(d[0].action, Action::Remove, "{:?}", d[0]);
+        assert_eq!(d[1].action, Action::Keep);
+        assert!(d[1].reasons.contains(&Reason::NewestComplete) && d[1].reasons.contains(&Reason::Last), "{:?}", d[1]);
+        assert_eq!(d[2].action, Action::Keep);
+        assert_eq!(d[2].reasons, vec![Reason::InTheFuture], "kept only as dated in the future");
     }
 
     fn kept(backups: &[Candidate], policy: Policy) -> Vec<String> {
@@ -483,8 +499,8 @@ mod tests {
     fn the_newest_complete_backup_stays_and_future_dates_are_kept() {
         let all: Vec<_> = ["2026-12-01 10:00", "2026-12-02 10:00", "2031-01-01 10:00"].iter().map(|s| b(s)).collect();
         let d = decide(&all, &Policy { yearly: 2, ..Policy::default() }, at("2030-01-01T00:00:00Z"));
-        assert_eq!(d[2].reasons, [Reason::NewestComplete, Reason::Yearly("2031".into()), Reason::InTheFuture]);
-        assert_eq!(d[1].reasons, [Reason::Yearly("2026".into())]);
+        assert_eq!(d[2].reasons, [Reason::InTheFuture], "not counted, nor the newest");
+        assert_eq!(d[1].reasons, [Reason::NewestComplete, Reason::Yearly("2026".into())]);
         assert_eq!(d[0].action, Action::Remove);
         assert!(Policy::default().is_empty() && !Policy { weekly: 1, ..Policy::default() }.is_empty());
         assert_eq!(Policy { last: 3, daily: 7, ..Policy::default() }.describe(), "--keep-last 3 --keep-daily 7");

@@ -172,18 +172,23 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<ExitCode> {
 /// `lifeboat backup prune --partial`: remove what dead runs left (never a live run's).
 fn prune_partial(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
     let p = list::prune_partial(&ctx.config, target.as_deref())?;
+    let code = if p.refused.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
     if ctx.json {
-        let v: Vec<_> =
+        let mut v: Vec<_> =
             p.removed.iter().map(|l| serde_json::json!({"removed": l.location, "bytes": l.bytes})).collect();
+        v.extend(p.refused.iter().map(|(host, why)| serde_json::json!({"host": host, "refused": why})));
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
+    }
+    for (host, why) in &p.refused {
+        eprintln!("{host}: NOT pruned: {why}");
     }
     for l in &p.removed {
         println!("removed {} ({}, last written {})", l.location, human(l.bytes), when(l.modified));
     }
     let bytes: u64 = p.removed.iter().map(|l| l.bytes).sum();
     println!("{} interrupted backup(s) removed from {}, {} freed", p.removed.len(), p.url, human(bytes));
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// `lifeboat backup info`.
