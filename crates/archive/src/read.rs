@@ -390,6 +390,8 @@ struct Sequential {
     reader: Box<dyn Read + Send>,
     /// Position in the concatenated volumes.
     at: u64,
+    /// Where each volume starts in them (None past an overflow: a catalog no real backup has).
+    starts: Vec<Option<u64>>,
 }
 
 impl std::fmt::Debug for Sequential {
@@ -406,8 +408,10 @@ impl Sequential {
             return Err(format!("{name}: frame at {} is larger than a frame can be (damaged catalog)", f.offset));
         }
         // Where the frame starts in the concatenated volumes.
-        let before: u64 = b.catalog.volumes.iter().take((f.volume as usize).saturating_sub(1)).map(|v| v.size).sum();
-        let start = before.saturating_add(f.offset);
+        let before = (f.volume as usize).checked_sub(1).and_then(|k| self.starts.get(k).copied().flatten());
+        let Some(start) = before.and_then(|b| b.checked_add(f.offset)) else {
+            return Err(format!("{name}: frame at {} lies beyond any volume (damaged catalog)", f.offset));
+        };
         if start < self.at {
             return Err(format!(
                 "{name}: frame at {} is behind the read position of a sequential source (tape or pipe): it cannot be read again",
@@ -478,7 +482,13 @@ impl<'a> Stream<'a> {
     /// reader (a tape, a pipe: `cat vol-* |`), checked frame by frame against
     /// the catalog; seeking backwards is an error, never a silent re-read.
     pub fn sequential(backup: &'a Backup, reader: Box<dyn Read + Send>) -> Stream<'a> {
-        Stream::with_source(Source::Sequential(backup, Mutex::new(Sequential { reader, at: 0 })))
+        let mut starts = Vec::with_capacity(backup.catalog.volumes.len());
+        let mut at = Some(0u64);
+        for v in &backup.catalog.volumes {
+            starts.push(at);
+            at = at.and_then(|a| a.checked_add(v.size));
+        }
+        Stream::with_source(Source::Sequential(backup, Mutex::new(Sequential { reader, at: 0, starts })))
     }
 
     /// A stream over a tar stream in memory (tests and fuzzing).

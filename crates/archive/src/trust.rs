@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// The largest catalog read (a catalog lists one frame per 8 MiB of archive:
 /// this is far beyond any real backup).
-const MAX_CATALOG: u64 = 512 << 20;
+const MAX_CATALOG: u64 = crate::read::MAX_CATALOG_BYTES;
 
 /// What to do with a backup whose signature is missing or wrong.
 #[derive(Debug, Clone, Copy)]

@@ -190,7 +190,7 @@ fn score(old: &[&Disk], free: &[&Present], assign: &[usize]) -> Score {
         s.same_name += p.same_name;
         s.same_transport += p.same_transport;
         s.onto_larger += p.onto_larger;
-        s.misfit.0 += p.misfit.0;
+        s.misfit.0 = s.misfit.0.saturating_add(p.misfit.0);
         for (k, &l) in assign.iter().enumerate().skip(i + 1) {
             s.size_order += u32::from(old[i].size.cmp(&old[k].size) == free[j].size.cmp(&free[l].size));
             s.order += u32::from(path_order(&old[i].id, &old[k].id) == path_order(&free[j].path, &free[l].path));

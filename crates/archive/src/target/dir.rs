@@ -23,8 +23,7 @@ pub struct FileTarget {
     held: Arc<Mutex<std::collections::HashMap<PathBuf, std::fs::File>>>,
 }
 
-/// The largest `backup.json` read (a catalog of a 100 TB backup is about 1 GiB of frame table at 8 MiB frames; be generous).
-const MAX_CATALOG: u64 = 4 << 30;
+use super::MAX_CATALOG;
 
 /// Whether a backup directory's catalog is there and readable: `Complete` or the reason it is not.
 fn catalog_state(dir: &Path) -> State {
@@ -42,10 +41,7 @@ fn catalog_state(dir: &Path) -> State {
     }
     match std::fs::read(&cat) {
         Err(e) => State::Damaged(format!("backup.json: {e}")),
-        Ok(text) => match serde_json::from_slice::<crate::Catalog>(&text) {
-            Ok(_) => State::Complete,
-            Err(e) => State::Damaged(format!("backup.json is damaged: {e}")),
-        },
+        Ok(text) => super::catalog_state(&text),
     }
 }
 

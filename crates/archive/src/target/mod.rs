@@ -179,6 +179,13 @@ pub trait Target: Send + Sync + Debug {
             _ => Ok(false),
         }
     }
+    /// Rewrite a marker this process holds with `data` (the lock's
+    /// heartbeat), where the transport needs it to tell a live holder from
+    /// a dead one (S3). The default does nothing: a directory's `flock`
+    /// and SFTP's recent writes tell already.
+    fn refresh_marker(&self, _key: &str, _data: &[u8]) -> Result<(), ArchiveError> {
+        Ok(())
+    }
     /// Whether the process that created a marker is alive, when the
     /// transport can tell (a `flock` held on a directory target); None when
     /// it cannot (the lock's age decides then).
@@ -252,6 +259,19 @@ fn newest_of(url: &str, host: &str, all: Vec<Listed>) -> Result<Listed, ArchiveE
             ))
         }
         _ => Ok((*last).clone()),
+    }
+}
+
+/// The largest catalog a target reads while listing: the reader's own bound.
+pub(crate) const MAX_CATALOG: u64 = crate::read::MAX_CATALOG_BYTES;
+
+/// What a published backup whose catalog reads as `text` is: complete only
+/// when the catalog passes every check the reader makes (so listing never
+/// calls a backup complete that cannot be opened).
+pub(crate) fn catalog_state(text: &[u8]) -> State {
+    match crate::read::parse_catalog(text, CATALOG) {
+        Ok(_) => State::Complete,
+        Err(e) => State::Damaged(e.to_string()),
     }
 }
 

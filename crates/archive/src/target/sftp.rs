@@ -32,8 +32,7 @@ use wire::{Attrs, Handle, Session};
 /// written in well under an hour; there is no lock to ask over SFTP).
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
-/// The largest catalog read while listing.
-const MAX_CATALOG: u64 = 4 << 30;
+use super::MAX_CATALOG;
 
 /// The parts of an `sftp://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,10 +215,7 @@ impl SftpTarget {
         let objects = SftpObjects { conn: self.conn.clone(), dir: dir.to_string() };
         match objects.read(CATALOG, MAX_CATALOG) {
             Err(e) => State::Damaged(format!("backup.json: {e}")),
-            Ok(text) => match serde_json::from_slice::<crate::Catalog>(&text) {
-                Ok(_) => State::Complete,
-                Err(e) => State::Damaged(format!("backup.json is damaged: {e}")),
-            },
+            Ok(text) => super::catalog_state(&text),
         }
     }
 

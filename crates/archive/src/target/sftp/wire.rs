@@ -18,6 +18,12 @@ pub const CHUNK: usize = 32 << 10;
 const WINDOW: usize = 16;
 /// The most entries read from one directory.
 pub const MAX_DIR_ENTRIES: usize = 1 << 20;
+/// The most bytes of names read from one directory.
+pub const MAX_DIR_BYTES: usize = 64 << 20;
+/// The longest name accepted in a listing.
+pub const MAX_NAME: usize = 4096;
+/// How many short READ replies one read accepts (OpenSSH sends them only at the end of a file).
+pub const MAX_SHORT_READS: usize = 64;
 
 const INIT: u8 = 1;
 const VERSION: u8 = 2;
@@ -400,8 +406,26 @@ impl Session {
         Ok(())
     }
 
-    /// Fill `buf` from `offset`, in pipelined chunks; the file ending first is an error.
+    /// Fill `buf` from `offset`, in pipelined chunks; the file ending first is
+    /// an error, and so is a server that keeps answering short reads.
     pub fn read_at(&mut self, h: &Handle, offset: u64, buf: &mut [u8], what: &str) -> std::io::Result<()> {
+        let mut start = 0usize;
+        let mut short = 0usize;
+        while start < buf.len() {
+            start += self.read_run(h, offset + start as u64, &mut buf[start..], what)?;
+            if start < buf.len() {
+                short += 1;
+                if short > MAX_SHORT_READS {
+                    return Err(bad(&format!("more than {MAX_SHORT_READS} short reads of {what}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Read from `offset` into `buf` with pipelined requests until a reply
+    /// comes back short; the bytes filled from the start of `buf` (never 0).
+    fn read_run(&mut self, h: &Handle, offset: u64, buf: &mut [u8], what: &str) -> std::io::Result<usize> {
         let mut pending: std::collections::VecDeque<(u32, usize, usize)> = std::collections::VecDeque::new();
         let mut sent = 0usize;
         let mut done = 0usize;
@@ -416,32 +440,31 @@ impl Session {
                 sent += n;
             }
             let Some((id, at, n)) = pending.pop_front() else { break };
-            match self.reply(id)? {
+            let r = self.reply(id)?;
+            let stop = match r {
                 Reply::Data(d) if d.len() == n => {
                     buf[at..at + n].copy_from_slice(&d);
                     done += n;
+                    None
                 }
+                // A short read: what came counts; the rest is asked for again.
                 Reply::Data(d) if !d.is_empty() && d.len() < n => {
-                    // A short read: take what came and ask for the rest (after the pipeline drains).
                     buf[at..at + d.len()].copy_from_slice(&d);
-                    for (id, _, _) in pending.drain(..) {
-                        let _ = self.reply(id);
-                    }
-                    let rest = at + d.len();
-                    self.read_at(h, offset + rest as u64, &mut buf[rest..], what)?;
-                    return Ok(());
+                    Some(Ok(at + d.len()))
                 }
-                Reply::Data(_) => return Err(bad("a DATA reply longer than asked for")),
-                Reply::Status(code, msg) => {
-                    for (id, _, _) in pending.drain(..) {
-                        let _ = self.reply(id);
-                    }
-                    return Err(status_error(code, &msg, what));
+                Reply::Data(d) if d.is_empty() => Some(Err(bad("an empty DATA reply"))),
+                Reply::Data(_) => Some(Err(bad("a DATA reply longer than asked for"))),
+                Reply::Status(code, msg) => Some(Err(status_error(code, &msg, what))),
+                _ => Some(Err(bad("expected DATA"))),
+            };
+            if let Some(end) = stop {
+                for (id, _, _) in pending.drain(..) {
+                    let _ = self.reply(id);
                 }
-                _ => return Err(bad("expected DATA")),
+                return end;
             }
         }
-        Ok(())
+        Ok(done)
     }
 
     /// Every entry of a directory except `.` and `..`, bounded.
@@ -449,6 +472,7 @@ impl Session {
         let id = self.path_request(OPENDIR, path)?;
         let h = self.handle(id, path)?;
         let mut out = Vec::new();
+        let (mut bytes, mut idle) = (0usize, 0usize);
         let r = loop {
             let id = self.id();
             let mut p = Packet::new(READDIR, id);
@@ -456,9 +480,26 @@ impl Session {
             self.send(p)?;
             match self.reply(id)? {
                 Reply::Name(v) => {
-                    out.extend(v.into_iter().filter(|(n, _)| n != "." && n != ".."));
-                    if out.len() > MAX_DIR_ENTRIES {
-                        break Err(std::io::Error::other(format!("{path}: more than {MAX_DIR_ENTRIES} entries")));
+                    let before = out.len();
+                    for (n, a) in v {
+                        if n == "." || n == ".." {
+                            continue;
+                        }
+                        if n.len() > MAX_NAME {
+                            return Err(bad(&format!("a name of {} bytes in {path}", n.len())));
+                        }
+                        bytes += n.len();
+                        out.push((n, a));
+                    }
+                    // A server that answers READDIR forever with nothing new is broken (or hostile).
+                    idle = if out.len() == before { idle + 1 } else { 0 };
+                    if idle > 3 {
+                        break Err(bad(&format!("READDIR of {path} answers without entries and without end")));
+                    }
+                    if out.len() > MAX_DIR_ENTRIES || bytes > MAX_DIR_BYTES {
+                        break Err(std::io::Error::other(format!(
+                            "{path}: more than {MAX_DIR_ENTRIES} entries or {MAX_DIR_BYTES} bytes of names"
+                        )));
                     }
                 }
                 Reply::Status(FX_EOF, _) => break Ok(()),
@@ -590,6 +631,48 @@ mod tests {
         assert_eq!(s.lstat("/x").expect_err("found").kind(), std::io::ErrorKind::NotFound);
         let mut s = session_with(packet(ATTRS, &1u32.to_be_bytes())).expect("start");
         assert!(s.lstat("/x").expect_err("short").to_string().contains("malformed"));
+    }
+
+    fn data(id: u32, d: &[u8]) -> Vec<u8> {
+        let mut body = id.to_be_bytes().to_vec();
+        body.extend_from_slice(&(d.len() as u32).to_be_bytes());
+        body.extend_from_slice(d);
+        packet(DATA, &body)
+    }
+
+    #[test]
+    fn a_server_answering_one_byte_at_a_time_is_refused_without_recursing() {
+        let mut rest = Vec::new();
+        for id in 1..=80 {
+            rest.extend(data(id, b"x"));
+        }
+        let mut s = session_with(rest).expect("start");
+        let mut buf = vec![0u8; 1000];
+        let e = s.read_at(&Handle(b"h".to_vec()), 0, &mut buf, "vol").expect_err("accepted");
+        assert!(e.to_string().contains("short reads"), "{e}");
+        // A few short reads are fine: the rest is asked for again.
+        let mut rest = data(1, b"ab");
+        rest.extend(data(2, b"cd"));
+        let mut s = session_with(rest).expect("start");
+        let mut buf = [0u8; 4];
+        s.read_at(&Handle(b"h".to_vec()), 0, &mut buf, "vol").expect("read");
+        assert_eq!(&buf, b"abcd");
+    }
+
+    #[test]
+    fn a_directory_listing_without_end_is_refused() {
+        let mut handle = 1u32.to_be_bytes().to_vec();
+        handle.extend_from_slice(&1u32.to_be_bytes());
+        handle.push(b'h');
+        let mut rest = packet(HANDLE, &handle);
+        for id in 2..=10 {
+            let mut body = (id as u32).to_be_bytes().to_vec();
+            body.extend_from_slice(&0u32.to_be_bytes());
+            rest.extend(packet(NAME, &body));
+        }
+        let mut s = session_with(rest).expect("start");
+        let e = s.read_dir("/srv/backup").expect_err("endless listing accepted");
+        assert!(e.to_string().contains("without end"), "{e}");
     }
 
     #[test]
