@@ -11,10 +11,12 @@
 //! trees without root; only the SSH host keys need a command, which the
 //! executor runs. The rewrites of one kind of file each live in
 //! [`names`] (hosts, mailname), [`network`] (ifupdown, networkd,
-//! NetworkManager, resolv.conf) and [`uuids`] (fstab, crypttab, GRUB).
+//! NetworkManager, resolv.conf) and [`uuids`] (fstab, crypttab, GRUB);
+//! [`tree`] reaches the files without following a link.
 
 mod names;
 mod network;
+mod tree;
 mod uuids;
 
 pub use names::{readdress_hosts, rewrite_hosts, rewrite_mailname, rewrite_mdadm_homehost};
@@ -23,10 +25,12 @@ pub use uuids::replace_uuids;
 
 #[cfg(test)]
 use network::glob;
+use rustix::fs::AtFlags;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use tree::Tree;
 use uuids::{renewed, replace_mac};
 
 /// Why a clone file cannot be used, or the restored tree cannot be changed.
@@ -359,56 +363,17 @@ pub struct Applied {
     pub ssh_keys_removed: bool,
 }
 
-struct Tree<'a> {
-    root: &'a Path,
-    done: Applied,
-}
-
-impl Tree<'_> {
-    fn read(&self, rel: &str) -> Option<String> {
-        let p = self.root.join(rel);
-        // A link may point out of the restored tree (into the rescue system): never follow it.
-        if std::fs::symlink_metadata(&p).ok()?.file_type().is_symlink() {
-            return None;
-        }
-        std::fs::read_to_string(p).ok()
-    }
-
-    fn write(&mut self, rel: &str, old: Option<&str>, text: &str) -> Result<(), IdentityError> {
-        if old == Some(text) {
-            return Ok(());
-        }
-        let p = self.root.join(rel);
-        std::fs::write(&p, text).map_err(|e| IdentityError::Io(p.clone(), e))?;
-        self.done.changed.push(rel.to_string());
-        Ok(())
-    }
-
-    /// Regular files directly in `dir` (or in its subdirectories, `deep`), ending in `ext`, sorted.
-    fn files(&self, dir: &str, ext: &str, deep: bool) -> Vec<String> {
-        let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(self.root.join(dir)) else { return out };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let rel = format!("{dir}/{name}");
-            match e.file_type() {
-                Ok(t) if t.is_file() && name.ends_with(ext) => out.push(rel),
-                Ok(t) if t.is_dir() && deep => out.extend(self.files(&rel, ext, deep)),
-                _ => {}
-            }
-        }
-        out.sort();
-        out
-    }
-}
-
 /// Give the restored tree below `root` the clone's identity: host name,
 /// /etc/hosts, /etc/mailname, `machine_id` (32 hex digits), the network
 /// configuration of ifupdown, systemd-networkd and NetworkManager,
 /// /etc/resolv.conf, the renewed UUIDs in fstab, crypttab and the boot
 /// configuration; the SSH host keys are removed (the caller makes new ones).
+/// Nothing is read, written or removed through a symbolic link of the tree
+/// (the `tree` module): a file that is a link is replaced by a regular one when
+/// it is written, and a file below a directory that is a link is left alone,
+/// with a warning naming it.
 pub fn apply(root: &Path, id: &Identity, machine_id: &str) -> Result<Applied, IdentityError> {
-    let mut t = Tree { root, done: Applied::default() };
+    let mut t = Tree::open(root)?;
     let fqdn = id.fqdn();
     // The name the restored system had: its /etc/hostname, else the layout's.
     let old_hostname = t.read("etc/hostname");
@@ -418,7 +383,7 @@ pub fn apply(root: &Path, id: &Identity, machine_id: &str) -> Result<Applied, Id
         .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| id.source_hostname.split('.').next().unwrap_or("").to_string());
-    if root.join("etc").is_dir() {
+    if t.dir_or_link("etc") {
         t.write("etc/hostname", old_hostname.as_deref(), &format!("{}\n", id.hostname))?;
     }
     if let Some(h) = t.read("etc/hosts") {
@@ -453,20 +418,21 @@ pub fn apply(root: &Path, id: &Identity, machine_id: &str) -> Result<Applied, Id
             }
         }
     }
-    Ok(t.done)
+    Ok(t.finish())
 }
 
-/// Remove the source's SSH host keys (private and public).
+/// Remove the source's SSH host keys (private and public), of etc/ssh itself
+/// (a link there, into the rescue system say, is not followed).
 fn ssh_keys(t: &mut Tree<'_>) -> Result<(), IdentityError> {
-    let dir = t.root.join("etc/ssh");
-    let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(()) };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with("ssh_host_") {
-            std::fs::remove_file(e.path()).map_err(|err| IdentityError::Io(e.path(), err))?;
-            t.done.changed.push(format!("etc/ssh/{name}"));
-            t.done.ssh_keys_removed = true;
-        }
+    let Ok((dir, entries)) = t.entries("etc/ssh", "etc/ssh/ssh_host_*") else { return Ok(()) };
+    let mut names: Vec<String> = entries.into_iter().map(|(n, _)| n).filter(|n| n.starts_with("ssh_host_")).collect();
+    names.sort();
+    for name in names {
+        let rel = format!("etc/ssh/{name}");
+        rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::empty())
+            .map_err(|e| IdentityError::Io(t.path(&rel), e.into()))?;
+        t.done.changed.push(rel);
+        t.done.ssh_keys_removed = true;
     }
     Ok(())
 }

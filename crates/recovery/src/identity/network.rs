@@ -66,18 +66,38 @@ pub fn ifupdown_stanza(a: &Addressing) -> String {
     rewrite_ifupdown(&stub, a).unwrap_or(stub)
 }
 
-/// A shell-style glob (`*`, `?`) as systemd's Name= uses it.
+/// A shell-style glob (`*`, `?`) as systemd's Name= uses it. Linear in
+/// practice, never exponential: consecutive stars are one, and a mismatch
+/// backtracks only to the last star (what an earlier star matched need
+/// never change), so a pattern of thousands of stars cannot hang recovery.
 pub(super) fn glob(pattern: &str, name: &str) -> bool {
-    fn m(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], n) || (!n.is_empty() && m(p, &n[1..])),
-            (Some(b'?'), Some(_)) => m(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &n[1..]),
-            _ => false,
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    // After the last star: where the pattern goes on, and where in the name that try began.
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some(b'*') => {
+                while p.get(i) == Some(&b'*') {
+                    i += 1;
+                }
+                star = Some((i, j));
+            }
+            Some(c) if *c == b'?' || *c == n[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                // The star takes one more byte of the name.
+                Some((si, sj)) => {
+                    star = Some((si, sj + 1));
+                    (i, j) = (si, sj + 1);
+                }
+                None => return false,
+            },
         }
     }
-    m(pattern.as_bytes(), name.as_bytes())
+    p[i..].iter().all(|c| *c == b'*')
 }
 
 /// An INI file as sections of lines; the lines before the first header are section "".

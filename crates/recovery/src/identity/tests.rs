@@ -408,6 +408,112 @@ fn an_interface_no_file_configures_gets_an_ifupdown_stanza_where_ifupdown_is_use
 fn systemd_name_globs() {
     assert!(glob("en*", "enp1s0") && glob("eth?", "eth0") && glob("*", "x") && glob("eth0", "eth0"));
     assert!(!glob("en*", "eth0") && !glob("eth?", "eth10"));
+    assert!(glob("e*p*s0", "enp1s0") && glob("**", "") && glob("e**0", "eth0") && glob("*0", "eth0"));
+    assert!(!glob("e*p*s1", "enp1s0") && !glob("?", "") && !glob("", "x") && !glob("*1", "eth0"));
+    assert!(glob("*a*b", "xaaxab") && !glob("*a*b", "xaaxa"));
+}
+
+#[test]
+fn a_name_of_thousands_of_stars_matches_quickly() {
+    let started = std::time::Instant::now();
+    let pattern = format!("{}z", "*".repeat(2000));
+    assert!(!glob(&pattern, "enp1s0f0np0abcdefghijklmnopqrstuvwxy"));
+    assert!(glob(&pattern, "enp1s0z"));
+    assert!(glob(&"*".repeat(1_000_000), "eth0"), "no recursion: no stack overflow");
+    assert!(!glob(&"*?".repeat(500_000), "eth0"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    let file = format!("[Match]\nName={pattern}\n\n[Network]\nAddress=192.0.2.11/24\n");
+    assert!(rewrite_networkd(&file, &eth0()).is_none());
+}
+
+fn symlink(target: &Path, link: &Path) {
+    std::fs::create_dir_all(link.parent().expect("parent")).expect("mkdir");
+    std::os::unix::fs::symlink(target, link).expect("link");
+}
+
+fn is_link(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+#[test]
+fn a_hostname_that_links_out_of_the_tree_is_replaced_and_its_target_left_alone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let outside = tempfile::tempdir().expect("outside");
+    write(outside.path(), "disk", "the rescue system's disk\n");
+    write(outside.path(), "hosts", "127.0.1.1 web1\n");
+    symlink(&outside.path().join("disk"), &root.join("etc/hostname"));
+    symlink(&outside.path().join("hosts"), &root.join("etc/hosts"));
+    let done = apply(root, &identity(), "fedcba9876543210fedcba9876543210").expect("apply");
+    assert_eq!(read(outside.path(), "disk"), "the rescue system's disk\n");
+    assert_eq!(read(outside.path(), "hosts"), "127.0.1.1 web1\n");
+    let m = std::fs::symlink_metadata(root.join("etc/hostname")).expect("hostname");
+    assert!(m.file_type().is_file(), "the link became a regular file");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777 & !0o022, 0o644);
+    assert_eq!(read(root, "etc/hostname"), "web2\n");
+    assert!(is_link(&root.join("etc/hosts")), "a link that is only read is not followed and stays");
+    assert!(done.changed.contains(&"etc/hostname".to_string()), "{:?}", done.changed);
+}
+
+#[test]
+fn ssh_keys_behind_a_linked_directory_are_not_removed_and_the_report_says_so() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let outside = tempfile::tempdir().expect("outside");
+    write(outside.path(), "ssh/ssh_host_ed25519_key", "rescue's key\n");
+    write(outside.path(), "ssh/ssh_host_ed25519_key.pub", "rescue's key\n");
+    write(root, "etc/hostname", "web1\n");
+    symlink(&outside.path().join("ssh"), &root.join("etc/ssh"));
+    let done = apply(root, &identity(), "fedcba9876543210fedcba9876543210").expect("apply");
+    assert!(outside.path().join("ssh/ssh_host_ed25519_key").is_file());
+    assert!(outside.path().join("ssh/ssh_host_ed25519_key.pub").is_file());
+    assert!(!done.ssh_keys_removed);
+    assert!(
+        done.warnings.iter().any(|w| w.contains("/etc/ssh is a symbolic link") && w.contains("/etc/ssh/ssh_host_*")),
+        "{:?}",
+        done.warnings
+    );
+    assert_eq!(read(root, "etc/hostname"), "web2\n");
+}
+
+#[test]
+fn nothing_is_written_below_an_etc_that_links_out_of_the_tree() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let outside = tempfile::tempdir().expect("outside");
+    write(outside.path(), "hostname", "rescue\n");
+    write(outside.path(), "hosts", "127.0.1.1 rescue web1\n");
+    write(outside.path(), "machine-id", "0123456789abcdef0123456789abcdef\n");
+    write(outside.path(), "network/interfaces", "auto eth0\niface eth0 inet static\n    address 192.0.2.11/24\n");
+    write(outside.path(), "systemd/network/10-eth0.network", "[Match]\nName=eth0\n\n[Network]\nDHCP=yes\n");
+    write(outside.path(), "ssh/ssh_host_rsa_key", "key\n");
+    let before = |p: &Path| -> Vec<(PathBuf, String)> {
+        let mut v = Vec::new();
+        let mut stack = vec![p.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("list").flatten() {
+                if e.file_type().expect("type").is_dir() {
+                    stack.push(e.path());
+                } else {
+                    v.push((e.path(), std::fs::read_to_string(e.path()).expect("read")));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    let was = before(outside.path());
+    symlink(outside.path(), &root.join("etc"));
+    write(root, "var/lib/dbus/machine-id", "0123456789abcdef0123456789abcdef\n");
+    let mut id = renewed_identity();
+    id.interfaces = vec![eth0()];
+    let done = apply(root, &id, "fedcba9876543210fedcba9876543210").expect("apply");
+    assert_eq!(before(outside.path()), was, "nothing outside the tree changed");
+    assert!(is_link(&root.join("etc")));
+    assert_eq!(read(root, "var/lib/dbus/machine-id"), "fedcba9876543210fedcba9876543210\n");
+    assert!(done.changed.iter().all(|f| !f.starts_with("etc/")), "{:?}", done.changed);
+    let w = done.warnings.iter().find(|w| w.contains("/etc is a symbolic link")).expect("warning");
+    assert!(w.contains("/etc/hostname") && w.contains("/etc/ssh/ssh_host_*"), "{w}");
 }
 
 #[test]
