@@ -45,6 +45,16 @@ impl Exec<'_> {
     /// ssh-keygen, else with the restored system's own (chroot), else a
     /// warning to make them at first boot.
     fn ssh_host_keys(&mut self, root: &Path) -> Result<(), RecoveryError> {
+        // ssh-keygen -f ROOT follows links: a linked etc or etc/ssh could lead it outside the restored system.
+        let linked = ["etc", "etc/ssh"]
+            .iter()
+            .find(|d| std::fs::symlink_metadata(root.join(d)).map(|m| m.file_type().is_symlink()).unwrap_or(false));
+        if let Some(d) = linked {
+            self.report.warnings.push(format!(
+                "clone: /{d} in the restored system is a symbolic link: no SSH host keys were made there; run `ssh-keygen -A` on the clone before sshd starts"
+            ));
+            return Ok(());
+        }
         if on_path("ssh-keygen") {
             self.run(&Cmd::new("ssh-keygen").arg("-A").arg("-f").arg(root))?;
         } else if root.join("usr/bin/ssh-keygen").is_file() {
