@@ -111,12 +111,16 @@ pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut 
     let b = &config.backup;
     let recipients = Recipients::configured(&b.recipients, Some(&b.recipients_file), Some(&b.passphrase_file))?;
     // The host's lock on the target, from begin to commit: a prune waits for it (and this for a prune).
-    let lock = target::lock::acquire(target.as_ref(), &host, "backup", BACKUP_WAITS_FOR_LOCK)?;
+    let mut lock = target::lock::acquire(target.as_ref(), &host, "backup", BACKUP_WAITS_FOR_LOCK)?;
     let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
     mention_interrupted(target.as_ref(), &url, &host, feedback);
     let upload = target.begin(&host, &name)?;
     let start = std::time::Instant::now();
     let mut progress = |bytes: u64, files: u64| {
+        // The lock's heartbeat (every few minutes): a slow upload is never judged dead.
+        if let Err(e) = lock.heartbeat() {
+            log::warn!("cannot refresh the lock on {url}: {e}");
+        }
         feedback.progress(&Progress { bytes, files, expected, elapsed: start.elapsed() });
     };
     // The upload is aborted (its staging removed) when writing fails.

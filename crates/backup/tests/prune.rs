@@ -181,6 +181,9 @@ fn a_lock_left_by_a_dead_process_on_a_directory_target_is_taken_over_at_once() {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("now").as_secs() - 60;
     let marker = format!(r#"{{"purpose":"backup","machine":"elsewhere","pid":1,"since":{since},"token":"x"}}"#);
     std::fs::write(tmp.path().join("web1/.lock"), marker).expect("marker");
+    // Written a minute ago (a marker seconds old may be one not locked yet).
+    let f = std::fs::File::options().write(true).open(tmp.path().join("web1/.lock")).expect("open");
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)).expect("mtime");
     let r = prune(&c, &PruneRequest { policy: Policy { last: 1, ..Policy::default() }, ..PruneRequest::default() })
         .expect("prune");
     assert!(r.hosts[0].refused.is_none(), "{:?}", r.hosts[0].refused);

@@ -211,7 +211,8 @@ pub struct BackupS3 {
     pub part_size: ByteSize,
     /// How often a failed request is retried (with exponential backoff).
     pub retries: u32,
-    /// Hours after which an upload without a catalog counts as dead (and `prune --partial` removes it).
+    /// Hours after which an upload without a catalog counts as dead (and `prune --partial` removes it);
+    /// at least 1 (refused at load otherwise).
     pub grace_hours: u32,
     /// Seconds a connection may send or receive nothing before it fails (and is retried).
     pub timeout_secs: u32,
@@ -422,6 +423,11 @@ impl Config {
                 "key `backup.s3.part_size` = {part}: S3 parts are 5M to 1G (the smallest S3 accepts is 5 MiB)"
             ));
         }
+        if self.backup.s3.grace_hours < 1 {
+            return Err("key `backup.s3.grace_hours` = 0: give at least 1 (hours after which an upload without a \
+                        catalog counts as dead; less would remove running uploads)"
+                .into());
+        }
         if self.backup.s3.access_key_id.is_empty() != self.backup.s3.secret_access_key.is_empty() {
             return Err("keys `backup.s3.access_key_id` and `backup.s3.secret_access_key`: give both or neither".into());
         }
@@ -598,6 +604,8 @@ mod tests {
         assert!(e.contains("backup.s3.part_size"), "{e}");
         let e = parse("[backup.s3]\naccess_key_id = \"GK1\"\n").unwrap_err().to_string();
         assert!(e.contains("both"), "{e}");
+        let e = parse("[backup.s3]\ngrace_hours = 0\n").unwrap_err().to_string();
+        assert!(e.contains("backup.s3.grace_hours"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub const LOCK: &str = ".lock";
 /// A lock older than this whose host has no running upload is stale.
 pub const STALE_LOCK: Duration = Duration::from_secs(6 * 3600);
 
+/// How often a backup rewrites its lock's marker while it writes ([`TargetLock::heartbeat`]).
+pub const HEARTBEAT: Duration = Duration::from_secs(5 * 60);
+
+/// A backup's lock whose heartbeat is younger than this is alive ([`backup_alive`]).
+pub const FRESH_LOCK: Duration = Duration::from_secs(30 * 60);
+
 /// The largest marker read.
 pub const MAX_MARKER: u64 = 64 << 10;
 
@@ -48,6 +54,10 @@ pub struct Holder {
     pub since: u64,
     /// A token only this holder knows, so that it removes its own marker only.
     pub token: String,
+    /// When it last said it is alive (its heartbeat, [`TargetLock::heartbeat`]), in
+    /// seconds since 1970 (UTC); 0 in markers of older versions.
+    #[serde(default)]
+    pub seen: u64,
 }
 
 impl Holder {
@@ -56,7 +66,12 @@ impl Holder {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let machine = rustix::system::uname().nodename().to_string_lossy().into_owned();
         let token = format!("{}-{}-{}", std::process::id(), now.as_nanos(), random_word());
-        Holder { purpose: purpose.into(), machine, pid: std::process::id(), since: now.as_secs(), token }
+        Holder { purpose: purpose.into(), machine, pid: std::process::id(), since: now.as_secs(), token, seen: 0 }
+    }
+
+    /// How long ago it took the lock or last said it is alive.
+    fn quiet_for(&self, now: SystemTime) -> Duration {
+        now.duration_since(UNIX_EPOCH + Duration::from_secs(self.since.max(self.seen))).unwrap_or_default()
     }
 
     /// The holder for people: `a backup (pid 4711 on web1, since 2026-12-01T10:10:10Z)`.
@@ -109,9 +124,48 @@ pub struct TargetLock<'a> {
     key: String,
     holder: Holder,
     held: bool,
+    beat: std::time::Instant,
+}
+
+/// Whether a backup of `host` holds its lock and said so within [`FRESH_LOCK`]
+/// (false when the marker is missing, unreadable or a prune's): its
+/// uploads are running, however long since their last object.
+pub fn backup_alive(t: &dyn Target, host: &str) -> bool {
+    let Ok(Some(bytes)) = t.read_marker(&lock_key(host)) else { return false };
+    serde_json::from_slice::<Holder>(&bytes)
+        .is_ok_and(|h| h.purpose == "backup" && h.quiet_for(SystemTime::now()) < FRESH_LOCK)
 }
 
 impl TargetLock<'_> {
+    /// Say the holder is alive: at most every [`HEARTBEAT`], rewrite the
+    /// marker with the time (where the transport needs it,
+    /// [`Target::refresh_marker`]), only while it still holds our token.
+    /// Cheap to call often (from a progress callback). The check and the
+    /// rewrite are a round trip apart: a run that took the lock over just then
+    /// (only possible after [`STALE_LOCK`] without a heartbeat) is overwritten.
+    pub fn heartbeat(&mut self) -> Result<(), ArchiveError> {
+        if !self.held || self.beat.elapsed() < HEARTBEAT {
+            return Ok(());
+        }
+        self.beat = std::time::Instant::now();
+        self.beat_now()
+    }
+
+    fn beat_now(&mut self) -> Result<(), ArchiveError> {
+        let ours = match self.target.read_marker(&self.key)? {
+            Some(bytes) => serde_json::from_slice::<Holder>(&bytes).is_ok_and(|h| h.token == self.holder.token),
+            None => false,
+        };
+        if !ours {
+            log::warn!("{}/{}: the lock was taken over by another run meanwhile", self.target.url(), self.key);
+            return Ok(());
+        }
+        self.holder.seen = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let data =
+            serde_json::to_vec(&self.holder).map_err(|e| ArchiveError::Target(self.target.url(), e.to_string()))?;
+        self.target.refresh_marker(&self.key, &data)
+    }
+
     /// Who holds it (this process).
     pub fn holder(&self) -> &Holder {
         &self.holder
@@ -175,8 +229,7 @@ fn look(t: &dyn Target, host: &str, key: &str, now: SystemTime) -> Result<Found,
     if h.dead_here() {
         return Ok(Found::Stale(Some(h), bytes));
     }
-    let age = now.duration_since(UNIX_EPOCH + Duration::from_secs(h.since)).unwrap_or_default();
-    if age > STALE_LOCK {
+    if h.quiet_for(now) > STALE_LOCK {
         let running = t.scan(host)?.iter().any(|l| l.state == super::State::Running);
         if !running {
             return Ok(Found::Stale(Some(h), bytes));
@@ -202,7 +255,7 @@ pub fn acquire<'a>(
         let holder = Holder::this(purpose);
         let data = serde_json::to_vec(&holder).map_err(|e| ArchiveError::Target(t.url(), e.to_string()))?;
         if t.create_marker(&key, &data)? {
-            return Ok(TargetLock { target: t, key, holder, held: true });
+            return Ok(TargetLock { target: t, key, holder, held: true, beat: std::time::Instant::now() });
         }
         match look(t, host, &key, SystemTime::now())? {
             Found::Gone => {}
@@ -303,6 +356,26 @@ mod tests {
         assert_eq!(a.holder().purpose, "prune");
         let now = t.read_marker("web1/.lock").expect("read").expect("A's marker");
         assert_eq!(serde_json::from_slice::<Holder>(&now).expect("json").token, a.holder().token);
+    }
+
+    #[test]
+    fn a_heartbeat_keeps_an_old_lock_and_its_host_s_uploads_alive() {
+        let t = MemoryTarget::new();
+        let mut l = acquire(&t, "web1", "backup", Duration::ZERO).expect("lock");
+        assert!(backup_alive(&t, "web1"), "just taken");
+        l.holder.since -= STALE_LOCK.as_secs() + 60;
+        l.holder.machine = "elsewhere".into();
+        l.beat_now().expect("beat");
+        let h: Holder =
+            serde_json::from_slice(&t.read_marker("web1/.lock").expect("read").expect("marker")).expect("json");
+        assert!(h.seen >= h.since + STALE_LOCK.as_secs(), "{h:?}");
+        assert!(backup_alive(&t, "web1"), "the heartbeat is fresh");
+        assert!(acquire(&t, "web1", "prune", Duration::ZERO).is_err(), "old, but its heartbeat is fresh: held");
+        l.heartbeat().expect("too soon: nothing written");
+        let old = Holder { seen: 0, ..h };
+        t.refresh_marker("web1/.lock", &serde_json::to_vec(&old).expect("json")).expect("rewrite");
+        assert!(!backup_alive(&t, "web1"), "no heartbeat for hours");
+        assert!(acquire(&t, "web1", "prune", Duration::ZERO).is_ok(), "stale without a heartbeat or an upload");
     }
 
     #[test]

@@ -163,6 +163,14 @@ impl Target for MemoryTarget {
         Ok(())
     }
 
+    fn refresh_marker(&self, key: &str, data: &[u8]) -> Result<(), ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.url(), key));
+        }
+        self.objects.lock().map_err(|_| poisoned())?.insert(key.to_string(), Arc::new(data.to_vec()));
+        Ok(())
+    }
+
     fn remove_stale_marker(&self, key: &str, seen: &[u8]) -> Result<bool, ArchiveError> {
         if !super::lock::marker_key(key) {
             return Err(super::lock::bad_key(&self.url(), key));

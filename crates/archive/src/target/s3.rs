@@ -14,7 +14,8 @@
 //!
 //! There is no lock to ask an object store, so an upload (objects without
 //! a catalog) whose newest object is older than the grace period
-//! ([`S3Settings::grace`]) counts as interrupted and
+//! ([`S3Settings::grace`]), while no backup of its host holds a fresh lock
+//! ([`super::lock::backup_alive`]: the backup's heartbeat), counts as interrupted and
 //! [`Target::prune_partial`] removes it — its objects and the parts of its
 //! unfinished multipart uploads (ListMultipartUploads), which no listing of
 //! objects shows; a younger one is running.
@@ -256,11 +257,16 @@ impl Target for S3Target {
                 by_name.entry(name).or_default().1.push(p);
             }
         }
+        // A backup of the host whose lock is fresh (its heartbeat) is alive, however slow its link.
+        let mut alive: Option<bool> = None;
         Ok(by_name
             .into_iter()
             .map(|(name, (objects, pending))| {
                 let prefix = format!("{hp}{name}/");
-                let state = self.state_of(&prefix, &objects, &pending);
+                let mut state = self.state_of(&prefix, &objects, &pending);
+                if state == State::Interrupted && *alive.get_or_insert_with(|| super::lock::backup_alive(self, host)) {
+                    state = State::Running;
+                }
                 let bytes = objects.iter().map(|e| e.size).fold(0u64, u64::saturating_add);
                 let modified = objects.iter().filter_map(|e| e.modified).max();
                 let location = format!("{}/{host}/{name}", self.client.url);
@@ -319,7 +325,10 @@ impl Target for S3Target {
         let (entries, _) = self.client.list(&prefix, false).map_err(|e| self.err(e))?;
         let pending = self.client.list_pending(&prefix).map_err(|e| self.err(e))?;
         let (refs, prefs): (Vec<&Entry>, Vec<&Pending>) = (entries.iter().collect(), pending.iter().collect());
-        if (refs.is_empty() && prefs.is_empty()) || self.state_of(&prefix, &refs, &prefs) != State::Interrupted {
+        if (refs.is_empty() && prefs.is_empty())
+            || self.state_of(&prefix, &refs, &prefs) != State::Interrupted
+            || super::lock::backup_alive(self, host)
+        {
             return Ok(false);
         }
         // The parts of a dead run's unfinished volume, which no listing of objects shows.
@@ -364,6 +373,14 @@ impl Target for S3Target {
             return Err(super::lock::bad_key(&self.client.url, key));
         }
         self.client.delete(&format!("{}{key}", self.root)).map_err(|e| self.err(e))
+    }
+
+    /// A plain PUT over the marker (the lock checked it is still ours first).
+    fn refresh_marker(&self, key: &str, data: &[u8]) -> Result<(), ArchiveError> {
+        if !super::lock::marker_key(key) {
+            return Err(super::lock::bad_key(&self.client.url, key));
+        }
+        self.client.put(&format!("{}{key}", self.root), data, false).map_err(|e| self.err(e))
     }
 
     fn delete(&self, host: &str, name: &str) -> Result<(), ArchiveError> {
