@@ -256,7 +256,11 @@ fn created_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) 
     if l.state != State::Complete {
         return None;
     }
-    let text = t.backup(host, &l.name).ok()?.read(lifeboat_archive::target::CATALOG, lifeboat_archive::read::MAX_CATALOG_BYTES).ok()?;
+    let text = t
+        .backup(host, &l.name)
+        .ok()?
+        .read(lifeboat_archive::target::CATALOG, lifeboat_archive::read::MAX_CATALOG_BYTES)
+        .ok()?;
     let c: Catalog = serde_json::from_slice(&text).ok()?;
     time_of_created(&c.created)
 }

@@ -89,10 +89,7 @@ impl Target for MemoryTarget {
             .into_iter()
             .map(|(name, (bytes, catalog))| {
                 let state = match catalog {
-                    Some(c) => match serde_json::from_slice::<crate::Catalog>(&c) {
-                        Ok(_) => State::Complete,
-                        Err(e) => State::Damaged(format!("backup.json is damaged: {e}")),
-                    },
+                    Some(c) => super::catalog_state(&c),
                     None if live.contains(&format!("{host}/{name}")) => State::Running,
                     None => State::Interrupted,
                 };

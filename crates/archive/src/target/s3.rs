@@ -60,8 +60,7 @@ pub const MAX_PART_SIZE: u64 = 1 << 30;
 const MAX_PARTS: u16 = 10_000;
 /// The default grace period after which an upload without a catalog is dead.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(6 * 3600);
-/// The largest catalog read while listing.
-const MAX_CATALOG: u64 = 4 << 30;
+use super::MAX_CATALOG;
 
 /// How an `s3://` target reaches its store. Empty fields are taken from the
 /// environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -188,10 +187,7 @@ impl S3Target {
         if entries.iter().any(|e| e.key.strip_prefix(prefix) == Some(CATALOG)) {
             return match self.client.get(&format!("{prefix}{CATALOG}"), MAX_CATALOG) {
                 Err(e) => State::Damaged(format!("backup.json: {e}")),
-                Ok(text) => match serde_json::from_slice::<crate::Catalog>(&text) {
-                    Ok(_) => State::Complete,
-                    Err(e) => State::Damaged(format!("backup.json is damaged: {e}")),
-                },
+                Ok(text) => super::catalog_state(&text),
             };
         }
         // An unfinished multipart upload is a sign of life too (a volume still going up).
