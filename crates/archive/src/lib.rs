@@ -1,11 +1,13 @@
 //! lifeboat's backup archive.
 //!
-//! A backup is a directory: volumes `vol-NNNN.tar.zst` (independent zstd
-//! frames; together one tar stream in the POSIX pax format), `manifest.jsonl`
-//! (every entry with its metadata and the BLAKE3 of its content) and
-//! `backup.json` (volumes, frame table, manifest checksum, statistics),
-//! written last. `cat vol-* | zstd -d | tar -x` restores it without
-//! lifeboat. See docs/archive-format.md.
+//! A backup is a set of objects on a target (a directory, an SFTP server,
+//! an S3 store: see [`target`]): volumes `vol-NNNN.tar.zst` (independent
+//! zstd frames; together one tar stream in the POSIX pax format),
+//! `manifest.jsonl` (every entry with its metadata and the BLAKE3 of its
+//! content) and `backup.json` (volumes, frame table, manifest checksum,
+//! statistics), written last. `cat vol-* | zstd -d | tar -x` restores it
+//! without lifeboat (encrypted: each volume through `age -d` first). See
+//! docs/archive-format.md.
 
 pub mod backup;
 pub mod compare;
