@@ -244,6 +244,17 @@ impl Client {
     }
 
     /// A request's response when its status is a success (else a failure).
+    /// One page of a listing (GET of a signed URL), at most [`MAX_LIST_PAGE`] bytes.
+    fn list_page(&self, what: &str, url: &str) -> Result<Vec<u8>, Failure> {
+        let mut r = Self::expect_ok(what, self.agent.get(url).call())?;
+        r.body_mut().with_config().limit(MAX_LIST_PAGE).read_to_vec().map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => Failure::Permanent(std::io::Error::other(format!(
+                "{what}: a listing page is more than {MAX_LIST_PAGE} bytes (refused)"
+            ))),
+            e => transport_failure(what, e),
+        })
+    }
+
     fn expect_ok(what: &str, r: Result<Resp, ureq::Error>) -> Result<Resp, Failure> {
         let r = r.map_err(|e| transport_failure(what, e))?;
         if r.status().is_success() {
@@ -395,13 +406,7 @@ impl Client {
                 }
                 l.with_max_keys(1000);
                 let u = l.sign(SIGNED_FOR);
-                let mut r = Self::expect_ok(&what, self.agent.get(u.as_str()).call())?;
-                let body = r.body_mut().with_config().limit(MAX_LIST_PAGE).read_to_vec().map_err(|e| match e {
-                    ureq::Error::BodyExceedsLimit(_) => Failure::Permanent(std::io::Error::other(format!(
-                        "{what}: a listing page is more than {MAX_LIST_PAGE} bytes (refused)"
-                    ))),
-                    e => transport_failure(&what, e),
-                })?;
+                let body = self.list_page(&what, u.as_str())?;
                 ListObjectsV2::parse_response(&body).map_err(|e| {
                     Failure::Permanent(std::io::Error::other(format!("{what}: the listing is not S3's XML ({e})")))
                 })
@@ -539,13 +544,7 @@ impl Client {
                     a.query_mut().insert("upload-id-marker", id_marker.clone());
                 }
                 let u = a.sign(SIGNED_FOR);
-                let mut r = Self::expect_ok(&what, self.agent.get(u.as_str()).call())?;
-                let body = r.body_mut().with_config().limit(MAX_LIST_PAGE).read_to_vec().map_err(|e| match e {
-                    ureq::Error::BodyExceedsLimit(_) => Failure::Permanent(std::io::Error::other(format!(
-                        "{what}: a listing page is more than {MAX_LIST_PAGE} bytes (refused)"
-                    ))),
-                    e => transport_failure(&what, e),
-                })?;
+                let body = self.list_page(&what, u.as_str())?;
                 quick_xml::de::from_reader(body.as_slice()).map_err(|e| {
                     Failure::Permanent(std::io::Error::other(format!("{what}: the listing is not S3's XML ({e})")))
                 })
