@@ -66,6 +66,13 @@ pub struct Boot {
     pub other_hardware: bool,
     /// Forward this host port (on 127.0.0.1) to the guest's port 22.
     pub ssh_port: Option<u16>,
+    /// The user network reaches nothing but these forwards (QEMU's `restrict=on`):
+    /// no route to the host or beyond, DHCP still answers.
+    pub isolated: bool,
+    /// Guest address:port → host port on 127.0.0.1 (QEMU's `guestfwd`): a
+    /// server of the host that the guest reaches at that address, e.g.
+    /// `("10.0.2.100:80", 3900)`.
+    pub guest_forwards: Vec<(String, u16)>,
 }
 
 impl Boot {
@@ -80,6 +87,8 @@ impl Boot {
             memory_mib: 2048,
             other_hardware: false,
             ssh_port: None,
+            isolated: false,
+            guest_forwards: Vec::new(),
         }
     }
 }
@@ -181,7 +190,13 @@ pub fn boot(b: &Boot) -> Result<Console, VmError> {
     }
     if b.nic {
         let model = if b.other_hardware { "e1000e" } else { "virtio-net-pci" };
-        let fwd = b.ssh_port.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22")).unwrap_or_default();
+        let mut fwd = b.ssh_port.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22")).unwrap_or_default();
+        if b.isolated {
+            fwd.push_str(",restrict=on");
+        }
+        for (guest, port) in &b.guest_forwards {
+            fwd.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"));
+        }
         cmd.args(["-nic", &format!("user,model={model}{fwd}")]);
     }
     log::debug!("boot {}: {:?}", b.name, cmd);
