@@ -13,63 +13,21 @@
 //! stderr, then a `LIFEBOAT-VM-EXIT=<status>` line) and, when asked, through
 //! a 9p shared directory mounted at `/out` in the guest.
 //!
-//! This harness starts QEMU and apt-get with `std::process` itself rather
-//! than through lifeboat-runner: it is test machinery that drives the
-//! guest's serial console interactively, not lifeboat's own work, and
-//! nothing here runs in plan mode or in a rescue system. (Building the guest
-//! initramfs uses lifeboat-rescue, whose commands do go through the runner.)
+//! The machine itself (QEMU's command line, firmware, media, the serial
+//! console) is product code in `lifeboat-vm`, which `lifeboat drill` uses
+//! too; it is re-exported here (`boot`, `Boot`, `Console`, `Firmware`,
+//! `Media`, `VmError`). QEMU and apt-get run through lifeboat-runner.
 
 mod base;
-pub mod machine;
 
 pub use base::{GUEST_MODULES, GUEST_PROGRAMS};
-pub use machine::{boot, Boot, Console, Firmware, Media};
+pub use lifeboat_vm::machine;
+pub use lifeboat_vm::{Accel, Boot, Console, Firmware, Media, VmError};
 
 use lifeboat_rescue::kernel::{self, KernelChoice};
+use lifeboat_runner::{Cmd, Mode, RunError, Runner, SystemRunner};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Errors of the harness.
-#[derive(Debug, thiserror::Error)]
-pub enum VmError {
-    /// QEMU, busybox or a kernel with modules is missing and cannot be installed here.
-    #[error("the VM harness cannot run here: {0}")]
-    Unavailable(String),
-    /// Host I/O.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// Why it failed.
-        source: std::io::Error,
-    },
-    /// Building the initramfs failed.
-    #[error("cannot build the VM initramfs: {0}")]
-    Build(String),
-    /// The VM ran past its time.
-    #[error("VM `{name}` did not finish within {secs} s; last console lines:\n{tail}")]
-    Timeout {
-        /// Scenario name.
-        name: String,
-        /// The limit.
-        secs: u64,
-        /// End of the console log.
-        tail: String,
-    },
-    /// The VM stopped without reporting an exit status (the guest crashed).
-    #[error("VM `{name}` stopped without a result (qemu {status}); output:\n{output}\nlast console lines:\n{tail}")]
-    NoResult {
-        /// Scenario name.
-        name: String,
-        /// QEMU's exit status.
-        status: String,
-        /// What the script printed.
-        output: String,
-        /// End of the console log.
-        tail: String,
-    },
-}
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
     let what = what.into();
@@ -169,6 +127,13 @@ pub fn cache_dir() -> PathBuf {
 const PACKAGES: &[(&str, &str)] =
     &[("/usr/bin/qemu-system-x86_64", "qemu-system-x86"), ("/bin/busybox", "busybox-static")];
 
+/// Start a machine from real media (see [`lifeboat_vm::boot`]), after
+/// installing QEMU when it is missing (as root).
+pub fn boot(b: &Boot) -> Result<Console, VmError> {
+    ensure_packages()?;
+    lifeboat_vm::boot(b)
+}
+
 pub(crate) fn ensure_packages() -> Result<(), VmError> {
     let mut missing: Vec<&str> = PACKAGES.iter().filter(|(f, _)| !Path::new(f).exists()).map(|(_, p)| *p).collect();
     if kernel::choose(None).is_err() {
@@ -185,16 +150,13 @@ pub(crate) fn ensure_packages() -> Result<(), VmError> {
         )));
     }
     log::info!("installing {} for the VM harness", missing.join(" "));
-    let status = Command::new("apt-get")
+    let cmd = Cmd::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdout(Stdio::null())
-        .status()
-        .map_err(io("apt-get"))?;
-    if !status.success() {
-        return Err(VmError::Unavailable(format!("apt-get install {} failed", missing.join(" "))));
-    }
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    SystemRunner::new(Mode::Run)
+        .apply(&cmd)
+        .map_err(|e| VmError::Unavailable(format!("apt-get install {} failed: {}", missing.join(" "), e.reason())))?;
     Ok(())
 }
 
@@ -231,8 +193,8 @@ impl Harness {
         base::write_initrd(&self.base, &initrd, spec)?;
         let console = dir.join("console.log");
         let output = dir.join("output.log");
-        let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-accel", "tcg", "-smp", "2", "-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"])
+        let mut cmd = Cmd::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-smp", "2", "-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"])
             .args(["-m", &spec.memory_mib.to_string()])
             .arg("-kernel")
             .arg(&self.kernel.image)
@@ -242,7 +204,8 @@ impl Harness {
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
             .arg("-serial")
-            .arg(format!("file:{}", output.display()));
+            .arg(format!("file:{}", output.display()))
+            .timeout(spec.timeout);
         for (i, d) in spec.disks.iter().enumerate() {
             let file = match &d.image {
                 Some(p) => p.clone(),
@@ -253,57 +216,38 @@ impl Harness {
                     p
                 }
             };
-            cmd.arg("-drive")
+            cmd = cmd
+                .arg("-drive")
                 .arg(format!("file={},format=raw,if=none,id=d{i},cache=unsafe", file.display()))
                 .arg("-device")
                 .arg(format!("virtio-blk-pci,drive=d{i},serial={}", d.serial));
         }
         if let Some(share) = &spec.share {
-            cmd.arg("-virtfs").arg(format!("local,path={},mount_tag=out,security_model=none", share.display()));
+            cmd = cmd.arg("-virtfs").arg(format!("local,path={},mount_tag=out,security_model=none", share.display()));
         }
-        log::debug!("vm {}: {:?}", spec.name, cmd);
+        log::debug!("vm {}: {}", spec.name, cmd.cmdline());
         let start = Instant::now();
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io("cannot start qemu-system-x86_64"))?;
-        let status = loop {
-            if let Some(s) = child.try_wait().map_err(io("waiting for qemu"))? {
-                break s;
-            }
-            if start.elapsed() > spec.timeout {
-                let _ = child.kill();
-                let _ = child.wait();
+        // QEMU's status when it stopped by itself, with what it wrote to stderr.
+        let status = match SystemRunner::new(Mode::Run).probe(&cmd) {
+            Ok(_) => "exit status 0".to_string(),
+            Err(RunError::TimedOut { .. }) => {
                 return Err(VmError::Timeout {
                     name: spec.name.clone(),
                     secs: spec.timeout.as_secs(),
                     tail: tail(&read_lossy(&console), 30),
-                });
+                })
             }
-            std::thread::sleep(Duration::from_millis(200));
+            Err(RunError::Failed { status, stderr, .. }) if stderr.trim().is_empty() => status,
+            Err(RunError::Failed { status, stderr, .. }) => format!("{status}: {}", stderr.trim()),
+            Err(e) => return Err(VmError::Qemu(e)),
         };
         let elapsed = start.elapsed();
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut stderr);
-        }
         let out = read_lossy(&output).replace('\r', "");
         let con = read_lossy(&console).replace('\r', "");
         let marker = "LIFEBOAT-VM-EXIT=";
         let code = out.lines().rev().find_map(|l| l.strip_prefix(marker)).and_then(|v| v.trim().parse::<i32>().ok());
         let Some(code) = code else {
-            return Err(VmError::NoResult {
-                name: spec.name.clone(),
-                status: format!(
-                    "{status}{}",
-                    if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }
-                ),
-                output: out,
-                tail: tail(&con, 30),
-            });
+            return Err(VmError::NoResult { name: spec.name.clone(), status, output: out, tail: tail(&con, 30) });
         };
         let script_out: String = out.lines().filter(|l| !l.starts_with(marker)).map(|l| format!("{l}\n")).collect();
         log::info!("vm {}: exit {code} after {:.1} s", spec.name, elapsed.as_secs_f64());
