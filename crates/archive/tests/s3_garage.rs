@@ -68,7 +68,7 @@ fn assert_restored(to: &Path, files: &[(String, Vec<u8>)]) {
 
 fn open(url: &str, s3: S3Settings) -> Box<dyn Target> {
     let runner = lifeboat_runner::SystemRunner::new(lifeboat_runner::Mode::Run);
-    open_configured(url, &runner, &TargetSettings { s3 }).unwrap()
+    open_configured(url, &runner, &TargetSettings { s3, ..TargetSettings::default() }).unwrap()
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub mod lock;
 pub mod memory;
 pub mod s3;
 pub mod sftp;
+pub mod tape;
 
 use crate::ArchiveError;
 use std::fmt::Debug;
@@ -40,6 +41,7 @@ pub use encrypt::{DecryptingObjects, EncryptingUpload, Identities, Recipients};
 pub use lock::{Holder, TargetLock};
 pub use memory::MemoryTarget;
 pub use s3::{S3Settings, S3Target};
+pub use tape::{TapeSettings, TapeTarget};
 
 /// The name of a backup's catalog, its commit point.
 pub const CATALOG: &str = "backup.json";
@@ -296,6 +298,8 @@ pub fn open(url: &str) -> Result<Box<dyn Target>, ArchiveError> {
 pub struct TargetSettings {
     /// How `s3://` targets reach their store (`[backup.s3]`).
     pub s3: S3Settings,
+    /// How `tape://` targets write (`[backup.tape]`).
+    pub tape: TapeSettings,
 }
 
 /// Open the target a URL names (see [`open_configured`]) with default settings.
@@ -304,13 +308,16 @@ pub fn open_with(url: &str, runner: &dyn lifeboat_runner::Runner) -> Result<Box<
 }
 
 /// The URLs lifeboat writes to, for messages.
-const TARGET_URLS: &str = "file:///ABSOLUTE/PATH (a local, NFS or USB directory), sftp://[user@]host[:port]/path \
-     or s3://bucket/prefix";
+const TARGET_URLS: &str = "file:///ABSOLUTE/PATH (a local, NFS or USB directory), sftp://[user@]host[:port]/path, \
+     s3://bucket/prefix or tape:///dev/nst0 (tape://[user@]host/dev/nst0 over ssh)";
 
 /// Open the target a URL names: `file:///ABSOLUTE/PATH` (a local, NFS or
 /// USB directory), `sftp://[user@]host[:port]/path` (through the system's
-/// ssh, which `runner` starts) or `s3://bucket/prefix` (an S3-compatible
-/// object store, reached as `settings.s3` says).
+/// ssh, which `runner` starts), `s3://bucket/prefix` (an S3-compatible
+/// object store, reached as `settings.s3` says) or `tape:///dev/nst0` /
+/// `tape://[user@]host/dev/nst0` (a tape drive here or over ssh, written as
+/// `settings.tape` says; its `mt`/`dd` run with the system runner, as they
+/// run long after this call).
 pub fn open_configured(
     url: &str,
     runner: &dyn lifeboat_runner::Runner,
@@ -323,6 +330,11 @@ pub fn open_configured(
         "file" => Ok(Box::new(FileTarget::from_url(url)?)),
         "sftp" => Ok(Box::new(sftp::SftpTarget::connect(url, runner)?)),
         "s3" => Ok(Box::new(S3Target::open(url, &settings.s3)?)),
+        "tape" => {
+            let system: Arc<dyn lifeboat_runner::Runner> =
+                Arc::new(lifeboat_runner::SystemRunner::new(lifeboat_runner::Mode::Run));
+            Ok(Box::new(TapeTarget::open(url, system, &settings.tape)?))
+        }
         _ => Err(ArchiveError::Target(
             url.into(),
             format!("this version cannot write to {scheme}:// targets: give {TARGET_URLS}"),
