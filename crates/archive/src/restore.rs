@@ -191,6 +191,97 @@ pub fn verify(b: &Backup) -> VerifyReport {
     r
 }
 
+/// [`verify`] of a backup whose volumes come in order from one
+/// forward-only stream (a tape, a pipe): every entry as `verify` checks it,
+/// and every volume's BLAKE3 hashed as its bytes pass, read once.
+pub fn verify_sequential(b: &Backup, volumes: Box<dyn std::io::Read + Send>) -> VerifyReport {
+    let sizes: Vec<u64> = b.catalog.volumes.iter().map(|v| v.size).collect();
+    let tee = std::sync::Arc::new(std::sync::Mutex::new(VolumeHashes::new(volumes, sizes)));
+    let mut r = VerifyReport::default();
+    {
+        let mut s = Stream::sequential(b, Box::new(SharedHashes(std::sync::Arc::clone(&tee))));
+        let mut buf = vec![0u8; 1 << 20];
+        for m in &b.entries {
+            let res = header_of(&mut s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
+                .and_then(|h| data(&mut s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
+            match res {
+                Ok(n) => {
+                    r.entries += 1;
+                    r.bytes += n;
+                }
+                Err(g) => r.lost.push(format!("{}: {}", m.path, g.why)),
+            }
+        }
+    }
+    let Ok(mut t) = tee.lock() else {
+        r.damaged_volumes.push("the volume hashes were lost (a reader panicked)".into());
+        return r;
+    };
+    // What the entries did not need (the end of the tar stream, padding) is hashed too.
+    if let Err(e) = std::io::copy(&mut *t, &mut std::io::sink()) {
+        r.damaged_volumes.push(format!("the stream fails after the last entry: {e}"));
+    }
+    let done = std::mem::take(&mut t.done);
+    for (i, v) in b.catalog.volumes.iter().enumerate() {
+        match done.get(i) {
+            None => r.damaged_volumes.push(format!("{}: the stream ends before it does (missing or cut)", v.name)),
+            Some(h) if h.to_hex().as_str() != v.blake3 => {
+                r.damaged_volumes.push(format!("{}: checksum differs from backup.json (the volume is damaged)", v.name))
+            }
+            Some(_) => {}
+        }
+    }
+    r
+}
+
+/// The concatenated volumes, each hashed as it passes.
+struct VolumeHashes {
+    reader: Box<dyn std::io::Read + Send>,
+    sizes: Vec<u64>,
+    /// Bytes of the current volume seen.
+    at: u64,
+    hasher: blake3::Hasher,
+    done: Vec<blake3::Hash>,
+}
+
+impl VolumeHashes {
+    fn new(reader: Box<dyn std::io::Read + Send>, sizes: Vec<u64>) -> VolumeHashes {
+        let mut v = VolumeHashes { reader, sizes, at: 0, hasher: blake3::Hasher::new(), done: Vec::new() };
+        v.close_empty();
+        v
+    }
+
+    /// Close the volumes that are complete (empty ones at once).
+    fn close_empty(&mut self) {
+        while self.sizes.get(self.done.len()).is_some_and(|&n| self.at == n) {
+            self.done.push(self.hasher.finalize());
+            self.hasher = blake3::Hasher::new();
+            self.at = 0;
+        }
+    }
+}
+
+impl std::io::Read for VolumeHashes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(&size) = self.sizes.get(self.done.len()) else { return Ok(0) };
+        let want = (buf.len() as u64).min(size - self.at) as usize;
+        let n = self.reader.read(&mut buf[..want])?;
+        self.hasher.update(&buf[..n]);
+        self.at += n as u64;
+        self.close_empty();
+        Ok(n)
+    }
+}
+
+/// A handle on shared [`VolumeHashes`] for the stream to read through.
+struct SharedHashes(std::sync::Arc<std::sync::Mutex<VolumeHashes>>);
+
+impl std::io::Read for SharedHashes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.read(buf)
+    }
+}
+
 /// Why a restore could not start, or chose nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
