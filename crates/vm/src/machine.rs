@@ -74,6 +74,10 @@ pub struct Boot {
     pub ssh_port: Option<u16>,
     /// How QEMU runs the guest (TCG unless the caller chose KVM).
     pub accel: Accel,
+    /// Guest address:port → host port on 127.0.0.1 (QEMU's `guestfwd`): a
+    /// server of the host that the guest reaches at that one address, also
+    /// on a restricted network, e.g. `("10.0.2.100:3900", 39123)`.
+    pub guest_forwards: Vec<(String, u16)>,
 }
 
 impl Boot {
@@ -91,6 +95,7 @@ impl Boot {
             other_hardware: false,
             ssh_port: None,
             accel: Accel::Tcg,
+            guest_forwards: Vec::new(),
         }
     }
 }
@@ -196,7 +201,10 @@ pub fn qemu_command(b: &Boot, vars: Option<&Path>) -> Result<Cmd, VmError> {
     if b.nic {
         let model = if b.other_hardware { "e1000e" } else { "virtio-net-pci" };
         let restrict = if b.restrict_net { ",restrict=on" } else { "" };
-        let fwd = b.ssh_port.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22")).unwrap_or_default();
+        let mut fwd = b.ssh_port.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22")).unwrap_or_default();
+        for (guest, port) in &b.guest_forwards {
+            fwd.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"));
+        }
         cmd = cmd.args(["-nic", &format!("user,model={model}{restrict}{fwd}")]);
     }
     Ok(cmd)
