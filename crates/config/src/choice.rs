@@ -217,8 +217,32 @@ choice! {
         Media = "media",
         /// The rescue medium plus the backup to `backup.target`.
         Target = "target",
-        /// Tape (not available yet; refused).
+        /// The rescue medium plus the backup to a `tape://` drive.
         Tape = "tape",
+    }
+}
+
+choice! {
+    /// How `lifeboat drill` runs its VMs (`drill.accel`).
+    DrillAccel for "drill.accel" {
+        /// KVM when a short probe shows it runs a guest here, TCG otherwise.
+        Auto = "auto",
+        /// KVM (hardware virtualisation), without probing.
+        Kvm = "kvm",
+        /// TCG (QEMU's emulation, several times slower), without probing.
+        Tcg = "tcg",
+    }
+}
+
+choice! {
+    /// Which firmware the drill's VMs start with (`drill.firmware`).
+    DrillFirmware for "drill.firmware" {
+        /// The firmware the saved layout was captured under.
+        Auto = "auto",
+        /// SeaBIOS.
+        Bios = "bios",
+        /// OVMF (UEFI).
+        Uefi = "uefi",
     }
 }
 

@@ -14,7 +14,8 @@ mod choice;
 mod size;
 
 pub use choice::{
-    BackupCompression, BadValue, InitramfsCompression, MkbackupMode, ModuleSet, Regenerate, RescueFormat,
+    BackupCompression, BadValue, DrillAccel, DrillFirmware, InitramfsCompression, MkbackupMode, ModuleSet, Regenerate,
+    RescueFormat,
 };
 pub use size::{human, ByteSize, SizeError, PRESETS};
 
@@ -63,6 +64,8 @@ pub struct Config {
     pub recover: Recover,
     /// What `lifeboat mkbackup` makes.
     pub mkbackup: Mkbackup,
+    /// `lifeboat drill`: the rescue medium recovers in a VM.
+    pub drill: Drill,
 }
 
 /// Directories.
@@ -385,6 +388,40 @@ impl Default for Mkbackup {
     }
 }
 
+/// How `lifeboat drill` runs (`[drill]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Drill {
+    /// `auto` (KVM when a short probe boots a kernel under it, else TCG), `kvm` or `tcg`.
+    pub accel: DrillAccel,
+    /// `auto` (the saved layout's firmware), `bios` or `uefi`.
+    pub firmware: DrillFirmware,
+    /// Where reports go: one directory `drill-TIME` per drill.
+    pub report_dir: PathBuf,
+    /// How many reports are kept (older ones are removed after each drill); at least 1.
+    pub keep_reports: u32,
+    /// Memory of the VMs, in MiB.
+    pub memory_mib: u32,
+    /// How long the rescue medium may take to boot and recover, in minutes.
+    pub recovery_timeout_minutes: u32,
+    /// How long the recovered system may take to reach multi-user, in minutes.
+    pub boot_timeout_minutes: u32,
+}
+
+impl Default for Drill {
+    fn default() -> Self {
+        Drill {
+            accel: DrillAccel::Auto,
+            firmware: DrillFirmware::Auto,
+            report_dir: "/var/lib/lifeboat/drills".into(),
+            keep_reports: 10,
+            memory_mib: 2048,
+            recovery_timeout_minutes: 120,
+            boot_timeout_minutes: 15,
+        }
+    }
+}
+
 impl Config {
     /// Parse configuration text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -412,6 +449,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.drill.keep_reports == 0 {
+            return Err("key `drill.keep_reports` = 0: keep at least 1 (the report of the drill just run)".into());
+        }
+        if self.drill.memory_mib < 256 {
+            return Err(format!("key `drill.memory_mib` = {}: give at least 256 (MiB)", self.drill.memory_mib));
+        }
         for m in &self.recover.map {
             if !m.contains('=') {
                 return Err(format!("key `recover.map`: \"{m}\" is not OLD=NEW (for example \"/dev/sda=/dev/vda\")"));
