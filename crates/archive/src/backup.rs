@@ -57,6 +57,16 @@ pub struct ManifestEntry {
     /// Stored sparse: only the data segments, holes restored as holes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sparse: bool,
+    /// Inode number when backed up (what an incremental backup compares; absent in older backups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    /// Status change time (ctime) in nanoseconds since the epoch when backed up (absent in older backups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<i128>,
+    /// In an incremental backup: the backup of the chain whose volumes hold
+    /// this entry (at `offset` of its tar stream), when it is not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// The archive format this version writes: 2 adds `xattr_blake3` to the
@@ -138,6 +148,39 @@ pub struct Stats {
     pub shrank: Vec<String>,
     /// Entries that could not be read, with the reason.
     pub unreadable: Vec<String>,
+    /// Incremental backups: entries unchanged since the parent (listed in
+    /// the manifest, their content in an earlier backup of the chain).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unchanged: u64,
+    /// Incremental backups: entries of the parent that are gone (or were
+    /// replaced by another type), listed in `deleted.list`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: u64,
+    /// Incremental backups: files read only to compare their content with
+    /// the parent's, because their metadata could not tell (changed within
+    /// the timestamp granularity of the parent's walk, or a parent without inode data).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub compared: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The backup an incremental backup was made against (`backup.json`'s `parent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    /// Its name on the target (`2026-12-01T020000.123Z`), beside this one.
+    pub name: String,
+    /// Its creation time, as its catalog says.
+    pub created: String,
+    /// The BLAKE3 of its manifest (of the plaintext, when encrypted): a
+    /// parent swapped for another backup of that name is refused.
+    pub manifest_blake3: String,
+    /// The full backup the chain starts with.
+    pub full: String,
+    /// How many backups the chain has up to and including this one's parent.
+    pub depth: u32,
 }
 
 /// A backup's description, written last (`backup.json`).
@@ -176,6 +219,17 @@ pub struct Catalog {
     /// How the backup is encrypted (format 3); absent when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
+    /// An incremental backup's parent; absent in a full backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
+    /// An incremental backup's `deleted.list`: the paths of the parent that
+    /// are gone, each ended by a NUL byte (as stored: encrypted, its stored size and BLAKE3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Volume>,
+    /// When the walk began, in nanoseconds since the epoch: an entry whose
+    /// ctime is not well before it is compared by content by the next increment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ns: Option<i128>,
 }
 
 /// How an encrypted backup is encrypted. As stored, its catalog names no
@@ -220,6 +274,9 @@ pub struct Sealed {
     pub volumes: Vec<Volume>,
     /// The manifest decrypted.
     pub manifest: Volume,
+    /// `deleted.list` decrypted (incremental backups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Volume>,
 }
 
 impl Catalog {
@@ -233,6 +290,7 @@ impl Catalog {
             unreadable: self.stats.unreadable.clone(),
             volumes: self.volumes.clone(),
             manifest: self.manifest.clone(),
+            deleted: self.deleted.clone(),
         }
     }
 
@@ -248,6 +306,7 @@ impl Catalog {
         c.stats.unreadable = s.unreadable;
         c.volumes = s.volumes;
         c.manifest = s.manifest;
+        c.deleted = s.deleted;
         c
     }
 }
@@ -500,6 +559,9 @@ pub(crate) fn manifest_entry(
         blake3: blake,
         offset,
         sparse: e.sparse.is_some(),
+        ino: None,
+        ctime_ns: None,
+        from: None,
     }
 }
 
@@ -518,11 +580,127 @@ struct Walker<'a> {
     buf: Vec<u8>,
     /// Read buffer, allocated once (not per file).
     chunk: Vec<u8>,
+    /// An incremental backup's parent.
+    parent: Option<&'a crate::chain::ParentState>,
+    /// Which of the parent's entries the walk met (the others are deleted).
+    seen: Vec<bool>,
+    /// Unchanged directories on the way down: stored after all when an
+    /// entry below them is (so GNU tar restores their times after writing
+    /// into them), else listed as unchanged when the walk leaves them.
+    pending: Vec<PendingDir>,
+}
+
+/// An unchanged directory of an increment, not yet decided on.
+struct PendingDir {
+    entry: tar::Entry,
+    line: ManifestEntry,
+}
+
+/// Whether archive path `p` is below directory `d` (`.` is above everything).
+fn below(p: &[u8], d: &[u8]) -> bool {
+    d == b"." || (p.len() > d.len() && p.starts_with(d) && p[d.len()] == b'/')
+}
+
+/// The status change time of a stat, in ns.
+fn ctime_ns(meta: &std::fs::Metadata) -> i128 {
+    i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec())
+}
+
+/// The BLAKE3 of a file's whole content (holes read as zeros), or None when it cannot be read.
+fn hash_content(p: &Path, buf: &mut [u8]) -> Option<String> {
+    let mut f = std::fs::File::open(p).ok()?;
+    let mut h = blake3::Hasher::new();
+    loop {
+        match f.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                h.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(h.finalize().to_hex().to_string())
 }
 
 impl Walker<'_> {
     fn excluded(&self, arch: &[u8]) -> bool {
         self.opts.excludes(arch)
+    }
+
+    fn write_line(&mut self, m: &ManifestEntry) -> Result<(), ArchiveError> {
+        serde_json::to_writer(&mut self.manifest, m).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
+        self.manifest.push(b'\n');
+        Ok(())
+    }
+
+    /// List the pending directories the walk has left (`path` is not below them) as unchanged.
+    fn leave_dirs(&mut self, path: &[u8]) -> Result<(), ArchiveError> {
+        while let Some(d) = self.pending.last() {
+            if below(path, &d.entry.path) {
+                break;
+            }
+            if let Some(d) = self.pending.pop() {
+                self.write_line(&d.line)?;
+                self.stats.unchanged += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Store the pending directories (every one is above the entry about to be stored).
+    fn store_pending(&mut self) -> Result<(), ArchiveError> {
+        for d in std::mem::take(&mut self.pending) {
+            let offset = self.out.written;
+            self.buf.clear();
+            tar::write_header(&mut self.buf, &d.entry);
+            self.out.write_all(&self.buf).map_err(ArchiveError::write)?;
+            let mut m = d.line;
+            (m.offset, m.from) = (offset, None);
+            self.write_line(&m)?;
+            self.stats.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// Compare an entry with the parent: true when it is unchanged (and listed so, or pending).
+    fn unchanged(
+        &mut self,
+        full: &Path,
+        e: &tar::Entry,
+        kind: &Kind,
+        meta: &std::fs::Metadata,
+    ) -> Result<bool, ArchiveError> {
+        use crate::chain::Change;
+        let Some(p) = self.parent else { return Ok(false) };
+        let mut now = manifest_entry(e, kind, &e.path, 0, None);
+        (now.ino, now.ctime_ns) = (Some(meta.ino()), Some(ctime_ns(meta)));
+        let Some((i, pm)) = p.get(&now.path) else { return Ok(false) };
+        let mut change = crate::chain::judge(pm, &now, p.started_ns);
+        if change != Change::Replaced {
+            if let Some(s) = self.seen.get_mut(i) {
+                *s = true;
+            }
+        }
+        if change == Change::Ambiguous {
+            self.stats.compared += 1;
+            change = match (hash_content(full, &mut self.chunk), &pm.blake3) {
+                (Some(h), Some(want)) if h == *want => Change::Unchanged,
+                _ => Change::Changed,
+            };
+        }
+        if change != Change::Unchanged {
+            return Ok(false);
+        }
+        (now.offset, now.blake3, now.sparse) = (pm.offset, pm.blake3.clone(), pm.sparse);
+        now.from = Some(pm.from.clone().unwrap_or_else(|| p.name.clone()));
+        if *kind == Kind::Dir {
+            self.pending.push(PendingDir { entry: e.clone(), line: now });
+        } else {
+            self.write_line(&now)?;
+            self.stats.unchanged += 1;
+        }
+        Ok(true)
     }
 
     fn walk(&mut self, full: &Path, arch: &[u8], dev: u64) -> Result<(), ArchiveError> {
@@ -608,6 +786,13 @@ impl Walker<'_> {
             xattrs: if matches!(kind, Kind::Hardlink(_)) { Vec::new() } else { xattrs(full) },
             sparse: None,
         };
+        if self.parent.is_some() {
+            self.leave_dirs(&path)?;
+            if self.unchanged(full, &e, &kind, meta)? {
+                return Ok(());
+            }
+            self.store_pending()?;
+        }
         let offset = self.out.written;
         let mut blake = None;
         // Open a file before writing its header: an unreadable file is skipped whole.
@@ -663,7 +848,7 @@ impl Walker<'_> {
             self.reported = self.stats.bytes_in;
             (self.progress)(self.stats.bytes_in, self.stats.files);
         }
-        self.record(&e, &kind, &path, offset, blake)
+        self.record(&e, &kind, &path, offset, blake, meta)
     }
 
     /// Write a file's data: its segments (one, `(0, size)`, for an ordinary
@@ -733,11 +918,11 @@ impl Walker<'_> {
         path: &[u8],
         offset: u64,
         blake: Option<String>,
+        meta: &std::fs::Metadata,
     ) -> Result<(), ArchiveError> {
-        let m = manifest_entry(e, kind, path, offset, blake);
-        serde_json::to_writer(&mut self.manifest, &m).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
-        self.manifest.push(b'\n');
-        Ok(())
+        let mut m = manifest_entry(e, kind, path, offset, blake);
+        (m.ino, m.ctime_ns) = (Some(meta.ino()), Some(ctime_ns(meta)));
+        self.write_line(&m)
     }
 }
 
@@ -768,7 +953,37 @@ pub fn write_signed_backup(
     key: Option<&crate::sign::SigningKey>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
-    let r = write_and_commit(&upload, opts, host, key, None, progress);
+    let r = write_and_commit(&upload, opts, host, key, None, None, progress);
+    if r.is_err() {
+        upload.abort();
+    }
+    r
+}
+
+/// A backup, full or incremental, encrypted or not: [`write_signed_backup`]
+/// or [`write_encrypted_backup`] when `parent` is None; else an increment
+/// against `parent` (see [`crate::chain`]): only what changed since is read
+/// and stored, the manifest lists the whole state, `deleted.list` what is gone.
+pub fn write_backup_against(
+    upload: Arc<dyn Upload>,
+    opts: &BackupOptions,
+    host: &str,
+    key: Option<&crate::sign::SigningKey>,
+    recipients: Option<&crate::target::Recipients>,
+    parent: Option<&crate::chain::ParentState>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
+    let r = match recipients {
+        None => write_and_commit(&upload, opts, host, key, None, parent, progress),
+        Some(to) => match crate::target::EncryptingUpload::new(Arc::clone(&upload), to) {
+            Ok(enc) => {
+                let enc = Arc::new(enc);
+                let wrapped: Arc<dyn Upload> = Arc::clone(&enc) as Arc<dyn Upload>;
+                write_and_commit(&wrapped, opts, host, key, Some(&enc), parent, progress)
+            }
+            Err(e) => Err(e),
+        },
+    };
     if r.is_err() {
         upload.abort();
     }
@@ -798,7 +1013,7 @@ pub fn write_encrypted_backup(
         }
     };
     let wrapped: Arc<dyn Upload> = Arc::clone(&enc) as Arc<dyn Upload>;
-    let r = write_and_commit(&wrapped, opts, host, key, Some(&enc), progress);
+    let r = write_and_commit(&wrapped, opts, host, key, Some(&enc), None, progress);
     if r.is_err() {
         upload.abort();
     }
@@ -821,10 +1036,13 @@ fn write_and_commit(
     host: &str,
     key: Option<&crate::sign::SigningKey>,
     enc: Option<&Arc<crate::target::EncryptingUpload>>,
+    parent: Option<&crate::chain::ParentState>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Catalog, Arc<dyn Objects>), ArchiveError> {
     use std::io::Write;
     opts.check()?;
+    let started = std::time::SystemTime::now();
+    let started_ns = started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).ok();
     let mut w = Walker {
         opts,
         progress,
@@ -837,6 +1055,9 @@ fn write_and_commit(
         stats: Stats::default(),
         buf: Vec::with_capacity(4096),
         chunk: vec![0u8; 1 << 20],
+        parent,
+        seen: vec![false; parent.map(|p| p.len()).unwrap_or(0)],
+        pending: Vec::new(),
     };
     for p in &opts.paths {
         let full = opts.root.join(p);
@@ -845,13 +1066,31 @@ fn write_and_commit(
         let arch = arch.strip_prefix(b"/").map(<[u8]>::to_vec).unwrap_or(arch);
         w.walk(&full, &arch, dev)?;
     }
+    // Directories still pending are unchanged; what the parent had and the walk did not meet is deleted.
+    for d in std::mem::take(&mut w.pending) {
+        w.write_line(&d.line)?;
+        w.stats.unchanged += 1;
+    }
+    let deleted = match parent {
+        None => None,
+        Some(p) => {
+            let mut list = Vec::new();
+            for (e, _) in p.entries().iter().zip(&w.seen).filter(|(_, seen)| !**seen) {
+                list.extend_from_slice(&crate::read::unescape_path(&e.path));
+                list.push(0);
+                w.stats.deleted += 1;
+            }
+            let sum = put_object(upload.as_ref(), crate::chain::DELETED_LIST, &list)?;
+            Some(Volume { name: crate::chain::DELETED_LIST.into(), size: list.len() as u64, blake3: sum })
+        }
+    };
     let mut end = Vec::new();
     tar::end(&mut end);
     w.out.write_all(&end).map_err(ArchiveError::write)?;
     let (volumes, frames, compressed) = w.out.finish().map_err(ArchiveError::write)?;
     let mut stats = w.stats;
     stats.bytes_out = compressed;
-    if stats.entries == 0 {
+    if stats.entries == 0 && stats.unchanged == 0 {
         let paths: Vec<String> = opts.paths.iter().map(|p| opts.root.join(p).display().to_string()).collect();
         return Err(refuse(
             Path::new(&paths.join(" ")),
@@ -875,6 +1114,9 @@ fn write_and_commit(
         stats,
         key_id: key.map(|k| k.id().to_string()),
         encryption: None,
+        parent: parent.map(|p| p.parent.clone()),
+        deleted,
+        started_ns,
     };
     let stored = match enc {
         None => catalog.clone(),
@@ -890,6 +1132,9 @@ fn write_and_commit(
             s.stats.unreadable.clear();
             s.volumes = catalog.volumes.iter().map(|v| stored_of(enc, &v.name)).collect::<Result<_, _>>()?;
             s.manifest = stored_of(enc, manifest_name)?;
+            if s.deleted.is_some() {
+                s.deleted = Some(stored_of(enc, crate::chain::DELETED_LIST)?);
+            }
             s.encryption = Some(Encryption {
                 scheme: crate::target::encrypt::SCHEME.into(),
                 recipients: enc.recipients(),

@@ -111,6 +111,9 @@ impl Crafter {
             stats: Stats { bytes_out: compressed, ..Stats::default() },
             key_id: None,
             encryption: None,
+            parent: None,
+            deleted: None,
+            started_ns: None,
         };
         edit(&mut catalog);
         let text = serde_json::to_vec_pretty(&catalog).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;

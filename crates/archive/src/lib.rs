@@ -10,6 +10,7 @@
 //! docs/archive-format.md.
 
 pub mod backup;
+pub mod chain;
 pub mod compare;
 pub mod craft;
 pub mod dest;

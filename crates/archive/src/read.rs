@@ -68,6 +68,9 @@ pub struct Backup {
     stored: Option<Box<Catalog>>,
     /// `manifest.jsonl`, in archive order.
     pub entries: Vec<ManifestEntry>,
+    /// An incremental backup's chain, nearest parent first, as
+    /// [`crate::chain::resolve`] found it: name, objects, whole catalog.
+    ancestors: Vec<(String, Arc<dyn Objects>, Catalog)>,
 }
 
 /// Read a whole file of a backup (`backup.json.minisig` and the like): a
@@ -236,7 +239,8 @@ pub fn parse_manifest(data: &[u8], name: &str, stream_len: u64) -> Result<Vec<Ma
     for (n, line) in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
         let e: ManifestEntry =
             serde_json::from_slice(line).map_err(|e| ReadError::Damaged(format!("{name} line {}: {e}", n + 1)))?;
-        if e.offset & 511 != 0 || e.offset >= stream_len {
+        // An increment's unchanged entry is at an offset of another backup's stream (checked by `Backup::parts`).
+        if e.from.is_none() && (e.offset & 511 != 0 || e.offset >= stream_len) {
             return Err(ReadError::Damaged(format!(
                 "{name} line {}: offset {} is not the start of a block of the {stream_len}-byte tar stream",
                 n + 1,
@@ -308,7 +312,7 @@ impl Backup {
         }
         let stream_len = catalog.frames.last().map(|f| f.start + f.dlen).unwrap_or(0);
         let entries = parse_manifest(&data, &mf, stream_len)?;
-        Ok(Backup { objects, catalog, stored, entries })
+        Ok(Backup { objects, catalog, stored, entries, ancestors: Vec::new() })
     }
 
     /// `backup.json` as stored: what its signature covers (of an encrypted
@@ -325,7 +329,88 @@ impl Backup {
         entries: Vec<ManifestEntry>,
     ) -> Result<Backup, ReadError> {
         check_catalog(&catalog).map_err(|e| ReadError::Damaged(format!("backup.json is damaged: {e}")))?;
-        Ok(Backup { objects, catalog, stored: None, entries })
+        Ok(Backup { objects, catalog, stored: None, entries, ancestors: Vec::new() })
+    }
+
+    /// Attach an incremental backup's resolved chain (see [`crate::chain::resolve`]).
+    pub(crate) fn set_ancestors(&mut self, a: Vec<(String, Arc<dyn Objects>, Catalog)>) {
+        self.ancestors = a;
+    }
+
+    /// The names of the backups of its chain, nearest parent first (empty for a full backup).
+    pub fn ancestor_names(&self) -> Vec<String> {
+        self.ancestors.iter().map(|(n, ..)| n.clone()).collect()
+    }
+
+    /// Whether it is an increment (its catalog names a parent).
+    pub fn is_incremental(&self) -> bool {
+        self.catalog.parent.is_some()
+    }
+
+    /// Its manifest's entries, the rest dropped.
+    pub fn into_entries(self) -> Vec<ManifestEntry> {
+        self.entries
+    }
+
+    /// The backups to read an increment's entries from, oldest first, each
+    /// with the entries it holds (in stream order); entries whose `from`
+    /// names no backup of the resolved chain are returned apart, named. A
+    /// full backup is one part of all its entries.
+    pub fn parts(&self) -> Result<(Vec<Backup>, Vec<String>), ReadError> {
+        if !self.is_incremental() {
+            let whole = Backup {
+                objects: Arc::clone(&self.objects),
+                catalog: self.catalog.clone(),
+                stored: None,
+                entries: self.entries.clone(),
+                ancestors: Vec::new(),
+            };
+            return Ok((vec![whole], Vec::new()));
+        }
+        if self.ancestors.is_empty() {
+            return Err(ReadError::Damaged(format!(
+                "{} is an incremental backup whose chain was not resolved (lifeboat bug: open it through lifeboat_backup::find)",
+                self.location()
+            )));
+        }
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        for (i, (n, ..)) in self.ancestors.iter().enumerate() {
+            by_name.insert(n.as_str(), i + 1);
+        }
+        let mut groups: Vec<Vec<ManifestEntry>> = vec![Vec::new(); self.ancestors.len() + 1];
+        let mut outside = Vec::new();
+        for e in &self.entries {
+            match e.from.as_deref().map(|f| by_name.get(f).copied()) {
+                None => groups[0].push(e.clone()),
+                Some(Some(i)) => groups[i].push(e.clone()),
+                Some(None) => outside.push(format!(
+                    "{}: its content is in backup {}, which is not in this backup's chain (refused)",
+                    e.path,
+                    e.from.as_deref().unwrap_or_default()
+                )),
+            }
+        }
+        let mut parts = Vec::new();
+        for (i, mut entries) in groups.into_iter().enumerate().rev() {
+            entries.sort_by_key(|e| e.offset);
+            let (objects, catalog) = match i {
+                0 => (Arc::clone(&self.objects), self.catalog.clone()),
+                _ => {
+                    let (_, o, c) = &self.ancestors[i - 1];
+                    (Arc::clone(o), c.clone())
+                }
+            };
+            let stream_len = catalog.frames.last().map(|f| f.start.saturating_add(f.dlen)).unwrap_or(0);
+            for e in entries.iter().filter(|e| e.offset & 511 != 0 || e.offset >= stream_len) {
+                outside
+                    .push(format!("{}: offset {} is not in the tar stream of its backup (refused)", e.path, e.offset));
+            }
+            entries.retain(|e| e.offset & 511 == 0 && e.offset < stream_len);
+            if !entries.is_empty() {
+                parts.push(Backup { objects, catalog, stored: None, entries, ancestors: Vec::new() });
+            }
+        }
+        Ok((parts, outside))
     }
 
     /// Where the backup is, for messages (its directory, or a URL).
@@ -549,7 +634,9 @@ impl<'a> Stream<'a> {
         };
         if self.last_loaded.is_some_and(|l| l + 1 == i) {
             let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            for (j, fj) in frames.iter().copied().enumerate().skip(i + 1).take(threads) {
+            // A remote volume wants more frames in flight than cores: each read waits for round trips.
+            let depth = self.files.get(&f.volume).map_or(0, |v| v.read_ahead()).max(threads);
+            for (j, fj) in frames.iter().copied().enumerate().skip(i + 1).take(depth) {
                 if self.ahead.contains_key(&j) {
                     continue;
                 }

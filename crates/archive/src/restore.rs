@@ -177,7 +177,8 @@ pub fn verify(b: &Backup) -> VerifyReport {
     let mut r = VerifyReport { damaged_volumes: check_volumes(b), ..VerifyReport::default() };
     let mut s = Stream::new(b);
     let mut buf = vec![0u8; 1 << 20];
-    for m in &b.entries {
+    // An increment's unchanged entries are in its parents' volumes: verifying those checks them.
+    for m in b.entries.iter().filter(|m| m.from.is_none()) {
         let res = header_of(&mut s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
             .and_then(|h| data(&mut s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
         match res {
@@ -201,7 +202,7 @@ pub fn verify_sequential(b: &Backup, volumes: Box<dyn std::io::Read + Send>) -> 
     {
         let mut s = Stream::sequential(b, Box::new(SharedHashes(std::sync::Arc::clone(&tee))));
         let mut buf = vec![0u8; 1 << 20];
-        for m in &b.entries {
+        for m in b.entries.iter().filter(|m| m.from.is_none()) {
             let res = header_of(&mut s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
                 .and_then(|h| data(&mut s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
             match res {
@@ -294,6 +295,9 @@ pub enum RestoreError {
     /// The destination cannot be opened.
     #[error("restore destination {0}")]
     Dest(#[from] crate::dest::DestError),
+    /// An incremental backup's chain cannot be read.
+    #[error("{0}")]
+    Chain(crate::read::ReadError),
 }
 
 /// Whether an archive path is selected by restore patterns (a pattern
@@ -555,7 +559,7 @@ fn commit_node(dest: &mut Dest, p: Pending, h: &Header) -> Result<(), String> {
 /// and only then renamed into place with its metadata. A hard link may only
 /// point at a file restored earlier in this run.
 fn restore_mapped(
-    mut s: Stream,
+    s: Stream,
     b: &Backup,
     to: &Path,
     place: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
@@ -563,8 +567,17 @@ fn restore_mapped(
     stream_only: bool,
 ) -> Result<RestoreReport, RestoreError> {
     let mut dest = Dest::open(to)?;
-    let checks = Checks { v2: b.catalog.version >= 2, stream_only };
     let mut r = RestoreReport::default();
+    // An increment: each entry from the backup of its chain that holds it, oldest first.
+    let owned;
+    let parts: Vec<(Stream, &Backup)> = if b.is_incremental() {
+        let (p, outside) = b.parts().map_err(RestoreError::Chain)?;
+        owned = p;
+        r.lost.extend(outside);
+        owned.iter().map(|p| (Stream::new(p), p)).collect()
+    } else {
+        vec![(s, b)]
+    };
     let mut dirs: Vec<(Vec<u8>, Header)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     // Files that hard links of this restore point at, and those of them restored so far.
@@ -575,71 +588,74 @@ fn restore_mapped(
         .filter_map(|m| m.link.as_deref().and_then(|t| place(&unescape_path(t))))
         .collect();
     let mut restored_targets: HashSet<Vec<u8>> = HashSet::new();
-    for m in &b.entries {
-        let arch = unescape_path(&m.path);
-        let Some(rel) = place(&arch) else { continue };
-        let lose = |r: &mut RestoreReport, why: String| r.lost.push(format!("{}: {why}", m.path));
-        if let Err(e) = check_path(&arch).and_then(|_| check_path(&rel)) {
-            lose(&mut r, e.to_string());
-            continue;
-        }
-        let h = match header_of(&mut s, m, checks) {
-            Ok(h) => h,
-            Err(g) => {
-                lose(&mut r, g.why);
+    for (mut s, part) in parts {
+        let checks = Checks { v2: part.catalog.version >= 2, stream_only };
+        for m in &part.entries {
+            let arch = unescape_path(&m.path);
+            let Some(rel) = place(&arch) else { continue };
+            let lose = |r: &mut RestoreReport, why: String| r.lost.push(format!("{}: {why}", m.path));
+            if let Err(e) = check_path(&arch).and_then(|_| check_path(&rel)) {
+                lose(&mut r, e.to_string());
                 continue;
             }
-        };
-        let made: Result<(), String> = match &h.kind {
-            Kind::Dir => dest.dir(&rel).map(|()| dirs.push((rel.clone(), h.clone()))).map_err(|e| e.to_string()),
-            Kind::File => match dest.file(&rel) {
-                Ok((mut f, p)) => match data(&mut s, &h, m, &mut f, &mut buf) {
-                    Ok(()) => {
-                        // The content is right: it goes in place even where the filesystem
-                        // cannot hold all of the metadata (it then stays private, and is named).
-                        let meta = apply_metadata_fd(&f, &h);
-                        drop(f);
-                        dest.commit(p).map_err(|e| e.to_string()).and_then(|()| {
-                            r.bytes += h.sparse.unwrap_or(h.size);
-                            if link_targets.contains(&rel) {
-                                restored_targets.insert(rel.clone());
-                            }
-                            meta.map_err(|e| format!("restored, but its metadata could not be set: {e}"))
-                        })
-                    }
-                    Err(g) => {
-                        dest.discard(p);
-                        Err(g.why)
-                    }
-                },
-                Err(e) => Err(e.to_string()),
-            },
-            Kind::Hardlink(t) => match place(t) {
-                Some(t) if restored_targets.contains(&t) => {
-                    dest.hardlink(&rel, &t).and_then(|p| dest.commit(p)).map_err(|e| e.to_string())
+            let h = match header_of(&mut s, m, checks) {
+                Ok(h) => h,
+                Err(g) => {
+                    lose(&mut r, g.why);
+                    continue;
                 }
-                _ => Err(format!(
-                    "refused: a hard link to {}, which is not a file restored earlier in this run",
-                    crate::backup::escape_path(t)
-                )),
-            },
-            Kind::Symlink(t) => {
-                dest.symlink(&rel, t).map_err(|e| e.to_string()).and_then(|p| commit_node(&mut dest, p, &h))
+            };
+            let made: Result<(), String> = match &h.kind {
+                Kind::Dir => dest.dir(&rel).map(|()| dirs.push((rel.clone(), h.clone()))).map_err(|e| e.to_string()),
+                Kind::File => match dest.file(&rel) {
+                    Ok((mut f, p)) => match data(&mut s, &h, m, &mut f, &mut buf) {
+                        Ok(()) => {
+                            // The content is right: it goes in place even where the filesystem
+                            // cannot hold all of the metadata (it then stays private, and is named).
+                            let meta = apply_metadata_fd(&f, &h);
+                            drop(f);
+                            dest.commit(p).map_err(|e| e.to_string()).and_then(|()| {
+                                r.bytes += h.sparse.unwrap_or(h.size);
+                                if link_targets.contains(&rel) {
+                                    restored_targets.insert(rel.clone());
+                                }
+                                meta.map_err(|e| format!("restored, but its metadata could not be set: {e}"))
+                            })
+                        }
+                        Err(g) => {
+                            dest.discard(p);
+                            Err(g.why)
+                        }
+                    },
+                    Err(e) => Err(e.to_string()),
+                },
+                Kind::Hardlink(t) => match place(t) {
+                    Some(t) if restored_targets.contains(&t) => {
+                        dest.hardlink(&rel, &t).and_then(|p| dest.commit(p)).map_err(|e| e.to_string())
+                    }
+                    _ => Err(format!(
+                        "refused: a hard link to {}, which is not a file restored earlier in this run",
+                        crate::backup::escape_path(t)
+                    )),
+                },
+                Kind::Symlink(t) => {
+                    dest.symlink(&rel, t).map_err(|e| e.to_string()).and_then(|p| commit_node(&mut dest, p, &h))
+                }
+                Kind::Char(..) | Kind::Block(..) | Kind::Fifo => {
+                    let (ft, dev) = match h.kind {
+                        Kind::Char(ma, mi) => (rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(ma, mi)),
+                        Kind::Block(ma, mi) => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(ma, mi)),
+                        _ => (rustix::fs::FileType::Fifo, 0),
+                    };
+                    dest.node(&rel, ft, dev).map_err(|e| e.to_string()).and_then(|p| commit_node(&mut dest, p, &h))
+                }
+            };
+            match made {
+                Ok(()) => r.restored += 1,
+                Err(why) => lose(&mut r, why),
             }
-            Kind::Char(..) | Kind::Block(..) | Kind::Fifo => {
-                let (ft, dev) = match h.kind {
-                    Kind::Char(ma, mi) => (rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(ma, mi)),
-                    Kind::Block(ma, mi) => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(ma, mi)),
-                    _ => (rustix::fs::FileType::Fifo, 0),
-                };
-                dest.node(&rel, ft, dev).map_err(|e| e.to_string()).and_then(|p| commit_node(&mut dest, p, &h))
-            }
-        };
-        match made {
-            Ok(()) => r.restored += 1,
-            Err(why) => lose(&mut r, why),
+            progress(r.bytes, r.restored);
         }
-        progress(r.bytes, r.restored);
     }
     for why in dest.finish() {
         r.lost.push(format!("a directory made for the entries below it: {why}"));

@@ -1,0 +1,457 @@
+//! Incremental backups: what changed since the parent backup, and the chain
+//! of backups (a full one, then increments) that a restore resolves.
+//!
+//! Every increment's manifest lists the whole state of the tree at its
+//! time: the entries it stores (no `from`), and the unchanged ones with
+//! `from` naming the backup of the chain whose volumes hold them, at their
+//! offset there. So the newest manifest alone says what to restore, and
+//! each file's newest copy is read once, from the one backup that holds it.
+//! `deleted.list` names what the parent held and this backup does not (for
+//! restoring a chain with GNU tar: docs/archive-format.md).
+//!
+//! A chain comes from a target that someone else may control: a parent that
+//! is missing, that is another backup than the one named (its manifest's
+//! BLAKE3 differs), a loop, a name that is not a plain name, a chain longer
+//! than [`MAX_CHAIN`] or an entry in a backup outside the chain are errors
+//! naming the backups, never a hang or a panic.
+
+use crate::backup::{Catalog, ManifestEntry, Parent};
+use crate::read::Backup;
+use crate::target::Objects;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// The longest chain read (a full backup and 999 increments).
+pub const MAX_CHAIN: usize = 1000;
+
+/// The name of an increment's list of deleted paths.
+pub const DELETED_LIST: &str = "deleted.list";
+
+/// Largest `deleted.list` read.
+pub const MAX_DELETED_BYTES: u64 = 4 << 30;
+
+/// Why a chain cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// A parent cannot be opened (missing, unsigned, damaged).
+    #[error("backup {child} is incremental, and its parent {parent} cannot be used: {why} (restore an older full backup with --from, or make a full backup: lifeboat backup --full)")]
+    Missing {
+        /// The increment.
+        child: String,
+        /// The parent it names.
+        parent: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The parent found is another backup than the one the increment was made against.
+    #[error("backup {child} was made against a parent {parent} whose manifest has BLAKE3 {want}, but the backup of that name has {got}: the parent was replaced or damaged; the chain is not restored")]
+    Swapped {
+        /// The increment.
+        child: String,
+        /// The parent it names.
+        parent: String,
+        /// The manifest checksum the increment recorded.
+        want: String,
+        /// The manifest checksum found.
+        got: String,
+    },
+    /// A parent name that is not a plain, older backup name of the same host.
+    #[error("backup {child} names {parent:?} as its parent, which {why}: the catalog is damaged or was crafted")]
+    BadParent {
+        /// The increment.
+        child: String,
+        /// The parent it names.
+        parent: String,
+        /// What is wrong with the name.
+        why: String,
+    },
+    /// The chain comes back to a backup already in it.
+    #[error("the chain of backup {0} comes back to {1}: a loop (damaged or crafted catalogs); nothing is restored")]
+    Loop(String, String),
+    /// Longer than [`MAX_CHAIN`].
+    #[error("the chain of backup {0} is longer than {MAX_CHAIN} backups: refused (make a full backup: lifeboat backup --full)")]
+    TooLong(String),
+}
+
+/// A parent as the chain resolver opens it: its objects (decrypting) and its whole catalog, signature checked.
+pub type Opened = (Arc<dyn Objects>, Catalog);
+
+/// Whether a backup name is a plain name (no path, no `..`).
+fn plain_name(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 255 && !n.contains('/') && !n.contains('\0') && n != "." && n != ".."
+}
+
+/// Resolve the chain of `head` (named `head_name` on its target):
+/// `open(name)` opens a backup beside it (checking its signature). The
+/// ancestors are attached to the returned backup, which every restore then
+/// reads through. A full backup is returned as it is.
+pub fn resolve(
+    mut head: Backup,
+    head_name: &str,
+    open: &mut dyn FnMut(&str) -> Result<Opened, String>,
+) -> Result<Backup, ChainError> {
+    let mut seen: HashSet<String> = HashSet::from([head_name.to_string()]);
+    let mut ancestors = Vec::new();
+    let mut child = head_name.to_string();
+    let mut next: Option<Parent> = head.catalog.parent.clone();
+    let host = head.catalog.host.clone();
+    while let Some(p) = next {
+        if !plain_name(&p.name) {
+            return Err(ChainError::BadParent { child, parent: p.name, why: "is not a plain backup name".into() });
+        }
+        if p.name.as_str() >= child.as_str() {
+            return Err(ChainError::BadParent { child, parent: p.name, why: "is not older than it".into() });
+        }
+        if !seen.insert(p.name.clone()) {
+            return Err(ChainError::Loop(head_name.into(), p.name));
+        }
+        if ancestors.len() + 1 >= MAX_CHAIN {
+            return Err(ChainError::TooLong(head_name.into()));
+        }
+        let (objects, catalog) =
+            open(&p.name).map_err(|why| ChainError::Missing { child: child.clone(), parent: p.name.clone(), why })?;
+        if catalog.manifest.blake3 != p.manifest_blake3 {
+            return Err(ChainError::Swapped {
+                child,
+                parent: p.name,
+                want: p.manifest_blake3,
+                got: catalog.manifest.blake3,
+            });
+        }
+        if catalog.host != host {
+            return Err(ChainError::BadParent {
+                child,
+                parent: p.name,
+                why: format!("is a backup of {}, not of {host}", catalog.host),
+            });
+        }
+        next = catalog.parent.clone();
+        child = p.name.clone();
+        ancestors.push((p.name, objects, catalog));
+    }
+    head.set_ancestors(ancestors);
+    Ok(head)
+}
+
+/// The last component of a backup's location: its name on the target.
+pub fn name_of(location: &str) -> String {
+    location.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// What a stat of an entry now says, compared with its parent's manifest line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Same inode, size, times, owner, mode, link, device and xattrs: not read, not stored.
+    Unchanged,
+    /// Something differs: stored again.
+    Changed,
+    /// The same as far as metadata says, but metadata cannot be trusted
+    /// (the parent has no inode/ctime, or the file changed within the
+    /// timestamp granularity of the parent's walk): its content is hashed
+    /// and compared with the parent's BLAKE3.
+    Ambiguous,
+    /// Another type than in the parent: the parent's path is deleted, then this one stored.
+    Replaced,
+}
+
+/// How close (in ns) to the parent's walk start a ctime makes an entry ambiguous.
+pub const RACY_NS: i128 = 1_000_000_000;
+
+/// Compare an entry as it is now (`now`, a manifest line made from the
+/// walk's stat: ino and ctime set, no checksum) with the parent's line.
+/// `parent_started_ns` is when the parent's walk began.
+pub fn judge(parent: &ManifestEntry, now: &ManifestEntry, parent_started_ns: Option<i128>) -> Change {
+    fn kind_of(m: &ManifestEntry) -> &str {
+        if m.kind == "hardlink" {
+            "file"
+        } else {
+            m.kind.as_str()
+        }
+    }
+    if kind_of(parent) != kind_of(now) {
+        return Change::Replaced;
+    }
+    let same = parent.kind == now.kind
+        && parent.size == now.size
+        && parent.mtime_ns == now.mtime_ns
+        && parent.mode == now.mode
+        && (parent.uid, parent.gid) == (now.uid, now.gid)
+        && parent.link == now.link
+        && parent.rdev == now.rdev
+        && parent.xattrs == now.xattrs
+        && (parent.xattr_blake3.is_empty() || parent.xattr_blake3 == now.xattr_blake3)
+        && parent.ino.is_none_or(|i| Some(i) == now.ino)
+        && parent.ctime_ns.is_none_or(|c| Some(c) == now.ctime_ns);
+    if !same {
+        return Change::Changed;
+    }
+    if now.kind != "file" {
+        return Change::Unchanged;
+    }
+    let racy = match (parent.ctime_ns, parent_started_ns) {
+        (Some(c), Some(start)) => c.max(parent.mtime_ns) >= start - RACY_NS,
+        _ => true,
+    };
+    if parent.ino.is_none() || racy {
+        Change::Ambiguous
+    } else {
+        Change::Unchanged
+    }
+}
+
+/// The parent of an increment being made: its manifest, looked up by path.
+#[derive(Debug)]
+pub struct ParentState {
+    /// The parent's name on the target.
+    pub name: String,
+    /// What the increment's catalog records of it.
+    pub parent: Parent,
+    /// When the parent's walk began.
+    pub started_ns: Option<i128>,
+    entries: Vec<ManifestEntry>,
+    index: HashMap<[u8; 16], u32>,
+}
+
+/// The 128-bit key of a path in the parent's index.
+fn key(path: &str) -> [u8; 16] {
+    let h = blake3::hash(path.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h.as_bytes()[..16]);
+    k
+}
+
+impl ParentState {
+    /// The parent `b` (named `name` on its target) for a new increment. Its
+    /// manifest is the whole state at its time (an increment's lists
+    /// everything); errors name what makes it unusable as a parent.
+    pub fn new(name: &str, b: Backup) -> Result<ParentState, String> {
+        if b.entries.len() > u32::MAX as usize {
+            return Err("its manifest has too many entries".into());
+        }
+        let depth = b.catalog.parent.as_ref().map(|p| p.depth).unwrap_or(0).saturating_add(1);
+        if depth as usize >= MAX_CHAIN {
+            return Err(format!("its chain has {depth} backups already (at most {MAX_CHAIN})"));
+        }
+        let full = b.catalog.parent.as_ref().map(|p| p.full.clone()).unwrap_or_else(|| name.to_string());
+        let parent = Parent {
+            name: name.into(),
+            created: b.catalog.created.clone(),
+            manifest_blake3: b.catalog.manifest.blake3.clone(),
+            full,
+            depth,
+        };
+        let started_ns = b.catalog.started_ns;
+        let entries = b.into_entries();
+        let mut index = HashMap::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            if index.insert(key(&e.path), i as u32).is_some() {
+                return Err(format!("its manifest lists {} twice", e.path));
+            }
+        }
+        Ok(ParentState { name: name.into(), parent, started_ns, entries, index })
+    }
+
+    /// The parent's line of a path, with its index.
+    pub fn get(&self, path: &str) -> Option<(usize, &ManifestEntry)> {
+        let i = *self.index.get(&key(path))? as usize;
+        self.entries.get(i).filter(|e| e.path == path).map(|e| (i, e))
+    }
+
+    /// How many entries the parent has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the parent has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The parent's entries, in its manifest's order.
+    pub fn entries(&self) -> &[ManifestEntry] {
+        &self.entries
+    }
+}
+
+/// The paths of a `deleted.list` (each ended by NUL), as raw bytes.
+pub fn parse_deleted(data: &[u8]) -> Vec<Vec<u8>> {
+    data.split(|b| *b == 0).filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: &str) -> ManifestEntry {
+        ManifestEntry {
+            path: path.into(),
+            kind: kind.into(),
+            size: 10,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime_ns: 1_000_000_000_000,
+            xattrs: Vec::new(),
+            xattr_blake3: Vec::new(),
+            link: None,
+            rdev: None,
+            blake3: None,
+            offset: 0,
+            sparse: false,
+            ino: Some(7),
+            ctime_ns: Some(1_000_000_000_000),
+            from: None,
+        }
+    }
+
+    const LONG_AFTER: Option<i128> = Some(2_000_000_000_000);
+
+    #[test]
+    fn the_same_stat_is_unchanged_and_any_field_that_differs_is_a_change() {
+        let p = entry("a", "file");
+        assert_eq!(judge(&p, &entry("a", "file"), LONG_AFTER), Change::Unchanged);
+        type Edit = Box<dyn Fn(&mut ManifestEntry)>;
+        let edits: Vec<Edit> = vec![
+            Box::new(|e| e.size = 11),
+            Box::new(|e| e.mtime_ns += 1),
+            Box::new(|e| e.ctime_ns = Some(5)),
+            Box::new(|e| e.ino = Some(8)),
+            Box::new(|e| e.mode = 0o600),
+            Box::new(|e| e.uid = 1),
+            Box::new(|e| e.xattrs = vec!["user.x".into()]),
+        ];
+        for edit in edits {
+            let mut now = entry("a", "file");
+            edit(&mut now);
+            assert_eq!(judge(&p, &now, LONG_AFTER), Change::Changed, "{now:?}");
+        }
+        assert_eq!(judge(&p, &entry("a", "dir"), LONG_AFTER), Change::Replaced);
+        let mut l = entry("a", "symlink");
+        l.link = Some("x".into());
+        let mut l2 = l.clone();
+        l2.link = Some("y".into());
+        assert_eq!(judge(&l, &l2, LONG_AFTER), Change::Changed);
+        assert_eq!(judge(&l, &l.clone(), LONG_AFTER), Change::Unchanged);
+    }
+
+    #[test]
+    fn a_file_changed_during_the_parents_walk_or_without_inode_data_is_compared_by_content() {
+        let p = entry("a", "file");
+        // ctime within the granularity window of the parent's start.
+        assert_eq!(judge(&p, &entry("a", "file"), Some(1_000_500_000_000)), Change::Ambiguous);
+        assert_eq!(judge(&p, &entry("a", "file"), None), Change::Ambiguous);
+        let mut old = entry("a", "file");
+        old.ino = None;
+        old.ctime_ns = None;
+        assert_eq!(judge(&old, &entry("a", "file"), LONG_AFTER), Change::Ambiguous);
+        // A directory is metadata only: never ambiguous.
+        let mut d = entry(".", "dir");
+        d.ino = None;
+        assert_eq!(judge(&d, &entry(".", "dir"), None), Change::Unchanged);
+    }
+
+    fn backup(name: &str, parent: Option<(&str, &str)>) -> Opened {
+        let objects: Arc<dyn Objects> = Arc::new(crate::target::DirObjects::new(std::path::Path::new("/nonexistent")));
+        let mut c: Catalog = serde_json::from_str(&format!(
+            r#"{{"format":"lifeboat-archive","version":2,"host":"h","created":"x","compression":"zstd",
+            "volume_size":1048576,"volumes":[],"frames":[],
+            "manifest":{{"name":"manifest.jsonl","size":0,"blake3":"m-{name}"}},
+            "stats":{{"entries":0,"files":0,"bytes_in":0,"bytes_out":0,"sockets_skipped":0,"changed":[],"unreadable":[]}}}}"#
+        ))
+        .expect("catalog");
+        c.parent = parent.map(|(p, m)| Parent {
+            name: p.into(),
+            created: "x".into(),
+            manifest_blake3: m.into(),
+            full: "a".into(),
+            depth: 1,
+        });
+        (objects, c)
+    }
+
+    fn head(parent: Option<(&str, &str)>) -> Backup {
+        let (o, c) = backup("z", parent);
+        Backup::from_parts(o, c, Vec::new()).expect("head")
+    }
+
+    fn resolve_with(
+        head: Backup,
+        store: &HashMap<&str, Opened>,
+        opened: &mut Vec<String>,
+    ) -> Result<Backup, ChainError> {
+        resolve(head, "z", &mut |n| {
+            opened.push(n.to_string());
+            store.get(n).cloned().ok_or_else(|| "it is not on the target".to_string())
+        })
+    }
+
+    #[test]
+    fn a_chain_resolves_back_to_its_full_backup() {
+        let store = HashMap::from([("a", backup("a", None)), ("b", backup("b", Some(("a", "m-a"))))]);
+        let mut opened = Vec::new();
+        let b = resolve_with(head(Some(("b", "m-b"))), &store, &mut opened).expect("chain");
+        assert_eq!(opened, ["b", "a"]);
+        assert_eq!(b.ancestor_names(), ["b", "a"]);
+        let full = resolve_with(head(None), &store, &mut Vec::new()).expect("full");
+        assert!(full.ancestor_names().is_empty());
+    }
+
+    #[test]
+    fn hostile_chains_are_errors_naming_the_backups() {
+        let mut opened = Vec::new();
+        // A missing parent.
+        let e = resolve_with(head(Some(("b", "m-b"))), &HashMap::new(), &mut opened).expect_err("missing");
+        assert!(matches!(e, ChainError::Missing { .. }), "{e}");
+        assert!(e.to_string().contains("parent b cannot be used: it is not on the target"), "{e}");
+        // A parent swapped for another backup of that name.
+        let store = HashMap::from([("b", backup("b", None))]);
+        let e = resolve_with(head(Some(("b", "m-other"))), &store, &mut opened).expect_err("swapped");
+        assert!(matches!(e, ChainError::Swapped { .. }), "{e}");
+        // A loop: b names c, c names b (names must get older, so the loop is
+        // found by the order as well as by the set).
+        let store = HashMap::from([("b", backup("b", Some(("c", "m-c")))), ("c", backup("c", Some(("b", "m-b"))))]);
+        let e = resolve_with(head(Some(("b", "m-b"))), &store, &mut opened).expect_err("loop");
+        assert!(matches!(e, ChainError::BadParent { .. } | ChainError::Loop(..)), "{e}");
+        // A parent that names itself.
+        let store = HashMap::from([("b", backup("b", Some(("b", "m-b"))))]);
+        let e = resolve_with(head(Some(("b", "m-b"))), &store, &mut opened).expect_err("self");
+        assert!(matches!(e, ChainError::BadParent { .. } | ChainError::Loop(..)), "{e}");
+        // Names that are paths.
+        for bad in ["../../etc", "", "a/b", ".."] {
+            let e = resolve_with(head(Some((bad, "m"))), &HashMap::new(), &mut opened).expect_err(bad);
+            assert!(matches!(e, ChainError::BadParent { .. }), "{bad}: {e}");
+        }
+        // An absurdly long chain: refused at MAX_CHAIN, without opening more.
+        let names: Vec<String> = (0..MAX_CHAIN + 5).map(|i| format!("n{i:06}")).collect();
+        let mut store = HashMap::new();
+        for i in 1..names.len() {
+            store.insert(names[i].as_str(), backup(&names[i], Some((&names[i - 1], &format!("m-{}", names[i - 1])))));
+        }
+        store.insert(names[0].as_str(), backup(&names[0], None));
+        let last = names.last().expect("names");
+        let (o, mut c) = backup("z", None);
+        c.parent = Some(Parent {
+            name: last.clone(),
+            created: "x".into(),
+            manifest_blake3: format!("m-{last}"),
+            full: "a".into(),
+            depth: u32::MAX,
+        });
+        let mut opened = Vec::new();
+        let e = resolve(Backup::from_parts(o, c, Vec::new()).expect("head"), "zz", &mut |n| {
+            opened.push(n.to_string());
+            store.get(n).cloned().ok_or_else(|| "gone".to_string())
+        })
+        .expect_err("too long");
+        assert!(matches!(e, ChainError::TooLong(_)), "{e}");
+        assert!(opened.len() < MAX_CHAIN, "{}", opened.len());
+    }
+
+    #[test]
+    fn a_deleted_list_is_nul_separated_raw_paths() {
+        assert_eq!(parse_deleted(b"a\0b c\0\xff\0"), vec![b"a".to_vec(), b"b c".to_vec(), vec![0xff]]);
+        assert!(parse_deleted(b"").is_empty());
+    }
+}
