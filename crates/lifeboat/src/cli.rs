@@ -21,7 +21,7 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only errors
+    /// Only errors: nothing on success but what the command is asked to show (lists, --json)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -58,7 +58,7 @@ pub enum Command {
     Mkbackup(MkbackupArgs),
     /// Rebuild this machine from its layout and backup: map disks, show the plan, recreate, restore, make it boot
     Recover(RecoverArgs),
-    /// Show the configuration in effect, with every default filled in
+    /// Show the configuration in effect, with every default filled in, or write a commented one
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Print a shell completion script
@@ -249,6 +249,15 @@ pub struct BurnArgs {
 pub enum ConfigCmd {
     /// Print the effective configuration as TOML
     Show,
+    /// Write a configuration file listing every key with its default, commented out
+    Init {
+        /// Where to write it (`-`: standard output) [default: the --config file, else /etc/lifeboat/lifeboat.toml]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Replace an existing file
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Arguments of `lifeboat completions`.

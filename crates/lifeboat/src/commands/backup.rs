@@ -24,7 +24,9 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         volume_size: a.volume_size.unwrap_or(ctx.config.backup.volume_size).0,
     };
     let made = make(&ctx.config, &req, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
-    print(ctx, &made)?;
+    if ctx.json || !(ctx.quiet && made.clean()) {
+        print(ctx, &made)?;
+    }
     // Like GNU tar ("file changed as we read it"): a file that changed while
     // it was read, or could not be read, makes the exit 1.
     Ok(if made.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })

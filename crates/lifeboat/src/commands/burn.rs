@@ -33,7 +33,10 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
         eject: ctx.config.burn.eject,
     };
     let what = check(&b)?;
-    println!("plan: erase {what} and write {}", b.image.display());
+    // -q with --yes: nothing to show; without --yes the plan comes before the question.
+    if !(ctx.quiet && a.yes) {
+        println!("plan: erase {what} and write {}", b.image.display());
+    }
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             bail!("refusing to erase {} without confirmation: run with --yes", b.device.display());
@@ -47,7 +50,7 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let tty = std::io::stderr().is_terminal();
+    let tty = std::io::stderr().is_terminal() && !ctx.quiet;
     let start = std::time::Instant::now();
     let mut last = 0u64;
     let mut progress = |done: u64, total: u64| {
@@ -65,6 +68,9 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
     let res = burn(&SystemRunner::new(Mode::Run), &b, &mut progress).context("cannot write the rescue medium")?;
     if tty {
         eprintln!();
+    }
+    if ctx.quiet {
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "wrote {} MiB to {} ({}) in {:.1} s; {}",

@@ -8,7 +8,21 @@ use lifeboat_backup::select::LeftOut;
 use lifeboat_backup::{Feedback, MediumAnswer, MissingMedium, Notice, Progress};
 use lifeboat_config::human;
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// `-q` for the whole run: notices go to the run log only, no progress line.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Make every [`Terminal`] quiet (`-q`) or not.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `-q` was given: print nothing on success.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 /// The terminal's [`Feedback`].
 #[derive(Debug)]
@@ -22,9 +36,9 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// Feedback for a command; `json` output turns the progress line off.
+    /// Feedback for a command; `json` output and `-q` turn the progress line off.
     pub fn new(json: bool) -> Terminal {
-        Terminal { progress: std::io::stderr().is_terminal() && !json, last: Instant::now(), on_made: None }
+        Terminal { progress: std::io::stderr().is_terminal() && !json && !quiet(), last: Instant::now(), on_made: None }
     }
 
     /// The same, printing each published backup with `print`.
@@ -36,6 +50,11 @@ impl Terminal {
 
 impl Feedback for Terminal {
     fn notice(&mut self, notice: Notice) {
+        if quiet() {
+            // -q: said in the run log (WORK_DIR/log), not on the terminal.
+            log::warn!("{notice:?}");
+            return;
+        }
         match notice {
             Notice::LeftOut(LeftOut::ExcludedDisk { mountpoint, device, why }) => {
                 eprintln!("not backed up: {mountpoint} ({device} is excluded from the layout: {why})")

@@ -27,7 +27,7 @@ pub fn run(ctx: &Ctx, cmd: LayoutCmd) -> anyhow::Result<ExitCode> {
             layout.save(&path).with_context(|| format!("cannot save the layout to {}", path.display()))?;
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&layout)?);
-            } else {
+            } else if !ctx.quiet {
                 let parts: usize =
                     layout.disks.iter().filter_map(|d| d.table.as_ref()).map(|t| t.partitions.len()).sum();
                 println!(
@@ -75,7 +75,9 @@ pub fn run(ctx: &Ctx, cmd: LayoutCmd) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&changes)?);
             } else if changes.is_empty() {
-                println!("no change that matters for recovery between {} and {what}", saved_path.display());
+                if !ctx.quiet {
+                    println!("no change that matters for recovery between {} and {what}", saved_path.display());
+                }
             } else {
                 println!("{} change(s) from {} to {what}:", changes.len(), saved_path.display());
                 for c in &changes {

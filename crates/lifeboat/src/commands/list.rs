@@ -135,6 +135,13 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(code);
     }
+    if ctx.quiet {
+        // Refusals still go to stderr, and make the exit 1.
+        for h in r.hosts.iter().filter(|h| h.refused.is_some()) {
+            eprintln!("{}: NOT pruned: {}", h.host, h.refused.as_deref().unwrap_or(""));
+        }
+        return Ok(code);
+    }
     let remove = if r.dry_run { "would remove" } else { "removed" };
     println!(
         "prune {} with {} (days, ISO weeks, months and years in UTC){}",
@@ -182,6 +189,9 @@ fn prune_partial(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> 
     }
     for (host, why) in &p.refused {
         eprintln!("{host}: NOT pruned: {why}");
+    }
+    if ctx.quiet {
+        return Ok(code);
     }
     for l in &p.removed {
         println!("removed {} ({}, last written {})", l.location, human(l.bytes), when(l.modified));

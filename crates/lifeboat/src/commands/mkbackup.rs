@@ -19,6 +19,9 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
         Request { mode, target: a.target, output: a.output, auto_recover: a.auto_recover, kernel: None, format: None };
     let mut feedback = Terminal::new(ctx.json).on_made(report);
     let done = mkbackup(&ctx.config, &req, &SystemRunner::new(Mode::Run), &mut feedback)?;
+    if ctx.quiet && done.lost() == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
     for (p, s) in &done.rescue.outputs {
         println!("wrote {} ({})", p.display(), human(*s));
     }
@@ -49,6 +52,16 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
 /// (`lifeboat backup` exits 1 for them, as GNU tar does).
 fn report(made: &Made) {
     let s = &made.catalog.stats;
+    // -q: only what is not stored as it was (mkbackup then exits 1).
+    if super::feedback::quiet() {
+        for c in &s.shrank {
+            println!("  CHANGED while being read, not stored as it was: {c}");
+        }
+        for u in &s.unreadable {
+            println!("  NOT BACKED UP: {u}");
+        }
+        return;
+    }
     println!(
         "backup {}: {} entries, {} read, {} written, {:.1} s",
         made.location(),

@@ -37,6 +37,9 @@ pub fn run(ctx: &Ctx, a: MkrescueArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if ctx.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("kernel: {} ({}): {}", report.kernel.image.display(), report.kernel.version, report.kernel.reason);
     println!(
         "rescue system: {} programs, {} kernel modules, {} firmware files; initramfs {} ({} unpacked, {})",

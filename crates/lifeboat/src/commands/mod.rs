@@ -3,6 +3,7 @@
 mod backup;
 mod burn;
 mod check;
+mod config;
 mod docs;
 mod feedback;
 mod layout;
@@ -29,6 +30,9 @@ pub struct Ctx {
     pub config_path: PathBuf,
     /// JSON output requested.
     pub json: bool,
+    /// `-q`: print nothing on success but what the command is asked to show
+    /// (a list, a tree, `--json`); errors and questions still appear.
+    pub quiet: bool,
 }
 
 /// The backup a `--from` names (else `backup.target`; a target's newest
@@ -57,11 +61,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let level = crate::logging::level(cli.verbose, cli.quiet);
     // The configuration decides where the log file goes, so read it first;
     // if it is broken, log to the console only and report the error.
-    let config = Config::load(&config_path, explicit);
-    let work_dir = config.as_ref().ok().map(|c| c.paths.work_dir.clone());
+    // `config init` writes the file, so it needs none (and replaces a broken one with --force).
+    let init = matches!(cli.command, Command::Config(ConfigCmd::Init { .. }));
+    let config = Config::load(&config_path, explicit && !init);
+    // Commands that only print what lifeboat knows leave no run log.
+    let logged = !matches!(cli.command, Command::Config(_) | Command::Completions(_) | Command::Manpage(_));
+    let work_dir = config.as_ref().ok().filter(|_| logged).map(|c| c.paths.work_dir.clone());
     crate::logging::init(level, work_dir.as_deref());
-    let config = config.context("cannot use the configuration")?;
-    let ctx = Ctx { config, config_path, json: cli.json };
+    feedback::set_quiet(cli.quiet);
+    let config = match config {
+        Err(_) if init => Config::default(),
+        c => c.context("cannot use the configuration")?,
+    };
+    let ctx = Ctx { config, config_path, json: cli.json, quiet: cli.quiet };
     match cli.command {
         Command::Check => check::run(&ctx),
         Command::Layout(c) => layout::run(&ctx, c),
@@ -73,21 +85,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Verify(a) => verify::verify(&ctx, a),
         Command::Compare(a) => verify::compare(&ctx, a),
-        Command::Config(ConfigCmd::Show) => {
-            if ctx.json {
-                let mut v = serde_json::to_value(&ctx.config)?;
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("signing_keys".into(), trust::show_json(&ctx));
-                }
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!("# effective configuration (file: {})", ctx.config_path.display());
-                print!("{}", trust::show(&ctx));
-                print!("{}", ctx.config.to_toml());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Config(c) => config::run(&ctx, c),
         Command::Completions(a) => docs::completions(a),
-        Command::Manpage(a) => docs::manpages(a),
+        Command::Manpage(a) => docs::manpages(&ctx, a),
     }
 }

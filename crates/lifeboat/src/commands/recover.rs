@@ -47,6 +47,10 @@ fn run_recovery(ctx: &Ctx, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
         identity: a.identity.clone(),
     };
     let mut console = Screen::new(ctx.json, a.plan);
+    // -q: the plan only when it is asked for or before the question; no steps, no progress.
+    console.quiet = ctx.quiet;
+    console.tty &= !ctx.quiet;
+    console.quiet_plan = ctx.quiet && !a.plan && (a.yes || a.auto);
     let (plan, report, secs) = match recover(&ctx.config, &req, &mut console)? {
         Outcome::Planned(plan) => {
             if ctx.json {
@@ -63,6 +67,10 @@ fn run_recovery(ctx: &Ctx, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
     if ctx.json {
         let v = serde_json::json!({"plan": plan, "report": report, "seconds": secs});
         println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if ctx.quiet {
+        for l in &report.lost {
+            println!("NOT RESTORED {l}");
+        }
     } else {
         let phases: Vec<String> = report.phases.iter().map(|(p, t)| format!("{p} {t:.1} s")).collect();
         println!("phases: {}", phases.join(", "));
@@ -99,6 +107,10 @@ struct Screen {
     tty: bool,
     /// When the last progress line was written, since the restore began.
     last: Duration,
+    /// `-q`: no steps, no progress, no restore summary.
+    quiet: bool,
+    /// `-q` and nothing will be asked: the plan is not shown either.
+    quiet_plan: bool,
 }
 
 impl Screen {
@@ -108,6 +120,8 @@ impl Screen {
             json_plan: json && plan_only,
             tty: std::io::stderr().is_terminal() && !json,
             last: Duration::ZERO,
+            quiet: false,
+            quiet_plan: false,
         }
     }
 }
@@ -128,7 +142,7 @@ impl Console for Screen {
     }
 
     fn plan(&mut self, plan: &Plan, layout: &Layout, layout_file: &Path) {
-        if self.json_plan {
+        if self.json_plan || self.quiet_plan {
             return;
         }
         let m = &layout.meta;
@@ -159,12 +173,16 @@ impl Console for Screen {
     }
 
     fn step(&mut self, line: &str) {
-        println!("{line}");
+        if self.quiet {
+            log::info!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
 
     fn restore_progress(&mut self, bytes: u64, n: u64, total: u64, elapsed: Duration) {
         let every = Duration::from_millis(if self.tty { 250 } else { 10_000 });
-        if elapsed.saturating_sub(self.last) < every {
+        if self.quiet || elapsed.saturating_sub(self.last) < every {
             return;
         }
         self.last = elapsed;
@@ -190,6 +208,9 @@ impl Console for Screen {
             eprintln!();
         }
         self.last = Duration::ZERO;
+        if self.quiet {
+            return;
+        }
         println!("  restored {entries} entries ({}) in {seconds:.1} s", human(bytes));
     }
 }

@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<ExitCode> {
     if ctx.json {
         let v = serde_json::json!({"backup": done.location, "seconds": done.seconds, "report": r});
         println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
+    } else if !(ctx.quiet && done.complete()) {
         println!(
             "restored {} entries ({}) from {} into {} in {:.1} s",
             r.restored,

@@ -17,7 +17,7 @@ pub fn verify(ctx: &Ctx, from: FromArgs) -> anyhow::Result<ExitCode> {
         let j = serde_json::json!({"backup": v.location, "ok": r.ok(), "signature": signature,
             "decrypted": v.entries.is_some(), "report": r});
         println!("{}", serde_json::to_string_pretty(&j)?);
-    } else {
+    } else if !(ctx.quiet && r.ok()) {
         match v.entries {
             Some(n) => println!("backup {}: {} volumes, {n} entries in the manifest", v.location, v.volumes),
             None => println!(
@@ -54,7 +54,9 @@ pub fn compare(ctx: &Ctx, a: CompareArgs) -> anyhow::Result<ExitCode> {
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&diffs)?);
     } else if diffs.is_empty() {
-        println!("{root} matches the backup {} ({} entries)", b.location(), b.entries.len());
+        if !ctx.quiet {
+            println!("{root} matches the backup {} ({} entries)", b.location(), b.entries.len());
+        }
     } else {
         for d in &diffs {
             if d.details.is_empty() {
