@@ -36,6 +36,13 @@ pub struct Summary {
     pub warnings: usize,
     /// Files that shrank while read (not stored as they were).
     pub shrank: usize,
+    /// The backup an incremental one was made against; None for a full backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Incremental: entries unchanged since the parent (not stored again).
+    pub unchanged: u64,
+    /// Incremental: entries of the parent that are gone.
+    pub deleted: u64,
 }
 
 impl Summary {
@@ -54,6 +61,9 @@ impl Summary {
             compression: c.compression.clone(),
             warnings: c.stats.changed.len() + c.stats.unreadable.len(),
             shrank: c.stats.shrank.len(),
+            parent: c.parent.as_ref().map(|p| p.name.clone()),
+            unchanged: c.stats.unchanged,
+            deleted: c.stats.deleted,
         }
     }
 }
@@ -228,6 +238,7 @@ pub fn prune(config: &lifeboat_config::Config, req: &PruneRequest) -> Result<Ret
                 name: l.name.clone(),
                 state: l.state.clone(),
                 created: created_of(t.as_ref(), &host, l),
+                parent: parent_of(t.as_ref(), &host, l),
             })
             .collect();
         let decisions = decide(&candidates, &policy, std::time::SystemTime::now());
@@ -263,6 +274,21 @@ fn created_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) 
         .ok()?;
     let c: Catalog = serde_json::from_slice(&text).ok()?;
     time_of_created(&c.created)
+}
+
+/// The parent an incremental backup's catalog names (complete backups only;
+/// the catalog is in clear also when the backup is encrypted).
+fn parent_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) -> Option<String> {
+    if l.state != State::Complete {
+        return None;
+    }
+    let text = t
+        .backup(host, &l.name)
+        .ok()?
+        .read(lifeboat_archive::target::CATALOG, lifeboat_archive::read::MAX_CATALOG_BYTES)
+        .ok()?;
+    let c: Catalog = serde_json::from_slice(&text).ok()?;
+    c.parent.map(|p| p.name)
 }
 
 /// One backup, for `backup info`: found as [`crate::find::find`] finds it.

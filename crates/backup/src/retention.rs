@@ -18,6 +18,11 @@
 //! for a person to look at), a backup whose time is unknown or in the future
 //! (more than a day after now: not counted by any policy either, nor taken
 //! as the newest complete one, which is the newest of the rest).
+//!
+//! Chains: a backup that a kept one depends on (the parent of a kept
+//! incremental backup, and its parent, back to the full backup) is kept
+//! too, whatever the policies say (`parent of NAME`): removing it would
+//! make the kept increment unrestorable.
 
 use lifeboat_archive::target::State;
 use serde::Serialize;
@@ -82,6 +87,8 @@ pub struct Candidate {
     pub state: State,
     /// When it was made (UTC); None when neither its name nor its catalog says.
     pub created: Option<SystemTime>,
+    /// The backup it is an increment of (its catalog's `parent`); None for a full backup.
+    pub parent: Option<String>,
 }
 
 /// What happens to a backup.
@@ -122,6 +129,8 @@ pub enum Reason {
     InTheFuture,
     /// No policy keeps it.
     NoPolicy,
+    /// A kept incremental backup depends on it (its parent, or further back in its chain).
+    ParentOf(String),
 }
 
 impl std::fmt::Display for Reason {
@@ -141,6 +150,7 @@ impl std::fmt::Display for Reason {
             Reason::UnknownTime => write!(f, "its time is unknown"),
             Reason::InTheFuture => write!(f, "dated in the future (a wrong clock?)"),
             Reason::NoPolicy => write!(f, "no policy keeps it"),
+            Reason::ParentOf(child) => write!(f, "parent of {child}"),
         }
     }
 }
@@ -223,6 +233,31 @@ pub fn time_of_created(created: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(created.trim_end_matches('Z')).ok()
 }
 
+/// Keep what every backup that is kept depends on: its parent, that one's
+/// parent, and so on (a loop or a parent that is not listed ends the walk).
+fn keep_parents(backups: &[Candidate], reasons: &mut [Vec<Reason>]) {
+    let by_name: std::collections::HashMap<&str, usize> =
+        backups.iter().enumerate().map(|(i, b)| (b.name.as_str(), i)).collect();
+    let kept = |i: usize, reasons: &[Vec<Reason>]| !reasons[i].is_empty() || backups[i].state != State::Complete;
+    for i in 0..backups.len() {
+        if !kept(i, reasons) {
+            continue;
+        }
+        let mut seen = std::collections::HashSet::from([i]);
+        let mut at = i;
+        while let Some(p) = backups[at].parent.as_deref().and_then(|p| by_name.get(p).copied()) {
+            if !seen.insert(p) {
+                break;
+            }
+            let why = Reason::ParentOf(backups[at].name.clone());
+            if !reasons[p].contains(&why) {
+                reasons[p].push(why);
+            }
+            at = p;
+        }
+    }
+}
+
 /// Decide, for every backup and upload of one host, whether `policy` keeps
 /// or removes it, and why (see the module's rules). The result is in the
 /// order of `backups`. A backup dated more than a day after `now` is kept.
@@ -265,6 +300,7 @@ pub fn decide(backups: &[Candidate], policy: &Policy, now: SystemTime) -> Vec<De
             });
         }
     }
+    keep_parents(backups, &mut reasons);
     backups
         .iter()
         .zip(reasons)
@@ -300,7 +336,7 @@ mod tests {
     fn b(when: &str) -> Candidate {
         let t = at(&format!("{}:00Z", when.replace(' ', "T")));
         let name = humantime::format_rfc3339_millis(t).to_string().replace(':', "");
-        Candidate { name, state: State::Complete, created: Some(t) }
+        Candidate { name, state: State::Complete, created: Some(t), parent: None }
     }
 
     #[test]
@@ -482,7 +518,7 @@ mod tests {
         let mut dead = b("2026-12-04 11:00");
         dead.name.push_str(".partial");
         dead.state = State::Interrupted;
-        let undated = Candidate { name: "nightly".into(), state: State::Complete, created: None };
+        let undated = Candidate { name: "nightly".into(), state: State::Complete, created: None, parent: None };
         all.extend([damaged, running, dead, undated]);
         let d = decide(&all, &Policy { last: 1, ..Policy::default() }, at("2030-01-01T00:00:00Z"));
         let actions: Vec<Action> = d.iter().map(|d| d.action).collect();
@@ -504,5 +540,29 @@ mod tests {
         assert_eq!(d[0].action, Action::Remove);
         assert!(Policy::default().is_empty() && !Policy { weekly: 1, ..Policy::default() }.is_empty());
         assert_eq!(Policy { last: 3, daily: 7, ..Policy::default() }.describe(), "--keep-last 3 --keep-daily 7");
+    }
+
+    #[test]
+    fn a_backup_a_kept_increment_depends_on_is_kept_back_to_its_full_backup() {
+        let mut backups =
+            vec![b("2026-11-01 10:00"), b("2026-11-02 10:00"), b("2026-11-03 10:00"), b("2026-11-04 10:00")];
+        // 0 full, 1 and 2 increments of it in a chain, 3 a new full backup.
+        backups[1].parent = Some(backups[0].name.clone());
+        backups[2].parent = Some(backups[1].name.clone());
+        let d = decide(&backups, &Policy { last: 2, ..Policy::default() }, at("2026-12-01T00:00:00Z"));
+        assert_eq!(d.iter().map(|d| d.action).collect::<Vec<_>>(), [Action::Keep; 4], "{d:?}");
+        assert_eq!(d[1].reasons, vec![Reason::ParentOf(backups[2].name.clone())]);
+        assert_eq!(d[0].reasons, vec![Reason::ParentOf(backups[1].name.clone())]);
+        assert_eq!(d[0].reasons[0].to_string(), format!("parent of {}", backups[1].name));
+        // Only the new full backup kept: the old chain goes whole.
+        let d = decide(&backups, &Policy { last: 1, ..Policy::default() }, at("2026-12-01T00:00:00Z"));
+        assert_eq!(
+            d.iter().map(|d| d.action).collect::<Vec<_>>(),
+            [Action::Remove, Action::Remove, Action::Remove, Action::Keep]
+        );
+        // A loop in crafted catalogs ends the walk.
+        backups[0].parent = Some(backups[2].name.clone());
+        let d = decide(&backups, &Policy { last: 2, ..Policy::default() }, at("2026-12-01T00:00:00Z"));
+        assert!(d.iter().all(|d| d.action == Action::Keep), "{d:?}");
     }
 }
