@@ -20,12 +20,15 @@ RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools 
 # sshd to put into a rescue system and ssh to log into it, an NFS server
 # for the VM test that recovers from an NFS export, minisign to check that
 # backup signatures verify with the standard tool, age to check
-# that an encrypted backup restores with `age -d | zstd -dc | tar -x`.
-TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap nfs-kernel-server minisign age
+# that an encrypted backup restores with `age -d | zstd -dc | tar -x`,
+# systemd-analyze to verify the Debian package's units and dpkg-dev
+# (dpkg-shlibdeps) for its library dependencies.
+TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap nfs-kernel-server minisign age \
+	systemd dpkg-dev
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 
-.PHONY: all deps test-deps garage build install run test fuzz-smoke fuzz lint clean
+.PHONY: all deps test-deps garage build install deb run test fuzz-smoke fuzz lint clean
 
 all: deps install run
 
@@ -48,9 +51,17 @@ build:
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/lifeboat
-	$(BIN) manpage --dir $(DESTDIR)$(PREFIX)/share/man/man1 >/dev/null
+	$(BIN) -q manpage --dir $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5
+	mv -f $(DESTDIR)$(PREFIX)/share/man/man1/lifeboat.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -d $(DESTDIR)/usr/share/bash-completion/completions
 	$(BIN) completions bash > $(DESTDIR)/usr/share/bash-completion/completions/lifeboat
+
+# The Debian package (docs/operations.md): target/deb/lifeboat_VERSION_ARCH.deb,
+# with man pages, completions, the commented /etc/lifeboat/lifeboat.toml
+# and the systemd timers; `apt install ./target/deb/lifeboat_*.deb`.
+deb: build
+	packaging/deb.sh --binary $(BIN) --out target/deb
 
 # The main job: the preflight, then rescue media for this machine (which
 # also saves its layout), then the layout as a tree.

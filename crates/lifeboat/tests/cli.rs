@@ -132,3 +132,74 @@ fn backup_prune_by_policy_says_what_it_keeps_and_removes_and_applies_the_configu
     assert!(err.contains("no retention policy") && err.contains("[backup.retention]"), "{err}");
     assert!(b[3].is_dir());
 }
+
+/// Run lifeboat with -q; assert it succeeds and prints nothing at all.
+fn quiet(cfg: &str, args: &[&str]) {
+    let (code, out, err) = run_lifeboat(&[&["--config", cfg, "-q"][..], args].concat());
+    assert_eq!(code, 0, "lifeboat -q {args:?}: {out}{err}");
+    assert_eq!((out.as_str(), err.as_str()), ("", ""), "lifeboat -q {args:?} prints nothing on success");
+}
+
+#[test]
+fn quiet_runs_print_nothing_on_success_but_what_was_asked_for() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let target = tmp.path().join("target");
+    let cfg = config(tmp.path(), &format!("[backup]\ntarget = \"file://{}\"\n", target.display()));
+    let c = cfg.to_str().expect("utf8");
+    let p = |name: &str| tmp.path().join(name).to_str().expect("utf8").to_string();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).expect("mkdir");
+    std::fs::write(tree.join("etc/hostname"), "web1\n").expect("file");
+    std::fs::write(tree.join("data.bin"), vec![7u8; 100_000]).expect("file");
+    std::fs::create_dir(&target).expect("target");
+
+    quiet(c, &["config", "init", &p("init.toml")]);
+    quiet(c, &["manpage", "--dir", &p("man")]);
+    quiet(c, &["layout", "save", "-o", &p("layout.toml")]);
+    quiet(c, &["layout", "diff", &p("layout.toml"), "--against", &p("layout.toml")]);
+    // The first backup also makes the signing key: said in the run log, not on the terminal.
+    quiet(c, &["backup", "--root", tree.to_str().expect("utf8"), "."]);
+    quiet(c, &["backup", "--root", tree.to_str().expect("utf8"), "."]);
+    quiet(c, &["verify"]);
+    quiet(c, &["compare", "--root", tree.to_str().expect("utf8")]);
+    quiet(c, &["restore", "--to", &p("restored")]);
+    assert!(tmp.path().join("restored/etc/hostname").is_file());
+    quiet(c, &["backup", "prune", "--keep-last", "1"]);
+    quiet(c, &["backup", "prune", "--partial"]);
+    let logs = std::fs::read_dir(tmp.path().join("work/log")).expect("logs").flatten();
+    let text: String = logs.map(|e| std::fs::read_to_string(e.path()).expect("log")).collect();
+    assert!(text.contains("KeyCreated"), "the new key is in the run log:\n{text}");
+    // check passes only on a machine with every tool; when it does, it is quiet too.
+    let (code, out, err) = run_lifeboat(&["--config", c, "-q", "check"]);
+    if code == 0 {
+        assert_eq!((out.as_str(), err.as_str()), ("", ""));
+    } else {
+        assert!(code == 1 && !out.is_empty(), "a failed check shows the table: {out}{err}");
+    }
+
+    // What the command is for is still printed: lists, trees, --json, the config.
+    let (code, out, err) = run_lifeboat(&["--config", c, "-q", "--json", "backup", "list"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "one backup left after prune: {out}");
+    let (code, out, _) = run_lifeboat(&["--config", c, "-q", "layout", "show", &p("layout.toml")]);
+    assert!(code == 0 && !out.is_empty());
+    let (code, out, _) = run_lifeboat(&["--config", c, "-q", "config", "show"]);
+    assert!(code == 0 && out.contains("[backup]"));
+    // A failure is still said, on stderr, with exit 2.
+    let (code, out, err) =
+        run_lifeboat(&["--config", c, "-q", "verify", "--from", &format!("file://{}", p("nowhere"))]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.starts_with("lifeboat: error: "), "{err}");
+}
+
+#[test]
+fn commands_that_only_print_leave_no_run_log() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = config(tmp.path(), "");
+    let c = cfg.to_str().expect("utf8");
+    for args in [&["config", "show"][..], &["completions", "bash"], &["manpage", "--dir", "/dev/null/x"]] {
+        let _ = run_lifeboat(&[&["--config", c][..], args].concat());
+    }
+    assert!(!tmp.path().join("work/log").exists(), "config show, completions and manpage write no log");
+}
