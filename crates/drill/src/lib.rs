@@ -23,13 +23,15 @@ pub mod phases;
 pub mod report;
 pub mod tree;
 
+pub use lifeboat_vm::Firmware;
+
 use lifeboat_backup::find::{Find, Source};
 use lifeboat_backup::location::Location;
 use lifeboat_backup::Feedback;
 use lifeboat_config::{Config, DrillAccel, DrillFirmware};
 use lifeboat_layout::model::{self, Layout};
 use lifeboat_runner::Runner;
-use lifeboat_vm::{AccelChoice, Boot, Console, Firmware, Media, VmError};
+use lifeboat_vm::{AccelChoice, Boot, Console, Media, VmError};
 use report::{Comparison, MultiUser, Phase, Report, Source as PhaseSource, Verdict};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};

@@ -58,6 +58,9 @@ pub enum Command {
     Mkbackup(MkbackupArgs),
     /// Rebuild this machine from its layout and backup: map disks, show the plan, recreate, restore, make it boot
     Recover(RecoverArgs),
+    /// Prove the rescue medium works: recover onto blank disks in an isolated VM, boot them, compare with the
+    /// backup, write a report (exit 0 only when the drill passed)
+    Drill(DrillArgs),
     /// Show the configuration in effect, with every default filled in, or write a commented one
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -341,4 +344,35 @@ pub struct RecoverArgs {
     /// backup.identity_file]
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+}
+
+/// Arguments of `lifeboat drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The rescue medium [default: paths.output_dir/lifeboat-HOST.iso]; the further media of its set
+    /// (lifeboat-HOST-2.iso, ...) beside it go in further drives
+    #[arg(long, value_name = "ISO")]
+    pub medium: Option<PathBuf>,
+    /// The backup the recovered files are compared with
+    #[command(flatten)]
+    pub from: FromArgs,
+    /// The saved layout the medium carries [default: paths.layout_file]
+    #[arg(long, value_name = "FILE")]
+    pub layout: Option<PathBuf>,
+    /// What holds the backup, attached read-only to the VM: a disk image or block device [default: the
+    /// disk that holds a file:// backup; none for a backup on the media]
+    #[arg(long, value_name = "IMAGE")]
+    pub backup_disk: Option<PathBuf>,
+    /// Firmware of the VMs [default: drill.firmware]
+    #[arg(long, value_parser = PossibleValuesParser::new(["bios", "uefi"]))]
+    pub firmware: Option<String>,
+    /// Size of the blank disks relative to the layout's (0.8: smaller, 1.5: larger)
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub disk_factor: f64,
+    /// Where the report goes (a directory drill-TIME in it) [default: drill.report_dir]
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Keep the recovered disk images beside the report
+    #[arg(long)]
+    pub keep_disks: bool,
 }

@@ -5,6 +5,7 @@ mod burn;
 mod check;
 mod config;
 mod docs;
+mod drill;
 mod feedback;
 mod layout;
 mod list;
@@ -81,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Burn(a) => burn::run(&ctx, a),
         Command::Mkbackup(a) => mkbackup::run(&ctx, a),
         Command::Recover(a) => recover::run(&ctx, a),
+        Command::Drill(a) => drill::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Verify(a) => verify::verify(&ctx, a),
