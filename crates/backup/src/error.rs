@@ -33,6 +33,9 @@ pub enum Error {
     /// The target cannot be opened, listed or written.
     #[error(transparent)]
     Target(#[from] ArchiveError),
+    /// An incremental backup's chain cannot be resolved (a parent missing, replaced, a loop).
+    #[error(transparent)]
+    Chain(#[from] lifeboat_archive::chain::ChainError),
     /// The backup is encrypted and cannot be decrypted (no identity, a wrong
     /// one), or the configured recipients are wrong.
     #[error(transparent)]

@@ -125,6 +125,8 @@ pub fn readable(f: &Find, objects: Arc<dyn Objects>) -> Result<Arc<dyn Objects>,
 pub fn find(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Found, Error> {
     let objects = readable(f, locate(f, r, feedback)?)?;
     let (backup, verdict) = keys::open(&f.trust, &objects, feedback)?;
+    // An increment: its chain resolved (every parent checked), so readers see its whole state.
+    let backup = crate::chain::resolve(f, backup, r, feedback)?;
     Ok(Found { backup, verdict })
 }
 

@@ -4,7 +4,7 @@
 
 use crate::select::{select, Request};
 use crate::{keys, Error, Feedback, Notice, Progress};
-use lifeboat_archive::backup::{write_encrypted_backup, write_signed_backup};
+use lifeboat_archive::backup::{write_backup_against, write_encrypted_backup, write_signed_backup};
 use lifeboat_archive::target::encrypt::Recipients;
 use lifeboat_archive::target::{self, Objects, Target};
 use lifeboat_archive::Catalog;
@@ -94,6 +94,37 @@ pub fn target_settings(config: &Config) -> target::TargetSettings {
 /// at the first backup, dead runs left on the target and the progress go to
 /// `feedback`.
 pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Made, Error> {
+    make_kind(config, req, crate::chain::Kind::Policy, runner, feedback)
+}
+
+/// How often `backup.full_every` wants a full backup; None: every backup is full (unless `--incremental`).
+pub fn full_every(config: &Config) -> Result<Option<std::time::Duration>, Error> {
+    let v = config.backup.full_every.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    humantime::parse_duration(v).map(Some).map_err(|e| {
+        Error::Target(lifeboat_archive::ArchiveError::Target(
+            "backup.full_every".into(),
+            format!("{v:?} is not a duration ({e}): give e.g. \"7d\" or \"24h\", or \"\" for full backups only"),
+        ))
+    })
+}
+
+/// [`make`], full or incremental as `kind` says: an increment stores only
+/// what changed since the host's newest backup (see
+/// [`lifeboat_archive::chain`]); when there is none to build on (or it is
+/// encrypted and no identity is configured, or the chain's full backup is
+/// older than `backup.full_every`) a full backup is made and said so
+/// through [`Notice::FullBackup`].
+pub fn make_kind(
+    config: &Config,
+    req: &Request,
+    kind: crate::chain::Kind,
+    runner: &dyn Runner,
+    feedback: &mut dyn Feedback,
+) -> Result<Made, Error> {
+    let every = full_every(config)?;
     let (url, target) = open_target(config, Some(&req.url))?;
     let layout = live_layout(config, runner)?;
     // Refused here, before the upload begins, when the selection misses a
@@ -112,6 +143,21 @@ pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut 
     let recipients = Recipients::configured(&b.recipients, Some(&b.recipients_file), Some(&b.passphrase_file))?;
     // The host's lock on the target, from begin to commit: a prune waits for it (and this for a prune).
     let mut lock = target::lock::acquire(target.as_ref(), &host, "backup", BACKUP_WAITS_FOR_LOCK)?;
+    let find = crate::find::Find {
+        source: crate::find::Source::Url(url.clone()),
+        host: host.clone(),
+        trust: keys::Trust { key_dir: config.paths.key_dir.clone(), insecure: false },
+        unattended: true,
+        identity: Some(b.identity_file.clone()).filter(|p| !p.as_os_str().is_empty()),
+        settings: target_settings(config),
+    };
+    let parent = match crate::chain::parent_for(kind, every, target.as_ref(), &find, &host, runner, feedback) {
+        Ok(p) => p,
+        Err(why) => {
+            feedback.notice(Notice::FullBackup { why });
+            None
+        }
+    };
     let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
     mention_interrupted(target.as_ref(), &url, &host, feedback);
     let upload = target.begin(&host, &name)?;
@@ -124,9 +170,10 @@ pub fn make(config: &Config, req: &Request, runner: &dyn Runner, feedback: &mut 
         feedback.progress(&Progress { bytes, files, expected, elapsed: start.elapsed() });
     };
     // The upload is aborted (its staging removed) when writing fails.
-    let result = match &recipients {
-        Some(to) => write_encrypted_backup(upload, &opts, &host, Some(&key), to, &mut progress),
-        None => write_signed_backup(upload, &opts, &host, Some(&key), &mut progress),
+    let result = match (&recipients, &parent) {
+        (Some(to), None) => write_encrypted_backup(upload, &opts, &host, Some(&key), to, &mut progress),
+        (None, None) => write_signed_backup(upload, &opts, &host, Some(&key), &mut progress),
+        (to, Some(p)) => write_backup_against(upload, &opts, &host, Some(&key), to.as_ref(), Some(p), &mut progress),
     };
     feedback.progress_end();
     let (catalog, objects) = result.map_err(Error::NotCompleted)?;

@@ -17,6 +17,7 @@
 //! - [`retention`]: which backups a `--keep-*` policy keeps (restic's rules), as a pure function.
 //! - [`verify`] and [`restore`]: reading a backup that [`find`] found.
 
+pub mod chain;
 pub mod error;
 pub mod find;
 pub mod job;
@@ -81,6 +82,11 @@ pub enum Notice {
     /// The manifest cannot be used, so the restore reads the tar stream alone.
     StreamOnly {
         /// Why the backup did not open with its manifest.
+        why: String,
+    },
+    /// An incremental backup was asked for (`--incremental`, `backup.full_every`), and a full one is made.
+    FullBackup {
+        /// Why there is nothing to build on.
         why: String,
     },
 }

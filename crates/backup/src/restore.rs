@@ -22,6 +22,8 @@ pub struct Request {
     pub patterns: Vec<String>,
     /// Restore only the filesystem that was mounted here, as the root of `to`.
     pub filesystem: Option<String>,
+    /// Restore the state of this earlier backup of the host (its name): `--at`.
+    pub at: Option<String>,
 }
 
 /// What a restore did.
@@ -45,9 +47,13 @@ impl Restored {
 /// Restore as `req` asks; the destination is made only after the backup opened.
 pub fn restore(req: &Request, runner: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Restored, Error> {
     let t = &req.find.trust;
-    let objects = crate::find::readable(&req.find, locate(&req.find, runner, feedback)?)?;
+    let found = match &req.at {
+        Some(at) => crate::chain::locate_at(&req.find, at, runner, feedback)?,
+        None => locate(&req.find, runner, feedback)?,
+    };
+    let objects = crate::find::readable(&req.find, found)?;
     let source = match keys::open(t, &objects, feedback) {
-        Ok((b, _)) => Source::Manifest(b),
+        Ok((b, _)) => Source::Manifest(crate::chain::resolve(&req.find, b, runner, feedback)?),
         Err(e) => match keys::checked(t, &objects, feedback, lifeboat_archive::trust::verified_catalog) {
             Ok((catalog, _)) if req.filesystem.is_none() => {
                 feedback.notice(Notice::StreamOnly { why: chain(&e) });

@@ -24,6 +24,10 @@ pub struct Verified {
     pub entries: Option<usize>,
     /// What was found.
     pub report: VerifyReport,
+    /// The backup an incremental one was made against.
+    pub parent: Option<String>,
+    /// Its chain as resolved, nearest parent first (empty: a full backup, or not resolved without the identity).
+    pub chain: Vec<String>,
 }
 
 /// Find the backup and read every volume of it, checking every checksum.
@@ -41,16 +45,22 @@ pub fn verify(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<V
             volumes: catalog.volumes.len(),
             entries: None,
             report,
+            parent: catalog.parent.as_ref().map(|p| p.name.clone()),
+            chain: Vec::new(),
         });
     }
     let (backup, verdict) = keys::open(&f.trust, &readable(f, raw)?, feedback)?;
     let report = lifeboat_archive::restore::verify(&backup);
+    // An increment: its parents are checked (present, signed, the ones it was made against).
+    let backup = crate::chain::resolve(f, backup, r, feedback)?;
     Ok(Verified {
         location: backup.location(),
         verdict,
         volumes: backup.catalog.volumes.len(),
         entries: Some(backup.entries.len()),
         report,
+        parent: backup.catalog.parent.as_ref().map(|p| p.name.clone()),
+        chain: backup.ancestor_names(),
     })
 }
 

@@ -184,6 +184,10 @@ pub struct Backup {
     /// for verify, restore and recover; empty: give `--identity FILE`. When
     /// set, `mkbackup` puts it on the rescue medium (with a warning).
     pub identity_file: PathBuf,
+    /// How old a chain's full backup may get before the next backup is full
+    /// again (`"7d"`: full weekly, incremental in between); empty: every
+    /// backup is full unless `lifeboat backup --incremental` is given.
+    pub full_every: String,
     /// Which backups `lifeboat backup prune` keeps (`[backup.retention]`); none set: every backup is kept.
     pub retention: Retention,
     /// How `s3://` targets reach their store (`[backup.s3]`).
@@ -302,6 +306,7 @@ impl Default for Backup {
             recipients_file: PathBuf::new(),
             passphrase_file: PathBuf::new(),
             identity_file: PathBuf::new(),
+            full_every: String::new(),
             retention: Retention::default(),
             s3: BackupS3::default(),
         }

@@ -129,6 +129,13 @@ pub struct BackupArgs {
     /// Volume size: cd, dvd, dvd-dl, bd, or a size such as 700M [default: backup.volume_size]
     #[arg(long, value_name = "SIZE")]
     pub volume_size: Option<lifeboat_config::ByteSize>,
+    /// Store only what changed since the host's newest backup (a full backup when there is none)
+    /// [default: as backup.full_every says]
+    #[arg(long, conflicts_with = "full")]
+    pub incremental: bool,
+    /// A full backup, whatever backup.full_every says
+    #[arg(long)]
+    pub full: bool,
     /// Paths under the root to back up, each without crossing into other mounts
     /// [default: every local filesystem mounted now]
     #[arg(value_name = "PATHS")]
@@ -220,6 +227,10 @@ pub struct RestoreArgs {
     /// DIR as its root, without the filesystems mounted below it
     #[arg(long, value_name = "MOUNTPOINT")]
     pub filesystem: Option<String>,
+    /// Restore the state of this earlier backup of the host (its name, as
+    /// `backup list` shows it: 2026-12-01T020000.123Z) instead of the newest
+    #[arg(long, value_name = "ID")]
+    pub at: Option<String>,
 }
 
 /// Arguments of `lifeboat compare`.

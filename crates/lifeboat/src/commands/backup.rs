@@ -3,7 +3,8 @@
 use super::feedback::Terminal;
 use super::Ctx;
 use crate::cli::{BackupArgs, BackupCmd};
-use lifeboat_backup::job::{make, Made};
+use lifeboat_backup::chain::Kind;
+use lifeboat_backup::job::{make_kind, Made};
 use lifeboat_backup::select::Request;
 use lifeboat_config::human;
 use lifeboat_runner::{Mode, SystemRunner};
@@ -23,7 +24,12 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         paths: a.paths,
         volume_size: a.volume_size.unwrap_or(ctx.config.backup.volume_size).0,
     };
-    let made = make(&ctx.config, &req, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
+    let kind = match (a.incremental, a.full) {
+        (true, _) => Kind::Incremental,
+        (_, true) => Kind::Full,
+        _ => Kind::Policy,
+    };
+    let made = make_kind(&ctx.config, &req, kind, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
     if ctx.json || !(ctx.quiet && made.clean()) {
         print(ctx, &made)?;
     }
@@ -71,6 +77,17 @@ fn print(ctx: &Ctx, made: &Made) -> anyhow::Result<()> {
         s.bytes_out as f64 / s.bytes_in.max(1) as f64,
         s.bytes_in as f64 / secs.max(0.001) / 1e6
     );
+    if let Some(p) = &made.catalog.parent {
+        println!(
+            "  incremental on {} (chain of {} since the full backup {}): {} entries stored, {} unchanged, {} deleted",
+            p.name,
+            p.depth + 1,
+            p.full,
+            s.entries,
+            s.unchanged,
+            s.deleted
+        );
+    }
     if s.sockets_skipped > 0 {
         println!("  {} sockets skipped (they cannot be archived)", s.sockets_skipped);
     }

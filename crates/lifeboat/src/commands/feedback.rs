@@ -80,6 +80,7 @@ impl Feedback for Terminal {
                 eprintln!("going on without medium {k}: what is stored on it will be listed as not restored")
             }
             Notice::IdentityOnMedium { warning } => eprintln!("lifeboat: WARNING: {warning}"),
+            Notice::FullBackup { why } => eprintln!("lifeboat: making a full backup: {why}"),
             Notice::StreamOnly { why } => eprintln!(
                 "lifeboat: {why}\nlifeboat: restoring from the tar stream alone (its volumes are checked against the signed catalog)"
             ),

@@ -59,7 +59,10 @@ pub fn list(ctx: &Ctx, target: Option<String>) -> anyhow::Result<ExitCode> {
                 s.files,
                 s.ratio,
                 if signed(r) { "yes" } else { "NO" },
-                r.location
+                match &s.parent {
+                    Some(p) => format!("{}  (incremental on {p})", r.location),
+                    None => r.location.clone(),
+                }
             ),
             Err(why) => {
                 println!("{:<22} {:<16} {:>10} {:>9} {:>7} {:<6}  {} ({why})", "?", "?", "?", "?", "?", "?", r.location)
@@ -217,6 +220,16 @@ pub fn info(ctx: &Ctx, from: &FromArgs) -> anyhow::Result<ExitCode> {
     println!("host     {}  created {}", c.host, c.created);
     println!("paths    {}", c.paths.join(" "));
     println!("content  {} entries, {} files, {}", c.stats.entries, c.stats.files, human(c.stats.bytes_in));
+    if let Some(p) = &c.parent {
+        println!(
+            "parent   {} (manifest blake3 {}), chain {} back to the full backup {}",
+            p.name,
+            &p.manifest_blake3[..p.manifest_blake3.len().min(16)],
+            b.ancestor_names().join(" <- "),
+            p.full
+        );
+        println!("         {} entries unchanged since it, {} deleted", c.stats.unchanged, c.stats.deleted);
+    }
     println!(
         "stored   {} in {} {} volume(s) of at most {}, ratio {:.3}",
         human(d.bytes),

@@ -15,6 +15,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<ExitCode> {
         to: a.to.clone(),
         patterns: a.patterns,
         filesystem: a.filesystem,
+        at: a.at,
     };
     let done = restore(&req, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
     let r = &done.report;

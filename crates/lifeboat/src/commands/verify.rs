@@ -27,6 +27,12 @@ pub fn verify(ctx: &Ctx, from: FromArgs) -> anyhow::Result<ExitCode> {
             ),
         }
         println!("  catalog {}", super::trust::describe(&v.verdict));
+        if let Some(p) = &v.parent {
+            match v.chain.is_empty() {
+                true => println!("  incremental on {p} (its chain is not checked without the identity)"),
+                false => println!("  incremental on {p}: chain {} present, signed and the one it was made against (verify each to read its volumes)", v.chain.join(" <- ")),
+            }
+        }
         for v in &r.damaged_volumes {
             println!("  DAMAGED volume {v}");
         }
