@@ -110,6 +110,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// What reaches a remote target from the rescue system cannot be put on the medium.
+    #[error("cannot make the rescue medium reach {url}: {why}")]
+    TargetAccess {
+        /// The target.
+        url: String,
+        /// Why, with the fix.
+        why: String,
+    },
     /// The rescue medium's `backup-location.json` cannot be read.
     #[error("{} is damaged", .0.display())]
     LocationDamaged(PathBuf, #[source] serde_json::Error),

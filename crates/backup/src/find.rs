@@ -85,7 +85,16 @@ pub fn locate(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<A
     let dir = |p: &Path| -> Arc<dyn Objects> { Arc::new(DirObjects::new(p)) };
     match &f.source {
         Source::Url(url) | Source::Location(Location::Url { url }) => {
-            Ok(target::open_configured(url, r, &f.settings)?.choose(&f.host)?)
+            let mut settings = f.settings.clone();
+            // A rescue medium without the target's secrets: ask for them (an unattended run fails naming them).
+            if url.starts_with("s3://") && !f.unattended && !target::s3::has_credentials(url, &settings.s3) {
+                let asked = feedback.s3_credentials(url).map_err(Error::io(format!("cannot ask for the credentials of {url}")))?;
+                if let Some((id, secret)) = asked {
+                    settings.s3.access_key_id = id;
+                    settings.s3.secret_access_key = secret;
+                }
+            }
+            Ok(target::open_configured(url, r, &settings)?.choose(&f.host)?)
         }
         Source::Location(Location::Media { path, label }) => {
             let (at, links) =

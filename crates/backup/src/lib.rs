@@ -12,11 +12,13 @@
 //! - [`location`]: where a backup went, as the rescue medium records it (`backup-location.json`).
 //! - [`media`]: block devices by signature, read-only mounts, a backup spread over a set of media.
 //! - [`find`]: the one way a backup is found again, from a URL or a [`location::Location`].
+//! - [`access`]: what a rescue medium carries to reach an `s3://` or `sftp://` target.
 //! - [`mkbackup`]: the rescue medium and the backup in one go.
 //! - [`list`]: what a target holds (`backup list`), pruning dead runs and by policy, one backup's details.
 //! - [`retention`]: which backups a `--keep-*` policy keeps (restic's rules), as a pure function.
 //! - [`verify`] and [`restore`]: reading a backup that [`find`] found.
 
+pub mod access;
 pub mod chain;
 pub mod error;
 pub mod find;
@@ -79,6 +81,20 @@ pub enum Notice {
         /// What that means, and the alternative.
         warning: String,
     },
+    /// The rescue medium carries the secrets that reach a remote target (`rescue.target_credentials`).
+    CredentialsOnMedium {
+        /// The target.
+        url: String,
+        /// What that means, and the alternative.
+        warning: String,
+    },
+    /// The rescue medium reaches a remote target only with secrets it does not carry.
+    NoCredentialsOnMedium {
+        /// The target.
+        url: String,
+        /// What recovery then needs.
+        how: String,
+    },
     /// The manifest cannot be used, so the restore reads the tar stream alone.
     StreamOnly {
         /// Why the backup did not open with its manifest.
@@ -139,6 +155,11 @@ pub trait Feedback {
     /// A medium of a set is in no drive: ask for it.
     fn medium_missing(&mut self, _medium: &MissingMedium) -> std::io::Result<MediumAnswer> {
         Ok(MediumAnswer::GiveUp)
+    }
+    /// An `s3://` target has no credentials here: ask for the access key id
+    /// and secret (None: nobody to ask, or nothing given).
+    fn s3_credentials(&mut self, _url: &str) -> std::io::Result<Option<(String, String)>> {
+        Ok(None)
     }
 }
 

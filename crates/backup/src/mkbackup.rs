@@ -79,6 +79,17 @@ pub fn mkbackup(
     let mut backup_disk: Option<PathBuf> = None;
     let mut backup = None;
     let volume = config.backup.volume_size.0;
+    // What the rescue system needs to reach a remote target (media carry
+    // their backup), found before the long work so that it cannot fail after.
+    let remote = match req.mode {
+        MkbackupMode::Target => Some(req.target.clone().unwrap_or_else(|| config.backup.target.clone())),
+        MkbackupMode::Rescue => Some(config.backup.target.clone()),
+        _ => None,
+    };
+    let (mut access_config, mut access_files) = (config.clone(), Vec::new());
+    if let Some(url) = remote {
+        crate::access::for_rescue(config, &url, &mut access_config, &mut access_files, runner, feedback)?;
+    }
     match req.mode {
         MkbackupMode::Tape => return Err(Error::ModeUnavailable("tape".into())),
         MkbackupMode::Rescue => {}
@@ -134,7 +145,9 @@ pub fn mkbackup(
         }
     }
     // The public signing keys go onto the medium, so recovery verifies the backup.
-    let (rescue_config, key_files) = keys::for_rescue(config, &layout.meta.hostname, feedback)?;
+    let (mut rescue_config, mut key_files) = keys::for_rescue(config, &layout.meta.hostname, feedback)?;
+    rescue_config.backup.s3 = access_config.backup.s3;
+    key_files.extend(access_files);
     opts.etc_files.extend(key_files);
     let built = mkrescue(&rescue_config, &layout, &opts, runner).map_err(Error::Rescue);
     if let Some(stage) = &staged {

@@ -137,6 +137,12 @@ pub struct Rescue {
     pub authorized_keys_file: PathBuf,
     /// Volume label of the rescue medium.
     pub label: String,
+    /// Put what reaches a remote backup target on the medium (root-only in
+    /// the rescue system), so an unattended recovery can read the backup:
+    /// S3 credentials, the SSH identity of an `sftp://` target. Off: the
+    /// medium carries the target's address and known host keys only, and
+    /// recovery asks for the secrets (or is told them in the environment).
+    pub target_credentials: bool,
 }
 
 impl Default for Rescue {
@@ -154,6 +160,7 @@ impl Default for Rescue {
             ssh_authorized_keys: false,
             authorized_keys_file: "/root/.ssh/authorized_keys".into(),
             label: "LIFEBOAT".into(),
+            target_credentials: false,
         }
     }
 }

@@ -1,13 +1,18 @@
 //! End to end, in QEMU: a real Debian 12 system (debootstrap, its own
 //! kernel and GRUB) runs `lifeboat mkbackup` on itself: under BIOS/MBR the
 //! backup goes to a backup disk (mode target), under UEFI/GPT onto the
-//! rescue ISO itself and a second medium (mode media, a set of two). A fresh VM boots that ISO with a blank
+//! rescue ISO itself and a second medium (mode media, a set of two), and
+//! under BIOS also to a real S3 store (Garage on the host, which the VMs
+//! reach only through one forwarded address on an isolated network; the
+//! rescue system recovers from it over the network). A fresh VM boots that ISO with a blank
 //! disk (the same size, larger, smaller, or under another device name:
 //! SATA, NVMe) and recovers unattended. The recovered disk, compared from
 //! the host before it ever boots, holds the backed-up tree with the
 //! source's UUIDs; then it boots by itself to multi-user, by the same firmware.
 
 mod common;
+#[path = "../../archive/tests/garage/mod.rs"]
+mod garage;
 
 use common::{lifeboat, root_or_skip, sh, LoopDisk};
 use lifeboat_vmtest::{boot, Boot, Firmware, Media};
@@ -48,6 +53,11 @@ if [ -e /etc/lifeboat-e2e.run ]; then
   rm -f /etc/lifeboat-e2e.run; sync
   echo "E2E-SOURCE-UP root=$(findmnt -no UUID /) srv=$(findmnt -no UUID /srv)"
   mountpoint -q /mnt/backup || mount LABEL=BACKUP /mnt/backup
+  # A network target: wait for the DHCP lease (systemd-networkd).
+  if grep -q '^target = "s3://' /etc/lifeboat/lifeboat.toml; then
+    for i in $(seq 60); do ip -4 route | grep -q '^default' && break; sleep 1; done
+    ip -4 -o addr show scope global
+  fi
   start=$(date +%s)
   if lifeboat mkbackup --auto-recover > /mnt/backup/mkbackup.log 2>&1; then
     # The public signing key, carried off the machine (docs/recovery.md): the host verifies the backup with it.
@@ -71,7 +81,15 @@ enum Mode {
     Target,
     /// On the rescue ISO itself.
     Media,
+    /// To an S3 store over the network (`s3://`), which the rescue system
+    /// reaches over its network with the credentials on the medium.
+    S3,
 }
+
+/// Where the VMs reach the host's S3 store: QEMU forwards this guest address to it.
+const S3_GUEST_ADDR: &str = "10.0.2.100:3900";
+/// The bucket and prefix the source backs up to.
+const S3_TARGET: &str = "s3://lifeboat/fleet";
 
 /// How the target disk is attached: the device name the rescue system sees.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -122,12 +140,37 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path) {
         Mode::Media => {
             "[backup]\nvolume_size = \"200M\"\n[mkbackup]\nmode = \"media\"\n[layout]\nexclude_devices = [\"vdb\"]\n"
         }
+        // The medium carries the store's credentials, so the recovery runs unattended.
+        Mode::S3 => "[backup]\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n[layout]\nexclude_devices = [\"vdb\"]\n\
+                     [rescue]\ntarget_credentials = true\n",
     };
+    let s3 = if mode == Mode::S3 {
+        format!(
+            "[backup.s3]\nendpoint = \"http://{S3_GUEST_ADDR}\"\nregion = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+            garage::REGION,
+            garage::KEY_ID,
+            garage::SECRET
+        )
+    } else {
+        String::new()
+    };
+    let target = if mode == Mode::S3 { format!("target = \"{S3_TARGET}\"\n") } else { String::new() };
+    // TOML: the target goes into the [backup] table the mode's text opens.
+    let config = config.replacen("[backup]\n", &format!("[backup]\n{target}"), 1);
     std::fs::write(
         m.join("etc/lifeboat/lifeboat.toml"),
-        format!("[paths]\noutput_dir = \"/mnt/backup/rescue\"\n{config}"),
+        format!("[paths]\noutput_dir = \"/mnt/backup/rescue\"\n{config}{s3}"),
     )
     .expect("config");
+    if mode == Mode::S3 {
+        // DHCP on the network card with systemd-networkd (part of Debian's systemd).
+        std::fs::create_dir_all(m.join("etc/systemd/network")).expect("mkdir");
+        std::fs::write(m.join("etc/systemd/network/50-e2e.network"), "[Match]\nName=eth0\n[Network]\nDHCP=yes\n")
+            .expect("network");
+        let wants = m.join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).expect("mkdir");
+        let _ = std::os::unix::fs::symlink("/lib/systemd/system/systemd-networkd.service", wants.join("systemd-networkd.service"));
+    }
     std::fs::write(m.join("etc/lifeboat-e2e.sh"), STEP_SCRIPT).expect("script");
     std::fs::write(m.join("etc/lifeboat-e2e.run"), "").expect("flag");
     sh(&format!(
@@ -215,8 +258,26 @@ fn target_media(image: &Path, bus: Bus, serial: &str) -> Media {
     }
 }
 
+/// The network of a VM: none, or (with the S3 store) an isolated one whose
+/// only way out is the forwarded address of the store.
+fn network(b: &mut Boot, store: Option<&garage::Garage>) {
+    b.nic = store.is_some();
+    if let Some(g) = store {
+        b.restrict_net = true;
+        b.guest_forwards = vec![(S3_GUEST_ADDR.into(), g.nodes[0].s3_port)];
+    }
+}
+
 fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
     let firmware = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
+    // The S3 store (one Garage node on the host's loopback), for mode S3.
+    let store = match mode {
+        Mode::S3 => match garage::binary("the S3 recovery round trip") {
+            Some(bin) => Some(garage::Garage::start(&bin, 1)),
+            None => return,
+        },
+        _ => None,
+    };
     let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
     let w = tmp.path();
     let mut times: Vec<(String, f64)> = Vec::new();
@@ -232,7 +293,7 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
     // 1. The source makes its rescue medium and backup (mkbackup).
     let t = Instant::now();
     let mut b = Boot::new(&format!("{fw} source"), firmware);
-    b.nic = false;
+    network(&mut b, store.as_ref());
     b.media = vec![
         Media::Disk { image: src.clone(), serial: "system".into(), read_only: false },
         Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: false },
@@ -272,7 +333,21 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         // The source's public signing key, which verifies its backup here.
         std::fs::create_dir_all(w.join("keys")).expect("mkdir");
         sh(&format!("cp {}/signing.pub {}/keys/signing.pub", m.display(), w.display()));
-        std::fs::write(w.join("trust.toml"), format!("[paths]\nkey_dir = \"{}/keys\"\n", w.display())).expect("cfg");
+        // The host reads an S3 backup from the store itself.
+        let s3 = store.as_ref().map(|g| {
+            format!(
+                "[backup.s3]\nendpoint = \"{}\"\nregion = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+                g.endpoint(0),
+                garage::REGION,
+                garage::KEY_ID,
+                garage::SECRET
+            )
+        });
+        std::fs::write(
+            w.join("trust.toml"),
+            format!("[paths]\nkey_dir = \"{}/keys\"\n{}", w.display(), s3.unwrap_or_default()),
+        )
+        .expect("cfg");
         eprintln!(
             "{}",
             log.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -284,6 +359,8 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         }
         match mode {
             Mode::Target => sh(&format!("cp -a {}/source {}", m.display(), copy.display())),
+            // The backup stays in the store; the host reads it from there.
+            Mode::S3 => String::new(),
             // The backup is on the ISOs: the host has no iso9660, xorriso reads them.
             Mode::Media => sh(&format!(
                 "set -e; for i in {0} {1}; do rm -rf {2}.part; xorriso -osirrox on -indev $i -extract /backup/source {2}.part >/dev/null 2>&1; \
@@ -295,9 +372,23 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         };
     }
     // The copy holds the source host's backups (one): compare and restore are given that backup itself.
-    let made: Vec<PathBuf> = std::fs::read_dir(&copy).expect("backup copy").flatten().map(|e| e.path()).collect();
-    assert_eq!(made.len(), 1, "one backup of the source: {made:?}");
-    let from = format!("file://{}", made[0].display());
+    let from = if mode == Mode::S3 {
+        let out = lifeboat()
+            .arg("--config")
+            .arg(w.join("trust.toml"))
+            .args(["--json", "backup", "list", "--target", S3_TARGET])
+            .output()
+            .expect("run backup list");
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("backup list --json");
+        let made: Vec<&str> = list.as_array().expect("a list").iter().filter_map(|b| b["backup"].as_str()).collect();
+        assert_eq!(made.len(), 1, "one backup of the source in the store: {list}");
+        assert_eq!(list[0]["state"], "complete", "{list}");
+        made[0].to_string()
+    } else {
+        let made: Vec<PathBuf> = std::fs::read_dir(&copy).expect("backup copy").flatten().map(|e| e.path()).collect();
+        assert_eq!(made.len(), 1, "one backup of the source: {made:?}");
+        format!("file://{}", made[0].display())
+    };
 
     // 2. Recover onto blank disks.
     for Case { name, size, bus } in cases {
@@ -306,7 +397,7 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         sh(&format!("truncate -s {size} {}", target.display()));
         let t = Instant::now();
         let mut b = Boot::new(&format!("{fw} rescue ({name})"), firmware);
-        b.nic = false;
+        network(&mut b, store.as_ref());
         b.other_hardware = bus == Bus::Sata;
         b.media = vec![Media::Cdrom(iso.clone()), target_media(&target, bus, "target")];
         if mode == Mode::Media {
@@ -399,4 +490,12 @@ fn uefi_gpt_system_with_its_backup_on_the_rescue_iso_is_recovered_and_boots() {
         Case { name: "nvme-larger", size: 4 * GIB, bus: Bus::Nvme },
     ];
     scenario("uefi", Mode::Media, &cases);
+}
+
+#[test]
+fn bios_system_backed_up_to_s3_is_recovered_over_the_rescue_network_and_boots() {
+    if !root_or_skip("QEMU recovery round trip from S3") {
+        return;
+    }
+    scenario("bios", Mode::S3, &[Case { name: "s3", size: 3 * GIB, bus: Bus::Virtio }]);
 }

@@ -203,6 +203,50 @@ fn sftp_target_against_openssh() {
     let _ = srv.port;
 
     commands_take_sftp_targets(&srv);
+    rescue_media_files_alone_reach_the_server(&srv);
+}
+
+/// What `mkbackup` puts on a rescue medium for an `sftp://` target (its
+/// ssh_config, the host's known keys, with `rescue.target_credentials` the
+/// identity) is all the rescue system's ssh needs: with an empty home and
+/// only those files, the backups are listed; without the host's key, the
+/// server is refused.
+fn rescue_media_files_alone_reach_the_server(srv: &Server) {
+    use std::os::unix::fs::PermissionsExt;
+    let url = format!("sftp://vault{}", srv.dir.path().join("cli-store").display());
+    let mut c = lifeboat_config::Config::default();
+    c.rescue.target_credentials = true;
+    let (mut cfg, mut files, mut notes) = (c.clone(), Vec::new(), Vec::<lifeboat_backup::Notice>::new());
+    let runner = lifeboat_runner::SystemRunner::new(lifeboat_runner::Mode::Run);
+    lifeboat_backup::access::for_rescue(&c, &url, &mut cfg, &mut files, &runner, &mut notes).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["ssh_known_hosts", "ssh_identity", "ssh_config"], "{notes:?}");
+    assert!(notes.iter().any(|n| matches!(n, lifeboat_backup::Notice::CredentialsOnMedium { .. })));
+    // The rescue system's /etc/lifeboat, here a directory of its own.
+    let etc = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    for (name, text) in &files {
+        let text = text.replace("/etc/lifeboat/", &format!("{}/", etc.path().display()));
+        std::fs::write(etc.path().join(name), text).unwrap();
+        std::fs::set_permissions(etc.path().join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let list = |env_config: &Path| {
+        lifeboat()
+            .env("LIFEBOAT_SSH_CONFIG", env_config)
+            .env("HOME", home.path())
+            .args(["backup", "list", "--target", &url])
+            .output()
+            .unwrap()
+    };
+    let out = list(&etc.path().join("ssh_config"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&hostname()), "the backup is listed: {text}");
+    // A server whose key the medium does not know is refused.
+    std::fs::write(etc.path().join("ssh_known_hosts"), "").unwrap();
+    let out = list(&etc.path().join("ssh_config"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("host key is known") && err.contains("strict checking"), "{err}");
 }
 
 /// Run lifeboat with the test's ssh config; (exit code, stdout, stderr).

@@ -110,6 +110,24 @@ impl std::fmt::Debug for S3Settings {
     }
 }
 
+/// The credentials `settings` resolve to for `url` (the settings, then the
+/// environment, then the credentials file), as an AWS credentials file with
+/// one `[default]` profile: what a rescue medium carries when told to
+/// (`rescue.target_credentials`). Errors when there are none.
+pub fn credentials_file_text(url: &str, settings: &S3Settings) -> Result<String, ArchiveError> {
+    let c = client::resolve_credentials(settings, url)?;
+    let mut text = format!("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n", c.key(), c.secret());
+    if let Some(t) = c.token() {
+        text.push_str(&format!("aws_session_token = {t}\n"));
+    }
+    Ok(text)
+}
+
+/// Whether `settings` (or the environment, or the credentials file) give credentials for `url`.
+pub fn has_credentials(url: &str, settings: &S3Settings) -> bool {
+    client::resolve_credentials(settings, url).is_ok()
+}
+
 /// The parts of an `s3://bucket/prefix` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {

@@ -80,6 +80,8 @@ impl Feedback for Terminal {
                 eprintln!("going on without medium {k}: what is stored on it will be listed as not restored")
             }
             Notice::IdentityOnMedium { warning } => eprintln!("lifeboat: WARNING: {warning}"),
+            Notice::CredentialsOnMedium { warning, .. } => eprintln!("lifeboat: WARNING: {warning}"),
+            Notice::NoCredentialsOnMedium { url, how } => eprintln!("lifeboat: note: {url}: {how}"),
             Notice::FullBackup { why } => eprintln!("lifeboat: making a full backup: {why}"),
             Notice::StreamOnly { why } => eprintln!(
                 "lifeboat: {why}\nlifeboat: restoring from the tar stream alone (its volumes are checked against the signed catalog)"
@@ -129,6 +131,41 @@ impl Feedback for Terminal {
         std::io::stdin().lock().read_line(&mut line)?;
         Ok(if line.trim() == "skip" { MediumAnswer::Skip } else { MediumAnswer::Retry })
     }
+
+    fn s3_credentials(&mut self, url: &str) -> std::io::Result<Option<(String, String)>> {
+        if !std::io::stdin().is_terminal() {
+            return Ok(None);
+        }
+        eprintln!("{url}: no S3 credentials here (the rescue medium carries none unless rescue.target_credentials is set).");
+        eprint!("S3 access key id (empty: give up): ");
+        std::io::stderr().flush()?;
+        let mut id = String::new();
+        std::io::stdin().lock().read_line(&mut id)?;
+        let id = id.trim().to_string();
+        if id.is_empty() {
+            return Ok(None);
+        }
+        eprint!("S3 secret access key (not shown): ");
+        std::io::stderr().flush()?;
+        let secret = read_hidden()?;
+        eprintln!();
+        Ok(Some((id, secret)))
+    }
+}
+
+/// A line from the terminal on stdin without echoing it.
+fn read_hidden() -> std::io::Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    tcsetattr(&stdin, OptionalActions::Now, &saved)?;
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// Say once, when a key is made, what it is and where to keep its public half.

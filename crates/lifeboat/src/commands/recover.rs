@@ -134,6 +134,10 @@ impl Feedback for Screen {
     fn medium_missing(&mut self, m: &MissingMedium) -> std::io::Result<MediumAnswer> {
         self.term.medium_missing(m)
     }
+
+    fn s3_credentials(&mut self, url: &str) -> std::io::Result<Option<(String, String)>> {
+        self.term.s3_credentials(url)
+    }
 }
 
 impl Console for Screen {

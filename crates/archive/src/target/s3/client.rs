@@ -31,7 +31,7 @@ pub(super) enum Failure {
 }
 
 /// The key and secret (and session token) requests are signed with.
-fn resolve_credentials(s: &S3Settings, url: &str) -> Result<Credentials, ArchiveError> {
+pub(super) fn resolve_credentials(s: &S3Settings, url: &str) -> Result<Credentials, ArchiveError> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if !s.access_key_id.is_empty() || !s.secret_access_key.is_empty() {
         if s.access_key_id.is_empty() || s.secret_access_key.is_empty() {
