@@ -24,6 +24,7 @@
 
 pub mod dir;
 pub mod encrypt;
+pub mod http;
 pub mod lock;
 pub mod memory;
 pub mod s3;
@@ -330,6 +331,8 @@ pub fn open_configured(
         "file" => Ok(Box::new(FileTarget::from_url(url)?)),
         "sftp" => Ok(Box::new(sftp::SftpTarget::connect(url, runner)?)),
         "s3" => Ok(Box::new(S3Target::open(url, &settings.s3)?)),
+        // A backup served read-only by a deployment server (`lifeboat serve`).
+        "http" | "https" => Ok(Box::new(http::HttpTarget::open(url)?)),
         "tape" => {
             let system: Arc<dyn lifeboat_runner::Runner> =
                 Arc::new(lifeboat_runner::SystemRunner::new(lifeboat_runner::Mode::Run));
