@@ -8,6 +8,8 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+mod drill;
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -541,6 +543,7 @@ pub fn run_on(host: &dyn Host, r: &dyn Runner, cfg: &Config) -> Report {
     checks.extend(target_checks(cfg, host, r));
     bootloader_files(format, &mut checks);
     checks.push(security_modules());
+    checks.extend(drill::drill_checks(cfg, r));
     let ok = checks.iter().all(|c| c.status != Status::Failed);
     Report { ok, checks }
 }
