@@ -709,6 +709,10 @@ impl ObjectRead for PlainObject {
         }
         Ok(())
     }
+
+    fn read_ahead(&self) -> usize {
+        self.stored.read_ahead()
+    }
 }
 
 /// The objects of an encrypted backup, decrypted with identities: volumes

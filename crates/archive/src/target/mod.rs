@@ -107,7 +107,19 @@ pub trait ObjectRead: Send + Sync + Debug {
     }
     /// Fill `buf` from byte `offset` (an error when the object ends before).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    /// How many frames a reader going through this object in order should
+    /// have in flight at once, at least: a remote object, each of whose reads
+    /// waits for round trips, wants more than there are cores ([`REMOTE_READ_AHEAD`]);
+    /// 0 (local objects): as many as there are cores.
+    fn read_ahead(&self) -> usize {
+        0
+    }
 }
+
+/// The frames a restore has in flight from a remote object (SFTP, S3): each
+/// holds its compressed and decompressed bytes (about 11 MiB with 8 MiB
+/// frames), so this bounds the reader's memory as well.
+pub const REMOTE_READ_AHEAD: usize = 8;
 
 /// The objects of one backup, for reading.
 pub trait Objects: Send + Sync + Debug {
