@@ -68,6 +68,10 @@ pub fn mkbackup(
     runner: &dyn Runner,
     feedback: &mut dyn Feedback,
 ) -> Result<Outcome, Error> {
+    // Every program the rescue build needs, checked before the long backup
+    // (without it, a missing busybox failed mkbackup only after the backup).
+    let format = req.format.unwrap_or(config.rescue.format);
+    lifeboat_rescue::system::check_required(format, &config.rescue.extra_programs).map_err(Error::Rescue)?;
     let mut opts = Options {
         kernel: req.kernel.clone(),
         format: req.format,

@@ -454,6 +454,26 @@ fn bootloader_files(format: RescueFormat, out: &mut Vec<Check>) {
     });
 }
 
+/// Every `rescue.extra_programs` is on this machine (the rescue build fails without one).
+fn extra_programs(cfg: &Config) -> Check {
+    let name = "Extra programs (rescue.extra_programs)";
+    let extra = &cfg.rescue.extra_programs;
+    if extra.is_empty() {
+        return not_needed(name, "none configured");
+    }
+    let missing: Vec<&str> =
+        extra.iter().map(String::as_str).filter(|p| lifeboat_rescue::system::find_program(p).is_none()).collect();
+    if missing.is_empty() {
+        pass(name, extra.join(" "))
+    } else {
+        fail(
+            name,
+            format!("not on this machine: {}", missing.join(" ")),
+            "install them, or remove them from rescue.extra_programs",
+        )
+    }
+}
+
 fn security_modules() -> Check {
     let name = "SELinux / AppArmor state";
     let selinux = std::fs::read_to_string("/sys/fs/selinux/enforce").ok().map(|v| v.trim() == "1");
@@ -523,11 +543,14 @@ pub fn run_on(host: &dyn Host, r: &dyn Runner, cfg: &Config) -> Report {
         ("mformat", bootable.then_some("the EFI boot image of the media"), "rescue.format is pxe", false),
         ("mcopy", bootable.then_some("the EFI boot image of the media"), "rescue.format is pxe", false),
         ("grub-mkimage", bootable.then_some("the bootloader of the media"), "rescue.format is pxe", true),
+        ("grub-mkrescue", bootable.then_some("the bootable rescue image"), "rescue.format is pxe", false),
+        ("busybox", Some("the rescue system's shell and tools"), "", false),
     ];
     for (p, needed, why_not, v) in programs {
         debug_assert!(tool(p).is_some(), "{p} has no package entry");
         checks.push(program(r, p, needed, why_not, v));
     }
+    checks.push(extra_programs(cfg));
     kernel_checks(cfg, &mut checks);
     checks.push(if Path::new("/dev/loop-control").exists() {
         pass("Loop devices", "/dev/loop-control present")
@@ -689,5 +712,28 @@ mod tests {
         assert_eq!(check("Program mdadm").status, Status::NotNeeded);
         assert_eq!(check("Program cryptsetup").status, Status::NotNeeded);
         assert!(!report.ok);
+    }
+
+    #[test]
+    fn everything_the_rescue_build_needs_is_checked() {
+        let r = ScriptedRunner::new().without("busybox");
+        let mut cfg = Config::default();
+        cfg.rescue.extra_programs = vec!["/nonexistent/site-tool".into()];
+        let report = run_on(&machine(), &r, &cfg);
+        let check = |report: &Report, name: &str| {
+            report.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name}")).clone()
+        };
+        let busybox = check(&report, "Program busybox");
+        assert_eq!(busybox.status, Status::Failed);
+        assert!(busybox.fix.as_deref().is_some_and(|f| f.contains("busybox-static")), "{:?}", busybox.fix);
+        assert_eq!(check(&report, "Program grub-mkrescue").status, Status::Passed);
+        let extra = check(&report, "Extra programs (rescue.extra_programs)");
+        assert_eq!(extra.status, Status::Failed);
+        assert!(extra.detail.contains("/nonexistent/site-tool"), "{}", extra.detail);
+        cfg.rescue.format = RescueFormat::Pxe;
+        cfg.rescue.extra_programs.clear();
+        let report = run_on(&machine(), &ScriptedRunner::new(), &cfg);
+        assert_eq!(check(&report, "Program grub-mkrescue").status, Status::NotNeeded);
+        assert_eq!(check(&report, "Extra programs (rescue.extra_programs)").status, Status::NotNeeded);
     }
 }

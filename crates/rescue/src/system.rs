@@ -130,6 +130,53 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// A program a rescue build cannot do without, and what it is needed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Required {
+    /// The program's name (or path, for `rescue.extra_programs`).
+    pub program: String,
+    /// What it is needed for, for messages.
+    pub why: String,
+}
+
+/// What a rescue build of `format` with these `rescue.extra_programs` fails
+/// without: busybox (the rescue system's shell and tools), the image tools
+/// of ISO and raw media (grub-mkrescue, xorriso, mtools), and each extra
+/// program. `lifeboat check` checks these, and mkbackup before its backup.
+pub fn required_programs(format: lifeboat_config::RescueFormat, extra_programs: &[String]) -> Vec<Required> {
+    let need = |program: &str, why: &str| Required { program: program.into(), why: why.into() };
+    let mut v = vec![need("busybox", "the rescue system's shell and tools")];
+    if format.is_bootable_medium() {
+        v.push(need("grub-mkrescue", "the bootable rescue image"));
+        v.push(need("xorriso", "the bootable rescue image"));
+        v.push(need("mformat", "the EFI boot image of the rescue medium"));
+        v.push(need("mcopy", "the EFI boot image of the rescue medium"));
+    }
+    v.extend(extra_programs.iter().map(|p| need(p, "rescue.extra_programs")));
+    v
+}
+
+/// Fail, naming each missing program with its package, when this machine
+/// lacks any of [`required_programs`] (looked up as the build looks them up).
+pub fn check_required(format: lifeboat_config::RescueFormat, extra_programs: &[String]) -> Result<(), RescueError> {
+    let missing: Vec<String> = required_programs(format, extra_programs)
+        .into_iter()
+        .filter(|r| find_program(&r.program).is_none())
+        .map(|r| match lifeboat_runner::tool(&r.program) {
+            Some(t) => format!("{} (for {}; apt-get install {})", r.program, r.why, t.debian),
+            None => format!("{} (for {})", r.program, r.why),
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RescueError::Missing(format!(
+            "{}; nothing was done: the rescue build needs them (`lifeboat check` lists what is missing)",
+            missing.join(", ")
+        )))
+    }
+}
+
 /// Add a host file at its host path (following the host's symlinked directories).
 fn add(t: &mut Tree, p: &Path) -> Result<(), RescueError> {
     t.host_path(p).map_err(|source| RescueError::Io { what: format!("cannot add {}", p.display()), source })
@@ -376,5 +423,30 @@ fn system_files(c: &Contents, t: &mut Tree) {
     }
     for (name, text) in &c.lifeboat_files {
         t.data(&Path::new("/etc/lifeboat").join(name), text.clone(), 0o600);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifeboat_config::RescueFormat;
+
+    #[test]
+    fn the_image_tools_are_required_for_bootable_media_only_and_extra_programs_always() {
+        let names = |f, extra: &[String]| -> Vec<String> {
+            required_programs(f, extra).into_iter().map(|r| r.program).collect()
+        };
+        assert_eq!(names(RescueFormat::Pxe, &[]), ["busybox"]);
+        let iso = names(RescueFormat::Iso, &["site-tool".to_string()]);
+        assert_eq!(iso, ["busybox", "grub-mkrescue", "xorriso", "mformat", "mcopy", "site-tool"]);
+        assert_eq!(names(RescueFormat::Raw, &[]).len(), 5);
+    }
+
+    #[test]
+    fn a_missing_program_is_named_with_what_it_is_for() {
+        let e = check_required(RescueFormat::Pxe, &["/nonexistent/site-tool".to_string()]).expect_err("missing");
+        let text = e.to_string();
+        assert!(text.contains("/nonexistent/site-tool (for rescue.extra_programs)"), "{text}");
+        assert!(text.contains("nothing was done"), "{text}");
     }
 }

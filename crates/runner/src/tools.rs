@@ -47,6 +47,7 @@ pub const TOOLS: &[Tool] = &[
     t("efibootmgr", "efibootmgr", "efibootmgr", "efibootmgr"),
     t("grub-install", "grub2-common", "grub2-tools", "grub2"),
     t("grub-mkimage", "grub-common", "grub2-tools", "grub2"),
+    t("grub-mkrescue", "grub-common", "grub2-tools-extra", "grub2"),
     t("xorriso", "xorriso", "xorriso", "xorriso"),
     t("mformat", "mtools", "mtools", "mtools"),
     t("mcopy", "mtools", "mtools", "mtools"),
