@@ -141,12 +141,13 @@ pub fn parent_for(
     let objects = readable(f, raw).map_err(|e| crate::error::chain(&e))?;
     let (b, _) = keys::open(&f.trust, &objects, feedback).map_err(|e| crate::error::chain(&e))?;
     if let (Some(every), Some(p)) = (policy, &b.catalog.parent) {
-        let old = name_time(&p.full).and_then(|t| t.elapsed().ok()).is_none_or(|age| age >= every);
+        let old = crate::retention::time_of_name(&p.full).and_then(|t| t.elapsed().ok()).is_none_or(|age| age >= every);
         if old {
             return Err(format!("the chain's full backup {} is older than backup.full_every", p.full));
         }
     } else if let (Some(every), None) = (policy, &b.catalog.parent) {
-        let old = name_time(&newest.name).and_then(|t| t.elapsed().ok()).is_none_or(|age| age >= every);
+        let old =
+            crate::retention::time_of_name(&newest.name).and_then(|t| t.elapsed().ok()).is_none_or(|age| age >= every);
         if old {
             return Err(format!("the full backup {} is older than backup.full_every", newest.name));
         }
@@ -154,28 +155,4 @@ pub fn parent_for(
     // The parent's own chain must resolve: an increment on a broken chain would be broken too.
     let b = resolve(f, b, r, feedback).map_err(|e| crate::error::chain(&e))?;
     ParentState::new(&newest.name, b).map(Some)
-}
-
-/// The time in a backup's name (`2026-12-01T020000.123Z`).
-pub fn name_time(name: &str) -> Option<std::time::SystemTime> {
-    let (date, rest) = name.split_once('T')?;
-    if rest.len() < 6 {
-        return None;
-    }
-    let t = format!("{date}T{}:{}:{}Z", &rest[0..2], &rest[2..4], rest[4..].trim_end_matches('Z'));
-    humantime::parse_rfc3339_weak(&t.replace('T', " ").trim_end_matches('Z').to_string()).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_backup_name_is_its_time() {
-        let t = name_time("2026-12-01T020304.567Z").expect("time");
-        let want = humantime::parse_rfc3339("2026-12-01T02:03:04.567Z").expect("rfc3339");
-        assert_eq!(t, want);
-        assert!(name_time("garbage").is_none());
-        assert!(name_time("2026-12-01T").is_none());
-    }
 }
