@@ -61,6 +61,9 @@ pub enum Command {
     /// Prove the rescue medium works: recover onto blank disks in an isolated VM, boot them, compare with the
     /// backup, write a report (exit 0 only when the drill passed)
     Drill(DrillArgs),
+    /// Deploy a farm: serve the rescue system (iPXE), one golden backup and each box's clone file over HTTP,
+    /// and show every box's progress
+    Serve(ServeArgs),
     /// Show the configuration in effect, with every default filled in, or write a commented one
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -305,6 +308,35 @@ pub struct MkbackupArgs {
     /// Make the unattended recovery the default boot entry
     #[arg(long)]
     pub auto_recover: bool,
+}
+
+/// Arguments of `lifeboat serve` (docs/cloning.md, "Deploying a farm").
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The directory `mkrescue --format pxe` made (vmlinuz, initrd.img)
+    #[arg(long, value_name = "DIR", required_unless_present = "status")]
+    pub dir: Option<PathBuf>,
+    /// The golden backup's directory [default: DIR/backup]
+    #[arg(long, value_name = "DIR")]
+    pub backup: Option<PathBuf>,
+    /// The clone plan: a [[client]] per box, by mac or serial, with its clone file's keys
+    #[arg(long, value_name = "FILE", required_unless_present = "status")]
+    pub plan: Option<PathBuf>,
+    /// Where to listen
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// The URL the boxes reach this server at [default: http://LISTEN]; with --status, the server to ask
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Kernel command line arguments for the rescue system, before lifeboat's own
+    #[arg(long, value_name = "ARGS", default_value = "console=tty0 console=ttyS0,115200n8")]
+    pub kernel_args: String,
+    /// What each box does after its recovery
+    #[arg(long, value_name = "WHAT", default_value = "reboot", value_parser = ["reboot", "poweroff"])]
+    pub done: String,
+    /// Show the status of every box of a running server (--url, default http://127.0.0.1:8080) and exit
+    #[arg(long)]
+    pub status: bool,
 }
 
 /// Arguments of `lifeboat recover`.

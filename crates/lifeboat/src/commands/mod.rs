@@ -13,6 +13,7 @@ mod mkbackup;
 mod mkrescue;
 mod recover;
 mod restore;
+mod serve;
 mod trust;
 mod verify;
 
@@ -83,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mkbackup(a) => mkbackup::run(&ctx, a),
         Command::Recover(a) => recover::run(&ctx, a),
         Command::Drill(a) => drill::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Verify(a) => verify::verify(&ctx, a),

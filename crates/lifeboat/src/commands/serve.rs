@@ -1,0 +1,38 @@
+//! `lifeboat serve`.
+
+use super::Ctx;
+use crate::cli::ServeArgs;
+use anyhow::Context;
+use lifeboat_deploy::{ClonePlan, Config, Server};
+use std::process::ExitCode;
+
+/// Serve a farm's deployment until interrupted, or (`--status`) show a
+/// running server's clients: exit 0 when every planned box is done, 1 otherwise.
+pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    if a.status {
+        let url = a.url.unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let st = lifeboat_deploy::fetch_status(&url)?;
+        if ctx.json {
+            println!("{}", serde_json::to_string_pretty(&st)?);
+        } else {
+            print!("{}", st.table());
+        }
+        let all_done = st.clients.iter().filter(|c| !c.hostname.is_empty()).all(|c| c.phase == "done");
+        return Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    let (Some(dir), Some(plan)) = (a.dir, a.plan) else {
+        anyhow::bail!("give --dir DIR (the rescue system's PXE files) and --plan FILE (the clone plan)");
+    };
+    let plan = ClonePlan::load(&plan)?;
+    let url = a.url.unwrap_or_else(|| format!("http://{}", a.listen)).trim_end_matches('/').to_string();
+    let backup = a.backup.unwrap_or_else(|| dir.join("backup"));
+    let n = plan.clients.len();
+    let config = Config { dir, backup, plan, url: url.clone(), kernel_args: a.kernel_args, done: a.done };
+    let server = Server::bind(&a.listen, config).context("cannot start the deployment server")?;
+    if !ctx.quiet {
+        println!("serving {n} box(es) on {} as {url}: point DHCP's iPXE boot file at {url}/boot.ipxe", a.listen);
+        println!("status: lifeboat serve --status --url {url}  (or {url}/status)");
+    }
+    server.run();
+    Ok(ExitCode::SUCCESS)
+}
