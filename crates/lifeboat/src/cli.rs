@@ -61,6 +61,9 @@ pub enum Command {
     /// Prove the rescue medium works: recover onto blank disks in an isolated VM, boot them, compare with the
     /// backup, write a report (exit 0 only when the drill passed)
     Drill(DrillArgs),
+    /// The age and result of the last layout check, rescue medium, backup, verify and drill, and what is
+    /// overdue (exit 0 fine, 1 overdue, 2 a last run failed: a Nagios/Icinga check)
+    Status(StatusArgs),
     /// Deploy a farm: serve the rescue system (iPXE), one golden backup and each box's clone file over HTTP,
     /// and show every box's progress
     Serve(ServeArgs),
@@ -275,6 +278,14 @@ pub enum ConfigCmd {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Arguments of `lifeboat status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Also write the state as Prometheus metrics to FILE (node_exporter's textfile collector), atomically
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
 }
 
 /// Arguments of `lifeboat completions`.

@@ -198,8 +198,45 @@ fn commands_that_only_print_leave_no_run_log() {
     let tmp = tempfile::tempdir().expect("tmp");
     let cfg = config(tmp.path(), "");
     let c = cfg.to_str().expect("utf8");
-    for args in [&["config", "show"][..], &["completions", "bash"], &["manpage", "--dir", "/dev/null/x"]] {
+    for args in [&["config", "show"][..], &["completions", "bash"], &["manpage", "--dir", "/dev/null/x"], &["status"]] {
         let _ = run_lifeboat(&[&["--config", c][..], args].concat());
     }
-    assert!(!tmp.path().join("work/log").exists(), "config show, completions and manpage write no log");
+    assert!(!tmp.path().join("work/log").exists(), "config show, completions, manpage and status write no log");
+}
+
+#[test]
+fn status_reports_the_last_runs_for_people_scripts_nagios_and_prometheus() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&target).expect("target");
+    let cfg = config(tmp.path(), &format!("[backup]\ntarget = \"file://{}\"\n", target.display()));
+    let c = cfg.to_str().expect("utf8");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir(&tree).expect("tree");
+    std::fs::write(tree.join("f"), "x").expect("file");
+    let (code, _, err) = run_lifeboat(&["--config", c, "status"]);
+    assert_eq!(code, 1, "nothing has run: overdue ({err})");
+    quiet(c, &["backup", "--root", tree.to_str().expect("utf8"), "."]);
+    quiet(c, &["verify"]);
+    let (code, _, _) = run_lifeboat(&["--config", c, "verify", "--from", "file:///nonexistent/x"]);
+    assert_eq!(code, 2);
+    let prom = tmp.path().join("lifeboat.prom");
+    let (code, out, err) =
+        run_lifeboat(&["--config", c, "--json", "status", "--prometheus", prom.to_str().expect("utf8")]);
+    assert_eq!(code, 2, "the last verify failed: critical ({err})");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["state"], "critical");
+    let job = |name: &str| v["jobs"].as_array().expect("jobs").iter().find(|j| j["job"] == name).expect(name).clone();
+    assert_eq!(job("backup")["result"], "ok");
+    assert_eq!(job("backup")["overdue"], false);
+    let verify = job("verify");
+    assert_eq!((verify["result"].as_str(), verify["failed"].as_bool()), (Some("error"), Some(true)));
+    assert!(verify["last_ok"].is_string(), "the earlier success is kept: {verify}");
+    assert!(verify["detail"].as_str().is_some_and(|d| d.contains("nonexistent")), "{verify}");
+    assert_eq!(job("drill")["last_ok"], serde_json::Value::Null);
+    let metrics = std::fs::read_to_string(&prom).expect("metrics");
+    assert!(metrics.contains("lifeboat_last_run_ok{host=") && metrics.contains("job=\"verify\"} 0"), "{metrics}");
+    let (code, out, _) = run_lifeboat(&["--config", c, "status"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("CRITICAL") && out.contains("verify") && out.contains("never run"), "{out}");
 }

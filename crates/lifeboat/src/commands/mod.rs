@@ -14,6 +14,7 @@ mod mkrescue;
 mod recover;
 mod restore;
 mod serve;
+mod status;
 mod trust;
 mod verify;
 
@@ -66,8 +67,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // `config init` writes the file, so it needs none (and replaces a broken one with --force).
     let init = matches!(cli.command, Command::Config(ConfigCmd::Init { .. }));
     let config = Config::load(&config_path, explicit && !init);
-    // Commands that only print what lifeboat knows leave no run log.
-    let logged = !matches!(cli.command, Command::Config(_) | Command::Completions(_) | Command::Manpage(_));
+    // Commands that only print what lifeboat knows leave no run log (a
+    // monitoring system's `status` every few minutes would push out the others).
+    let logged =
+        !matches!(cli.command, Command::Config(_) | Command::Completions(_) | Command::Manpage(_) | Command::Status(_));
     let work_dir = config.as_ref().ok().filter(|_| logged).map(|c| c.paths.work_dir.clone());
     crate::logging::init(level, work_dir.as_deref());
     feedback::set_quiet(cli.quiet);
@@ -76,7 +79,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         c => c.context("cannot use the configuration")?,
     };
     let ctx = Ctx { config, config_path, json: cli.json, quiet: cli.quiet };
-    match cli.command {
+    let jobs = status::jobs_of(&cli.command, &ctx.config);
+    let outcome = match cli.command {
         Command::Check => check::run(&ctx),
         Command::Layout(c) => layout::run(&ctx, c),
         Command::Mkrescue(a) => mkrescue::run(&ctx, a),
@@ -92,5 +96,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(c) => config::run(&ctx, c),
         Command::Completions(a) => docs::completions(a),
         Command::Manpage(a) => docs::manpages(&ctx, a),
-    }
+        Command::Status(a) => status::run(&ctx, a),
+    };
+    status::record(&ctx.config, &jobs, &outcome);
+    outcome
 }
