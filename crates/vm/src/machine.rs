@@ -78,6 +78,11 @@ pub struct Boot {
     /// server of the host that the guest reaches at that one address, also
     /// on a restricted network, e.g. `("10.0.2.100:3900", 39123)`.
     pub guest_forwards: Vec<(String, u16)>,
+    /// Boot from the network first (PXE with QEMU's iPXE ROM): QEMU's DHCP
+    /// offers this boot file from this directory over its TFTP server.
+    pub tftp: Option<(PathBuf, String)>,
+    /// The NIC's MAC address (QEMU's default `52:54:00:12:34:56` otherwise).
+    pub mac: Option<String>,
 }
 
 impl Boot {
@@ -96,6 +101,8 @@ impl Boot {
             ssh_port: None,
             accel: Accel::Tcg,
             guest_forwards: Vec::new(),
+            tftp: None,
+            mac: None,
         }
     }
 }
@@ -205,7 +212,20 @@ pub fn qemu_command(b: &Boot, vars: Option<&Path>) -> Result<Cmd, VmError> {
         for (guest, port) in &b.guest_forwards {
             fwd.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"));
         }
-        cmd = cmd.args(["-nic", &format!("user,model={model}{restrict}{fwd}")]);
+        if b.tftp.is_none() && b.mac.is_none() {
+            cmd = cmd.args(["-nic", &format!("user,model={model}{restrict}{fwd}")]);
+        } else {
+            // A network boot needs the card in the boot order (first), which -nic cannot say.
+            let tftp = match &b.tftp {
+                Some((dir, file)) => format!(",tftp={},bootfile={file}", dir.display()),
+                None => String::new(),
+            };
+            let mac = b.mac.as_ref().map(|m| format!(",mac={m}")).unwrap_or_default();
+            let first = if b.tftp.is_some() { ",bootindex=0" } else { "" };
+            cmd = cmd
+                .args(["-netdev", &format!("user,id=net0{restrict}{fwd}{tftp}")])
+                .args(["-device", &format!("{model},netdev=net0{mac}{first}")]);
+        }
     }
     Ok(cmd)
 }
@@ -448,6 +468,24 @@ mod tests {
         assert!(a.contains("user,model=virtio-net-pci,restrict=on"), "{a}");
         assert!(a.contains("file=/m/backup.img,format=raw,if=none,id=m1,cache=unsafe,readonly=on"), "{a}");
         assert!(a.contains("ide-cd,drive=m0,bootindex=1"), "{a}");
+    }
+
+    #[test]
+    fn a_network_boot_puts_the_card_first_with_its_mac_and_qemus_tftp() {
+        let mut b = Boot::new("farm", Firmware::Bios);
+        b.restrict_net = true;
+        b.guest_forwards = vec![("10.0.2.100:80".into(), 8123)];
+        b.tftp = Some(("/w/tftp".into(), "boot.ipxe".into()));
+        b.mac = Some("52:54:00:fa:00:01".into());
+        let a = args(&qemu_command(&b, None).expect("command")).join(" ");
+        assert!(
+            a.contains(
+                "-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8123,tftp=/w/tftp,bootfile=boot.ipxe"
+            ),
+            "{a}"
+        );
+        assert!(a.contains("-device virtio-net-pci,netdev=net0,mac=52:54:00:fa:00:01,bootindex=0"), "{a}");
+        assert!(!a.contains("-nic"), "{a}");
     }
 
     #[test]
