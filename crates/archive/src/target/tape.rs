@@ -515,6 +515,8 @@ impl TapeTarget {
                 Found::Blank
             }
             Ok(0) => Found::Blank,
+            // Some drives (tgt's emulation) read an unwritten tape as zeros.
+            Ok(_) if first.iter().all(|&b| b == 0) => Found::Blank,
             Ok(_) => parse_label(&first).map(Found::Lifeboat).unwrap_or(Found::Foreign),
         })
     }
