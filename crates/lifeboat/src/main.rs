@@ -36,6 +36,7 @@ fn quiet_when_stdout_closes() {
 fn main() -> ExitCode {
     quiet_when_stdout_closes();
     let cli = Cli::parse();
+    let json = cli.json;
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -43,6 +44,11 @@ fn main() -> ExitCode {
             eprintln!("lifeboat: error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
+            }
+            if json {
+                // The same on stdout, so a script reading JSON gets JSON either way.
+                let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+                println!("{}", serde_json::json!({"error": e.to_string(), "causes": causes, "exit": 2}));
             }
             ExitCode::from(2)
         }

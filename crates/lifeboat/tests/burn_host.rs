@@ -36,6 +36,19 @@ fn burn_writes_and_verifies_a_usb_stick() {
     assert!(out.contains(&format!("plan: erase {}", stick.dev)), "{out}");
     assert!(out.contains("read back and verified"), "{out}");
     sh(&format!("cmp -n {} {} {}", 10 * MIB, img.display(), stick.dev));
+    // --json: the result as one object on stdout; -q: nothing at all.
+    let c = cfg.to_str().expect("utf8");
+    let i = img.to_str().expect("utf8");
+    let (code, out, err) = run_lifeboat(&["--config", c, "--json", "burn", "--device", &stick.dev, "--yes", i]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (v["written"].as_bool(), v["verified"].as_bool(), v["kind"].as_str()),
+        (Some(true), Some(true), Some("disk"))
+    );
+    assert_eq!(v["bytes"], 10 * MIB);
+    let (code, out, err) = run_lifeboat(&["--config", c, "-q", "burn", "--device", &stick.dev, "--yes", i]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
 }
 
 #[test]

@@ -240,3 +240,16 @@ fn status_reports_the_last_runs_for_people_scripts_nagios_and_prometheus() {
     assert_eq!(code, 2);
     assert!(out.contains("CRITICAL") && out.contains("verify") && out.contains("never run"), "{out}");
 }
+
+#[test]
+fn with_json_an_error_is_json_on_stdout_too() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = config(tmp.path(), "");
+    let (code, out, err) =
+        run_lifeboat(&["--config", cfg.to_str().expect("utf8"), "--json", "verify", "--from", "file:///nonexistent/x"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("lifeboat: error: "), "the text stays on stderr: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json on stdout");
+    assert_eq!(v["exit"], 2);
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()) && v["causes"].is_array(), "{v}");
+}

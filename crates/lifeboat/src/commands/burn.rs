@@ -33,24 +33,38 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
         eject: ctx.config.burn.eject,
     };
     let what = check(&b)?;
-    // -q with --yes: nothing to show; without --yes the plan comes before the question.
-    if !(ctx.quiet && a.yes) {
-        println!("plan: erase {what} and write {}", b.image.display());
+    // -q or --json with --yes: nothing to show; without --yes the plan comes
+    // before the question (on stderr with --json, which keeps stdout JSON).
+    let plan = format!("plan: erase {what} and write {}", b.image.display());
+    if !a.yes && ctx.json {
+        eprintln!("{plan}");
+    } else if !(a.yes && (ctx.quiet || ctx.json)) {
+        println!("{plan}");
     }
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             bail!("refusing to erase {} without confirmation: run with --yes", b.device.display());
         }
-        print!("Everything on {} will be lost. Type yes to go on: ", b.device.display());
-        std::io::stdout().flush()?;
+        let question = format!("Everything on {} will be lost. Type yes to go on: ", b.device.display());
+        if ctx.json {
+            eprint!("{question}");
+            std::io::stderr().flush()?;
+        } else {
+            print!("{question}");
+            std::io::stdout().flush()?;
+        }
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if answer.trim() != "yes" {
-            println!("nothing written");
+            if ctx.json {
+                println!("{}", serde_json::json!({"device": b.device, "image": b.image, "written": false}));
+            } else {
+                println!("nothing written");
+            }
             return Ok(ExitCode::from(1));
         }
     }
-    let tty = std::io::stderr().is_terminal() && !ctx.quiet;
+    let tty = std::io::stderr().is_terminal() && !ctx.quiet && !ctx.json;
     let start = std::time::Instant::now();
     let mut last = 0u64;
     let mut progress = |done: u64, total: u64| {
@@ -68,6 +82,20 @@ pub fn run(ctx: &Ctx, a: BurnArgs) -> anyhow::Result<ExitCode> {
     let res = burn(&SystemRunner::new(Mode::Run), &b, &mut progress).context("cannot write the rescue medium")?;
     if tty {
         eprintln!();
+    }
+    if ctx.json {
+        let v = serde_json::json!({
+            "device": b.device,
+            "image": b.image,
+            "written": true,
+            "kind": res.kind.to_string(),
+            "bytes": res.bytes,
+            "seconds": start.elapsed().as_secs_f64(),
+            "verified": res.verified,
+            "sha256": res.sha256,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
     }
     if ctx.quiet {
         return Ok(ExitCode::SUCCESS);
