@@ -13,6 +13,26 @@ pub fn lifeboat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lifeboat"))
 }
 
+/// The static build (`make build`, musl) when it is there: what is
+/// installed, packaged and put into rescue systems. Without it the tests
+/// that want it use the binary under test, unless `LIFEBOAT_REQUIRE_STATIC=1`
+/// (`make test`) makes its absence an error.
+pub fn static_lifeboat() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target.join("x86_64-unknown-linux-musl/release/lifeboat");
+    if bin.is_file() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var("LIFEBOAT_REQUIRE_STATIC").as_deref() != Ok("1"),
+        "no static build at {}: run `make build`",
+        bin.display()
+    );
+    None
+}
+
 /// This machine's host name (the directory lifeboat names backups and media after).
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string()
