@@ -352,13 +352,7 @@ impl Target for SftpTarget {
             Err(_) if self.conn.with(|s| s.lstat(&path)).is_ok() => return Ok(false),
             Err(e) => return Err(self.conn.err(e)),
         };
-        let mut w = SftpWriter {
-            conn: self.conn.clone(),
-            path: path.clone(),
-            handle: Some(handle),
-            offset: 0,
-            buf: Vec::with_capacity(data.len()),
-        };
+        let mut w = SftpWriter::new(self.conn.clone(), path.clone(), handle, data.len());
         w.write_all(data).map_err(|e| self.conn.err(e))?;
         Box::new(w).finish().map_err(|e| self.conn.err(e))?;
         Ok(true)
@@ -404,26 +398,42 @@ struct SftpUpload {
     location: String,
 }
 
-/// An object being written; volumes go out in pipelined 1 MiB batches.
+/// An object being written; volumes go out in 1 MiB batches whose WRITE
+/// requests stay in flight across batches (up to [`wire::WINDOW`]), so the
+/// compressor's next frame is sent while the server still acknowledges
+/// the last one.
 struct SftpWriter {
     conn: Conn,
     path: String,
     handle: Option<Handle>,
     offset: u64,
     buf: Vec<u8>,
+    /// The WRITE requests sent and not yet acknowledged.
+    queued: std::collections::VecDeque<u32>,
 }
 
 impl SftpWriter {
+    fn new(conn: Conn, path: String, handle: Handle, capacity: usize) -> SftpWriter {
+        SftpWriter {
+            conn,
+            path,
+            handle: Some(handle),
+            offset: 0,
+            buf: Vec::with_capacity(capacity),
+            queued: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Send the buffer (its replies are awaited later, as the window fills or at the end).
     fn send(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let h = self.handle.clone().ok_or_else(|| std::io::Error::other("the object is closed"))?;
         let (offset, path) = (self.offset, self.path.clone());
-        let buf = std::mem::take(&mut self.buf);
-        self.conn.with(|s| s.write_at(&h, offset, &buf, &path))?;
-        self.offset += buf.len() as u64;
-        self.buf = buf;
+        let (buf, queued) = (&self.buf, &mut self.queued);
+        self.conn.with(|s| s.write_queued(&h, offset, buf, queued, &path))?;
+        self.offset += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
     }
@@ -437,6 +447,7 @@ impl Write for SftpWriter {
         }
         Ok(data.len())
     }
+    /// Sends what is buffered; the server's acknowledgements are awaited by [`ObjectWriter::finish`].
     fn flush(&mut self) -> std::io::Result<()> {
         self.send()
     }
@@ -447,15 +458,29 @@ impl ObjectWriter for SftpWriter {
         self.send()?;
         let h = self.handle.take().ok_or_else(|| std::io::Error::other("the object is closed"))?;
         let path = self.path.clone();
-        self.conn.with(|s| s.fsync(&h, &path).and_then(|()| s.close(&h)))
+        let queued = &mut self.queued;
+        self.conn.with(|s| {
+            let written = s.await_writes(queued, &path).and_then(|()| s.fsync(&h, &path));
+            // Closed either way: a failed write leaves no handle open on the server.
+            let closed = s.close(&h);
+            written.and(closed)
+        })
     }
 }
 
 impl Drop for SftpWriter {
     fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            let _ = self.conn.with(|s| s.close(&h));
-        }
+        let path = self.path.clone();
+        let queued = &mut self.queued;
+        let handle = self.handle.take();
+        // Collect the replies still in flight (they would otherwise wait among another request's), then close.
+        let _ = self.conn.with(|s| {
+            let _ = s.await_writes(queued, &path);
+            match handle {
+                Some(h) => s.close(&h),
+                None => Ok(()),
+            }
+        });
     }
 }
 
@@ -465,7 +490,7 @@ impl SftpUpload {
         let path = format!("{}/{name}", self.staging);
         let conn = self.target.conn.clone();
         let handle = conn.with(|s| s.open(&path, wire::WRITE_FLAG | wire::CREAT | wire::EXCL))?;
-        Ok(SftpWriter { conn, path, handle: Some(handle), offset: 0, buf: Vec::with_capacity(1 << 20) })
+        Ok(SftpWriter::new(conn, path, handle, 1 << 20))
     }
 }
 
@@ -521,6 +546,9 @@ impl ObjectRead for SftpFile {
             ));
         }
         self.conn.with(|s| s.read_at(&self.handle, offset, buf, &self.path))
+    }
+    fn read_ahead(&self) -> usize {
+        super::REMOTE_READ_AHEAD
     }
 }
 

@@ -2,20 +2,30 @@
 //! OpenSSH's `sftp-server` speaks), over the pipes of the system's `ssh -s
 //! sftp`: the requests lifeboat needs, pipelined where volumes are moved.
 //!
+//! Volumes move as OpenSSH's `sftp` moves files: up to [`WINDOW`] READ or
+//! WRITE requests of [`CHUNK`] bytes in flight (2 MiB, the window of an
+//! OpenSSH session channel), written to ssh in batches through a buffer and
+//! read back through one, so the pipe carries few large writes instead of a
+//! system call (and a wake-up of ssh) per request. A writer keeps its
+//! requests in flight from one batch to the next ([`Session::write_queued`]),
+//! so the pipeline never drains while a volume goes up.
+//!
 //! Everything the server sends is treated as hostile: a packet longer than
 //! [`MAX_PACKET`] ends the session, every length inside a packet is checked
 //! against what is left of it, a directory listing is bounded, and a reply
 //! with an id that was not asked for is an error, never a hang.
 
-use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{BufReader, BufWriter, Read, Write};
 
 /// The largest packet accepted from the server (OpenSSH sends at most 256 KiB of data plus headers).
 pub const MAX_PACKET: u32 = (256 << 10) + 1024;
 /// The size of one READ or WRITE request (every server takes 32 KiB).
 pub const CHUNK: usize = 32 << 10;
-/// How many READ or WRITE requests are in flight at once.
-const WINDOW: usize = 16;
+/// How many READ or WRITE requests are in flight at once (OpenSSH's `sftp -R` default).
+pub const WINDOW: usize = 64;
+/// The buffers between lifeboat and ssh's pipes.
+const PIPE_BUFFER: usize = 256 << 10;
 /// The most entries read from one directory.
 pub const MAX_DIR_ENTRIES: usize = 1 << 20;
 /// The most bytes of names read from one directory.
@@ -189,8 +199,8 @@ enum Reply {
 
 /// An SFTP session over a pair of pipes.
 pub struct Session {
-    to: Box<dyn Write + Send>,
-    from: Box<dyn Read + Send>,
+    to: BufWriter<Box<dyn Write + Send>>,
+    from: BufReader<Box<dyn Read + Send>>,
     next: u32,
     /// Replies that arrived while another was awaited (servers may answer out of order).
     early: HashMap<u32, Reply>,
@@ -224,7 +234,14 @@ fn status_error(code: u32, msg: &str, what: &str) -> std::io::Error {
 impl Session {
     /// Start a session over `to` (the server's stdin) and `from` (its stdout).
     pub fn start(to: Box<dyn Write + Send>, from: Box<dyn Read + Send>, url: &str) -> std::io::Result<Session> {
-        let mut s = Session { to, from, next: 1, early: HashMap::new(), extensions: HashSet::new(), url: url.into() };
+        let mut s = Session {
+            to: BufWriter::with_capacity(PIPE_BUFFER, to),
+            from: BufReader::with_capacity(PIPE_BUFFER, from),
+            next: 1,
+            early: HashMap::new(),
+            extensions: HashSet::new(),
+            url: url.into(),
+        };
         let mut init = Vec::new();
         init.extend_from_slice(&5u32.to_be_bytes());
         init.push(INIT);
@@ -266,11 +283,11 @@ impl Session {
         if len == 0 || len > MAX_PACKET {
             return Err(bad(&format!("a packet of {len} bytes")));
         }
-        let mut body = vec![0u8; len as usize];
+        let mut kind = [0u8; 1];
+        self.from.read_exact(&mut kind)?;
+        let mut body = vec![0u8; len as usize - 1];
         self.from.read_exact(&mut body)?;
-        let kind = body[0];
-        body.remove(0);
-        Ok((kind, body))
+        Ok((kind[0], body))
     }
 
     fn send(&mut self, p: Packet) -> std::io::Result<()> {
@@ -386,24 +403,60 @@ impl Session {
         self.status(id, "close")
     }
 
-    /// Write `data` at `offset`, in pipelined chunks.
+    /// Write `data` at `offset`, in pipelined chunks, and wait for every reply.
     pub fn write_at(&mut self, h: &Handle, offset: u64, data: &[u8], what: &str) -> std::io::Result<()> {
-        let mut ids = std::collections::VecDeque::new();
+        let mut queued = VecDeque::new();
+        self.write_queued(h, offset, data, &mut queued, what)?;
+        self.await_writes(&mut queued, what)
+    }
+
+    /// Send `data` at `offset` as WRITE requests of [`CHUNK`] bytes, adding
+    /// their ids to `queued` and waiting only for the oldest replies that
+    /// keep at most [`WINDOW`] in flight: the rest are still in flight when
+    /// this returns ([`Session::await_writes`] waits for them). A failed
+    /// reply is an error naming `what`.
+    pub fn write_queued(
+        &mut self,
+        h: &Handle,
+        offset: u64,
+        data: &[u8],
+        queued: &mut VecDeque<u32>,
+        what: &str,
+    ) -> std::io::Result<()> {
         for (k, chunk) in data.chunks(CHUNK).enumerate() {
-            if ids.len() >= WINDOW {
-                let id = ids.pop_front().unwrap_or_default();
+            while queued.len() >= WINDOW {
+                let Some(id) = queued.pop_front() else { break };
                 self.status(id, what)?;
             }
             let id = self.id();
+            // The header alone, then the chunk straight into the pipe's buffer (no copy into a packet).
             let mut p = Packet::new(WRITE, id);
-            p.bytes(&h.0).u64(offset + (k * CHUNK) as u64).bytes(chunk);
-            self.send(p)?;
-            ids.push_back(id);
+            p.bytes(&h.0).u64(offset + (k * CHUNK) as u64).u32(chunk.len() as u32);
+            let mut head = p.0;
+            let n = (head.len() - 4 + chunk.len()) as u32;
+            head[..4].copy_from_slice(&n.to_be_bytes());
+            self.to.write_all(&head)?;
+            self.to.write_all(chunk)?;
+            queued.push_back(id);
         }
-        for id in ids {
-            self.status(id, what)?;
+        // Out to ssh now: the server writes while the caller fills the next batch.
+        self.to.flush()
+    }
+
+    /// Wait for the replies of every WRITE in `queued`; the first failure is the error.
+    pub fn await_writes(&mut self, queued: &mut VecDeque<u32>, what: &str) -> std::io::Result<()> {
+        let mut first = Ok(());
+        while let Some(id) = queued.pop_front() {
+            let r = self.status(id, what);
+            if first.is_ok() {
+                first = r;
+            }
+            // A session that ended has no more replies to give.
+            if first.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+                queued.clear();
+            }
         }
-        Ok(())
+        first
     }
 
     /// Fill `buf` from `offset`, in pipelined chunks; the file ending first is
@@ -426,7 +479,7 @@ impl Session {
     /// Read from `offset` into `buf` with pipelined requests until a reply
     /// comes back short; the bytes filled from the start of `buf` (never 0).
     fn read_run(&mut self, h: &Handle, offset: u64, buf: &mut [u8], what: &str) -> std::io::Result<usize> {
-        let mut pending: std::collections::VecDeque<(u32, usize, usize)> = std::collections::VecDeque::new();
+        let mut pending: VecDeque<(u32, usize, usize)> = VecDeque::new();
         let mut sent = 0usize;
         let mut done = 0usize;
         while done < buf.len() {
@@ -693,5 +746,167 @@ mod tests {
         let a = Fields { data: &b }.attrs().expect("attrs");
         assert_eq!(a, Attrs { size: Some(1234), permissions: Some(0o100600), mtime: Some(99) });
         assert!(a.is_file() && !a.is_dir());
+    }
+
+    /// What the fake server does with the requests of a window.
+    #[derive(Clone, Copy, Default)]
+    struct Quirks {
+        /// Answer each group of this many requests in reverse order (0: in order).
+        reverse_groups: usize,
+        /// Close the connection after answering this many requests.
+        close_after: Option<usize>,
+        /// Answer the READ with this request number (from 1) with half the bytes asked for.
+        short_read: Option<usize>,
+        /// Answer the WRITE with this request number (from 1) with a FAILURE status.
+        fail_write: Option<usize>,
+    }
+
+    /// An SFTP server over a socket pair (pipes both ways, as ssh's are)
+    /// serving one file: READ from `file`, WRITE into it, LSTAT of anything.
+    /// Returns the session and the server thread, which hands back the file.
+    fn serve(file: Vec<u8>, q: Quirks) -> (Session, std::thread::JoinHandle<Vec<u8>>) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let server = std::thread::spawn(move || {
+            let mut file = file;
+            let mut r = std::io::BufReader::new(theirs.try_clone().expect("clone"));
+            let mut w = theirs;
+            let read_packet = |r: &mut std::io::BufReader<std::os::unix::net::UnixStream>| -> Option<Vec<u8>> {
+                let mut len = [0u8; 4];
+                r.read_exact(&mut len).ok()?;
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                r.read_exact(&mut body).ok()?;
+                Some(body)
+            };
+            let Some(init) = read_packet(&mut r) else { return file };
+            assert_eq!(init[0], INIT);
+            w.write_all(&packet(VERSION, &3u32.to_be_bytes())).expect("version");
+            let (mut seen, mut answered, mut group) = (0usize, 0usize, Vec::new());
+            while let Some(body) = read_packet(&mut r) {
+                seen += 1;
+                let mut f = Fields { data: &body[1..] };
+                let id = f.u32().expect("id");
+                let status = |code: u32| {
+                    let mut b = id.to_be_bytes().to_vec();
+                    b.extend_from_slice(&code.to_be_bytes());
+                    packet(STATUS, &b)
+                };
+                let answer = match body[0] {
+                    READ => {
+                        f.bytes().expect("handle");
+                        let (offset, mut n) = (f.u64().expect("offset") as usize, f.u32().expect("len") as usize);
+                        if q.short_read == Some(seen) {
+                            n /= 2;
+                        }
+                        if offset >= file.len() {
+                            status(FX_EOF)
+                        } else {
+                            data(id, &file[offset..(offset + n).min(file.len())])
+                        }
+                    }
+                    WRITE => {
+                        f.bytes().expect("handle");
+                        let offset = f.u64().expect("offset") as usize;
+                        let d = f.bytes().expect("data");
+                        if q.fail_write == Some(seen) {
+                            status(4)
+                        } else {
+                            if file.len() < offset + d.len() {
+                                file.resize(offset + d.len(), 0);
+                            }
+                            file[offset..offset + d.len()].copy_from_slice(d);
+                            status(FX_OK)
+                        }
+                    }
+                    LSTAT => {
+                        let mut b = id.to_be_bytes().to_vec();
+                        b.extend_from_slice(&ATTR_SIZE.to_be_bytes());
+                        b.extend_from_slice(&(file.len() as u64).to_be_bytes());
+                        packet(ATTRS, &b)
+                    }
+                    other => panic!("unexpected request {other}"),
+                };
+                group.push(answer);
+                // A group waits for more requests only while more have arrived (never a deadlock).
+                if q.reverse_groups > 1 && group.len() < q.reverse_groups && !r.buffer().is_empty() {
+                    continue;
+                }
+                if q.reverse_groups > 1 {
+                    group.reverse();
+                }
+                for a in group.drain(..) {
+                    if q.close_after == Some(answered) {
+                        return file;
+                    }
+                    answered += 1;
+                    w.write_all(&a).expect("answer");
+                }
+            }
+            file
+        });
+        let to = ours.try_clone().expect("clone");
+        let s = Session::start(Box::new(to), Box::new(ours), "sftp://fake").expect("start");
+        (s, server)
+    }
+
+    fn content(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    #[test]
+    fn replies_out_of_order_land_where_their_requests_asked() {
+        let file = content(4 << 20);
+        let (mut s, server) = serve(file.clone(), Quirks { reverse_groups: 8, ..Quirks::default() });
+        let mut buf = vec![0u8; 4 << 20];
+        s.read_at(&Handle(b"h".to_vec()), 0, &mut buf, "vol").expect("read");
+        assert!(buf == file, "the bytes came back in the wrong places");
+        // Writes acknowledged out of order complete as well, across batches.
+        let mut queued = VecDeque::new();
+        let new = content(3 << 20).into_iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>();
+        for (k, batch) in new.chunks(1 << 20).enumerate() {
+            s.write_queued(&Handle(b"h".to_vec()), (k << 20) as u64, batch, &mut queued, "vol").expect("write");
+            assert!(!queued.is_empty(), "a batch waits only for the oldest replies, not for all");
+        }
+        s.await_writes(&mut queued, "vol").expect("acknowledged");
+        drop(s);
+        let written = server.join().expect("server");
+        assert!(written[..3 << 20] == new[..], "the writes landed where they were asked");
+    }
+
+    #[test]
+    fn a_server_that_closes_mid_window_is_an_error_not_a_hang() {
+        let (mut s, _server) = serve(content(4 << 20), Quirks { close_after: Some(10), ..Quirks::default() });
+        let mut buf = vec![0u8; 4 << 20];
+        let e = s.read_at(&Handle(b"h".to_vec()), 0, &mut buf, "vol").expect_err("a read past the close");
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        let (mut s, _server) = serve(Vec::new(), Quirks { close_after: Some(10), ..Quirks::default() });
+        let mut queued = VecDeque::new();
+        let e = match s.write_queued(&Handle(b"h".to_vec()), 0, &content(4 << 20), &mut queued, "vol") {
+            Err(e) => e,
+            Ok(()) => s.await_writes(&mut queued, "vol").expect_err("writes past the close"),
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        // What a dropped writer does: collect the rest, which ends at once on a session that ended.
+        assert!(s.await_writes(&mut queued, "vol").is_err());
+        assert!(queued.is_empty(), "nothing is left waiting on a session that ended");
+    }
+
+    #[test]
+    fn a_short_read_in_the_middle_of_a_window_is_asked_again() {
+        let file = content(2 << 20);
+        let (mut s, _server) =
+            serve(file.clone(), Quirks { short_read: Some(6), reverse_groups: 4, ..Quirks::default() });
+        let mut buf = vec![0u8; 2 << 20];
+        s.read_at(&Handle(b"h".to_vec()), 0, &mut buf, "vol").expect("read");
+        assert!(buf == file, "the rest of a short read was asked for again");
+        // The session is still in step: the next request gets its own answer.
+        assert_eq!(s.lstat("/x").expect("lstat").size, Some(2 << 20));
+    }
+
+    #[test]
+    fn a_failed_write_in_the_window_is_reported_and_the_session_stays_in_step() {
+        let (mut s, _server) = serve(Vec::new(), Quirks { fail_write: Some(3), ..Quirks::default() });
+        let e = s.write_at(&Handle(b"h".to_vec()), 0, &content(1 << 20), "vol-0001").expect_err("failure");
+        assert!(e.to_string().contains("vol-0001"), "{e}");
+        assert_eq!(s.lstat("/x").expect("lstat").size, Some(1 << 20), "every other write landed, in step");
     }
 }
