@@ -82,6 +82,7 @@ pub fn target_settings(config: &Config) -> target::TargetSettings {
             credentials_file: s.credentials_file.clone(),
             profile: s.profile.clone(),
             part_size: s.part_size.0,
+            parallel_parts: s.parallel_parts as usize,
             retries: Some(s.retries),
             grace: Some(std::time::Duration::from_secs(u64::from(s.grace_hours) * 3600)),
             timeout: Some(std::time::Duration::from_secs(u64::from(s.timeout_secs.max(1)))),

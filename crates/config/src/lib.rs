@@ -223,6 +223,9 @@ pub struct BackupS3 {
     pub profile: String,
     /// The size of each part of a volume's multipart upload (one part per volume being written is in memory).
     pub part_size: ByteSize,
+    /// How many parts of a volume go up at once while the next is filled (1 to 64): a volume being
+    /// written holds this many parts and one more in memory.
+    pub parallel_parts: u32,
     /// How often a failed request is retried (with exponential backoff).
     pub retries: u32,
     /// Hours after which an upload without a catalog counts as dead (and `prune --partial` removes it);
@@ -243,6 +246,7 @@ impl std::fmt::Debug for BackupS3 {
             .field("credentials_file", &self.credentials_file)
             .field("profile", &self.profile)
             .field("part_size", &self.part_size)
+            .field("parallel_parts", &self.parallel_parts)
             .field("retries", &self.retries)
             .field("grace_hours", &self.grace_hours)
             .field("timeout_secs", &self.timeout_secs)
@@ -261,6 +265,7 @@ impl Default for BackupS3 {
             credentials_file: PathBuf::new(),
             profile: String::new(),
             part_size: ByteSize(8 << 20),
+            parallel_parts: 4,
             retries: 5,
             grace_hours: 6,
             timeout_secs: 60,
@@ -478,6 +483,12 @@ impl Config {
                 "key `backup.s3.part_size` = {part}: S3 parts are 5M to 1G (the smallest S3 accepts is 5 MiB)"
             ));
         }
+        if !(1..=64).contains(&self.backup.s3.parallel_parts) {
+            return Err(format!(
+                "key `backup.s3.parallel_parts` = {}: give 1 to 64 (parts of a volume going up at once)",
+                self.backup.s3.parallel_parts
+            ));
+        }
         if self.backup.s3.grace_hours < 1 {
             return Err("key `backup.s3.grace_hours` = 0: give at least 1 (hours after which an upload without a \
                         catalog counts as dead; less would remove running uploads)"
@@ -659,6 +670,9 @@ mod tests {
         assert!(e.contains("backup.s3.part_size"), "{e}");
         let e = parse("[backup.s3]\naccess_key_id = \"GK1\"\n").unwrap_err().to_string();
         assert!(e.contains("both"), "{e}");
+        assert_eq!(parse("[backup.s3]\nparallel_parts = 8\n").expect("8").backup.s3.parallel_parts, 8);
+        let e = parse("[backup.s3]\nparallel_parts = 0\n").unwrap_err().to_string();
+        assert!(e.contains("backup.s3.parallel_parts"), "{e}");
         let e = parse("[backup.s3]\ngrace_hours = 0\n").unwrap_err().to_string();
         assert!(e.contains("backup.s3.grace_hours"), "{e}");
     }

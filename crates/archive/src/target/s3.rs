@@ -20,12 +20,22 @@
 //! unfinished multipart uploads (ListMultipartUploads), which no listing of
 //! objects shows; a younger one is running.
 //!
-//! Volumes go up as multipart uploads streamed from the compressor: one part
-//! ([`S3Settings::part_size`]) is buffered in memory at a time, never a
-//! volume; an object smaller than a part is one PUT. Every request is
-//! retried with exponential backoff on 5xx, 429, timeouts and connection
-//! errors ([`S3Settings::retries`]); a part that fails for good aborts its
-//! multipart upload.
+//! Volumes go up as multipart uploads streamed from the compressor: the
+//! part being filled ([`S3Settings::part_size`]) and up to
+//! [`S3Settings::parallel_parts`] parts going up at once, each on its own
+//! thread, are in memory, never a volume; an object smaller than a part is
+//! one PUT. Every request is retried with exponential backoff on 5xx, 429,
+//! timeouts and connection errors ([`S3Settings::retries`]); a part that
+//! fails for good aborts its multipart upload once the parts still going
+//! up have ended, and the backup fails with nothing published.
+//!
+//! What "resume" is here: a backup is a new name every run (its creation
+//! time) from a live filesystem, so a later run never has the bytes of an
+//! interrupted run's parts and never continues its upload; within a run,
+//! each part, range read and listing page is retried on its own, and a
+//! completion whose answer was lost is recognised by the object's size. An
+//! interrupted run's unfinished multipart uploads are aborted by
+//! [`Target::prune_partial`] once the grace period has passed.
 //!
 //! The server is not trusted: listing responses are bounded in size and
 //! count, a size it gives is checked against the bound the reader asks for
@@ -44,7 +54,7 @@ mod client;
 use super::{Listed, ObjectRead, ObjectWriter, Objects, State, Target, Upload, CATALOG};
 use crate::ArchiveError;
 use client::{Client, Entry, Pending, MAX_SMALL_RESPONSE};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -54,6 +64,10 @@ use std::time::{Duration, SystemTime};
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 /// The default part size: one part is in memory per volume being written.
 pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
+/// The default number of parts of a volume going up at once.
+pub const DEFAULT_PARALLEL_PARTS: usize = 4;
+/// The most parts of a volume going up at once.
+pub const MAX_PARALLEL_PARTS: usize = 64;
 /// The largest part size accepted.
 pub const MAX_PART_SIZE: u64 = 1 << 30;
 /// S3's limit on the parts of one multipart upload.
@@ -84,6 +98,9 @@ pub struct S3Settings {
     pub profile: String,
     /// Bytes per multipart part; 0: [`DEFAULT_PART_SIZE`].
     pub part_size: u64,
+    /// Parts of one volume going up at once (while the next is filled); 0: [`DEFAULT_PARALLEL_PARTS`].
+    /// A volume being written holds up to this many parts and one more in memory.
+    pub parallel_parts: usize,
     /// Retries of a failed request; None: 5.
     pub retries: Option<u32>,
     /// An upload without a catalog whose newest object is older than this is interrupted; None: [`DEFAULT_GRACE`].
@@ -103,6 +120,7 @@ impl std::fmt::Debug for S3Settings {
             .field("credentials_file", &self.credentials_file)
             .field("profile", &self.profile)
             .field("part_size", &self.part_size)
+            .field("parallel_parts", &self.parallel_parts)
             .field("retries", &self.retries)
             .field("grace", &self.grace)
             .field("timeout", &self.timeout)
@@ -478,41 +496,85 @@ impl Upload for S3Upload {
     }
 }
 
-/// An object being written: one buffered part at a time.
+/// A part being uploaded on its own thread: its number, and the thread
+/// (which hands back the part's ETag and its buffer, for the next part).
+type InFlight = (u16, std::thread::JoinHandle<std::io::Result<(String, Vec<u8>)>>);
+
+/// A multipart upload under way: its id, the ETags of the parts done (in
+/// order), and the parts still going up (oldest first).
+struct Multipart {
+    id: String,
+    etags: Vec<String>,
+    in_flight: VecDeque<InFlight>,
+}
+
+/// An object being written: the part being filled, and up to
+/// [`S3Settings::parallel_parts`] parts going up at once on their own
+/// threads while the compressor fills the next.
 struct S3Writer {
     client: Arc<Client>,
     key: String,
     buf: Vec<u8>,
-    /// The multipart upload's id and the ETags of its parts, once the object outgrew a part.
-    multipart: Option<(String, Vec<String>)>,
-    /// Bytes of the parts uploaded.
+    /// The multipart upload, once the object outgrew a part.
+    multipart: Option<Multipart>,
+    /// Bytes of the parts handed to uploads.
     sent: u64,
     failed: bool,
 }
 
 impl S3Writer {
-    /// Upload the buffer as the next part (starting the multipart upload first).
+    /// Wait for the oldest part in flight; its buffer comes back for reuse.
+    fn settle_oldest(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(m) = &mut self.multipart else { return Ok(None) };
+        let Some((n, thread)) = m.in_flight.pop_front() else { return Ok(None) };
+        let (etag, buf) = thread
+            .join()
+            .map_err(|_| std::io::Error::other(format!("{}: the upload of part {n} failed", self.key)))??;
+        m.etags.push(etag);
+        Ok(Some(buf))
+    }
+
+    /// Hand the buffer to a new upload of the next part (starting the
+    /// multipart upload first), after waiting for the oldest part when
+    /// [`S3Settings::parallel_parts`] are going up already.
     fn send_part(&mut self) -> std::io::Result<()> {
         if self.multipart.is_none() {
             let id = self.client.start_multipart(&self.key)?;
-            self.multipart = Some((id, Vec::new()));
+            self.multipart = Some(Multipart { id, etags: Vec::new(), in_flight: VecDeque::new() });
         }
-        let Some((id, etags)) = &mut self.multipart else { return Err(std::io::Error::other("no multipart upload")) };
-        let n = u16::try_from(etags.len() + 1).ok().filter(|n| *n <= MAX_PARTS).ok_or_else(|| {
-            std::io::Error::other(format!("{}: more than {MAX_PARTS} parts: raise part_size", self.key))
-        })?;
-        let etag = self.client.upload_part(&self.key, id, n, &self.buf)?;
-        etags.push(etag);
-        self.sent += self.buf.len() as u64;
-        self.buf.clear();
+        let mut spare = None;
+        while self.multipart.as_ref().is_some_and(|m| m.in_flight.len() >= self.client.parallel_parts) {
+            spare = self.settle_oldest()?;
+        }
+        let Some(m) = &mut self.multipart else { return Err(std::io::Error::other("no multipart upload")) };
+        let n =
+            u16::try_from(m.etags.len() + m.in_flight.len() + 1).ok().filter(|n| *n <= MAX_PARTS).ok_or_else(|| {
+                std::io::Error::other(format!("{}: more than {MAX_PARTS} parts: raise part_size", self.key))
+            })?;
+        let next = spare.map(|mut b| {
+            b.clear();
+            b
+        });
+        let data = std::mem::replace(&mut self.buf, next.unwrap_or_default());
+        self.sent += data.len() as u64;
+        let (client, key, id) = (Arc::clone(&self.client), self.key.clone(), m.id.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("s3-part-{n}"))
+            .spawn(move || client.upload_part(&key, &id, n, &data).map(|etag| (etag, data)))?;
+        m.in_flight.push_back((n, thread));
         Ok(())
     }
 
-    /// Fail for good: abort the multipart upload so no parts are left behind.
+    /// Fail for good: wait for the parts still going up (so none lands
+    /// after the abort), then abort the multipart upload so no parts are
+    /// left behind.
     fn fail(&mut self, e: std::io::Error) -> std::io::Error {
         self.failed = true;
-        if let Some((id, _)) = self.multipart.take() {
-            self.client.abort_multipart(&self.key, &id);
+        if let Some(m) = self.multipart.take() {
+            for (_, thread) in m.in_flight {
+                let _ = thread.join();
+            }
+            self.client.abort_multipart(&self.key, &m.id);
         }
         e
     }
@@ -558,15 +620,20 @@ impl ObjectWriter for S3Writer {
                 return Err(self.fail(e));
             }
         }
-        let Some((id, etags)) = self.multipart.take() else { return Err(std::io::Error::other("no multipart upload")) };
-        match self.client.complete_multipart(&self.key, &id, &etags) {
+        while self.multipart.as_ref().is_some_and(|m| !m.in_flight.is_empty()) {
+            if let Err(e) = self.settle_oldest() {
+                return Err(self.fail(e));
+            }
+        }
+        let Some(m) = self.multipart.take() else { return Err(std::io::Error::other("no multipart upload")) };
+        match self.client.complete_multipart(&self.key, &m.id, &m.etags) {
             Ok(()) => Ok(()),
             // A retried completion whose first try got through (its answer lost): the upload is gone, the object there.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.client.head(&self.key)? == Some(self.sent) => {
                 Ok(())
             }
             Err(e) => {
-                self.multipart = Some((id, etags));
+                self.multipart = Some(m);
                 Err(self.fail(e))
             }
         }
@@ -576,8 +643,8 @@ impl ObjectWriter for S3Writer {
 impl Drop for S3Writer {
     fn drop(&mut self) {
         // Dropped unfinished: leave no parts behind.
-        if let Some((id, _)) = self.multipart.take() {
-            self.client.abort_multipart(&self.key, &id);
+        if self.multipart.is_some() {
+            self.fail(std::io::Error::other("dropped"));
         }
     }
 }
@@ -595,6 +662,9 @@ struct S3Objects {
 /// How much a small read fetches at once: readers that hash or parse a
 /// volume in small pieces (8 KiB) cost one request per block, not per piece.
 const READ_BLOCK: u64 = 2 << 20;
+/// Reads of at least this many bytes (a frame) are one ranged GET of their
+/// own, in parallel with the others; smaller ones go through the block.
+const DIRECT_READ: usize = 256 << 10;
 
 /// A volume on the store, read by range.
 #[derive(Debug)]
@@ -611,7 +681,7 @@ impl ObjectRead for S3Object {
         self.len
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        if buf.len() as u64 >= READ_BLOCK {
+        if buf.len() >= DIRECT_READ {
             return self.client.get_range(&self.key, self.len, offset, buf);
         }
         let mut block = self.block.lock().map_err(|_| std::io::Error::other("poisoned"))?;
@@ -632,6 +702,9 @@ impl ObjectRead for S3Object {
         let from = (offset - at) as usize;
         buf.copy_from_slice(&data[from..from + buf.len()]);
         Ok(())
+    }
+    fn read_ahead(&self) -> usize {
+        super::REMOTE_READ_AHEAD
     }
 }
 
@@ -726,5 +799,163 @@ mod tests {
             w.write_all(&vec![7u8; part]).expect("one part");
             assert_eq!(w.finish().is_ok(), ok, "size {size}");
         }
+    }
+
+    /// A fake store that answers every request by what it is, on its own
+    /// thread per connection (parts arrive in parallel): `answer(method,
+    /// path and query, attempt of this request)` gives the response. Returns
+    /// the client and the log of requests (`"PUT part 2"`, `"end part 2"`,
+    /// `"complete <body>"`, `"abort"`) with the most parts seen at once.
+    #[allow(clippy::type_complexity)]
+    fn store(
+        answer: impl Fn(&str, &str, usize) -> String + Send + Sync + 'static,
+    ) -> (Client, Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::Read;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (most, now) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let attempts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+        let answer = Arc::new(answer);
+        let (log2, most2) = (Arc::clone(&log), Arc::clone(&most));
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let (log, most, now, attempts, answer) = (
+                    Arc::clone(&log2),
+                    Arc::clone(&most2),
+                    Arc::clone(&now),
+                    Arc::clone(&attempts),
+                    Arc::clone(&answer),
+                );
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).map(|n| n == 1).unwrap_or(false) {
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let mut words = text.split_whitespace();
+                    let (method, target) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or(""));
+                    let target = target.to_string();
+                    let len = text
+                        .to_ascii_lowercase()
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    let mut body = Vec::new();
+                    let _ = (&mut conn).take(len).read_to_end(&mut body);
+                    let part = target.split(['?', '&']).find_map(|q| q.strip_prefix("partNumber=")).map(str::to_string);
+                    let label = match (&*method, &part) {
+                        ("PUT", Some(n)) => format!("part {n}"),
+                        ("POST", _) if target.contains("uploadId=") => {
+                            format!("complete {}", String::from_utf8_lossy(&body))
+                        }
+                        ("POST", _) => "start".into(),
+                        ("DELETE", _) => "abort".into(),
+                        _ => format!("{method} {target}"),
+                    };
+                    let attempt = {
+                        let mut a = attempts.lock().expect("attempts");
+                        let n = a.entry(label.clone()).or_default();
+                        *n += 1;
+                        *n
+                    };
+                    log.lock().expect("log").push(label.clone());
+                    let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(at_once, Ordering::SeqCst);
+                    let reply = answer(&method, &target, attempt);
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    if label.starts_with("part") {
+                        log.lock().expect("log").push(format!("end {label}"));
+                    }
+                    let _ = conn.write_all(reply.as_bytes());
+                });
+            }
+        });
+        let s = S3Settings {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            region: "r".into(),
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            retries: Some(2),
+            part_size: MIN_PART_SIZE,
+            parallel_parts: 3,
+            ..S3Settings::default()
+        };
+        (Client::open("s3://bucket", &s).expect("client"), log, most)
+    }
+
+    /// The store's answer to a multipart upload whose part `bad` fails on the attempts `fails` says.
+    fn multipart_answer(bad: &'static str, fails: fn(usize) -> bool) -> impl Fn(&str, &str, usize) -> String {
+        use client::tests::answer;
+        move |method: &str, target: &str, attempt: usize| {
+            let part = target.split(['?', '&']).find_map(|q| q.strip_prefix("partNumber="));
+            match (method, part) {
+                ("POST", _) if target.contains("uploads") => answer(
+                    "200 OK",
+                    &[],
+                    "<?xml version=\"1.0\"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket>\
+                     <Key>h/b/vol</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>",
+                ),
+                ("PUT", Some(n)) => {
+                    // Slow enough that parts overlap.
+                    std::thread::sleep(Duration::from_millis(150));
+                    if n == bad && fails(attempt) {
+                        answer("503 Slow Down", &[], "<Error><Code>SlowDown</Code></Error>")
+                    } else {
+                        answer("200 OK", &[&format!("etag: \"e{n}\"")], "")
+                    }
+                }
+                ("POST", _) => answer("200 OK", &[], "<CompleteMultipartUploadResult></CompleteMultipartUploadResult>"),
+                ("DELETE", _) => answer("204 No Content", &[], ""),
+                _ => answer("404 Not Found", &[], ""),
+            }
+        }
+    }
+
+    #[test]
+    fn parts_go_up_in_parallel_and_a_failed_part_is_retried_in_its_place() {
+        let (c, log, most) = store(multipart_answer("2", |attempt| attempt == 1));
+        let up = upload(c);
+        let mut w = up.create("vol").expect("create");
+        let part = MIN_PART_SIZE as usize;
+        w.write_all(&vec![1u8; 4 * part + 1000]).expect("four parts and a tail");
+        w.finish().expect("the retried part completes the volume");
+        let log = log.lock().expect("log").clone();
+        assert_eq!(log.iter().filter(|l| *l == "part 2").count(), 2, "part 2 was retried: {log:?}");
+        let complete = log.iter().find(|l| l.starts_with("complete")).expect("completed");
+        let etags: Vec<&str> = complete.match_indices("&quot;e").map(|(i, _)| &complete[i + 6..i + 8]).collect();
+        let etags = if etags.is_empty() {
+            complete.match_indices("\"e").map(|(i, _)| &complete[i + 1..i + 3]).collect()
+        } else {
+            etags
+        };
+        assert_eq!(etags, ["e1", "e2", "e3", "e4", "e5"], "the parts in order: {complete}");
+        let at_once = most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((2..=3).contains(&at_once), "{at_once} parts at once (parallel_parts = 3)");
+        assert!(!log.iter().any(|l| l == "abort"), "{log:?}");
+    }
+
+    #[test]
+    fn a_part_that_fails_every_retry_fails_the_volume_and_aborts_after_the_others_end() {
+        let (c, log, _) = store(multipart_answer("2", |_| true));
+        let up = upload(c);
+        let mut w = up.create("vol").expect("create");
+        let part = MIN_PART_SIZE as usize;
+        let wrote = w.write_all(&vec![1u8; 4 * part + 1000]);
+        let e = match wrote {
+            Err(e) => e,
+            Ok(()) => w.finish().expect_err("a part that never goes up"),
+        };
+        assert!(e.to_string().contains("part 2") && e.to_string().contains("gave up"), "{e}");
+        let log = log.lock().expect("log").clone();
+        assert_eq!(log.iter().filter(|l| *l == "part 2").count(), 3, "tried 1 + 2 retries: {log:?}");
+        assert!(!log.iter().any(|l| l.starts_with("complete")), "never completed: {log:?}");
+        let abort = log.iter().position(|l| l == "abort").expect("aborted");
+        let last_end = log.iter().rposition(|l| l.starts_with("end part")).expect("parts");
+        assert!(abort > last_end, "the abort comes after every part in flight ended: {log:?}");
     }
 }

@@ -6,7 +6,10 @@
 //! its prefix and ends); credentials from the settings, the environment or
 //! the AWS credentials file.
 
-use super::{Address, S3Settings, DEFAULT_GRACE, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
+use super::{
+    Address, S3Settings, DEFAULT_GRACE, DEFAULT_PARALLEL_PARTS, DEFAULT_PART_SIZE, MAX_PARALLEL_PARTS, MAX_PART_SIZE,
+    MIN_PART_SIZE,
+};
 use crate::ArchiveError;
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2, ListObjectsV2Response, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
@@ -114,6 +117,8 @@ pub(super) struct Client {
     agent: ureq::Agent,
     retries: u32,
     pub(super) part_size: u64,
+    /// Parts of one volume going up at once.
+    pub(super) parallel_parts: usize,
     pub(super) grace: Duration,
 }
 
@@ -218,6 +223,10 @@ impl Client {
             agent,
             retries: settings.retries.unwrap_or(5).min(20),
             part_size,
+            parallel_parts: match settings.parallel_parts {
+                0 => DEFAULT_PARALLEL_PARTS,
+                n => n.min(MAX_PARALLEL_PARTS),
+            },
             grace: settings.grace.unwrap_or(DEFAULT_GRACE),
         })
     }
