@@ -21,10 +21,12 @@ RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools 
 # for the VM test that recovers from an NFS export, minisign to check that
 # backup signatures verify with the standard tool, age to check
 # that an encrypted backup restores with `age -d | zstd -dc | tar -x`,
-# systemd-analyze to verify the Debian package's units and dpkg-dev
-# (dpkg-shlibdeps) for its library dependencies.
+# systemd-analyze to verify the Debian package's units, dpkg-dev
+# (dpkg-shlibdeps) for its library dependencies, and a virtual tape library
+# for the tape VM test (tgt's tape and changer over iSCSI, open-iscsi, mt,
+# mtx, sg3-utils).
 TEST_PKGS = qemu-system-x86 ovmf gcc libc6-dev openssh-client openssh-server debootstrap nfs-kernel-server minisign age \
-	systemd dpkg-dev
+	systemd dpkg-dev tgt open-iscsi mt-st mtx sg3-utils
 
 APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends
 
