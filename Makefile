@@ -4,7 +4,11 @@
 
 PREFIX  ?= /usr/local
 CARGO   ?= cargo
-BIN      = target/release/lifeboat
+# The binary that is installed, packaged and put into rescue systems: a
+# static build (musl), so one binary runs on every release (Debian 11's
+# glibc 2.31 too) and on an old server on its worst day.
+MUSL     = x86_64-unknown-linux-musl
+BIN      = target/$(MUSL)/release/lifeboat
 
 # What lifeboat uses on this machine: capture, rescue media, and the tools
 # that go into the rescue system. linux-image-amd64 gives a kernel with
@@ -34,7 +38,14 @@ APT = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 --no-inst
 
 all: deps install run
 
+# What building the static binary needs: musl's C compiler wrapper (zstd and
+# ring are C) and Rust's musl target (rustup).
+BUILD_PKGS = musl-tools
+
 deps:
+	@missing=$$(for p in $(BUILD_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing:" $$missing; apt-get update -qq && $(APT) install $$missing; fi
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL)
 	@missing=$$(for p in $(RUNTIME_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing:" $$missing; apt-get update -qq && $(APT) install $$missing; fi
 
@@ -49,7 +60,7 @@ garage:
 	tests/garage.sh
 
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --target $(MUSL) -p lifeboat
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/lifeboat
@@ -74,8 +85,10 @@ run:
 	@echo
 	$(PREFIX)/sbin/lifeboat layout show
 
-test: test-deps
-	$(CARGO) test --workspace --locked
+# The static build first: the end-to-end tests put it into their VMs (the
+# rescue systems they boot carry it), and static_host runs it on Debian 11.
+test: test-deps build
+	LIFEBOAT_REQUIRE_STATIC=1 $(CARGO) test --workspace --locked
 	$(MAKE) fuzz-smoke
 
 # Fuzzing (docs/fuzzing.md): the readers of catalogs, manifests, tar headers,
