@@ -12,7 +12,7 @@
 //! catalog can never make the reader fetch anything outside the backup.
 //! Nothing is written: listing, uploads and deletes are refused by name.
 
-use super::{Listed, ObjectRead, Objects, Target, Upload};
+use super::{Listed, ObjectRead, Objects, Target, Upload, REMOTE_READ_AHEAD};
 use crate::ArchiveError;
 use std::io::Read;
 use std::sync::Arc;
@@ -262,6 +262,10 @@ impl ObjectRead for HttpObject {
             };
         }
     }
+
+    fn read_ahead(&self) -> usize {
+        REMOTE_READ_AHEAD
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +331,7 @@ mod tests {
         let o = objects(&url);
         let v = o.open_volume("vol-1", 1 << 20).expect("open");
         assert_eq!(v.len(), 16);
+        assert_eq!(v.read_ahead(), REMOTE_READ_AHEAD, "frames in flight from a remote object");
         let mut buf = [0u8; 5];
         v.read_at(10, &mut buf).expect("read");
         assert_eq!(&buf, b"abcde");
