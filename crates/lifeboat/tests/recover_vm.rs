@@ -11,6 +11,7 @@
 //! source's UUIDs; then it boots by itself to multi-user, by the same firmware.
 
 mod common;
+mod farm;
 #[path = "../../archive/tests/garage/mod.rs"]
 mod garage;
 
@@ -84,6 +85,10 @@ enum Mode {
     /// To an S3 store over the network (`s3://`), which the rescue system
     /// reaches over its network with the credentials on the medium.
     S3,
+    /// To a directory on a backup disk, with a network configuration
+    /// (systemd-networkd, DHCP) that clones rewrite: the golden backup of a
+    /// farm that boxes deploy by PXE from `lifeboat serve` (tests/farm).
+    Farm,
 }
 
 /// Where the VMs reach the host's S3 store: QEMU forwards this guest address to it.
@@ -134,6 +139,9 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path) {
         Mode::Target => {
             "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n"
         }
+        // The boxes of the farm have one disk: the backup disk is left out of the layout.
+        Mode::Farm => "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n\
+                       [layout]\nexclude_devices = [\"vdb\"]\n",
         // Media of 200 MiB, so that the backup (about 210 MiB) and the rescue
         // system need a set of two. The backup disk only carries the ISOs
         // out and is left out of the layout, as an external disk would be.
@@ -162,7 +170,7 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path) {
         format!("[paths]\noutput_dir = \"/mnt/backup/rescue\"\n{config}{s3}"),
     )
     .expect("config");
-    if mode == Mode::S3 {
+    if mode == Mode::S3 || mode == Mode::Farm {
         // DHCP on the network card with systemd-networkd (part of Debian's systemd).
         std::fs::create_dir_all(m.join("etc/systemd/network")).expect("mkdir");
         std::fs::write(m.join("etc/systemd/network/50-e2e.network"), "[Match]\nName=eth0\n[Network]\nDHCP=yes\n")
@@ -358,7 +366,7 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
             times.push((format!("mkbackup: {l}"), 0.0));
         }
         match mode {
-            Mode::Target => sh(&format!("cp -a {}/source {}", m.display(), copy.display())),
+            Mode::Target | Mode::Farm => sh(&format!("cp -a {}/source {}", m.display(), copy.display())),
             // The backup stays in the store; the host reads it from there.
             Mode::S3 => String::new(),
             // The backup is on the ISOs: the host has no iso9660, xorriso reads them.
@@ -457,6 +465,9 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
         }
         times.push((format!("{name}: boot recovered"), t.elapsed().as_secs_f64()));
     }
+    if mode == Mode::Farm {
+        farm::deploy(w, &iso, Path::new(from.trim_start_matches("file://")), &src, &mut times);
+    }
     // Kept beside the cached images, so the numbers of the last run can be read after CI.
     let text: String = times
         .iter()
@@ -498,4 +509,13 @@ fn bios_system_backed_up_to_s3_is_recovered_over_the_rescue_network_and_boots() 
         return;
     }
     scenario("bios", Mode::S3, &[Case { name: "s3", size: 3 * GIB, bus: Bus::Virtio }]);
+}
+
+/// Run alone with `cargo test -p lifeboat --test recover_vm farm`.
+#[test]
+fn bios_farm_boxes_deploy_one_golden_backup_by_pxe_each_as_its_own_clone() {
+    if !root_or_skip("QEMU farm deployment") {
+        return;
+    }
+    scenario("bios", Mode::Farm, &[]);
 }
