@@ -676,7 +676,8 @@ impl Walker<'_> {
         let mut now = manifest_entry(e, kind, &e.path, 0, None);
         (now.ino, now.ctime_ns) = (Some(meta.ino()), Some(ctime_ns(meta)));
         let Some((i, pm)) = p.get(&now.path) else { return Ok(false) };
-        let mut change = crate::chain::judge(pm, &now, p.started_ns);
+        let pm = pm.clone();
+        let mut change = crate::chain::judge(&pm, &now, p.started_ns);
         if change != Change::Replaced {
             if let Some(s) = self.seen.get_mut(i) {
                 *s = true;
@@ -684,16 +685,16 @@ impl Walker<'_> {
         }
         if change == Change::Ambiguous {
             self.stats.compared += 1;
-            change = match (hash_content(full, &mut self.chunk), &pm.blake3) {
-                (Some(h), Some(want)) if h == *want => Change::Unchanged,
+            change = match (hash_content(full, &mut self.chunk), pm.blake3_hex()) {
+                (Some(h), Some(want)) if h == want => Change::Unchanged,
                 _ => Change::Changed,
             };
         }
         if change != Change::Unchanged {
             return Ok(false);
         }
-        (now.offset, now.blake3, now.sparse) = (pm.offset, pm.blake3.clone(), pm.sparse);
-        now.from = Some(pm.from.clone().unwrap_or_else(|| p.name.clone()));
+        (now.offset, now.blake3, now.sparse) = (pm.offset, pm.blake3_hex(), pm.sparse);
+        now.from = Some(p.holder(&pm).to_string());
         if *kind == Kind::Dir {
             self.pending.push(PendingDir { entry: e.clone(), line: now });
         } else {
@@ -1074,12 +1075,8 @@ fn write_and_commit(
     let deleted = match parent {
         None => None,
         Some(p) => {
-            let mut list = Vec::new();
-            for (e, _) in p.entries().iter().zip(&w.seen).filter(|(_, seen)| !**seen) {
-                list.extend_from_slice(&crate::read::unescape_path(&e.path));
-                list.push(0);
-                w.stats.deleted += 1;
-            }
+            let (list, count) = p.deleted(&w.seen).map_err(|e| ArchiveError::Target(p.name.clone(), e))?;
+            w.stats.deleted = count;
             let sum = put_object(upload.as_ref(), crate::chain::DELETED_LIST, &list)?;
             Some(Volume { name: crate::chain::DELETED_LIST.into(), size: list.len() as u64, blake3: sum })
         }

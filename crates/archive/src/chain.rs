@@ -157,29 +157,128 @@ pub enum Change {
 /// How close (in ns) to the parent's walk start a ctime makes an entry ambiguous.
 pub const RACY_NS: i128 = 1_000_000_000;
 
+/// The kinds of entries, as one byte ([`Prior::kind`]).
+const KINDS: [&str; 7] = ["file", "dir", "symlink", "hardlink", "char", "block", "fifo"];
+
+/// What the parent's manifest recorded of one entry: what [`judge`]
+/// compares, and what an unchanged entry's line takes from it (about 120
+/// bytes, not the whole line: a parent of a million entries fits in some
+/// 150 MiB with its index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prior {
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i128,
+    pub(crate) ctime_ns: Option<i128>,
+    pub(crate) ino: Option<u64>,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) kind: u8,
+    pub(crate) sparse: bool,
+    pub(crate) offset: u64,
+    pub(crate) blake3: Option<[u8; 32]>,
+    /// The backup that holds the entry: an index into [`ParentState`]'s names (0: the parent itself).
+    pub(crate) from: u32,
+    /// BLAKE3 of the link target, device numbers and xattr names.
+    pub(crate) rest: [u8; 16],
+    /// BLAKE3 of the xattr values' checksums, when the parent has them (format 2).
+    pub(crate) xattr_values: Option<[u8; 16]>,
+}
+
+fn digest16(parts: &[&[u8]]) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    k
+}
+
+/// The link target, device numbers and xattr names of a line, as one digest.
+fn rest_of(m: &ManifestEntry) -> [u8; 16] {
+    let rdev = m.rdev.map(|(a, b)| format!("{a}:{b}")).unwrap_or_default();
+    let names = m.xattrs.join("\0");
+    digest16(&[m.link.as_deref().unwrap_or("\0none").as_bytes(), rdev.as_bytes(), names.as_bytes()])
+}
+
+fn xattr_values_of(m: &ManifestEntry) -> Option<[u8; 16]> {
+    (!m.xattr_blake3.is_empty()).then(|| digest16(&[m.xattr_blake3.join(",").as_bytes()]))
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        let hi = (b[2 * i] as char).to_digit(16)?;
+        let lo = (b[2 * i + 1] as char).to_digit(16)?;
+        *o = (hi << 4 | lo) as u8;
+    }
+    Some(out)
+}
+
+fn to_hex(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Prior {
+    /// The record of a parent's line; `from` indexes the names of the chain's backups.
+    pub fn of(m: &ManifestEntry, from: u32) -> Result<Prior, String> {
+        let kind = KINDS.iter().position(|k| *k == m.kind).ok_or_else(|| format!("{}: type {:?}", m.path, m.kind))?;
+        let blake3 = match &m.blake3 {
+            None => None,
+            Some(h) => Some(hex32(h).ok_or_else(|| format!("{}: blake3 {h:?} is not a checksum", m.path))?),
+        };
+        Ok(Prior {
+            size: m.size,
+            mtime_ns: m.mtime_ns,
+            ctime_ns: m.ctime_ns,
+            ino: m.ino,
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            kind: kind as u8,
+            sparse: m.sparse,
+            offset: m.offset,
+            blake3,
+            from,
+            rest: rest_of(m),
+            xattr_values: xattr_values_of(m),
+        })
+    }
+
+    /// Its content's BLAKE3, as manifests write it.
+    pub fn blake3_hex(&self) -> Option<String> {
+        self.blake3.as_ref().map(to_hex)
+    }
+}
+
 /// Compare an entry as it is now (`now`, a manifest line made from the
-/// walk's stat: ino and ctime set, no checksum) with the parent's line.
+/// walk's stat: ino and ctime set, no checksum) with the parent's record.
 /// `parent_started_ns` is when the parent's walk began.
-pub fn judge(parent: &ManifestEntry, now: &ManifestEntry, parent_started_ns: Option<i128>) -> Change {
-    fn kind_of(m: &ManifestEntry) -> &str {
-        if m.kind == "hardlink" {
+pub fn judge(parent: &Prior, now: &ManifestEntry, parent_started_ns: Option<i128>) -> Change {
+    fn class(k: &str) -> &str {
+        if k == "hardlink" {
             "file"
         } else {
-            m.kind.as_str()
+            k
         }
     }
-    if kind_of(parent) != kind_of(now) {
+    let pkind = KINDS.get(parent.kind as usize).copied().unwrap_or("?");
+    if class(pkind) != class(&now.kind) {
         return Change::Replaced;
     }
-    let same = parent.kind == now.kind
+    let same = pkind == now.kind
         && parent.size == now.size
         && parent.mtime_ns == now.mtime_ns
         && parent.mode == now.mode
         && (parent.uid, parent.gid) == (now.uid, now.gid)
-        && parent.link == now.link
-        && parent.rdev == now.rdev
-        && parent.xattrs == now.xattrs
-        && (parent.xattr_blake3.is_empty() || parent.xattr_blake3 == now.xattr_blake3)
+        && parent.rest == rest_of(now)
+        && parent.xattr_values.is_none_or(|v| Some(v) == xattr_values_of(now))
         && parent.ino.is_none_or(|i| Some(i) == now.ino)
         && parent.ctime_ns.is_none_or(|c| Some(c) == now.ctime_ns);
     if !same {
@@ -199,7 +298,10 @@ pub fn judge(parent: &ManifestEntry, now: &ManifestEntry, parent_started_ns: Opt
     }
 }
 
-/// The parent of an increment being made: its manifest, looked up by path.
+/// The parent of an increment being made: its manifest read once,
+/// streamed, into an index of compact records by a 128-bit hash of each
+/// path ([`Prior`]); read a second time, streamed, for the paths that are
+/// gone ([`ParentState::deleted`]).
 #[derive(Debug)]
 pub struct ParentState {
     /// The parent's name on the target.
@@ -208,68 +310,147 @@ pub struct ParentState {
     pub parent: Parent,
     /// When the parent's walk began.
     pub started_ns: Option<i128>,
-    entries: Vec<ManifestEntry>,
+    objects: Arc<dyn Objects>,
+    manifest: crate::frames::Volume,
+    /// The backups entries are in: the parent, then the `from` names of its manifest.
+    names: Vec<String>,
+    priors: Vec<Prior>,
     index: HashMap<[u8; 16], u32>,
 }
 
 /// The 128-bit key of a path in the parent's index.
 fn key(path: &str) -> [u8; 16] {
-    let h = blake3::hash(path.as_bytes());
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&h.as_bytes()[..16]);
-    k
+    digest16(&[path.as_bytes()])
+}
+
+/// Every line of a backup's manifest, streamed, checked against the size
+/// and BLAKE3 its catalog gives (an error naming it when they differ: then
+/// whatever `line` saw is to be thrown away).
+fn each_line(
+    objects: &dyn Objects,
+    manifest: &crate::frames::Volume,
+    line: &mut dyn FnMut(usize, ManifestEntry) -> Result<(), String>,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let at = format!("{}/{}", objects.location(), manifest.name);
+    let o = objects.open_volume(&manifest.name, manifest.size).map_err(|e| format!("{at}: {e}"))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, crate::target::ObjectReader::new(o));
+    let mut h = blake3::Hasher::new();
+    let (mut buf, mut n, mut total) = (Vec::new(), 0usize, 0u64);
+    loop {
+        buf.clear();
+        let got = r.read_until(b'\n', &mut buf).map_err(|e| format!("{at}: {e}"))?;
+        if got == 0 {
+            break;
+        }
+        total += got as u64;
+        if total > manifest.size {
+            return Err(format!("{at} is longer than its catalog says"));
+        }
+        h.update(&buf);
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if text.is_empty() {
+            continue;
+        }
+        let e: ManifestEntry = serde_json::from_slice(text).map_err(|e| format!("{at} line {}: {e}", n + 1))?;
+        line(n, e)?;
+        n += 1;
+    }
+    if total != manifest.size || h.finalize().to_hex().as_str() != manifest.blake3 {
+        return Err(format!("{at} does not match its size and checksum in backup.json: the manifest is damaged"));
+    }
+    Ok(())
 }
 
 impl ParentState {
-    /// The parent `b` (named `name` on its target) for a new increment. Its
-    /// manifest is the whole state at its time (an increment's lists
-    /// everything); errors name what makes it unusable as a parent.
-    pub fn new(name: &str, b: Backup) -> Result<ParentState, String> {
-        if b.entries.len() > u32::MAX as usize {
-            return Err("its manifest has too many entries".into());
-        }
-        let depth = b.catalog.parent.as_ref().map(|p| p.depth).unwrap_or(0).saturating_add(1);
+    /// The parent named `name` on its target (its objects, decrypting, and
+    /// its whole catalog, signature checked) for a new increment: its
+    /// manifest, the whole state at its time (an increment's lists
+    /// everything), read streaming; errors name what makes it unusable.
+    pub fn read(name: &str, objects: Arc<dyn Objects>, catalog: &Catalog) -> Result<ParentState, String> {
+        let depth = catalog.parent.as_ref().map(|p| p.depth).unwrap_or(0).saturating_add(1);
         if depth as usize >= MAX_CHAIN {
             return Err(format!("its chain has {depth} backups already (at most {MAX_CHAIN})"));
         }
-        let full = b.catalog.parent.as_ref().map(|p| p.full.clone()).unwrap_or_else(|| name.to_string());
+        let full = catalog.parent.as_ref().map(|p| p.full.clone()).unwrap_or_else(|| name.to_string());
         let parent = Parent {
             name: name.into(),
-            created: b.catalog.created.clone(),
-            manifest_blake3: b.catalog.manifest.blake3.clone(),
+            created: catalog.created.clone(),
+            manifest_blake3: catalog.manifest.blake3.clone(),
             full,
             depth,
         };
-        let started_ns = b.catalog.started_ns;
-        let entries = b.into_entries();
-        let mut index = HashMap::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            if index.insert(key(&e.path), i as u32).is_some() {
+        let mut names = vec![name.to_string()];
+        let mut priors = Vec::new();
+        let mut index = HashMap::new();
+        each_line(objects.as_ref(), &catalog.manifest, &mut |n, e| {
+            let from = match &e.from {
+                None => 0,
+                Some(f) => match names.iter().position(|x| x == f) {
+                    Some(i) => i,
+                    None if names.len() < MAX_CHAIN => {
+                        names.push(f.clone());
+                        names.len() - 1
+                    }
+                    None => return Err(format!("its manifest names more than {MAX_CHAIN} backups")),
+                },
+            };
+            let n = u32::try_from(n).map_err(|_| "its manifest has too many entries".to_string())?;
+            if index.insert(key(&e.path), n).is_some() {
                 return Err(format!("its manifest lists {} twice", e.path));
             }
-        }
-        Ok(ParentState { name: name.into(), parent, started_ns, entries, index })
+            priors.push(Prior::of(&e, from as u32)?);
+            Ok(())
+        })?;
+        priors.shrink_to_fit();
+        Ok(ParentState {
+            name: name.into(),
+            parent,
+            started_ns: catalog.started_ns,
+            objects,
+            manifest: catalog.manifest.clone(),
+            names,
+            priors,
+            index,
+        })
     }
 
-    /// The parent's line of a path, with its index.
-    pub fn get(&self, path: &str) -> Option<(usize, &ManifestEntry)> {
+    /// The parent's record of a path, with its index. (A 128-bit hash
+    /// collision between two paths would go unnoticed; the record must still
+    /// match the stat in every field for the entry to count as unchanged.)
+    pub fn get(&self, path: &str) -> Option<(usize, &Prior)> {
         let i = *self.index.get(&key(path))? as usize;
-        self.entries.get(i).filter(|e| e.path == path).map(|e| (i, e))
+        self.priors.get(i).map(|p| (i, p))
+    }
+
+    /// The name of the backup that holds an entry the parent lists.
+    pub fn holder(&self, p: &Prior) -> &str {
+        self.names.get(p.from as usize).map(String::as_str).unwrap_or(&self.name)
     }
 
     /// How many entries the parent has.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.priors.len()
     }
 
     /// Whether the parent has no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.priors.is_empty()
     }
 
-    /// The parent's entries, in its manifest's order.
-    pub fn entries(&self) -> &[ManifestEntry] {
-        &self.entries
+    /// `deleted.list`: the paths of the parent's entries that `seen` (by
+    /// index) does not mark, each ended by NUL; the manifest streamed again.
+    pub fn deleted(&self, seen: &[bool]) -> Result<(Vec<u8>, u64), String> {
+        let (mut list, mut count) = (Vec::new(), 0u64);
+        each_line(self.objects.as_ref(), &self.manifest, &mut |n, e| {
+            if !seen.get(n).copied().unwrap_or(false) {
+                list.extend_from_slice(&crate::read::unescape_path(&e.path));
+                list.push(0);
+                count += 1;
+            }
+            Ok(())
+        })?;
+        Ok((list, count))
     }
 }
 
@@ -307,6 +488,10 @@ mod tests {
     }
 
     const LONG_AFTER: Option<i128> = Some(2_000_000_000_000);
+
+    fn judge(p: &ManifestEntry, now: &ManifestEntry, started: Option<i128>) -> Change {
+        super::judge(&Prior::of(p, 0).expect("record"), now, started)
+    }
 
     #[test]
     fn the_same_stat_is_unchanged_and_any_field_that_differs_is_a_change() {

@@ -83,7 +83,10 @@ fn open(t: &MemoryTarget, name: &str) -> Backup {
 
 /// Make a backup named `name`, incremental against `parent` when given.
 fn backup(t: &MemoryTarget, src: &Path, name: &str, parent: Option<&str>) -> Catalog {
-    let state = parent.map(|p| ParentState::new(p, open(t, p)).unwrap());
+    let state = parent.map(|p| {
+        let b = open(t, p);
+        ParentState::read(p, Arc::clone(b.objects()), &b.catalog).unwrap()
+    });
     let up = t.begin("h", name).unwrap();
     write_backup_against(up, &options(src), "h", None, None, state.as_ref(), &mut |_, _| {}).unwrap().0
 }

@@ -139,7 +139,11 @@ pub fn parent_for(
         ));
     }
     let objects = readable(f, raw).map_err(|e| crate::error::chain(&e))?;
-    let (b, _) = keys::open(&f.trust, &objects, feedback).map_err(|e| crate::error::chain(&e))?;
+    // Its catalog only (signature checked): the manifest is streamed into the parent's index below.
+    let (stored, _) = keys::checked(&f.trust, &objects, feedback, lifeboat_archive::trust::verified_catalog)
+        .map_err(|e| crate::error::chain(&e))?;
+    let catalog = lifeboat_archive::read::unseal(objects.as_ref(), &stored).map_err(|e| e.to_string())?;
+    let b = Backup::from_parts(Arc::clone(&objects), catalog.clone(), Vec::new()).map_err(|e| e.to_string())?;
     if let (Some(every), Some(p)) = (policy, &b.catalog.parent) {
         let old = crate::retention::time_of_name(&p.full).and_then(|t| t.elapsed().ok()).is_none_or(|age| age >= every);
         if old {
@@ -153,6 +157,6 @@ pub fn parent_for(
         }
     }
     // The parent's own chain must resolve: an increment on a broken chain would be broken too.
-    let b = resolve(f, b, r, feedback).map_err(|e| crate::error::chain(&e))?;
-    ParentState::new(&newest.name, b).map(Some)
+    resolve(f, b, r, feedback).map_err(|e| crate::error::chain(&e))?;
+    ParentState::read(&newest.name, objects, &catalog).map(Some)
 }
