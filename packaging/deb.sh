@@ -7,7 +7,7 @@
 #   packaging/deb.sh [--binary PATH] [--out DIR]
 #
 # Defaults: target/release/lifeboat, and target/deb/. Prints the .deb's path.
-# `make deb` builds the release binary and runs this. docs/operations.md
+# `make deb` builds the static (musl) release binary and runs this on it. docs/operations.md
 # says what the package holds and why.
 set -euo pipefail
 
@@ -74,9 +74,12 @@ EOF
 printf 'lifeboat (%s) unstable; urgency=medium\n\n  * Built from the lifeboat repository.\n\n -- lifeboat maintainers <maintainers@lifeboat.invalid>  %s\n' \
 	"$version" "$(date -R -u -d @"${SOURCE_DATE_EPOCH:-$(stat -c %Y "$repo/Cargo.toml")}")" | gzip -9n >"$doc/changelog.Debian.gz"
 
-# The libraries the binary links, as dpkg-shlibdeps reads them.
+# The libraries the binary links, as dpkg-shlibdeps reads them; none for
+# the static (musl) binary that `make deb` packages.
 shlibs="libc6, libgcc-s1"
-if command -v dpkg-shlibdeps >/dev/null; then
+if command -v readelf >/dev/null && ! LC_ALL=C readelf -d "$stage/usr/sbin/lifeboat" 2>/dev/null | grep -q '(NEEDED)'; then
+	shlibs=""
+elif command -v dpkg-shlibdeps >/dev/null; then
 	mkdir -p "$work/src/debian"
 	printf 'Source: lifeboat\n\nPackage: lifeboat\nArchitecture: any\n' >"$work/src/debian/control"
 	found=$(cd "$work/src" && dpkg-shlibdeps -O "$stage/usr/sbin/lifeboat" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
@@ -96,7 +99,7 @@ Version: $version
 Architecture: $arch
 Maintainer: lifeboat maintainers <maintainers@lifeboat.invalid>
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-Depends: $shlibs, util-linux, fdisk, mount, e2fsprogs, kmod, iproute2, busybox-static, xorriso, mtools, grub-common, grub-pc-bin | grub-efi-amd64-bin
+Depends: ${shlibs:+$shlibs, }util-linux, fdisk, mount, e2fsprogs, kmod, iproute2, busybox-static, xorriso, mtools, grub-common, grub-pc-bin | grub-efi-amd64-bin
 Recommends: grub-pc-bin, grub-efi-amd64-bin, dosfstools, mdadm, lvm2, thin-provisioning-tools, cryptsetup-bin, dmsetup, xfsprogs, btrfs-progs, efibootmgr, zstd, man-db, bash-completion, qemu-system-x86, ovmf
 Suggests: shim-signed, grub-efi-amd64-signed, nfs-common, openssh-client, age, minisign
 Section: admin

@@ -302,6 +302,22 @@ fn every_man_page_renders_without_warnings() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success() && err.trim().is_empty(), "{}: {err}", page.display());
         assert!(!out.stdout.is_empty(), "{} renders", page.display());
+        let text = String::from_utf8_lossy(&out.stdout);
+        if page.parent().is_some_and(|d| d.ends_with("man1")) {
+            for section in ["\nEXIT STATUS\n", "\nFILES\n", "\nEXAMPLES\n", "\nSEE ALSO\n"] {
+                assert!(text.contains(section), "{} has {section:?}", page.display());
+            }
+        }
+        // Every page SEE ALSO names is in the package (read from the source: the rendering hyphenates).
+        let source = run(Command::new("gzip").arg("-dc").arg(page));
+        let see = source.split(".SH \"SEE ALSO\"\n").nth(1).unwrap_or("").lines().next().unwrap_or("");
+        let see = see.replace("\\fB", "").replace("\\fR", "").replace("\\-", "-");
+        assert!(!see.is_empty(), "{} has a SEE ALSO line", page.display());
+        for r in see.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            let (name, sec) = r.trim_end_matches(')').split_once('(').unwrap_or_else(|| panic!("{r:?}"));
+            let file = b.root.join(format!("usr/share/man/man{sec}/{name}.{sec}.gz"));
+            assert!(file.is_file(), "{} refers to {r}, which is not in the package", page.display());
+        }
     }
     let conf = run(Command::new("man")
         .arg("-l")

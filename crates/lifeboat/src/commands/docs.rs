@@ -22,6 +22,12 @@ pub fn manpages(ctx: &super::Ctx, a: ManpageArgs) -> anyhow::Result<ExitCode> {
         let page = cmd.clone().name(name.clone());
         let mut buf = Vec::new();
         clap_mangen::Man::new(page).render(&mut buf)?;
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .map(|s| format!("{name}-{}", s.get_name()))
+            .collect();
+        buf.extend_from_slice(closing_sections(&name, prefix, &subs).as_bytes());
         let file = dir.join(format!("{name}.1"));
         std::fs::write(&file, buf).with_context(|| format!("cannot write {}", file.display()))?;
         written.push(file.display().to_string());
@@ -40,6 +46,117 @@ pub fn manpages(ctx: &super::Ctx, a: ManpageArgs) -> anyhow::Result<ExitCode> {
         println!("wrote {} man pages to {}", written.len(), a.dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Examples for a page (`lifeboat-backup-prune`), as (command line, what it does).
+fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
+    match page {
+        "lifeboat" => &[
+            ("lifeboat check", "can this machine make rescue media? one line per check, with fixes"),
+            ("lifeboat mkbackup", "rescue medium and backup in one go (mkbackup.mode)"),
+            ("lifeboat \\-q layout diff || lifeboat \\-q mkrescue", "new rescue media when the layout changed"),
+            ("lifeboat status", "what ran when, and what is overdue"),
+        ],
+        "lifeboat-check" => &[("lifeboat check \\-\\-json", "the preflight for scripts")],
+        "lifeboat-layout" | "lifeboat-layout-save" => {
+            &[("lifeboat layout save", "capture the layout into paths.layout_file")]
+        }
+        "lifeboat-layout-show" => &[("lifeboat layout show \\-", "the live system's layout as a tree, without saving")],
+        "lifeboat-layout-diff" => {
+            &[("lifeboat layout diff || echo changed", "exit 1 when something that matters for recovery changed")]
+        }
+        "lifeboat-backup" => &[
+            ("lifeboat backup \\-\\-target file:///mnt/backup", "every local filesystem mounted now, signed"),
+            ("lifeboat backup \\-\\-root /srv/data \\-\\-target sftp://backup@vault/srv/backup .", "one tree over SSH"),
+        ],
+        "lifeboat-backup-list" => &[("lifeboat backup list \\-\\-json", "the backups on backup.target, for scripts")],
+        "lifeboat-backup-info" => &[(
+            "lifeboat backup info \\-\\-from file:///mnt/backup/web1/2026\\-12\\-01T101010.123Z",
+            "one backup in detail",
+        )],
+        "lifeboat-backup-prune" => &[
+            (
+                "lifeboat backup prune \\-\\-keep\\-daily 7 \\-\\-keep\\-weekly 5 \\-\\-dry\\-run",
+                "what a policy would remove",
+            ),
+            ("lifeboat \\-q backup prune", "apply [backup.retention] (what lifeboat\\-prune.timer runs)"),
+        ],
+        "lifeboat-restore" => &[(
+            "lifeboat restore \\-\\-from file:///mnt/backup \\-\\-to /mnt/x etc/ssh",
+            "one directory of the newest backup",
+        )],
+        "lifeboat-verify" => {
+            &[("lifeboat verify \\-\\-from file:///mnt/backup", "every volume, checksum and the signature")]
+        }
+        "lifeboat-compare" => {
+            &[("lifeboat compare \\-\\-root /", "the live system against its newest backup: an intrusion check")]
+        }
+        "lifeboat-mkrescue" => &[("lifeboat mkrescue \\-\\-format raw", "a disk image for a USB stick")],
+        "lifeboat-burn" => {
+            &[("lifeboat burn \\-\\-device /dev/sdX", "the newest image to a stick, read back and verified")]
+        }
+        "lifeboat-mkbackup" => {
+            &[("lifeboat mkbackup \\-\\-mode media", "the backup on the rescue media, as many as it needs")]
+        }
+        "lifeboat-recover" => &[
+            ("lifeboat recover \\-\\-plan", "what recovery would do, without writing anything"),
+            ("lifeboat recover \\-\\-map /dev/sda=/dev/nvme0n1", "onto another disk"),
+        ],
+        "lifeboat-drill" => {
+            &[("lifeboat drill", "boot the rescue medium in a VM, recover, boot the result, write a report")]
+        }
+        "lifeboat-status" => &[
+            ("lifeboat \\-q status", "nothing when all is well (exit 0), else the table and exit 1 or 2"),
+            (
+                "lifeboat status \\-\\-prometheus /var/lib/prometheus/node\\-exporter/lifeboat.prom",
+                "metrics for node_exporter",
+            ),
+        ],
+        "lifeboat-serve" => &[("lifeboat serve", "serve the rescue system, a golden backup and clone files to a farm")],
+        "lifeboat-config" | "lifeboat-config-show" => &[("lifeboat config show", "the configuration in effect")],
+        "lifeboat-config-init" => {
+            &[("lifeboat config init /etc/lifeboat/lifeboat.toml", "every key with its default, commented out")]
+        }
+        "lifeboat-completions" => &[("lifeboat completions bash > /etc/bash_completion.d/lifeboat", "bash completion")],
+        "lifeboat-manpage" => &[("lifeboat manpage \\-\\-dir /usr/local/share/man/man1", "these pages")],
+        _ => &[],
+    }
+}
+
+/// The sections every page ends with: EXIT STATUS, FILES, EXAMPLES and SEE
+/// ALSO (lifeboat(1), the parent page, the subcommands' pages and
+/// lifeboat.toml(5), all written by the same run).
+fn closing_sections(page: &str, parent: &str, subs: &[String]) -> String {
+    let mut t = String::from(
+        ".SH \"EXIT STATUS\"\n.TP\n0\nSuccess.\n.TP\n1\nSomething is not right, and the output says what: a failed preflight check, a \
+         changed layout, a damaged backup, a difference found, a backup that could not store every file as it was, a failed \
+         drill, an overdue job (status).\n.TP\n2\nAn error (bad input, a missing file, an unreachable target), with one message \
+         naming the thing and the fix; \\fBstatus\\fR: a job's last run failed.\n\
+         .SH FILES\n.TP\n/etc/lifeboat/lifeboat.toml\nThe configuration (\\fBlifeboat.toml\\fR(5)); \\fB\\-\\-config\\fR or \
+         \\fBLIFEBOAT_CONFIG\\fR name another.\n.TP\n/etc/lifeboat/signing.key, /etc/lifeboat/signing.pub\nThe backup signing \
+         keys (\\fBpaths.key_dir\\fR).\n.TP\n/var/lib/lifeboat/layout.toml\nThe saved layout (\\fBpaths.layout_file\\fR).\n\
+         .TP\n/var/lib/lifeboat/output/\nRescue media (\\fBpaths.output_dir\\fR).\n.TP\n/var/lib/lifeboat/log/\nThe debug log \
+         of every run; the newest 100 are kept.\n.TP\n/var/lib/lifeboat/status/\nThe last run of each job, for \\fBlifeboat status\\fR.\n",
+    );
+    let ex = examples(page);
+    if !ex.is_empty() {
+        t.push_str(".SH EXAMPLES\n");
+        for (cmd, what) in ex {
+            t.push_str(&format!(".TP\n\\fB{cmd}\\fR\n{what}\n"));
+        }
+    }
+    let mut refs: Vec<String> = Vec::new();
+    if page != "lifeboat" {
+        refs.push("lifeboat".into());
+    }
+    if !parent.is_empty() && parent != "lifeboat" {
+        refs.push(parent.into());
+    }
+    refs.extend(subs.iter().cloned());
+    let mut see: Vec<String> = refs.iter().map(|r| format!("\\fB{}\\fR(1)", r.replace('-', "\\-"))).collect();
+    see.push("\\fBlifeboat.toml\\fR(5)".into());
+    t.push_str(&format!(".SH \"SEE ALSO\"\n{}\n", see.join(", ")));
+    t
 }
 
 /// Text for a roff line: backslashes escaped, a leading `.` or `'` made literal.
@@ -99,7 +216,7 @@ pub fn config_page() -> String {
          .TP\n/etc/lifeboat/signing.key, signing.pub\nThe backup signing keys (\\fBpaths.key_dir\\fR).\n\
          .TP\n/var/lib/lifeboat/log/\nThe debug log of every run; the newest 100 are kept.\n\
          .TP\n/usr/share/doc/lifeboat/configuration.md\nEvery key in full.\n\
-         .SH SEE ALSO\n\\fBlifeboat\\fR(1), \\fBlifeboat\\-config\\-show\\fR(1), \\fBlifeboat\\-config\\-init\\fR(1)\n",
+         .SH \"SEE ALSO\"\n\\fBlifeboat\\fR(1), \\fBlifeboat\\-config\\-show\\fR(1), \\fBlifeboat\\-config\\-init\\fR(1)\n",
     );
     page
 }
