@@ -1,11 +1,12 @@
 #!/bin/bash
-# Build the source system of the end-to-end recovery test: Debian 12
-# minbase with its kernel, GRUB and the tools lifeboat needs, on a disk
-# image. $1 = image, $2 = bios (MBR) or uefi (GPT with ESP).
+# Build the source system of the end-to-end recovery test: Debian minbase
+# (SUITE: bookworm by default, bullseye, trixie) with its kernel, GRUB and
+# the tools lifeboat needs, on a disk image. $1 = image, $2 = bios (MBR) or
+# uefi (GPT with ESP).
 # Disk: root ext4 (/), swap, ext4 /srv; a systemd unit runs
 # /etc/lifeboat-e2e.sh at boot (which the test writes per run).
 set -euo pipefail
-IMG=$1; FW=$2; SIZE=${SIZE:-3G}
+IMG=$1; FW=$2; SIZE=${SIZE:-3G}; SUITE=${SUITE:-bookworm}
 MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 W=$(mktemp -d /var/tmp/lifeboat-src.XXXXXX); MNT=$W/mnt; mkdir -p $MNT
@@ -45,7 +46,7 @@ ROOTUUID=$(blkid -p -s UUID -o value ${LOOP}p$P_ROOT)
 SWAPUUID=$(blkid -p -s UUID -o value ${LOOP}p$P_SWAP)
 SRVUUID=$(blkid -p -s UUID -o value ${LOOP}p$P_SRV)
 mount ${LOOP}p$P_ROOT $MNT
-debootstrap --variant=minbase bookworm $MNT $MIRROR > $W/debootstrap.log 2>&1 || { tail -20 $W/debootstrap.log; exit 1; }
+debootstrap --variant=minbase $SUITE $MNT $MIRROR > $W/debootstrap.log 2>&1 || { tail -20 $W/debootstrap.log; exit 1; }
 mkdir -p $MNT/srv; mount ${LOOP}p$P_SRV $MNT/srv
 mount --bind /dev $MNT/dev; mount -t devpts devpts $MNT/dev/pts; mount -t proc proc $MNT/proc; mount -t sysfs sys $MNT/sys
 cp /etc/resolv.conf $MNT/etc/resolv.conf
