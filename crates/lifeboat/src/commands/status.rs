@@ -201,10 +201,13 @@ fn state(lines: &[Line]) -> (&'static str, u8) {
     }
 }
 
+/// A gauge: its name, its help text, and its value for one job (None: not exported).
+type Gauge = (&'static str, &'static str, fn(&Line) -> Option<f64>);
+
 /// Node exporter's textfile format, one gauge per job and fact.
 fn prometheus(host: &str, lines: &[Line]) -> String {
     let mut out = String::new();
-    let gauges: [(&str, &str, fn(&Line) -> Option<f64>); 4] = [
+    let gauges: [Gauge; 4] = [
         ("lifeboat_last_run_timestamp_seconds", "When the job last ran (Unix time).", |l| {
             stamp(l.last.as_ref().map(|r| r.finished.as_str()))
         }),
