@@ -21,6 +21,7 @@ use std::time::Duration;
 /// What recovery changes on purpose: (path or prefix with `/`, why).
 const ON_PURPOSE: &[(&str, &str)] = &[
     ("var/log/lifeboat/", "the recovery's own log"),
+    ("var/log/lifeboat", "the recovery's own log"),
     ("boot/initrd.img-", "the initramfs, regenerated for the new disks"),
     ("boot/grub/", "GRUB, reinstalled on the new disks"),
     ("boot/grub", "GRUB, reinstalled on the new disks"),
@@ -146,7 +147,11 @@ pub fn compare(
             why_not: None,
         };
         let root_mounted = !a.mounts.is_empty();
+        let excluded = layout.disk_of(&f.device).and_then(|d| d.excluded.clone());
         let why_not = match place(layout, disks, &f.device) {
+            None if excluded.is_some() => {
+                Some(format!("on a disk recovery does not recreate ({})", excluded.unwrap_or_default()))
+            }
             None => Some(format!(
                 "{} is not a partition of a recreated disk (RAID, LVM or LUKS: not assembled on the host)",
                 f.device

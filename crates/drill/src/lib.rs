@@ -2,14 +2,14 @@
 //!
 //! A drill boots the actual rescue medium in a VM (QEMU through
 //! `lifeboat-vm`; KVM when usable, TCG otherwise) with blank disks sized
-//! from the saved layout, an isolated network (QEMU's user network with
-//! `restrict=on`: no route to the host or production, so a drilled clone
-//! never answers with production's addresses) and the backup attached
-//! read-only; it chooses the medium's unattended-recovery entry in the boot
+//! from the saved layout, no network and the backup attached read-only;
+//! it chooses the medium's unattended-recovery entry in the boot
 //! menu over the serial console, waits for the recovery, compares the
 //! recovered filesystems with the backup's manifest from the host before
 //! they ever boot, then boots the recovered disks alone and waits for
-//! multi-user. Everything happens on scratch images that are removed
+//! multi-user on an isolated network (QEMU's user network with
+//! `restrict=on`: no route to the host or production, so a drilled clone
+//! never answers with production's addresses). Everything happens on scratch images that are removed
 //! afterwards; the report lists what recovery changed on purpose.
 //!
 //! The report (JSON and HTML, [`report`]) has the verdict, the time of every
@@ -253,11 +253,26 @@ fn choose_unattended(c: &mut Console) -> Result<(), VmError> {
     Ok(())
 }
 
-/// Poll the console until `check` finds something in it, QEMU stops, or time runs out.
-fn wait_console(c: &mut Console, limit: Duration, check: impl Fn(&str) -> Option<String>) -> Option<String> {
+/// Poll the console until `check` finds something in it, QEMU stops, or
+/// time runs out; meanwhile keep `log` up to date (so `tail -f` shows a
+/// running drill, and a drill that is killed leaves its console behind).
+fn wait_console(
+    c: &mut Console,
+    limit: Duration,
+    log: &Path,
+    check: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
     let deadline = Instant::now() + limit;
+    let mut written = 0;
+    let mut last = Instant::now();
     loop {
-        if let Some(found) = check(&c.transcript()) {
+        let t = c.transcript();
+        if t.len() != written && last.elapsed() >= Duration::from_secs(1) {
+            let _ = std::fs::write(log, &t);
+            written = t.len();
+            last = Instant::now();
+        }
+        if let Some(found) = check(&t) {
             return Some(found);
         }
         if c.stopped() || Instant::now() > deadline {
@@ -302,10 +317,12 @@ pub fn drill(
     disks::create(&disks)?;
     let mut notes = Vec::new();
 
-    // 1. The rescue medium recovers onto the blank disks.
+    // 1. The rescue medium recovers onto the blank disks, with no network
+    // at all (the backup is on a disk or the media).
+    let rescue_log_file = dir.join("console-rescue.log");
     let mut b = Boot::new(&format!("drill of {host}: rescue"), firmware);
     b.accel = accel.accel;
-    b.restrict_net = true;
+    b.nic = false;
     b.memory_mib = config.drill.memory_mib;
     b.media.push(Media::Cdrom(medium.clone()));
     for d in &disks {
@@ -331,7 +348,7 @@ pub fn drill(
     match choose_unattended(&mut rescue) {
         Err(e) => recovery_error = Some(format!("the medium's boot menu did not appear on the serial console: {e}")),
         Ok(()) => {
-            let started = wait_console(&mut rescue, Duration::from_secs(300), |t| {
+            let started = wait_console(&mut rescue, Duration::from_secs(300), &rescue_log_file, |t| {
                 (t.contains("lifeboat.recover=auto") && t.contains("Command line"))
                     .then(String::new)
                     .or_else(|| t.contains("Recovery plan for").then(String::new))
@@ -346,11 +363,11 @@ pub fn drill(
         }
     }
     if recovery_error.is_none() {
-        let plan = wait_console(&mut rescue, limit, |t| {
+        let plan = wait_console(&mut rescue, limit, &rescue_log_file, |t| {
             ["Recovery plan for", "lifeboat: recovery "].iter().any(|n| t.contains(n)).then(String::new)
         });
         boot_secs = plan.map(|_| t0.elapsed().as_secs_f64());
-        let end = wait_console(&mut rescue, limit.saturating_sub(t0.elapsed()), |t| {
+        let end = wait_console(&mut rescue, limit.saturating_sub(t0.elapsed()), &rescue_log_file, |t| {
             if t.contains("lifeboat: recovery succeeded") {
                 Some("ok".into())
             } else {
@@ -415,7 +432,7 @@ pub fn drill(
         let mut c = lifeboat_vm::boot_with(&b, runner)?;
         let t1 = Instant::now();
         let limit = Duration::from_secs(u64::from(config.drill.boot_timeout_minutes) * 60);
-        let evidence = wait_console(&mut c, limit, phases::multi_user_evidence);
+        let evidence = wait_console(&mut c, limit, &dir.join("console-first-boot.log"), phases::multi_user_evidence);
         multi_user = MultiUser {
             reached: evidence.is_some(),
             seconds: evidence.as_ref().map(|_| t1.elapsed().as_secs_f64()),
