@@ -135,6 +135,29 @@ pub fn read_request(stream: impl Read) -> Result<Option<Request>, Refusal> {
     Ok(Some(req))
 }
 
+/// A path component with its `%HH` escapes decoded (iPXE writes the colons
+/// of a MAC as `%3A`); None when it is not UTF-8 afterwards. What it
+/// decodes to is checked by the caller like any other name (`%2e%2e` is `..`).
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// What a `Range:` header asks of an object of `size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Range {
@@ -257,6 +280,16 @@ mod tests {
         assert_eq!(req("GET / HTTP/1.1\r\nHost: a").expect_err("cut").status, 400);
         assert_eq!(req("GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc").expect_err("short body").status, 400);
         assert_eq!(req("get / HTTP/1.1\r\n\r\n").expect_err("method").status, 400);
+    }
+
+    #[test]
+    fn escapes_are_decoded_once() {
+        assert_eq!(percent_decode("52%3A54%3a00").as_deref(), Some("52:54:00"));
+        assert_eq!(percent_decode("%2e%2e").as_deref(), Some(".."));
+        assert_eq!(percent_decode("%252e").as_deref(), Some("%2e"), "once, not twice");
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(percent_decode("%ff"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! anything else, links and other than plain files are 404, so nothing
 //! outside the two served directories is ever read.
 
-use crate::http::{parse_range, read_request, write_head, Range, Request};
+use crate::http::{self, parse_range, read_request, write_head, Range, Request};
 use crate::plan::{normalize_mac, ClonePlan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -286,7 +286,12 @@ impl Shared {
 
     fn route(&self, req: &Request) -> Answer {
         let text = |s: u16, b: String| Answer::Text(s, "text/plain; charset=utf-8", b);
-        let parts: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        let Some(decoded) =
+            req.path.trim_start_matches('/').split('/').map(http::percent_decode).collect::<Option<Vec<String>>>()
+        else {
+            return text(400, "a path that is not UTF-8\n".into());
+        };
+        let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let get = req.method == "GET" || req.method == "HEAD";
         match (req.method.as_str(), parts.as_slice()) {
             (_, ["boot.ipxe"]) if get => text(200, self.chain_script()),

@@ -92,6 +92,8 @@ fn each_box_gets_its_own_script_and_clone_file_and_unknown_boxes_boot_from_disk(
     ] {
         assert!(script.contains(want), "{want} in {script}");
     }
+    let (_, escaped) = get(&f, "/ipxe/52%3A54%3A00%3Afa%3A00%3A01/".replace("fa%3A00%3A01", "00%3A10%3A01").as_str());
+    assert!(escaped.contains("deploying web1"), "iPXE escapes the colons: {escaped}");
     let (_, by_serial) = get(&f, "/ipxe/52:54:00:99:99:99/SN2");
     assert!(by_serial.contains("lifeboat.clone=http://10.0.2.100/clone/SN2"), "{by_serial}");
     let (s, clone) = get(&f, "/clone/52:54:00:00:10:01");

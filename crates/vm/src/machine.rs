@@ -83,6 +83,13 @@ pub struct Boot {
     pub tftp: Option<(PathBuf, String)>,
     /// The NIC's MAC address (QEMU's default `52:54:00:12:34:56` otherwise).
     pub mac: Option<String>,
+    /// Guest address:port → a command QEMU starts for each connection, its
+    /// stdin and stdout the connection (`guestfwd=…-cmd:`), e.g.
+    /// `("10.0.2.100:80", "busybox nc 127.0.0.1 8080")`: unlike
+    /// [`Boot::guest_forwards`], whose one host connection is made when QEMU
+    /// starts, every guest connection gets its own (servers that close
+    /// connections, many connections at once).
+    pub guest_commands: Vec<(String, String)>,
 }
 
 impl Boot {
@@ -103,6 +110,7 @@ impl Boot {
             guest_forwards: Vec::new(),
             tftp: None,
             mac: None,
+            guest_commands: Vec::new(),
         }
     }
 }
@@ -211,6 +219,10 @@ pub fn qemu_command(b: &Boot, vars: Option<&Path>) -> Result<Cmd, VmError> {
         let mut fwd = b.ssh_port.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22")).unwrap_or_default();
         for (guest, port) in &b.guest_forwards {
             fwd.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"));
+        }
+        for (guest, command) in &b.guest_commands {
+            // QEMU's option syntax: a comma in a value is written twice.
+            fwd.push_str(&format!(",guestfwd=tcp:{guest}-cmd:{}", command.replace(',', ",,")));
         }
         if b.tftp.is_none() && b.mac.is_none() {
             cmd = cmd.args(["-nic", &format!("user,model={model}{restrict}{fwd}")]);
@@ -475,12 +487,13 @@ mod tests {
         let mut b = Boot::new("farm", Firmware::Bios);
         b.restrict_net = true;
         b.guest_forwards = vec![("10.0.2.100:80".into(), 8123)];
+        b.guest_commands = vec![("10.0.2.101:80".into(), "busybox nc 127.0.0.1 8124".into())];
         b.tftp = Some(("/w/tftp".into(), "boot.ipxe".into()));
         b.mac = Some("52:54:00:fa:00:01".into());
         let a = args(&qemu_command(&b, None).expect("command")).join(" ");
         assert!(
             a.contains(
-                "-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8123,tftp=/w/tftp,bootfile=boot.ipxe"
+                "-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8123,guestfwd=tcp:10.0.2.101:80-cmd:busybox nc 127.0.0.1 8124,tftp=/w/tftp,bootfile=boot.ipxe"
             ),
             "{a}"
         );

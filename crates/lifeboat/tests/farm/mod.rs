@@ -48,7 +48,8 @@ fn free_port() -> u16 {
 fn farm_box(name: &str, mac: &str, port: u16, tftp: Option<&Path>, disk: &Path) -> Boot {
     let mut b = Boot::new(name, Firmware::Bios);
     b.restrict_net = true;
-    b.guest_forwards = vec![(SERVER_GUEST_ADDR.into(), port)];
+    // A host connection per guest connection (the server closes each after one answer).
+    b.guest_commands = vec![(SERVER_GUEST_ADDR.into(), format!("busybox nc 127.0.0.1 {port}"))];
     b.mac = Some(mac.into());
     b.tftp = tftp.map(|d| (d.to_path_buf(), "boot.ipxe".into()));
     b.memory_mib = 1536;
