@@ -13,7 +13,7 @@ pub mod plan;
 pub mod server;
 
 pub use plan::{ClonePlan, PlanError};
-pub use server::{fetch_status, ClientStatus, Config, ServeError, Server, Status};
+pub use server::{fetch_status, fetch_text, send_report, ClientStatus, Config, ServeError, Server, Status};
 
 #[cfg(test)]
 mod tests;

@@ -411,6 +411,43 @@ impl Shared {
     }
 }
 
+fn client_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent()
+}
+
+/// A box's side (the rescue system's boot script): GET a small text from
+/// the server (its clone file), at most 1 MiB, tried again for a minute.
+pub fn fetch_text(url: &str) -> Result<String, ServeError> {
+    let fail = |e: String| ServeError::Status(url.into(), e);
+    let mut last = String::new();
+    for _ in 0..12 {
+        match client_agent().get(url).call() {
+            Ok(mut r) if r.status() == 200 => {
+                return r.body_mut().with_config().limit(1 << 20).read_to_string().map_err(|e| fail(e.to_string()))
+            }
+            Ok(r) if r.status().is_client_error() => return Err(fail(format!("the server answered {}", r.status()))),
+            Ok(r) => last = format!("the server answered {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    Err(fail(last))
+}
+
+/// A box's side: POST its phase (`done`, `failed REASON`) to the server.
+pub fn send_report(url: &str, text: &str) -> Result<(), ServeError> {
+    let r = client_agent().post(url).send(text).map_err(|e| ServeError::Status(url.into(), e.to_string()))?;
+    if r.status() != 200 {
+        return Err(ServeError::Status(url.into(), format!("the server answered {}", r.status())));
+    }
+    Ok(())
+}
+
 /// Read the status of a running server at `url` (`http://HOST:PORT`).
 pub fn fetch_status(url: &str) -> Result<Status, ServeError> {
     let fail = |e: String| ServeError::Status(url.into(), e);

@@ -111,6 +111,10 @@ fn each_box_gets_its_own_script_and_clone_file_and_unknown_boxes_boot_from_disk(
 fn reports_move_each_client_through_its_phases_and_a_done_box_boots_from_disk() {
     let f = start();
     assert_eq!(post(&f, "/status/52-54-00-00-10-01", "recovering restoring files").0, 200);
+    crate::send_report(&format!("{}/status/SN2", f.url), "booted").expect("report");
+    let clone = crate::fetch_text(&format!("{}/clone/SN2", f.url)).expect("clone file");
+    assert!(clone.contains("web2"), "{clone}");
+    assert!(crate::fetch_text(&format!("{}/clone/nobody", f.url)).is_err());
     let st = crate::fetch_status(&f.url).expect("status");
     assert_eq!(st.clients[0].phase, "recovering");
     assert_eq!(st.clients[0].message, "restoring files");

@@ -325,13 +325,13 @@ pub struct MkbackupArgs {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The directory `mkrescue --format pxe` made (vmlinuz, initrd.img)
-    #[arg(long, value_name = "DIR", required_unless_present = "status")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["status", "fetch", "report"])]
     pub dir: Option<PathBuf>,
     /// The golden backup's directory [default: DIR/backup]
     #[arg(long, value_name = "DIR")]
     pub backup: Option<PathBuf>,
     /// The clone plan: a [[client]] per box, by mac or serial, with its clone file's keys
-    #[arg(long, value_name = "FILE", required_unless_present = "status")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["status", "fetch", "report"])]
     pub plan: Option<PathBuf>,
     /// Where to listen
     #[arg(long, value_name = "ADDRESS:PORT", default_value = "0.0.0.0:8080")]
@@ -348,6 +348,15 @@ pub struct ServeArgs {
     /// Show the status of every box of a running server (--url, default http://127.0.0.1:8080) and exit
     #[arg(long)]
     pub status: bool,
+    /// A box's side (its rescue system): print the text at URL (its clone file) and exit
+    #[arg(long, value_name = "URL", hide = true)]
+    pub fetch: Option<String>,
+    /// A box's side: send the report TEXT to URL (its status address) and exit
+    #[arg(long, value_name = "URL", hide = true, requires = "text")]
+    pub report: Option<String>,
+    /// The report: `booted`, `recovering`, `done` or `failed REASON`
+    #[arg(long, value_name = "TEXT", hide = true)]
+    pub text: Option<String>,
 }
 
 /// Arguments of `lifeboat recover`.

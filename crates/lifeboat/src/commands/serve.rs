@@ -9,6 +9,14 @@ use std::process::ExitCode;
 /// Serve a farm's deployment until interrupted, or (`--status`) show a
 /// running server's clients: exit 0 when every planned box is done, 1 otherwise.
 pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &a.fetch {
+        print!("{}", lifeboat_deploy::fetch_text(url)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let (Some(url), Some(text)) = (&a.report, &a.text) {
+        lifeboat_deploy::send_report(url, text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.status {
         let url = a.url.unwrap_or_else(|| "http://127.0.0.1:8080".into());
         let st = lifeboat_deploy::fetch_status(&url)?;
