@@ -149,6 +149,9 @@ pub enum Error {
     /// A mkbackup mode this version cannot make.
     #[error("mkbackup mode `{0}` is not available in this version of lifeboat; use --mode target with a directory, NFS or USB mount, or --mode media")]
     ModeUnavailable(String),
+    /// `mkbackup --mode tape` without a tape drive to write to.
+    #[error("mkbackup mode `tape` writes to a tape drive: give --target tape:///dev/nst0 (or tape://[user@]host/dev/nst0), or set backup.target to one; `{0}` is not a tape:// URL")]
+    NotATape(String),
     /// The backup cannot go on media of this format.
     #[error("mkbackup mode `media` puts the backup on the ISO or raw image; rescue.format is `{0}`")]
     MediaFormat(String),

@@ -69,7 +69,7 @@ pub fn open_target(config: &Config, url: Option<&str>) -> Result<(String, Box<dy
     Ok((url, t))
 }
 
-/// What the transports take from the configuration (`[backup.s3]`).
+/// What the transports take from the configuration (`[backup.s3]`, `[backup.tape]`).
 pub fn target_settings(config: &Config) -> target::TargetSettings {
     let s = &config.backup.s3;
     target::TargetSettings {
@@ -86,6 +86,10 @@ pub fn target_settings(config: &Config) -> target::TargetSettings {
             retries: Some(s.retries),
             grace: Some(std::time::Duration::from_secs(u64::from(s.grace_hours) * 3600)),
             timeout: Some(std::time::Duration::from_secs(u64::from(s.timeout_secs.max(1)))),
+        },
+        tape: target::TapeSettings {
+            block_size: config.backup.tape.block_size.0,
+            overwrite: config.backup.tape.overwrite,
         },
     }
 }

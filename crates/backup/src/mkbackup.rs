@@ -95,7 +95,22 @@ pub fn mkbackup(
         crate::access::for_rescue(config, &url, &mut access_config, &mut access_files, runner, feedback)?;
     }
     match req.mode {
-        MkbackupMode::Tape => return Err(Error::ModeUnavailable("tape".into())),
+        MkbackupMode::Tape => {
+            let url = req.target.clone().unwrap_or_else(|| config.backup.target.clone());
+            if !url.starts_with("tape://") {
+                return Err(Error::NotATape(url));
+            }
+            let made = make(
+                config,
+                &Backup { url: url.clone(), root: "/".into(), paths: Vec::new(), volume_size: volume },
+                runner,
+                feedback,
+            )?;
+            feedback.made(&made);
+            // The medium names the drive: recovery reads the tape in it (the one backup on it).
+            opts.etc_files.push((LOCATION_NAME.into(), Location::Url { url }.to_json()?));
+            backup = Some(made);
+        }
         MkbackupMode::Rescue => {}
         MkbackupMode::Target => {
             let url = req.target.clone().unwrap_or_else(|| config.backup.target.clone());

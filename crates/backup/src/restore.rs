@@ -69,7 +69,11 @@ pub fn restore(req: &Request, runner: &dyn Runner, feedback: &mut dyn Feedback) 
         Source::Stream(so) => (so.backup.location(), r::restore_stream_only(so, to, &req.patterns, &mut |_, _| {})?),
         Source::Manifest(b) => match &req.filesystem {
             Some(mp) => (b.location(), r::restore_filesystem(b, to, mp, &mut |_, _| {})?),
-            None => (b.location(), r::restore(b, to, &req.patterns)?),
+            // A tape: the volumes come in order, read once, never backwards.
+            None => match b.objects().sequential() {
+                Some(volumes) => (b.location(), r::restore_sequential(b, volumes, to, &req.patterns, &mut |_, _| {})?),
+                None => (b.location(), r::restore(b, to, &req.patterns)?),
+            },
         },
     };
     Ok(Restored { location, report, seconds: start.elapsed().as_secs_f64() })

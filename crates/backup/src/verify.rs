@@ -50,9 +50,13 @@ pub fn verify(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<V
         });
     }
     let (backup, verdict) = keys::open(&f.trust, &readable(f, raw)?, feedback)?;
-    let report = lifeboat_archive::restore::verify(&backup);
     // An increment: its parents are checked (present, signed, the ones it was made against).
     let backup = crate::chain::resolve(f, backup, r, feedback)?;
+    // A tape: every volume hashed and every entry checked in one forward pass.
+    let report = match backup.objects().sequential() {
+        Some(volumes) => lifeboat_archive::restore::verify_sequential(&backup, volumes),
+        None => lifeboat_archive::restore::verify(&backup),
+    };
     Ok(Verified {
         location: backup.location(),
         verdict,

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 mod drill;
 
+mod tape;
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -201,6 +203,9 @@ fn target_checks(cfg: &Config, host: &dyn Host, r: &dyn Runner) -> Vec<Check> {
     if url.is_empty() {
         let why = "no backup target configured (backup.target)";
         return vec![not_needed(TARGET_REACHABLE, why), not_needed(TARGET_WRITABLE, why), not_needed(TARGET_ROOM, why)];
+    }
+    if url.starts_with("tape://") {
+        return tape::tape_checks(cfg, url, r);
     }
     let opened = lifeboat_archive::target::open_configured(url, r, &lifeboat_backup::job::target_settings(cfg));
     let local = opened.as_ref().ok().and_then(|t| t.local_dir().map(Path::to_path_buf));

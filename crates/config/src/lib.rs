@@ -199,6 +199,24 @@ pub struct Backup {
     pub retention: Retention,
     /// How `s3://` targets reach their store (`[backup.s3]`).
     pub s3: BackupS3,
+    /// How `tape://` targets write (`[backup.tape]`).
+    pub tape: BackupTape,
+}
+
+/// How `tape:///dev/nst0` and `tape://[user@]host/dev/nst0` targets write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupTape {
+    /// Bytes per tape block (a multiple of 512, at most 16M); every write is one whole block.
+    pub block_size: ByteSize,
+    /// Write over a tape that already holds a backup or other data (`--overwrite-tape` for one run).
+    pub overwrite: bool,
+}
+
+impl Default for BackupTape {
+    fn default() -> Self {
+        BackupTape { block_size: ByteSize(256 << 10), overwrite: false }
+    }
 }
 
 /// How `s3://bucket/prefix` targets reach their object store. Empty keys
@@ -321,6 +339,7 @@ impl Default for Backup {
             full_every: String::new(),
             retention: Retention::default(),
             s3: BackupS3::default(),
+            tape: BackupTape::default(),
         }
     }
 }
@@ -395,7 +414,7 @@ impl Default for Recover {
 pub struct Mkbackup {
     /// `rescue` (rescue medium only), `media` (rescue medium with the backup on it, split over
     /// numbered ISO files when one is not enough), `target` (rescue medium plus the backup to
-    /// `backup.target`), `tape` (not yet available).
+    /// `backup.target`), `tape` (the backup to a `tape://` drive).
     pub mode: MkbackupMode,
 }
 

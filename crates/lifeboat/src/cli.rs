@@ -135,6 +135,9 @@ pub struct BackupArgs {
     /// Volume size: cd, dvd, dvd-dl, bd, or a size such as 700M [default: backup.volume_size]
     #[arg(long, value_name = "SIZE")]
     pub volume_size: Option<lifeboat_config::ByteSize>,
+    /// Write over a tape that already holds a backup (tape:// targets) [default: backup.tape.overwrite]
+    #[arg(long)]
+    pub overwrite_tape: bool,
     /// Store only what changed since the host's newest backup (a full backup when there is none)
     /// [default: as backup.full_every says]
     #[arg(long, conflicts_with = "full")]
@@ -307,10 +310,10 @@ pub struct ManpageArgs {
 /// Arguments of `lifeboat mkbackup`.
 #[derive(Debug, clap::Args)]
 pub struct MkbackupArgs {
-    /// rescue: the medium only; media: the backup on the medium; target: the backup to backup.target [default: mkbackup.mode]
+    /// rescue: the medium only; media: the backup on the medium; target: the backup to backup.target; tape: the backup to a tape:// drive [default: mkbackup.mode]
     #[arg(long, value_parser = PossibleValuesParser::new(MkbackupMode::ACCEPTED.iter().copied()))]
     pub mode: Option<String>,
-    /// Where the backup goes in `target` mode [default: backup.target]
+    /// Where the backup goes in `target` and `tape` mode [default: backup.target]
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// Where the media go [default: paths.output_dir]
@@ -319,6 +322,9 @@ pub struct MkbackupArgs {
     /// Make the unattended recovery the default boot entry
     #[arg(long)]
     pub auto_recover: bool,
+    /// Write over a tape that already holds a backup (`tape` mode) [default: backup.tape.overwrite]
+    #[arg(long)]
+    pub overwrite_tape: bool,
 }
 
 /// Arguments of `lifeboat serve` (docs/cloning.md, "Deploying a farm").

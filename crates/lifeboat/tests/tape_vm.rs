@@ -163,7 +163,10 @@ fn modules(h: &Harness) -> (Vec<(PathBuf, String)>, String) {
     let mut files = Vec::new();
     let mut list = String::new();
     for rel in order {
-        let guest = format!("/usr/local/lib/tape-modules/{}", Path::new(&rel).file_name().unwrap().to_string_lossy());
+        let guest = format!(
+            "/usr/local/lib/tape-modules/{}",
+            Path::new(&rel).file_name().expect("module file").to_string_lossy()
+        );
         files.push((dir.join(&rel), guest.clone()));
         list.push_str(&guest);
         list.push('\n');

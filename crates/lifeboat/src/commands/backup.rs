@@ -24,12 +24,14 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
         paths: a.paths,
         volume_size: a.volume_size.unwrap_or(ctx.config.backup.volume_size).0,
     };
+    let mut config = ctx.config.clone();
+    config.backup.tape.overwrite |= a.overwrite_tape;
     let kind = match (a.incremental, a.full) {
         (true, _) => Kind::Incremental,
         (_, true) => Kind::Full,
         _ => Kind::Policy,
     };
-    let made = make_kind(&ctx.config, &req, kind, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
+    let made = make_kind(&config, &req, kind, &SystemRunner::new(Mode::Run), &mut Terminal::new(ctx.json))?;
     if ctx.json || !(ctx.quiet && made.clean()) {
         print(ctx, &made)?;
     }

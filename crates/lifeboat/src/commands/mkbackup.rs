@@ -18,7 +18,9 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
     let req =
         Request { mode, target: a.target, output: a.output, auto_recover: a.auto_recover, kernel: None, format: None };
     let mut feedback = Terminal::new(ctx.json).on_made(report);
-    let done = mkbackup(&ctx.config, &req, &SystemRunner::new(Mode::Run), &mut feedback)?;
+    let mut config = ctx.config.clone();
+    config.backup.tape.overwrite |= a.overwrite_tape;
+    let done = mkbackup(&config, &req, &SystemRunner::new(Mode::Run), &mut feedback)?;
     if ctx.quiet && done.lost() == 0 {
         return Ok(ExitCode::SUCCESS);
     }
