@@ -499,8 +499,8 @@ fn bios_mbr_system_is_recovered_unattended_onto_other_disks_and_boots() {
         return;
     }
     let cases = [
-        // Onto a larger disk: the S3 scenario.
-        Case { name: "same", size: 3 * GIB, bus: Bus::Virtio },
+        // Onto a disk of the same size: the Debian 11 and 13 scenarios, and
+        // drill_vm (the drill's recovery is that case); onto a larger one: the S3 scenario.
         Case { name: "smaller", size: 2 * GIB + GIB / 2, bus: Bus::Virtio },
         Case { name: "sata", size: 3 * GIB, bus: Bus::Sata },
     ];
