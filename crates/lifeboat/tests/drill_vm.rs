@@ -103,7 +103,7 @@ fn keep_reports(reports: &Path) {
 }
 
 #[test]
-fn a_drill_of_the_bios_source_medium_passes_and_one_with_a_volume_missing_fails() {
+fn a_drill_of_the_bios_source_medium_passes_and_one_of_an_unsigned_backup_fails() {
     if !root_or_skip("QEMU drill") {
         return;
     }
