@@ -289,7 +289,8 @@ mod tests {
 
     #[test]
     fn the_rescue_ssh_config_verifies_host_keys_and_names_the_identity_only_when_carried() {
-        let r = Resolved { hostname: "10.0.0.5".into(), port: Some(2222), user: Some("b".into()), ..Resolved::default() };
+        let r =
+            Resolved { hostname: "10.0.0.5".into(), port: Some(2222), user: Some("b".into()), ..Resolved::default() };
         let with = rescue_ssh_config("vault", &r, true);
         assert!(with.contains("Host vault\n  HostName 10.0.0.5\n  Port 2222\n  User b\n"), "{with}");
         assert!(with.contains("StrictHostKeyChecking yes") && with.contains("GlobalKnownHostsFile /dev/null"));

@@ -88,7 +88,9 @@ pub fn locate(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<A
             let mut settings = f.settings.clone();
             // A rescue medium without the target's secrets: ask for them (an unattended run fails naming them).
             if url.starts_with("s3://") && !f.unattended && !target::s3::has_credentials(url, &settings.s3) {
-                let asked = feedback.s3_credentials(url).map_err(Error::io(format!("cannot ask for the credentials of {url}")))?;
+                let asked = feedback
+                    .s3_credentials(url)
+                    .map_err(Error::io(format!("cannot ask for the credentials of {url}")))?;
                 if let Some((id, secret)) = asked {
                     settings.s3.access_key_id = id;
                     settings.s3.secret_access_key = secret;

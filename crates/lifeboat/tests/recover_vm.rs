@@ -147,8 +147,10 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path, s3_port: u16) {
             "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n"
         }
         // The boxes of the farm have one disk: the backup disk is left out of the layout.
-        Mode::Farm => "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n\
-                       [layout]\nexclude_devices = [\"vdb\"]\n",
+        Mode::Farm => {
+            "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n\
+                       [layout]\nexclude_devices = [\"vdb\"]\n"
+        }
         // Media of 200 MiB, so that the backup (about 210 MiB) and the rescue
         // system need a set of two. The backup disk only carries the ISOs
         // out and is left out of the layout, as an external disk would be.
@@ -156,8 +158,10 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path, s3_port: u16) {
             "[backup]\nvolume_size = \"200M\"\n[mkbackup]\nmode = \"media\"\n[layout]\nexclude_devices = [\"vdb\"]\n"
         }
         // The medium carries the store's credentials, so the recovery runs unattended.
-        Mode::S3 => "[backup]\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n[layout]\nexclude_devices = [\"vdb\"]\n\
-                     [rescue]\ntarget_credentials = true\n",
+        Mode::S3 => {
+            "[backup]\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n[layout]\nexclude_devices = [\"vdb\"]\n\
+                     [rescue]\ntarget_credentials = true\n"
+        }
     };
     let s3 = if mode == Mode::S3 {
         format!(
@@ -184,7 +188,10 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path, s3_port: u16) {
             .expect("network");
         let wants = m.join("etc/systemd/system/multi-user.target.wants");
         std::fs::create_dir_all(&wants).expect("mkdir");
-        let _ = std::os::unix::fs::symlink("/lib/systemd/system/systemd-networkd.service", wants.join("systemd-networkd.service"));
+        let _ = std::os::unix::fs::symlink(
+            "/lib/systemd/system/systemd-networkd.service",
+            wants.join("systemd-networkd.service"),
+        );
     }
     std::fs::write(m.join("etc/lifeboat-e2e.sh"), STEP_SCRIPT).expect("script");
     std::fs::write(m.join("etc/lifeboat-e2e.run"), "").expect("flag");
@@ -478,16 +485,17 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
         farm::deploy(w, &iso, Path::new(from.trim_start_matches("file://")), &src, &mut times);
     }
     // Kept beside the cached images, so the numbers of the last run can be read after CI.
-    let text: String = times
-        .iter()
-        .map(|(what, secs)| {
-            if *secs > 0.0 {
-                format!("{suite} {fw} {what}: {secs:.0} s\n")
-            } else {
-                format!("{suite} {fw} {what}\n")
-            }
-        })
-        .collect();
+    let text: String =
+        times
+            .iter()
+            .map(|(what, secs)| {
+                if *secs > 0.0 {
+                    format!("{suite} {fw} {what}: {secs:.0} s\n")
+                } else {
+                    format!("{suite} {fw} {what}\n")
+                }
+            })
+            .collect();
     eprint!("{text}");
     let file = format!("e2e-timings-{suite}-{fw}-{}.txt", format!("{mode:?}").to_lowercase());
     let _ = std::fs::write(lifeboat_vmtest::cache_dir().join(file), text);

@@ -108,8 +108,10 @@ fn the_static_build_runs_and_captures_on_debian_11() {
 
     let (code, out, err) = in_chroot(&root, "lifeboat backup /srv && lifeboat verify --from file:///backup");
     assert_eq!(code, 0, "backup and verify on Debian 11: {out}{err}");
-    let (code, out, err) =
-        in_chroot(&root, "mkdir -p /tmp/r && lifeboat restore --from file:///backup --to /tmp/r && diff -r /srv /tmp/r/srv");
+    let (code, out, err) = in_chroot(
+        &root,
+        "mkdir -p /tmp/r && lifeboat restore --from file:///backup --to /tmp/r && diff -r /srv /tmp/r/srv",
+    );
     assert_eq!(code, 0, "restored equal: {out}{err}");
     // The disk's mounts go first (declared after the chroot's), then /proc, /sys, /dev.
     drop(disk);

@@ -136,7 +136,9 @@ impl Feedback for Terminal {
         if !std::io::stdin().is_terminal() {
             return Ok(None);
         }
-        eprintln!("{url}: no S3 credentials here (the rescue medium carries none unless rescue.target_credentials is set).");
+        eprintln!(
+            "{url}: no S3 credentials here (the rescue medium carries none unless rescue.target_credentials is set)."
+        );
         eprint!("S3 access key id (empty: give up): ");
         std::io::stderr().flush()?;
         let mut id = String::new();
