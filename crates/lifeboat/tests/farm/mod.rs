@@ -73,7 +73,10 @@ fn deploy_at_once(w: &Path, boxes: &[(&str, &str, &str)], port: u16, tftp: &Path
                     let tr = c.transcript();
                     let ok = end.as_ref().is_ok_and(|e| tr[*e..].starts_with("succeeded"));
                     assert!(ok, "{host}: the deployment failed:\n{}", &tr[tr.len().saturating_sub(6000)..]);
-                    assert!(tr.contains(&format!("deploying {host} ({mac})")), "{host}: its own iPXE script");
+                    // Its own iPXE script from the server (iPXE's own output goes to the screen,
+                    // not the serial port): the kernel's command line names its clone file.
+                    let own = format!("lifeboat.clone=http://{SERVER_GUEST_ADDR}/clone/{mac}");
+                    assert!(tr.contains(&own), "{host}: booted with its own iPXE script ({own})");
                     c.wait_poweroff(Duration::from_secs(180)).expect("the box powers off (lifeboat.done=poweroff)");
                 })
             })
