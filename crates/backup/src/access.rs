@@ -34,7 +34,9 @@ const MAX_SSH_FILE: u64 = 1 << 20;
 
 /// Adapt `cfg` (the rescue system's configuration, a copy of `config`) and
 /// add to `files` what reaches the backup target `url` from the rescue
-/// system. Targets other than `s3://` and `sftp://` need nothing.
+/// system. Targets other than `s3://` and `sftp://` need nothing, but the
+/// S3 keys are taken out of `cfg` whatever the target (and with `url`
+/// empty): a medium never carries them in its configuration.
 pub fn for_rescue(
     config: &Config,
     url: &str,
@@ -43,6 +45,11 @@ pub fn for_rescue(
     runner: &dyn Runner,
     feedback: &mut dyn Feedback,
 ) -> Result<(), Error> {
+    let s = &mut cfg.backup.s3;
+    s.access_key_id.clear();
+    s.secret_access_key.clear();
+    s.credentials_file = PathBuf::new();
+    s.profile.clear();
     if url.starts_with("s3://") {
         s3_for_rescue(config, url, cfg, files, feedback)
     } else if url.starts_with("sftp://") {
@@ -71,10 +78,6 @@ fn s3_for_rescue(
     if s.region.is_empty() {
         s.region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_default();
     }
-    s.access_key_id.clear();
-    s.secret_access_key.clear();
-    s.credentials_file = PathBuf::new();
-    s.profile.clear();
     if !config.rescue.target_credentials {
         feedback.notice(Notice::NoCredentialsOnMedium {
             url: url.into(),
@@ -331,11 +334,19 @@ mod tests {
     }
 
     #[test]
-    fn other_targets_need_nothing() {
+    fn other_targets_need_nothing_and_never_carry_s3_keys() {
         let runner = lifeboat_runner::SystemRunner::new(lifeboat_runner::Mode::Plan);
         let c = Config::default();
         let (mut cfg, mut files, mut notes) = (c.clone(), Vec::new(), Vec::<Notice>::new());
         for_rescue(&c, "file:///mnt/backup", &mut cfg, &mut files, &runner, &mut notes).expect("rescue");
         assert!(files.is_empty() && notes.is_empty() && cfg == c);
+        // Keys configured for another use of S3 stay off a medium of a file://, tape or media backup.
+        let c = s3_config(true);
+        for url in ["file:///mnt/backup", "tape:///dev/nst0", ""] {
+            let (mut cfg, mut files, mut notes) = (c.clone(), Vec::new(), Vec::<Notice>::new());
+            for_rescue(&c, url, &mut cfg, &mut files, &runner, &mut notes).expect("rescue");
+            let text = cfg.to_toml();
+            assert!(files.is_empty() && !text.contains("s3cret") && !text.contains("GKexample"), "{url}: {text}");
+        }
     }
 }

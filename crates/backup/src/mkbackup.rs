@@ -91,9 +91,8 @@ pub fn mkbackup(
         _ => None,
     };
     let (mut access_config, mut access_files) = (config.clone(), Vec::new());
-    if let Some(url) = remote {
-        crate::access::for_rescue(config, &url, &mut access_config, &mut access_files, runner, feedback)?;
-    }
+    let url = remote.unwrap_or_default();
+    crate::access::for_rescue(config, &url, &mut access_config, &mut access_files, runner, feedback)?;
     match req.mode {
         MkbackupMode::Tape => {
             let url = req.target.clone().unwrap_or_else(|| config.backup.target.clone());

@@ -71,7 +71,7 @@ pub fn normalize_mac(s: &str) -> Option<String> {
 }
 
 /// Whether `s` can be a serial number in a URL path (printable, no `/`, bounded).
-fn is_serial(s: &str) -> bool {
+pub(crate) fn is_serial(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 

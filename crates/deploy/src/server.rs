@@ -228,9 +228,13 @@ impl Shared {
 
     fn set_phase(&self, id: &str, phase: &str, message: &str) {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if !clients.contains_key(id) && clients.len() >= 4096 {
-            return; // a flood of invented ids does not grow the table without end
+        // A flood of invented ids (boxes not in the plan) does not grow the table without end.
+        let unplanned = clients.keys().filter(|k| self.config.plan.by_id(k).is_none()).count();
+        if !clients.contains_key(id) && (clients.len() >= 4096 || (self.config.plan.by_id(id).is_none() && unplanned >= 256)) {
+            return;
         }
+        // What a box (or anyone on its network) says is shown on terminals: printable and short.
+        let message: String = message.chars().filter(|c| !c.is_control()).take(300).collect();
         let c = clients.entry(id.to_string()).or_insert_with(|| ClientStatus {
             id: id.into(),
             hostname: String::new(),
@@ -244,9 +248,9 @@ impl Shared {
             c.started = Some(t);
         }
         c.phase = phase.into();
-        c.message = message.into();
-        c.updated = Some(t);
         log::info!("{id} ({}): {phase} {message}", c.hostname);
+        c.message = message;
+        c.updated = Some(t);
     }
 
     fn connection(&self, mut stream: TcpStream) {
@@ -327,6 +331,11 @@ impl Shared {
         if !matches!(phase, "booted" | "fetching" | "recovering" | "done" | "failed") {
             return text(400, "the phase is one of booted, fetching, recovering, done, failed\n");
         }
+        // Done is final: a report cannot make a deployed box deploy (erase its disks) again.
+        let done = self.clients.lock().map(|c| c.get(&id).is_some_and(|s| s.phase == "done")).unwrap_or(true);
+        if done {
+            return text(409, "this box is deployed already\n");
+        }
         let message: String = message.chars().filter(|c| !c.is_control()).take(300).collect();
         self.set_phase(&id, phase, &message);
         text(200, "ok\n")
@@ -381,7 +390,8 @@ impl Shared {
     /// The script of one box.
     fn client_script(&self, mac: &str, serial: Option<&str>) -> String {
         let url = &self.config.url;
-        let serial = serial.filter(|s| !s.is_empty());
+        // Only a serial of plain characters is kept or shown (it comes from the box's URL).
+        let serial = serial.filter(|s| crate::plan::is_serial(s));
         let Some(client) = self.config.plan.find(Some(mac), serial) else {
             let id = normalize_mac(mac).unwrap_or_else(|| "?".into());
             self.set_phase(&id, "unknown", &format!("not in the clone plan (serial {})", serial.unwrap_or("-")));

@@ -129,6 +129,13 @@ fn reports_move_each_client_through_its_phases_and_a_done_box_boots_from_disk() 
     let (_, again) = get(&f, "/ipxe/52:54:00:00:10:01");
     assert!(again.contains("deployed already") && again.contains("exit"), "{again}");
     assert_eq!(post(&f, "/status/52:54:00:00:10:01", "owned").0, 400, "only known phases");
+    // Done is final: nobody on the network can make a deployed box deploy (erase its disks) again.
+    assert_eq!(post(&f, "/status/52:54:00:00:10:01", "failed x").0, 409);
+    let (_, still) = get(&f, "/ipxe/52:54:00:00:10:01");
+    assert!(still.contains("deployed already"), "{still}");
+    // An unplanned box's serial is shown only when it is plain characters.
+    let (_, odd) = get(&f, "/ipxe/52:54:00:77:77:77/x!y");
+    assert!(odd.contains("(serial -)"), "{odd}");
     assert_eq!(post(&f, "/status/52:54:00:12:12:12", "done").0, 404, "only planned clients");
     assert_eq!(raw(&f, b"GET /status HTTP/1.1\r\nContent-Length: 5\r\n\r\nab").0, 400);
 }

@@ -575,7 +575,7 @@ impl Target for TapeTarget {
                     Some(c) => super::catalog_state(c),
                     None => State::Damaged(format!("the index has no {CATALOG}")),
                 };
-                (state, i.head.data_bytes + i.objects.values().map(|o| o.len() as u64).sum::<u64>())
+                (state, i.head.data_bytes.saturating_add(i.objects.values().map(|o| o.len() as u64).sum::<u64>()))
             }
         };
         Ok(vec![Listed {
