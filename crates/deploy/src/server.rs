@@ -230,7 +230,9 @@ impl Shared {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         // A flood of invented ids (boxes not in the plan) does not grow the table without end.
         let unplanned = clients.keys().filter(|k| self.config.plan.by_id(k).is_none()).count();
-        if !clients.contains_key(id) && (clients.len() >= 4096 || (self.config.plan.by_id(id).is_none() && unplanned >= 256)) {
+        if !clients.contains_key(id)
+            && (clients.len() >= 4096 || (self.config.plan.by_id(id).is_none() && unplanned >= 256))
+        {
             return;
         }
         // What a box (or anyone on its network) says is shown on terminals: printable and short.
