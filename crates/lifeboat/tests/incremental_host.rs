@@ -143,7 +143,8 @@ fn a_chain_restores_each_point_verifies_compares_prunes_and_restores_with_gnu_ta
     std::fs::create_dir(&by_tar).expect("mkdir");
     for b in &chain {
         sh(&format!(
-            "set -e; cd {b}; if [ -f deleted.list ]; then (cd {to} && xargs -0 -r rm -rf -- < {b}/deleted.list); fi; \
+            "set -e; cd {b}; if [ -f deleted.list ]; then if grep -zqE '^/|(^|/)\\.\\.(/|$)' deleted.list; then exit 1; fi; \
+             (cd {to} && xargs -0 -r rm -rf -- < {b}/deleted.list); fi; \
              cat vol-*.tar.zst | zstd -dc | tar -x --xattrs --xattrs-include='*' --numeric-owner -p -f - -C {to}",
             b = b.display(),
             to = by_tar.display()
