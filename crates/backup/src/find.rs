@@ -80,23 +80,33 @@ pub struct Found {
     pub verdict: Verdict,
 }
 
+/// `f`, with the S3 credentials asked for when its target is `s3://` and
+/// none are found here (a rescue medium made without them): an unattended
+/// run asks nobody, and opening the target then fails naming them.
+fn with_credentials(f: &Find, feedback: &mut dyn Feedback) -> Result<Find, Error> {
+    let mut f = f.clone();
+    let url = match &f.source {
+        Source::Url(url) | Source::Location(Location::Url { url }) => url.clone(),
+        _ => return Ok(f),
+    };
+    if url.starts_with("s3://") && !f.unattended && !target::s3::has_credentials(&url, &f.settings.s3) {
+        let asked =
+            feedback.s3_credentials(&url).map_err(Error::io(format!("cannot ask for the credentials of {url}")))?;
+        if let Some((id, secret)) = asked {
+            f.settings.s3.access_key_id = id;
+            f.settings.s3.secret_access_key = secret;
+        }
+    }
+    Ok(f)
+}
+
 /// The objects of the backup `f` names, mounting what is needed; not yet opened.
 pub fn locate(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Arc<dyn Objects>, Error> {
     let dir = |p: &Path| -> Arc<dyn Objects> { Arc::new(DirObjects::new(p)) };
     match &f.source {
         Source::Url(url) | Source::Location(Location::Url { url }) => {
-            let mut settings = f.settings.clone();
-            // A rescue medium without the target's secrets: ask for them (an unattended run fails naming them).
-            if url.starts_with("s3://") && !f.unattended && !target::s3::has_credentials(url, &settings.s3) {
-                let asked = feedback
-                    .s3_credentials(url)
-                    .map_err(Error::io(format!("cannot ask for the credentials of {url}")))?;
-                if let Some((id, secret)) = asked {
-                    settings.s3.access_key_id = id;
-                    settings.s3.secret_access_key = secret;
-                }
-            }
-            Ok(target::open_configured(url, r, &settings)?.choose(&f.host)?)
+            let f = with_credentials(f, feedback)?;
+            Ok(target::open_configured(url, r, &f.settings)?.choose(&f.host)?)
         }
         Source::Location(Location::Media { path, label }) => {
             let (at, links) =
@@ -134,6 +144,8 @@ pub fn readable(f: &Find, objects: Arc<dyn Objects>) -> Result<Arc<dyn Objects>,
 /// Find the backup `f` names and open it, refused unless its catalog is
 /// signed by a trusted key (or `f.trust.insecure`, with a notice).
 pub fn find(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Found, Error> {
+    // Asked once: the parents of an increment are read with the same credentials.
+    let f = &with_credentials(f, feedback)?;
     let objects = readable(f, locate(f, r, feedback)?)?;
     let (backup, verdict) = keys::open(&f.trust, &objects, feedback)?;
     // An increment: its chain resolved (every parent checked), so readers see its whole state.
@@ -153,6 +165,40 @@ mod tests {
             "manifest":{"name":"manifest.jsonl","size":0,"blake3":""},
             "stats":{"entries":0,"files":0,"bytes_in":0,"bytes_out":0,"sockets_skipped":0,"changed":[],"unreadable":[]}}"#;
         std::fs::write(dir.join("backup.json"), c).expect("write");
+    }
+
+    /// Answers the credentials question (as a person at the rescue console would).
+    struct Typist(usize);
+    impl Feedback for Typist {
+        fn notice(&mut self, _: crate::Notice) {}
+        fn s3_credentials(&mut self, _url: &str) -> std::io::Result<Option<(String, String)>> {
+            self.0 += 1;
+            Ok(Some(("GKtyped".into(), "typed-secret".into())))
+        }
+    }
+
+    #[test]
+    fn s3_credentials_are_asked_for_once_when_missing_and_never_unattended() {
+        std::env::remove_var("AWS_ACCESS_KEY_ID");
+        let mut settings = target::TargetSettings::default();
+        settings.s3.credentials_file = "/nonexistent/credentials".into();
+        let mut f = Find {
+            source: Source::Url("s3://bucket/fleet".into()),
+            host: "h".into(),
+            trust: Trust { key_dir: "/nonexistent".into(), insecure: false },
+            unattended: false,
+            identity: None,
+            settings,
+        };
+        let mut typist = Typist(0);
+        let asked = with_credentials(&f, &mut typist).expect("asked");
+        assert_eq!((typist.0, asked.settings.s3.access_key_id.as_str()), (1, "GKtyped"));
+        // What was typed is what the parents of an increment are read with: not asked again.
+        let again = with_credentials(&asked, &mut typist).expect("again");
+        assert_eq!((typist.0, again.settings.s3.secret_access_key.as_str()), (1, "typed-secret"));
+        f.unattended = true;
+        let none = with_credentials(&f, &mut typist).expect("unattended");
+        assert!(typist.0 == 1 && none.settings.s3.access_key_id.is_empty(), "nobody is asked unattended");
     }
 
     fn find_at(source: Source, host: &str) -> Result<Arc<dyn Objects>, Error> {
