@@ -236,8 +236,12 @@ fn sftp_for_rescue(
     files.push((RESCUE_KNOWN_HOSTS.into(), known));
     let mut identity = false;
     if config.rescue.target_credentials {
-        let key = r.identity_files.iter().find_map(|f| small_file(f).transpose()).transpose()?;
-        let Some(key) = key else {
+        let key = r
+            .identity_files
+            .iter()
+            .find_map(|f| small_file(f).map(|t| t.map(|t| (f.clone(), t))).transpose())
+            .transpose()?;
+        let Some((key_file, key)) = key else {
             return Err(Error::TargetAccess {
                 url: url.into(),
                 why: format!(
@@ -253,9 +257,11 @@ fn sftp_for_rescue(
         feedback.notice(Notice::CredentialsOnMedium {
             url: url.into(),
             warning: format!(
-                "the rescue medium carries the SSH identity that logs into {} (rescue.target_credentials): whoever \
-                 has the medium can log in there; restrict that key on the server (e.g. `restrict,command=\"internal-sftp\"` \
-                 in authorized_keys) or keep the medium safe",
+                "the rescue medium carries the SSH identity {} that logs into {} (rescue.target_credentials): \
+                 whoever has the medium can log in there with it; give the target a key of its own (IdentityFile \
+                 in ~/.ssh/config for that host), restrict it on the server (e.g. `restrict,command=\"internal-sftp\"` \
+                 in authorized_keys), and keep the medium safe",
+                key_file.display(),
                 a.host
             ),
         });
