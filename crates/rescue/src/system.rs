@@ -39,6 +39,8 @@ pub const DEFAULT_PROGRAMS: &[&str] = &[
     // archives, network, remote
     "tar", "zstd", "gzip", "gunzip", "zcat", "xz", "cpio", "ip", "ping", "ss", "ssh", "scp", "sshd", "ssh-keygen",
     "rsync", "curl", "wget", "mount.nfs", "mount.nfs4",
+    // tape drives and changers, local or on iSCSI (the st, ch and iSCSI drivers are under drivers/scsi)
+    "mt", "mt-st", "mtx", "sg_map", "sg_inq", "iscsiadm", "iscsid",
     // modules and attributes
     "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod", "setfacl", "getfacl", "setfattr", "getfattr",
     "setcap", "getcap", "loadkeys", "setfont",
