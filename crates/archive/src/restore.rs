@@ -175,12 +175,18 @@ fn data(s: &mut Stream, h: &Header, m: &ManifestEntry, sink: &mut dyn Sink, buf:
 /// Read every volume and entry; check volume checksums, tar headers and every file's BLAKE3.
 pub fn verify(b: &Backup) -> VerifyReport {
     let mut r = VerifyReport { damaged_volumes: check_volumes(b), ..VerifyReport::default() };
-    let mut s = Stream::new(b);
+    verify_entries(b, &mut Stream::new(b), &mut r);
+    r
+}
+
+/// Check every entry this backup stores from `s` (headers, data, BLAKE3)
+/// into `r`. An increment's unchanged entries are in its parents' volumes:
+/// verifying those checks them.
+fn verify_entries(b: &Backup, s: &mut Stream, r: &mut VerifyReport) {
     let mut buf = vec![0u8; 1 << 20];
-    // An increment's unchanged entries are in its parents' volumes: verifying those checks them.
     for m in b.entries.iter().filter(|m| m.from.is_none()) {
-        let res = header_of(&mut s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
-            .and_then(|h| data(&mut s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
+        let res = header_of(s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
+            .and_then(|h| data(s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
         match res {
             Ok(n) => {
                 r.entries += 1;
@@ -189,7 +195,6 @@ pub fn verify(b: &Backup) -> VerifyReport {
             Err(g) => r.lost.push(format!("{}: {}", m.path, g.why)),
         }
     }
-    r
 }
 
 /// [`verify`] of a backup whose volumes come in order from one
@@ -201,18 +206,7 @@ pub fn verify_sequential(b: &Backup, volumes: Box<dyn std::io::Read + Send>) -> 
     let mut r = VerifyReport::default();
     {
         let mut s = Stream::sequential(b, Box::new(SharedHashes(std::sync::Arc::clone(&tee))));
-        let mut buf = vec![0u8; 1 << 20];
-        for m in b.entries.iter().filter(|m| m.from.is_none()) {
-            let res = header_of(&mut s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
-                .and_then(|h| data(&mut s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
-            match res {
-                Ok(n) => {
-                    r.entries += 1;
-                    r.bytes += n;
-                }
-                Err(g) => r.lost.push(format!("{}: {}", m.path, g.why)),
-            }
-        }
+        verify_entries(b, &mut s, &mut r);
     }
     let Ok(mut t) = tee.lock() else {
         r.damaged_volumes.push("the volume hashes were lost (a reader panicked)".into());

@@ -264,6 +264,11 @@ fn created_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) 
     if let Some(at) = time_of_name(&l.name) {
         return Some(at);
     }
+    time_of_created(&catalog_of(t, host, l)?.created)
+}
+
+/// A complete backup's catalog, as stored (in clear also when the backup is encrypted).
+fn catalog_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) -> Option<Catalog> {
     if l.state != State::Complete {
         return None;
     }
@@ -272,23 +277,13 @@ fn created_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) 
         .ok()?
         .read(lifeboat_archive::target::CATALOG, lifeboat_archive::read::MAX_CATALOG_BYTES)
         .ok()?;
-    let c: Catalog = serde_json::from_slice(&text).ok()?;
-    time_of_created(&c.created)
+    serde_json::from_slice(&text).ok()
 }
 
 /// The parent an incremental backup's catalog names (complete backups only;
 /// the catalog is in clear also when the backup is encrypted).
 fn parent_of(t: &dyn lifeboat_archive::target::Target, host: &str, l: &Listed) -> Option<String> {
-    if l.state != State::Complete {
-        return None;
-    }
-    let text = t
-        .backup(host, &l.name)
-        .ok()?
-        .read(lifeboat_archive::target::CATALOG, lifeboat_archive::read::MAX_CATALOG_BYTES)
-        .ok()?;
-    let c: Catalog = serde_json::from_slice(&text).ok()?;
-    c.parent.map(|p| p.name)
+    catalog_of(t, host, l)?.parent.map(|p| p.name)
 }
 
 /// One backup, for `backup info`: found as [`crate::find::find`] finds it.
