@@ -625,6 +625,9 @@ pub enum BootloaderKind {
     /// Both: GRUB's boot code in an MBR and GRUB on the ESP.
     #[serde(rename = "grub-bios+efi")]
     GrubBiosEfi,
+    /// systemd-boot on the ESP (`bootctl install`), with its loader entries.
+    #[serde(rename = "systemd-boot")]
+    SystemdBoot,
     /// No GRUB configuration, no ESP and no boot code: booted from outside
     /// (a hypervisor's kernel).
     #[serde(rename = "none")]
@@ -644,6 +647,7 @@ impl BootloaderKind {
             BootloaderKind::GrubBios => "grub-bios",
             BootloaderKind::GrubEfi => "grub-efi",
             BootloaderKind::GrubBiosEfi => "grub-bios+efi",
+            BootloaderKind::SystemdBoot => "systemd-boot",
             BootloaderKind::None => "none",
             BootloaderKind::Unknown => "unknown",
         }
@@ -673,7 +677,7 @@ impl std::fmt::Display for BootloaderKind {
 pub struct Bootloader {
     /// Firmware the machine booted with now: `uefi` or `bios`.
     pub firmware: Firmware,
-    /// `grub-bios`, `grub-efi`, `grub-bios+efi`, `none` (boots from outside), or `unknown`.
+    /// `grub-bios`, `grub-efi`, `grub-bios+efi`, `systemd-boot`, `none` (boots from outside), or `unknown`.
     pub kind: BootloaderKind,
     /// GRUB configuration file.
     pub grub_config: Option<String>,
@@ -974,6 +978,7 @@ mod parse_tests {
             ("grub-bios", BootloaderKind::GrubBios, true, false),
             ("grub-efi", BootloaderKind::GrubEfi, false, true),
             ("grub-bios+efi", BootloaderKind::GrubBiosEfi, true, true),
+            ("systemd-boot", BootloaderKind::SystemdBoot, false, false),
             ("none", BootloaderKind::None, false, false),
             ("unknown", BootloaderKind::Unknown, false, false),
             ("", BootloaderKind::Unknown, false, false),

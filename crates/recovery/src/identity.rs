@@ -350,7 +350,8 @@ const UUID_NAMING_FILES: &[&str] = &[
 ];
 
 /// Directories whose files name storage identities too (the ESP's GRUB stubs, boot loader entries).
-const UUID_NAMING_DIRS: &[&str] = &["boot/loader/entries", "boot/efi/EFI", "boot/efi/loader/entries"];
+const UUID_NAMING_DIRS: &[&str] =
+    &["boot/loader/entries", "boot/efi/EFI", "boot/efi/loader/entries", "efi/loader/entries"];
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -751,14 +751,7 @@ impl Capture<'_> {
                 (b.efi_boot_order, b.efi_entries) = system::parse_efibootmgr(&t);
             }
         }
-        let grub_efi = b.efi_loaders.iter().any(|p| p.to_ascii_lowercase().contains("grub"));
-        b.kind = match (!b.bios_boot_disks.is_empty(), grub_efi) {
-            (true, true) => BootloaderKind::GrubBiosEfi,
-            (true, false) => BootloaderKind::GrubBios,
-            (false, true) => BootloaderKind::GrubEfi,
-            (false, false) if b.grub_config.is_none() && b.esp.is_none() => BootloaderKind::None,
-            _ => BootloaderKind::Unknown,
-        };
+        b.kind = bootloader_kind(&b);
         if b.kind == BootloaderKind::None {
             self.note(
                 "bootloader",
@@ -829,6 +822,24 @@ fn find_efi_loaders(esp: &Path) -> Vec<String> {
     out
 }
 
+/// Which bootloader the captured signs point to: GRUB's boot code in an
+/// MBR and GRUB on the ESP, else systemd-boot on the ESP (its loader and no
+/// GRUB there: `bootctl install` put it in `EFI/systemd`), else none when
+/// there is no GRUB configuration and no ESP at all.
+fn bootloader_kind(b: &Bootloader) -> BootloaderKind {
+    let lower: Vec<String> = b.efi_loaders.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let grub_efi = lower.iter().any(|p| p.contains("grub"));
+    let systemd_boot = lower.iter().any(|p| p.ends_with("/systemd-bootx64.efi"));
+    match (!b.bios_boot_disks.is_empty(), grub_efi) {
+        (true, true) => BootloaderKind::GrubBiosEfi,
+        (true, false) => BootloaderKind::GrubBios,
+        (false, true) => BootloaderKind::GrubEfi,
+        (false, false) if systemd_boot => BootloaderKind::SystemdBoot,
+        (false, false) if b.grub_config.is_none() && b.esp.is_none() => BootloaderKind::None,
+        _ => BootloaderKind::Unknown,
+    }
+}
+
 /// Whole disks from /sys/class/block (what /sys/block lists), for when lsblk cannot run.
 fn sysfs_disks(host: &dyn Host) -> Vec<Node> {
     let mut out: Vec<Node> = host
@@ -851,4 +862,30 @@ fn sysfs_disks(host: &dyn Host) -> Vec<Node> {
         .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+#[cfg(test)]
+mod bootloader_tests {
+    use super::*;
+
+    #[test]
+    fn systemd_boot_is_told_from_grub_by_its_loader_on_the_esp() {
+        let with = |loaders: &[&str], mbr: bool| Bootloader {
+            esp: Some("/dev/vda1".into()),
+            efi_loaders: loaders.iter().map(|s| s.to_string()).collect(),
+            bios_boot_disks: if mbr { vec!["/dev/vda".into()] } else { Vec::new() },
+            ..Bootloader::default()
+        };
+        let sd = ["/EFI/BOOT/BOOTX64.EFI", "/EFI/systemd/systemd-bootx64.efi"];
+        assert_eq!(bootloader_kind(&with(&sd, false)), BootloaderKind::SystemdBoot);
+        assert_eq!(
+            bootloader_kind(&with(&["/EFI/debian/grubx64.efi", "/EFI/debian/shimx64.efi"], false)),
+            BootloaderKind::GrubEfi
+        );
+        // GRUB on the ESP too: GRUB is what the firmware's entry was made for.
+        assert_eq!(bootloader_kind(&with(&["/EFI/debian/grubx64.efi", sd[1]], false)), BootloaderKind::GrubEfi);
+        assert_eq!(bootloader_kind(&with(&sd, true)), BootloaderKind::GrubBios);
+        assert_eq!(bootloader_kind(&with(&["/EFI/BOOT/BOOTX64.EFI"], false)), BootloaderKind::Unknown);
+        assert_eq!(bootloader_kind(&Bootloader::default()), BootloaderKind::None);
+    }
 }

@@ -1,5 +1,6 @@
 //! Making the restored system boot: its initramfs and GRUB, run inside it
-//! (chroot) when it has the tools, else from the rescue system.
+//! (chroot) when it has the tools, else from the rescue system; systemd-boot
+//! only with the restored system's own `bootctl`.
 
 use super::host::EFIVARS;
 use super::Exec;
@@ -54,6 +55,24 @@ pub fn listed_modules(listing: &str) -> BTreeSet<String> {
         .filter_map(|f| [".ko", ".ko.zst", ".ko.xz", ".ko.gz"].iter().find_map(|ext| f.strip_suffix(ext)))
         .map(|m| m.replace('-', "_"))
         .collect()
+}
+
+/// Where a restored system keeps the systemd-boot image that `bootctl install` copies.
+const SYSTEMD_BOOT_IMAGES: &[&str] =
+    &["usr/lib/systemd/boot/efi/systemd-bootx64.efi", "lib/systemd/boot/efi/systemd-bootx64.efi"];
+
+/// The command, run in the restored system, that installs systemd-boot on
+/// the ESP mounted at `esp` (EFI/systemd and the fallback EFI/BOOT/BOOTX64.EFI),
+/// with a boot entry only when the firmware's variables are reachable
+/// (`nvram`). The ESP checks are relaxed because the rescue system has no
+/// udev for bootctl to ask what the partition is (the plan made it an ESP).
+pub fn bootctl_install(esp: &str, nvram: bool) -> Vec<String> {
+    let mut v: Vec<String> = ["env", "SYSTEMD_RELAX_ESP_CHECKS=1", "bootctl", "install"].map(String::from).to_vec();
+    v.push(format!("--esp-path={esp}"));
+    if !nvram {
+        v.push("--no-variables".into());
+    }
+    v
 }
 
 impl Exec<'_> {
@@ -211,5 +230,46 @@ impl Exec<'_> {
             self.report.warnings.push("no EFI variables here (not booted with UEFI): no boot entry was written; the disk boots through EFI/BOOT/BOOTX64.EFI".into());
         }
         Ok(false)
+    }
+
+    /// systemd-boot on the ESP with the restored system's own `bootctl`
+    /// (the rescue system carries none); its loader entries and
+    /// loader.conf are the restored files, their root= and rd.luks.uuid=
+    /// already renewed by the identity step in a clone.
+    pub(super) fn systemd_boot(&mut self, esp_mountpoint: &str) -> Result<bool, RecoveryError> {
+        let root = self.o.root.clone();
+        let own = root.join("usr/bin/bootctl").exists() || root.join("bin/bootctl").exists();
+        if !own || !SYSTEMD_BOOT_IMAGES.iter().any(|p| root.join(p).exists()) {
+            return Err(RecoveryError::Unsupported(format!(
+                "the source booted with systemd-boot, but the restored system has no bootctl or no {}: \
+                 install systemd-boot in it (chroot {} apt-get install systemd-boot) and run `bootctl install`",
+                SYSTEMD_BOOT_IMAGES[0],
+                root.display()
+            )));
+        }
+        let nvram = self.h.is_mounted_at(Path::new(EFIVARS));
+        let args = bootctl_install(esp_mountpoint, nvram);
+        self.in_chroot(|x| x.run(&Cmd::new("chroot").arg(&root).args(args.iter().map(String::as_str))).map(|_| ()))?;
+        if !nvram {
+            self.report.warnings.push("no EFI variables here (not booted with UEFI): no boot entry was written; the disk boots through EFI/BOOT/BOOTX64.EFI".into());
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod bootctl_tests {
+    use super::bootctl_install;
+
+    #[test]
+    fn bootctl_writes_a_boot_entry_only_where_the_firmware_variables_are() {
+        assert_eq!(
+            bootctl_install("/boot/efi", true).join(" "),
+            "env SYSTEMD_RELAX_ESP_CHECKS=1 bootctl install --esp-path=/boot/efi"
+        );
+        assert_eq!(
+            bootctl_install("/efi", false).join(" "),
+            "env SYSTEMD_RELAX_ESP_CHECKS=1 bootctl install --esp-path=/efi --no-variables"
+        );
     }
 }

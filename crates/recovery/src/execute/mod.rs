@@ -167,6 +167,7 @@ impl Exec<'_> {
             Action::Initramfs { only_if_missing_drivers, .. } => self.initramfs(only_if_missing_drivers.as_deref()),
             Action::GrubBios { disks } => self.grub_bios(disks),
             Action::GrubEfi { esp_mountpoint, id } => self.grub_efi(esp_mountpoint, id),
+            Action::SystemdBoot { esp_mountpoint } => self.systemd_boot(esp_mountpoint),
         }
     }
 

@@ -186,6 +186,13 @@ pub enum Action {
         /// Boot loader id (`debian`).
         id: String,
     },
+    /// Install systemd-boot on the ESP with the restored system's own
+    /// `bootctl`, with a boot entry and the removable fallback path; its
+    /// loader entries are restored files.
+    SystemdBoot {
+        /// ESP mount point in the restored system (`/boot/efi`, `/efi`, `/boot`).
+        esp_mountpoint: String,
+    },
 }
 
 /// The phases of a recovery, in the order they run; the report times each.
@@ -261,7 +268,7 @@ impl Action {
             }
             Action::Restore { .. } => Phase::Restore,
             Action::FixDevices { .. } | Action::Identity { .. } | Action::Initramfs { .. } => Phase::Fix,
-            Action::GrubBios { .. } | Action::GrubEfi { .. } => Phase::Bootloader,
+            Action::GrubBios { .. } | Action::GrubEfi { .. } | Action::SystemdBoot { .. } => Phase::Bootloader,
         }
     }
 
@@ -292,6 +299,7 @@ impl Action {
             Action::Initramfs { .. } => "regenerate the initramfs".into(),
             Action::GrubBios { disks } => format!("install GRUB for BIOS on {}", disks.join(", ")),
             Action::GrubEfi { esp_mountpoint, .. } => format!("install GRUB for UEFI on {esp_mountpoint}"),
+            Action::SystemdBoot { esp_mountpoint } => format!("install systemd-boot on {esp_mountpoint}"),
         }
     }
 
@@ -351,6 +359,9 @@ impl Action {
             Action::GrubBios { disks } => format!("install GRUB for BIOS on {}", disks.join(", ")),
             Action::GrubEfi { esp_mountpoint, id } => format!(
                 "install GRUB for UEFI on the ESP ({esp_mountpoint}, EFI/{id} with a boot entry, and EFI/BOOT/BOOTX64.EFI)"
+            ),
+            Action::SystemdBoot { esp_mountpoint } => format!(
+                "install systemd-boot on the ESP ({esp_mountpoint}) with the restored system's bootctl: EFI/systemd with a boot entry, and EFI/BOOT/BOOTX64.EFI; the loader entries are the restored ones"
             ),
         };
         format!("{n:>3}. {body}")
@@ -433,6 +444,10 @@ mod tests {
         let efi = Action::GrubEfi { esp_mountpoint: "/boot/efi".into(), id: "fedora".into() };
         assert_eq!(efi.phase(), Phase::Bootloader);
         assert!(efi.render(9).contains("EFI/fedora with a boot entry"));
+        let sd = Action::SystemdBoot { esp_mountpoint: "/efi".into() };
+        assert_eq!(sd.phase(), Phase::Bootloader);
+        assert_eq!(sd.describe(), "install systemd-boot on /efi");
+        assert!(sd.render(9).contains("bootctl"));
         let restore = Action::Restore { backup: "/b/1".into(), entries: 7, bytes: 0 };
         assert_eq!(restore.phase(), Phase::Restore);
         assert_eq!(restore.describe(), "restore /b/1");

@@ -1,9 +1,10 @@
 //! The bootloader: GRUB for BIOS on the disks that held it (else the disk
-//! of /boot or /), GRUB for UEFI on the ESP under the old loader's id.
+//! of /boot or /), GRUB for UEFI on the ESP under the old loader's id,
+//! systemd-boot on the ESP where it booted the source.
 
 use super::action::Action;
 use super::Plan;
-use lifeboat_layout::model::Layout;
+use lifeboat_layout::model::{BootloaderKind, Layout};
 
 /// The EFI directory the old loader lived in (`/EFI/fedora/shimx64.efi` →
 /// `fedora`), leaving out the removable fallback path `EFI/BOOT`.
@@ -46,7 +47,11 @@ pub(super) fn bootloader(plan: &mut Plan, layout: &Layout) {
         let id = efi_loader_id(&b.efi_loaders).unwrap_or_else(|| "debian".into());
         actions.push(Action::GrubEfi { esp_mountpoint, id });
     }
-    if !b.kind.bios() && !b.kind.efi() {
+    if b.kind == BootloaderKind::SystemdBoot {
+        let esp_mountpoint = b.esp_mountpoint.clone().unwrap_or_else(|| "/boot/efi".into());
+        actions.push(Action::SystemdBoot { esp_mountpoint });
+    }
+    if !b.kind.bios() && !b.kind.efi() && b.kind != BootloaderKind::SystemdBoot {
         notes.push(format!(
             "the layout records bootloader `{}`: no bootloader is installed, the recovered disk may not boot by itself",
             b.kind
