@@ -133,3 +133,78 @@ fn an_interrupted_backup_lists_as_interrupted_and_is_not_restorable() {
     let e = t.choose("web1").unwrap_err().to_string();
     assert!(e.contains("interrupted"), "{e}");
 }
+
+/// A changer of two slots: every load swaps the tape in the drive with the other one.
+#[derive(Debug)]
+struct Swapper(Arc<MemoryDrive>, std::sync::Mutex<Vec<String>>);
+
+impl lifeboat_archive::target::tape::Loader for Swapper {
+    fn load(&self, want: &str, _writing: bool) -> std::io::Result<()> {
+        self.1.lock().unwrap().push(want.to_string());
+        self.0.swap(0);
+        Ok(())
+    }
+}
+
+/// A person who never changes the tape.
+#[derive(Debug)]
+struct Stubborn;
+
+impl lifeboat_archive::target::tape::Loader for Stubborn {
+    fn load(&self, _want: &str, _writing: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_backup_larger_than_a_tape_continues_on_the_next_and_reads_back_across_both() {
+    let src = tempfile::tempdir().unwrap();
+    let files = tree(src.path());
+    // 6 × 100 kB of noise: about 600 kB; a tape takes 8 blocks of 64 KiB.
+    let drive = Arc::new(MemoryDrive::library(2, 8));
+    let loads = Arc::new(Swapper(Arc::clone(&drive), Default::default()));
+    let t = target(&drive, 64 << 10, false).with_loader(loads.clone());
+    let up = t.begin("web1", "2026-12-02T000000.000Z").unwrap();
+    write_signed_backup(up, &options(src.path()), "web1", None, &mut |_, _| {}).unwrap();
+    assert_eq!(*loads.1.lock().unwrap(), vec!["web1/2026-12-02T000000.000Z tape 2".to_string()]);
+    // Tape 2 is in the drive: its index names the backup; restore loads tape 1, then 2.
+    let t = target(&drive, 64 << 10, false).with_loader(loads.clone());
+    let listed = t.scan("web1").unwrap();
+    assert_eq!(listed[0].state, State::Complete, "{listed:?}");
+    let b = Backup::open_objects(t.choose("web1").unwrap()).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let report = restore_sequential(&b, b.objects().sequential().unwrap(), dst.path(), &[], &mut |_, _| {}).unwrap();
+    assert!(report.lost.is_empty(), "{:?}", report.lost);
+    for (p, d) in &files {
+        assert_eq!(&std::fs::read(dst.path().join(p)).unwrap(), d, "{p}");
+    }
+    let loaded = loads.1.lock().unwrap().clone();
+    assert_eq!(loaded[1..], ["web1/2026-12-02T000000.000Z tape 1", "web1/2026-12-02T000000.000Z tape 2"]);
+
+    // Unattended without a changer: the backup stops naming the tape it needs.
+    let drive = Arc::new(MemoryDrive::library(2, 8));
+    let t = target(&drive, 64 << 10, false);
+    let up = t.begin("web1", "2026-12-03T000000.000Z").unwrap();
+    let e = format!("{:#}", write_signed_backup(up, &options(src.path()), "web1", None, &mut |_, _| {}).unwrap_err());
+    assert!(e.contains("web1/2026-12-03T000000.000Z tape 2") && e.contains("backup.tape.changer"), "{e}");
+}
+
+#[test]
+fn a_wrong_tape_is_refused_with_its_label_named() {
+    let src = tempfile::tempdir().unwrap();
+    tree(src.path());
+    let drive = Arc::new(MemoryDrive::library(2, 8));
+    let loads = Arc::new(Swapper(Arc::clone(&drive), Default::default()));
+    let t = target(&drive, 64 << 10, false).with_loader(loads);
+    let up = t.begin("web1", "2026-12-02T000000.000Z").unwrap();
+    write_signed_backup(up, &options(src.path()), "web1", None, &mut |_, _| {}).unwrap();
+    // Tape 2 stays in the drive when tape 1 is asked for.
+    let t = target(&drive, 64 << 10, false).with_loader(Arc::new(Stubborn));
+    let b = Backup::open_objects(t.choose("web1").unwrap()).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let e = match restore_sequential(&b, b.objects().sequential().unwrap(), dst.path(), &[], &mut |_, _| {}) {
+        Ok(r) => format!("{:?}", r.lost),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("is web1/2026-12-02T000000.000Z tape 2, not web1/2026-12-02T000000.000Z tape 1"), "{e}");
+}

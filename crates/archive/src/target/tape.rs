@@ -80,6 +80,9 @@ pub struct Label {
     pub of: Option<u32>,
     /// The block size the tape was written with.
     pub block_size: u64,
+    /// Where in the backup's data this tape's data starts (0 on tape 1).
+    #[serde(default)]
+    pub start: u64,
 }
 
 impl Label {
@@ -107,6 +110,9 @@ struct IndexHead {
     tapes: u32,
     /// Bytes of the data file (the volumes), without the padding.
     data_bytes: u64,
+    /// Bytes of the data on each tape, in order (absent: one tape of `data_bytes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<u64>,
     objects: Vec<IndexEntry>,
 }
 
@@ -149,9 +155,36 @@ impl Index {
     }
 }
 
+fn is_continued(data: &[u8]) -> bool {
+    let end = data.iter().position(|&b| b == b'\n' || b == 0).unwrap_or(data.len());
+    serde_json::from_slice::<serde_json::Value>(&data[..end])
+        .ok()
+        .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some(CONTINUED_FORMAT))
+}
+
 fn parse_label(data: &[u8]) -> Option<Label> {
     let end = data.iter().position(|&b| b == b'\n' || b == 0).unwrap_or(data.len());
     serde_json::from_slice::<Label>(&data[..end]).ok().filter(|l| l.format == LABEL_FORMAT)
+}
+
+/// The third file of a tape that is not the last of its backup.
+const CONTINUED_FORMAT: &str = "lifeboat-tape-continued";
+/// The most tapes one backup may span (a bound on hostile indexes).
+const MAX_TAPES: u32 = 10_000;
+
+/// Puts the next tape of a backup into the drive: a changer loads a slot,
+/// a person is asked; unattended without a changer, it fails naming the tape.
+pub trait Loader: Send + Sync + Debug {
+    /// Put the tape named `want` (`HOST/BACKUP tape K`) into the drive.
+    /// `writing`: it is to be written (a blank or overwritable tape), else read.
+    fn load(&self, want: &str, writing: bool) -> std::io::Result<()>;
+}
+
+/// Whether a write failed because the tape is full (ENOSPC, or st's early warning).
+fn tape_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(28)
+        || e.to_string().contains("No space left on device")
 }
 
 /// A file being written on the tape; [`TapeFile::finish`] ends it with a filemark.
@@ -382,28 +415,46 @@ struct Blocks {
     file: Box<dyn TapeFile>,
     block: usize,
     buf: Vec<u8>,
-    /// Bytes written, without padding.
+    /// Bytes given, without padding.
     written: u64,
+    /// Bytes in the blocks the drive took.
+    flushed: u64,
 }
 
 impl Blocks {
     fn new(file: Box<dyn TapeFile>, block: u64) -> Blocks {
         let block = block as usize;
-        Blocks { file, block, buf: Vec::with_capacity(block), written: 0 }
+        Blocks { file, block, buf: Vec::with_capacity(block), written: 0, flushed: 0 }
     }
 
-    fn put(&mut self, mut data: &[u8]) -> std::io::Result<()> {
-        self.written += data.len() as u64;
-        while !data.is_empty() {
+    /// Add `data`; Err((e, taken)): the drive refused a block, `taken`
+    /// bytes of `data` are in this file (the refused block stays in `buf`).
+    fn put_some(&mut self, mut data: &[u8]) -> Result<(), (std::io::Error, usize)> {
+        let mut taken = 0;
+        while !data.is_empty() || self.buf.len() == self.block {
+            if self.buf.len() == self.block {
+                self.file.write_all(&self.buf).map_err(|e| (e, taken))?;
+                self.flushed += self.block as u64;
+                self.buf.clear();
+                continue;
+            }
             let n = (self.block - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..n]);
+            self.written += n as u64;
+            taken += n;
             data = &data[n..];
-            if self.buf.len() == self.block {
-                self.file.write_all(&self.buf)?;
-                self.buf.clear();
-            }
         }
         Ok(())
+    }
+
+    fn put(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.put_some(data).map_err(|(e, _)| e)
+    }
+
+    /// End the file without the block in `buf` (the tape is full): that block and the bytes not yet given go on the next tape.
+    fn split(self) -> (Vec<u8>, u64) {
+        let _ = self.file.finish();
+        (self.buf, self.flushed)
     }
 
     fn finish(mut self) -> std::io::Result<u64> {
@@ -414,6 +465,159 @@ impl Blocks {
         self.file.flush()?;
         self.file.finish()?;
         Ok(self.written)
+    }
+}
+
+/// Rewind, write `label` as the first file and open the data file after it.
+fn start_tape(drive: &dyn Drive, label: &Label, block: u64) -> std::io::Result<Blocks> {
+    drive.rewind().map_err(|e| std::io::Error::other(format!("cannot rewind ({e}): is a tape loaded?")))?;
+    let mut text = serde_json::to_vec(label).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    let mut lf = Blocks::new(drive.write_file(block)?, block);
+    lf.put(&text)?;
+    lf.finish()?;
+    Ok(Blocks::new(drive.write_file(block)?, block))
+}
+
+/// What the first file of the tape in `drive` is.
+fn read_first(drive: &dyn Drive, read_block: u64) -> std::io::Result<Found> {
+    drive.rewind().map_err(|e| std::io::Error::other(format!("cannot rewind ({e}): is a tape loaded?")))?;
+    let mut first = Vec::new();
+    let read = drive.read_file(read_block).and_then(|r| r.take(1 << 20).read_to_end(&mut first));
+    Ok(match read {
+        // A blank tape reads nothing, or fails with "blank check".
+        Err(e) => {
+            log::debug!("{}: the first file does not read ({e}): taken as blank", drive.url());
+            Found::Blank
+        }
+        Ok(0) => Found::Blank,
+        // Some drives (tgt's emulation) read an unwritten tape as zeros.
+        Ok(_) if first.iter().all(|&b| b == 0) => Found::Blank,
+        Ok(_) => parse_label(&first).map(Found::Lifeboat).unwrap_or(Found::Foreign),
+    })
+}
+
+/// Have `loader` put tape `want` of `of`'s backup in the drive and check its label; the position is after the label then.
+fn load_tape(
+    drive: &dyn Drive,
+    loader: Option<&Arc<dyn Loader>>,
+    of: &Label,
+    want: u32,
+    read_block: u64,
+) -> std::io::Result<Label> {
+    let name = format!("{}/{} tape {want}", of.host, of.backup);
+    let Some(loader) = loader else {
+        return Err(std::io::Error::other(format!(
+            "the backup continues on {name}, and no changer is configured (backup.tape.changer) and no one can be asked: load {name} and run again"
+        )));
+    };
+    loader.load(&name, false)?;
+    match read_first(drive, read_block)? {
+        Found::Lifeboat(l) if l.host == of.host && l.backup == of.backup && l.tape == want => Ok(l),
+        Found::Lifeboat(l) => {
+            Err(std::io::Error::other(format!("the tape in the drive is {}, not {name}: load {name}", l.name())))
+        }
+        _ => Err(std::io::Error::other(format!(
+            "the tape in the drive holds no lifeboat label, not {name}: load {name}"
+        ))),
+    }
+}
+
+/// The data file of a backup being written, across as many tapes as it needs.
+struct Spanning {
+    drive: Arc<dyn Drive>,
+    loader: Option<Arc<dyn Loader>>,
+    overwrite: bool,
+    /// The label of tape 1.
+    label: Label,
+    block: u64,
+    file: Option<Blocks>,
+    /// Bytes of data on each tape already full.
+    parts: Vec<u64>,
+    /// Bytes given so far.
+    total: u64,
+}
+
+impl Spanning {
+    fn put(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        loop {
+            let f = self.file.as_mut().ok_or_else(|| std::io::Error::other("the tape's data file is closed"))?;
+            match f.put_some(data) {
+                Ok(()) => {
+                    self.total += data.len() as u64;
+                    return Ok(());
+                }
+                Err((e, taken)) if tape_full(&e) => {
+                    self.total += taken as u64;
+                    data = &data[taken..];
+                    let f = self.file.take().ok_or_else(|| std::io::Error::other("closed"))?;
+                    let pending = self.next_tape(f)?;
+                    let f = self.file.as_mut().ok_or_else(|| std::io::Error::other("closed"))?;
+                    // The refused block starts the next tape; it was counted when it was given.
+                    f.buf = pending;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// The tape is full: end it (data file, a "continued" file), load the next and start it.
+    fn next_tape(&mut self, full: Blocks) -> std::io::Result<Vec<u8>> {
+        let (pending, flushed) = full.split();
+        let tape = self.parts.len() as u32 + 1;
+        if flushed == 0 {
+            return Err(std::io::Error::other(format!(
+                "{}/{} tape {tape} took no data block: the tape is full or too small",
+                self.label.host, self.label.backup
+            )));
+        }
+        if tape >= MAX_TAPES {
+            return Err(std::io::Error::other(format!("a backup on more than {MAX_TAPES} tapes")));
+        }
+        self.parts.push(flushed);
+        // A filemark and a one-block file say "not the last tape" (writes past the early warning are allowed).
+        let note = serde_json::json!({ "format": CONTINUED_FORMAT, "tape": tape, "next": tape + 1 });
+        let mut c = Blocks::new(self.drive.write_file(self.block)?, self.block);
+        c.put(note.to_string().as_bytes())?;
+        if let Err(e) = c.finish() {
+            log::info!("{}: the continuation note after tape {tape} did not write ({e})", self.drive.url());
+        }
+        let next = Label { tape: tape + 1, start: self.parts.iter().sum(), ..self.label.clone() };
+        let name = next.name();
+        let Some(loader) = &self.loader else {
+            return Err(std::io::Error::other(format!(
+                "the tape is full and the backup needs another tape ({name}), but no changer is configured (backup.tape.changer) and no one can be asked (unattended): configure a changer, or run interactively to be asked for the next tape"
+            )));
+        };
+        loader.load(&name, true)?;
+        if !self.overwrite {
+            match read_first(self.drive.as_ref(), self.block.max(1 << 20))? {
+                Found::Blank => {}
+                Found::Lifeboat(l) => {
+                    return Err(std::io::Error::other(format!(
+                        "the tape loaded for {name} holds a lifeboat backup ({}): give --overwrite-tape or load a blank tape",
+                        l.name()
+                    )))
+                }
+                Found::Foreign => {
+                    return Err(std::io::Error::other(format!(
+                        "the tape loaded for {name} holds data that is not a lifeboat backup: give --overwrite-tape or load a blank tape"
+                    )))
+                }
+            }
+        }
+        self.file = Some(start_tape(self.drive.as_ref(), &next, self.block)?);
+        Ok(pending)
+    }
+
+    /// End the last data file: (bytes per tape, all bytes).
+    fn finish(mut self) -> std::io::Result<(Vec<u64>, u64)> {
+        let f = self.file.take().ok_or_else(|| std::io::Error::other("closed"))?;
+        f.finish()?;
+        let before: u64 = self.parts.iter().sum();
+        let mut parts = self.parts;
+        parts.push(self.total - before);
+        Ok((parts, self.total))
     }
 }
 
@@ -452,6 +656,8 @@ pub struct TapeTarget {
     seen: Mutex<Option<Contents>>,
     /// Markers (the host lock) live in this process: the drive is opened by one process at a time anyway.
     markers: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Puts the next tape in (a changer, a person); None: a backup must fit on one tape.
+    loader: Option<Arc<dyn Loader>>,
 }
 
 impl Debug for TapeTarget {
@@ -486,7 +692,14 @@ impl TapeTarget {
             settings: settings.clone(),
             seen: Mutex::new(None),
             markers: Mutex::new(BTreeMap::new()),
+            loader: None,
         })
+    }
+
+    /// Let the target span tapes: `loader` puts the next one in.
+    pub fn with_loader(mut self, loader: Arc<dyn Loader>) -> TapeTarget {
+        self.loader = Some(loader);
+        self
     }
 
     /// The drive.
@@ -505,20 +718,7 @@ impl TapeTarget {
 
     /// Rewind and read the first file.
     fn first_file(&self) -> Result<Found, ArchiveError> {
-        self.drive.rewind().map_err(|e| self.err(format!("cannot rewind ({e}): is a tape loaded?")))?;
-        let mut first = Vec::new();
-        let read = self.drive.read_file(self.read_block()).and_then(|r| r.take(1 << 20).read_to_end(&mut first));
-        Ok(match read {
-            // A blank tape reads nothing, or fails with "blank check".
-            Err(e) => {
-                log::debug!("{}: the first file does not read ({e}): taken as blank", self.drive.url());
-                Found::Blank
-            }
-            Ok(0) => Found::Blank,
-            // Some drives (tgt's emulation) read an unwritten tape as zeros.
-            Ok(_) if first.iter().all(|&b| b == 0) => Found::Blank,
-            Ok(_) => parse_label(&first).map(Found::Lifeboat).unwrap_or(Found::Foreign),
-        })
+        read_first(self.drive.as_ref(), self.read_block()).map_err(|e| self.err(e))
     }
 
     /// The label and index of the tape in the drive (read once, then remembered).
@@ -527,17 +727,45 @@ impl TapeTarget {
         if let Some(s) = seen.as_ref() {
             return Ok(Some(s.clone()));
         }
-        let label = match self.first_file()? {
+        let mut label = match self.first_file()? {
             Found::Lifeboat(l) => l,
             _ => return Ok(None),
         };
-        // The position is after the label: skip the data, read the index.
-        let index = self
-            .drive
-            .skip_files(1)
-            .and_then(|_| read_all(self.drive.as_ref(), self.read_block(), MAX_INDEX))
-            .map_err(|e| e.to_string())
-            .and_then(|data| if data.is_empty() { Err("no index".into()) } else { Index::decode(&data) });
+        // The position is after the label: skip the data, read the index
+        // (on the last tape; a tape before it says "continued": load the next).
+        let index = loop {
+            let third = self
+                .drive
+                .skip_files(1)
+                .and_then(|_| read_all(self.drive.as_ref(), self.read_block(), MAX_INDEX))
+                .map_err(|e| e.to_string());
+            if let Ok(data) = &third {
+                if is_continued(data) {
+                    let next = label.tape.saturating_add(1);
+                    if next > MAX_TAPES {
+                        return Err(self.err(format!("{}: more than {MAX_TAPES} tapes", label.name())));
+                    }
+                    label = load_tape(self.drive.as_ref(), self.loader.as_ref(), &label, next, self.read_block())
+                        .map_err(|e| self.err(format!("the index is on the backup's last tape: {e}")))?;
+                    continue;
+                }
+            }
+            break third.and_then(|data| if data.is_empty() { Err("no index".into()) } else { Index::decode(&data) });
+        };
+        let index = index.and_then(|i| {
+            let tapes = i.head.parts.len().max(1) as u32;
+            if i.head.host != label.host || i.head.backup != label.backup {
+                Err(format!("the index is of {}/{}, not of {}", i.head.host, i.head.backup, label.name()))
+            } else if tapes != label.tape || i.head.tapes != tapes {
+                Err(format!("the index says {} tapes, but it is on {}", i.head.tapes, label.name()))
+            } else if !i.head.parts.is_empty()
+                && i.head.parts.iter().try_fold(0u64, |a, &p| a.checked_add(p)) != Some(i.head.data_bytes)
+            {
+                Err("the index's bytes per tape do not add up to its data".into())
+            } else {
+                Ok(i)
+            }
+        });
         let index = match index {
             Ok(i) => Some(Arc::new(i)),
             Err(e) => {
@@ -550,7 +778,13 @@ impl TapeTarget {
     }
 
     fn objects(&self, label: Label, index: Arc<Index>) -> Arc<dyn Objects> {
-        Arc::new(TapeObjects { drive: Arc::clone(&self.drive), label, index, block: self.read_block() })
+        Arc::new(TapeObjects {
+            drive: Arc::clone(&self.drive),
+            loader: self.loader.clone(),
+            label,
+            index,
+            block: self.read_block(),
+        })
     }
 }
 
@@ -614,22 +848,28 @@ impl Target for TapeTarget {
             tape: 1,
             of: None,
             block_size: self.settings.block_size,
+            start: 0,
         };
         let block = self.settings.block_size;
         let werr = |e: std::io::Error| self.err(format!("cannot write the tape: {e}"));
-        self.drive.rewind().map_err(|e| self.err(format!("cannot rewind ({e}): is a tape loaded?")))?;
-        let mut text = serde_json::to_vec(&label).map_err(|e| self.err(e))?;
-        text.push(b'\n');
-        let mut lf = Blocks::new(self.drive.write_file(block).map_err(werr)?, block);
-        lf.put(&text).map_err(werr)?;
-        lf.finish().map_err(werr)?;
-        let data = Blocks::new(self.drive.write_file(block).map_err(werr)?, block);
+        let data = start_tape(self.drive.as_ref(), &label, block).map_err(werr)?;
+        let spanning = Spanning {
+            drive: Arc::clone(&self.drive),
+            loader: self.loader.clone(),
+            overwrite: self.settings.overwrite,
+            label: label.clone(),
+            block,
+            file: Some(data),
+            parts: Vec::new(),
+            total: 0,
+        };
         Ok(Arc::new(TapeUpload {
             drive: Arc::clone(&self.drive),
             label,
             block,
             read_block: self.read_block(),
-            data: Arc::new(Mutex::new(Some(data))),
+            loader: self.loader.clone(),
+            data: Arc::new(Mutex::new(Some(spanning))),
             small: Arc::new(Mutex::new(Vec::new())),
         }))
     }
@@ -689,7 +929,7 @@ impl Target for TapeTarget {
     }
 }
 
-type DataFile = Arc<Mutex<Option<Blocks>>>;
+type DataFile = Arc<Mutex<Option<Spanning>>>;
 type Small = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A backup being written to tape: volumes into the data file as they
@@ -699,6 +939,7 @@ struct TapeUpload {
     label: Label,
     block: u64,
     read_block: u64,
+    loader: Option<Arc<dyn Loader>>,
     data: DataFile,
     small: Small,
 }
@@ -776,10 +1017,12 @@ impl Upload for TapeUpload {
     fn commit(&self, catalog: &[u8]) -> Result<Arc<dyn Objects>, ArchiveError> {
         let fail = |e: String| ArchiveError::Target(self.drive.url(), format!("cannot write the tape: {e}"));
         let data = self.data.lock().map_err(|_| fail("poisoned".into()))?.take();
-        let data_bytes = match data {
+        let (parts, data_bytes) = match data {
             Some(d) => d.finish().map_err(|e| fail(e.to_string()))?,
             None => return Err(fail("the data file was closed already".into())),
         };
+        let tapes = parts.len() as u32;
+        let parts = if tapes > 1 { parts } else { Vec::new() };
         let mut objects: BTreeMap<String, Vec<u8>> =
             self.small.lock().map_err(|_| fail("poisoned".into()))?.drain(..).collect();
         objects.insert(CATALOG.into(), catalog.to_vec());
@@ -788,8 +1031,9 @@ impl Upload for TapeUpload {
             version: TAPE_VERSION,
             host: self.label.host.clone(),
             backup: self.label.backup.clone(),
-            tapes: 1,
+            tapes,
             data_bytes,
+            parts,
             objects: objects.iter().map(|(n, v)| IndexEntry { name: n.clone(), size: v.len() as u64 }).collect(),
         };
         let index = Index { head, objects };
@@ -798,6 +1042,7 @@ impl Upload for TapeUpload {
         f.finish().map_err(|e| fail(e.to_string()))?;
         Ok(Arc::new(TapeObjects {
             drive: Arc::clone(&self.drive),
+            loader: self.loader.clone(),
             label: self.label.clone(),
             index: Arc::new(index),
             block: self.read_block,
@@ -818,6 +1063,8 @@ impl Upload for TapeUpload {
 /// its volumes only as one sequential stream.
 struct TapeObjects {
     drive: Arc<dyn Drive>,
+    loader: Option<Arc<dyn Loader>>,
+    /// The label of the tape the index was read from (the last).
     label: Label,
     index: Arc<Index>,
     block: u64,
@@ -826,6 +1073,48 @@ struct TapeObjects {
 impl Debug for TapeObjects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TapeObjects").field("drive", &self.drive).field("label", &self.label).finish_non_exhaustive()
+    }
+}
+
+/// The data of a backup read tape after tape, forward only.
+struct Joined {
+    drive: Arc<dyn Drive>,
+    loader: Option<Arc<dyn Loader>>,
+    label: Label,
+    block: u64,
+    current: std::io::Take<Box<dyn Read + Send>>,
+    parts: Vec<u64>,
+    /// The tape being read (1-based).
+    tape: u32,
+}
+
+impl Read for Joined {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.current.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            if self.current.limit() > 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{}/{} tape {}: its data ends early", self.label.host, self.label.backup, self.tape),
+                ));
+            }
+            let Some(&next) = self.parts.get(self.tape as usize) else { return Ok(0) };
+            // Read the rest of this data file (an extra block written at the early warning) before the tape leaves.
+            let l = load_tape(self.drive.as_ref(), self.loader.as_ref(), &self.label, self.tape + 1, self.block)?;
+            if l.start != self.parts[..self.tape as usize].iter().sum::<u64>() {
+                return Err(std::io::Error::other(format!(
+                    "{}: its label starts at byte {}, not where tape {} ended",
+                    l.name(),
+                    l.start,
+                    self.tape
+                )));
+            }
+            self.tape += 1;
+            self.current = self.drive.read_file(self.block)?.take(next);
+        }
     }
 }
 
@@ -860,12 +1149,30 @@ impl Objects for TapeObjects {
         }
     }
 
-    /// Rewind, skip the label, and read the data file: the volumes in order.
+    /// Rewind, skip the label, and read the data file: the volumes in
+    /// order, tape after tape (tape 1 is loaded first when the index came from a later one).
     fn sequential(&self) -> Option<Box<dyn Read + Send>> {
-        let start =
-            self.drive.rewind().and_then(|_| self.drive.skip_files(1)).and_then(|_| self.drive.read_file(self.block));
+        let parts = if self.index.head.parts.is_empty() {
+            vec![self.index.head.data_bytes]
+        } else {
+            self.index.head.parts.clone()
+        };
+        let start = if parts.len() > 1 {
+            load_tape(self.drive.as_ref(), self.loader.as_ref(), &self.label, 1, self.block)
+                .and_then(|_| self.drive.read_file(self.block))
+        } else {
+            self.drive.rewind().and_then(|_| self.drive.skip_files(1)).and_then(|_| self.drive.read_file(self.block))
+        };
         Some(match start {
-            Ok(r) => Box::new(r.take(self.index.head.data_bytes)),
+            Ok(r) => Box::new(Joined {
+                drive: Arc::clone(&self.drive),
+                loader: self.loader.clone(),
+                label: self.label.clone(),
+                block: self.block,
+                current: r.take(parts[0]),
+                parts,
+                tape: 1,
+            }),
             Err(e) => Box::new(Failing(format!("{}: cannot position the tape at its data: {e}", self.drive.url()))),
         })
     }
@@ -875,6 +1182,10 @@ impl Objects for TapeObjects {
 #[derive(Debug, Default)]
 pub struct MemoryDrive {
     state: Mutex<MemTape>,
+    /// Tapes not in the drive (a changer's slots); `load` swaps one in.
+    shelf: Mutex<Vec<MemTape>>,
+    /// Blocks a tape takes before writes fail with ENOSPC (None: no end).
+    capacity: Mutex<Option<usize>>,
 }
 
 #[derive(Debug, Default)]
@@ -883,12 +1194,36 @@ struct MemTape {
     files: Vec<Vec<Vec<u8>>>,
     /// The file the head is at.
     at: usize,
+    /// A write failed at the end of the tape already.
+    warned: bool,
 }
 
 impl MemoryDrive {
     /// A blank tape.
     pub fn new() -> MemoryDrive {
         MemoryDrive::default()
+    }
+
+    /// `n` tapes of `blocks` blocks each: one in the drive, the others on the shelf (slots 1..n).
+    pub fn library(n: usize, blocks: usize) -> MemoryDrive {
+        let d = MemoryDrive::default();
+        if let Ok(mut c) = d.capacity.lock() {
+            *c = Some(blocks);
+        }
+        if let Ok(mut s) = d.shelf.lock() {
+            s.resize_with(n.saturating_sub(1), MemTape::default);
+        }
+        d
+    }
+
+    /// Put the tape in the drive on the shelf at `slot` and take the one there (0-based, swapping).
+    pub fn swap(&self, slot: usize) {
+        if let (Ok(mut s), Ok(mut shelf)) = (self.state.lock(), self.shelf.lock()) {
+            if let Some(t) = shelf.get_mut(slot) {
+                std::mem::swap(&mut *s, t);
+                s.at = 0;
+            }
+        }
     }
 
     /// The size of every block of every file (to check that writes were whole blocks).
@@ -917,7 +1252,14 @@ struct MemFile {
 
 impl Write for MemFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let cap = *self.drive.capacity.lock().map_err(|_| std::io::Error::other("poisoned"))?;
         let mut s = self.drive.state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        let used: usize = s.files.iter().map(Vec::len).sum();
+        // Like st at the early warning: the first write past it fails with ENOSPC, later ones (a filemark, a note) go on.
+        if cap.is_some_and(|c| used >= c) && !s.warned {
+            s.warned = true;
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
         let f = s.files.get_mut(self.index).ok_or_else(|| std::io::Error::other("file gone"))?;
         f.push(buf.to_vec());
         Ok(buf.len())
@@ -971,6 +1313,9 @@ impl Drive for SharedMemoryDrive {
         let mut s = self.0.state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
         let at = s.at;
         s.files.truncate(at);
+        if at == 0 {
+            s.warned = false;
+        }
         s.files.push(Vec::new());
         s.at = at + 1;
         Ok(Box::new(MemFile { drive: Arc::clone(&self.0), index: at }))
@@ -1045,6 +1390,7 @@ mod tests {
             backup: "b".into(),
             tapes: 1,
             data_bytes: 9,
+            parts: Vec::new(),
             objects: objects.iter().map(|(n, v)| IndexEntry { name: n.clone(), size: v.len() as u64 }).collect(),
         };
         let data = Index { head, objects: objects.clone() }.encode().unwrap();
