@@ -398,8 +398,12 @@ struct SftpUpload {
     location: String,
 }
 
-/// An object being written; volumes go out in 1 MiB batches whose WRITE
-/// requests stay in flight across batches (up to [`wire::WINDOW`]), so the
+/// About how many bytes a writer buffers before it sends them.
+const BATCH: usize = 1 << 20;
+
+/// An object being written; volumes go out in batches of about 1 MiB (whole
+/// WRITE requests of the session's size) whose requests stay in flight
+/// across batches (up to [`wire::IN_FLIGHT`] bytes), so the
 /// compressor's next frame is sent while the server still acknowledges
 /// the last one.
 struct SftpWriter {
@@ -408,33 +412,41 @@ struct SftpWriter {
     handle: Option<Handle>,
     offset: u64,
     buf: Vec<u8>,
+    /// A batch is sent once this many bytes are buffered: whole WRITE requests.
+    batch: usize,
     /// The WRITE requests sent and not yet acknowledged.
     queued: std::collections::VecDeque<u32>,
 }
 
 impl SftpWriter {
-    fn new(conn: Conn, path: String, handle: Handle, capacity: usize) -> SftpWriter {
+    fn new(conn: Conn, path: String, handle: Handle, chunk: usize) -> SftpWriter {
+        let chunk = chunk.max(1);
+        let batch = (BATCH / chunk).max(1) * chunk;
         SftpWriter {
             conn,
             path,
             handle: Some(handle),
             offset: 0,
-            buf: Vec::with_capacity(capacity),
+            buf: Vec::with_capacity(batch),
+            batch,
             queued: std::collections::VecDeque::new(),
         }
     }
 
-    /// Send the buffer (its replies are awaited later, as the window fills or at the end).
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
+    /// Send the buffer, or with `whole` only its whole batches, keeping the
+    /// rest for the next (its replies are awaited later, as the window fills
+    /// or at the end).
+    fn send(&mut self, whole: bool) -> std::io::Result<()> {
+        let n = if whole { self.buf.len() / self.batch * self.batch } else { self.buf.len() };
+        if n == 0 {
             return Ok(());
         }
         let h = self.handle.clone().ok_or_else(|| std::io::Error::other("the object is closed"))?;
         let (offset, path) = (self.offset, self.path.clone());
-        let (buf, queued) = (&self.buf, &mut self.queued);
+        let (buf, queued) = (&self.buf[..n], &mut self.queued);
         self.conn.with(|s| s.write_queued(&h, offset, buf, queued, &path))?;
-        self.offset += self.buf.len() as u64;
-        self.buf.clear();
+        self.offset += n as u64;
+        self.buf.drain(..n);
         Ok(())
     }
 }
@@ -442,20 +454,20 @@ impl SftpWriter {
 impl Write for SftpWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= 1 << 20 {
-            self.send()?;
+        if self.buf.len() >= self.batch {
+            self.send(true)?;
         }
         Ok(data.len())
     }
     /// Sends what is buffered; the server's acknowledgements are awaited by [`ObjectWriter::finish`].
     fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
+        self.send(false)
     }
 }
 
 impl ObjectWriter for SftpWriter {
     fn finish(mut self: Box<Self>) -> std::io::Result<()> {
-        self.send()?;
+        self.send(false)?;
         let h = self.handle.take().ok_or_else(|| std::io::Error::other("the object is closed"))?;
         let path = self.path.clone();
         let queued = &mut self.queued;
@@ -489,8 +501,9 @@ impl SftpUpload {
         plain("object", name).map_err(std::io::Error::other)?;
         let path = format!("{}/{name}", self.staging);
         let conn = self.target.conn.clone();
-        let handle = conn.with(|s| s.open(&path, wire::WRITE_FLAG | wire::CREAT | wire::EXCL))?;
-        Ok(SftpWriter::new(conn, path, handle, 1 << 20))
+        let (handle, chunk) =
+            conn.with(|s| Ok((s.open(&path, wire::WRITE_FLAG | wire::CREAT | wire::EXCL)?, s.write_chunk())))?;
+        Ok(SftpWriter::new(conn, path, handle, chunk))
     }
 }
 

@@ -2,9 +2,11 @@
 //! OpenSSH's `sftp-server` speaks), over the pipes of the system's `ssh -s
 //! sftp`: the requests lifeboat needs, pipelined where volumes are moved.
 //!
-//! Volumes move as OpenSSH's `sftp` moves files: up to [`WINDOW`] READ or
-//! WRITE requests of [`CHUNK`] bytes in flight (2 MiB, the window of an
-//! OpenSSH session channel), written to ssh in batches through a buffer and
+//! Volumes move as OpenSSH's `sftp` moves files: READ or WRITE requests of
+//! [`CHUNK`] bytes, or of the larger size the server offers with the
+//! `limits@openssh.com` extension (at most [`MAX_CHUNK`]), [`IN_FLIGHT`]
+//! bytes of them in flight (2 MiB, the window of an OpenSSH session
+//! channel), written to ssh in batches through a buffer and
 //! read back through one, so the pipe carries few large writes instead of a
 //! system call (and a wake-up of ssh) per request. A writer keeps its
 //! requests in flight from one batch to the next ([`Session::write_queued`]),
@@ -20,10 +22,19 @@ use std::io::{BufReader, BufWriter, Read, Write};
 
 /// The largest packet accepted from the server (OpenSSH sends at most 256 KiB of data plus headers).
 pub const MAX_PACKET: u32 = (256 << 10) + 1024;
-/// The size of one READ or WRITE request (every server takes 32 KiB).
+/// The size of one READ or WRITE request when the server does not say
+/// what it takes (every server takes 32 KiB).
 pub const CHUNK: usize = 32 << 10;
-/// How many READ or WRITE requests are in flight at once (OpenSSH's `sftp -R` default).
+/// The largest request asked for, whatever the server says it takes
+/// (OpenSSH's `sftp-server` takes 255 KiB: 256 KiB less its headers).
+pub const MAX_CHUNK: usize = 255 << 10;
+/// How many 32 KiB READ or WRITE requests are in flight at once (OpenSSH's
+/// `sftp -R` default); with larger requests, as many as fill the same
+/// [`IN_FLIGHT`] bytes.
 pub const WINDOW: usize = 64;
+/// The bytes of READ or WRITE requests in flight at once (2 MiB, the window
+/// of an OpenSSH session channel: more in flight waits in ssh's buffers).
+pub const IN_FLIGHT: usize = WINDOW * CHUNK;
 /// The buffers between lifeboat and ssh's pipes.
 const PIPE_BUFFER: usize = 256 << 10;
 /// The most entries read from one directory.
@@ -205,6 +216,9 @@ pub struct Session {
     /// Replies that arrived while another was awaited (servers may answer out of order).
     early: HashMap<u32, Reply>,
     extensions: HashSet<String>,
+    /// Bytes per READ and per WRITE request (from `limits@openssh.com`, else [`CHUNK`]).
+    read_chunk: usize,
+    write_chunk: usize,
     /// Where, for messages.
     pub url: String,
 }
@@ -240,6 +254,8 @@ impl Session {
             next: 1,
             early: HashMap::new(),
             extensions: HashSet::new(),
+            read_chunk: CHUNK,
+            write_chunk: CHUNK,
             url: url.into(),
         };
         let mut init = Vec::new();
@@ -262,7 +278,50 @@ impl Session {
             f.bytes()?;
             s.extensions.insert(name);
         }
+        if s.has("limits@openssh.com") {
+            s.ask_limits()?;
+        }
         Ok(s)
+    }
+
+    /// Ask the server how large a request it takes (`limits@openssh.com`:
+    /// max packet, read and write lengths, open handles, each a u64), and use
+    /// that, bounded to [`CHUNK`]..=[`MAX_CHUNK`] and to what fits in the
+    /// packets both sides accept; 0 means "no limit given". Fewer, larger
+    /// requests cost the server (and ssh) less per byte: OpenSSH's
+    /// `sftp-server` then writes 255 KiB per request instead of 32 KiB.
+    fn ask_limits(&mut self) -> std::io::Result<()> {
+        let id = self.id();
+        let mut p = Packet::new(EXTENDED, id);
+        p.bytes(b"limits@openssh.com");
+        self.send(p)?;
+        self.to.flush()?;
+        let data = match self.reply(id)? {
+            Reply::Extended(data) => data,
+            // A server that advertises it and then refuses it keeps the default size.
+            Reply::Status(..) => return Ok(()),
+            _ => return Err(bad("expected an EXTENDED_REPLY to limits@openssh.com")),
+        };
+        let mut f = Fields { data: &data };
+        let (packet, read, write) = (f.u64()?, f.u64()?, f.u64()?);
+        // Room for a READ/WRITE's headers (id, handle, offset, length) in the packet.
+        let by_packet = if packet == 0 { u64::MAX } else { packet.saturating_sub(1024) };
+        let pick = |n: u64| -> usize {
+            let n = if n == 0 { u64::MAX } else { n };
+            n.min(by_packet).clamp(CHUNK as u64, MAX_CHUNK as u64) as usize
+        };
+        (self.read_chunk, self.write_chunk) = (pick(read), pick(write));
+        Ok(())
+    }
+
+    /// How many requests of `chunk` bytes keep [`IN_FLIGHT`] bytes in flight.
+    fn window(chunk: usize) -> usize {
+        (IN_FLIGHT / chunk.max(1)).clamp(4, WINDOW)
+    }
+
+    /// The bytes of one WRITE request: a writer that sends whole multiples of it sends no short requests.
+    pub fn write_chunk(&self) -> usize {
+        self.write_chunk
     }
 
     /// Whether the server has an extension (`fsync@openssh.com`).
@@ -410,9 +469,9 @@ impl Session {
         self.await_writes(&mut queued, what)
     }
 
-    /// Send `data` at `offset` as WRITE requests of [`CHUNK`] bytes, adding
+    /// Send `data` at `offset` as WRITE requests of the session's size, adding
     /// their ids to `queued` and waiting only for the oldest replies that
-    /// keep at most [`WINDOW`] in flight: the rest are still in flight when
+    /// keep at most [`IN_FLIGHT`] bytes in flight: the rest are still in flight when
     /// this returns ([`Session::await_writes`] waits for them). A failed
     /// reply is an error naming `what`.
     pub fn write_queued(
@@ -423,15 +482,16 @@ impl Session {
         queued: &mut VecDeque<u32>,
         what: &str,
     ) -> std::io::Result<()> {
-        for (k, chunk) in data.chunks(CHUNK).enumerate() {
-            while queued.len() >= WINDOW {
+        let (size, window) = (self.write_chunk, Self::window(self.write_chunk));
+        for (k, chunk) in data.chunks(size).enumerate() {
+            while queued.len() >= window {
                 let Some(id) = queued.pop_front() else { break };
                 self.status(id, what)?;
             }
             let id = self.id();
             // The header alone, then the chunk straight into the pipe's buffer (no copy into a packet).
             let mut p = Packet::new(WRITE, id);
-            p.bytes(&h.0).u64(offset + (k * CHUNK) as u64).u32(chunk.len() as u32);
+            p.bytes(&h.0).u64(offset + (k * size) as u64).u32(chunk.len() as u32);
             let mut head = p.0;
             let n = (head.len() - 4 + chunk.len()) as u32;
             head[..4].copy_from_slice(&n.to_be_bytes());
@@ -482,9 +542,10 @@ impl Session {
         let mut pending: VecDeque<(u32, usize, usize)> = VecDeque::new();
         let mut sent = 0usize;
         let mut done = 0usize;
+        let (size, window) = (self.read_chunk, Self::window(self.read_chunk));
         while done < buf.len() {
-            while sent < buf.len() && pending.len() < WINDOW {
-                let n = CHUNK.min(buf.len() - sent);
+            while sent < buf.len() && pending.len() < window {
+                let n = size.min(buf.len() - sent);
                 let id = self.id();
                 let mut p = Packet::new(READ, id);
                 p.bytes(&h.0).u64(offset + sent as u64).u32(n as u32);
@@ -759,6 +820,8 @@ mod tests {
         short_read: Option<usize>,
         /// Answer the WRITE with this request number (from 1) with a FAILURE status.
         fail_write: Option<usize>,
+        /// Offer `limits@openssh.com` with this read and write length, and refuse longer requests.
+        limits: Option<usize>,
     }
 
     /// An SFTP server over a socket pair (pipes both ways, as ssh's are)
@@ -779,7 +842,14 @@ mod tests {
             };
             let Some(init) = read_packet(&mut r) else { return file };
             assert_eq!(init[0], INIT);
-            w.write_all(&packet(VERSION, &3u32.to_be_bytes())).expect("version");
+            let mut version = 3u32.to_be_bytes().to_vec();
+            if q.limits.is_some() {
+                for field in [&b"limits@openssh.com"[..], b"1"] {
+                    version.extend_from_slice(&(field.len() as u32).to_be_bytes());
+                    version.extend_from_slice(field);
+                }
+            }
+            w.write_all(&packet(VERSION, &version)).expect("version");
             let (mut seen, mut answered, mut group) = (0usize, 0usize, Vec::new());
             while let Some(body) = read_packet(&mut r) {
                 seen += 1;
@@ -794,6 +864,7 @@ mod tests {
                     READ => {
                         f.bytes().expect("handle");
                         let (offset, mut n) = (f.u64().expect("offset") as usize, f.u32().expect("len") as usize);
+                        assert!(n <= q.limits.unwrap_or(CHUNK), "a READ of {n} bytes");
                         if q.short_read == Some(seen) {
                             n /= 2;
                         }
@@ -807,6 +878,7 @@ mod tests {
                         f.bytes().expect("handle");
                         let offset = f.u64().expect("offset") as usize;
                         let d = f.bytes().expect("data");
+                        assert!(d.len() <= q.limits.unwrap_or(CHUNK), "a WRITE of {} bytes", d.len());
                         if q.fail_write == Some(seen) {
                             status(4)
                         } else {
@@ -822,6 +894,15 @@ mod tests {
                         b.extend_from_slice(&ATTR_SIZE.to_be_bytes());
                         b.extend_from_slice(&(file.len() as u64).to_be_bytes());
                         packet(ATTRS, &b)
+                    }
+                    EXTENDED if q.limits.is_some() => {
+                        assert_eq!(f.bytes().expect("name"), b"limits@openssh.com");
+                        let n = q.limits.unwrap_or(CHUNK) as u64;
+                        let mut b = id.to_be_bytes().to_vec();
+                        for v in [n + 1024, n, n, 0] {
+                            b.extend_from_slice(&v.to_be_bytes());
+                        }
+                        packet(EXTENDED_REPLY, &b)
                     }
                     other => panic!("unexpected request {other}"),
                 };
@@ -870,6 +951,65 @@ mod tests {
         drop(s);
         let written = server.join().expect("server");
         assert!(written[..3 << 20] == new[..], "the writes landed where they were asked");
+    }
+
+    #[test]
+    fn a_server_offering_larger_requests_gets_them_whole_and_in_place() {
+        let file = content(3 << 20);
+        let limit = 255 << 10;
+        let q = Quirks { reverse_groups: 3, limits: Some(limit), ..Quirks::default() };
+        let (mut s, server) = serve(file.clone(), q);
+        assert_eq!(s.write_chunk(), limit);
+        let mut buf = vec![0u8; (3 << 20) - 5];
+        s.read_at(&Handle(b"h".to_vec()), 5, &mut buf, "vol").expect("read");
+        assert!(buf[..] == file[5..], "the bytes came back in the wrong places");
+        let new = content(5 << 20).into_iter().map(|b| b ^ 0x33).collect::<Vec<u8>>();
+        let mut queued = VecDeque::new();
+        s.write_queued(&Handle(b"h".to_vec()), 0, &new, &mut queued, "vol").expect("write");
+        assert!(queued.len() <= IN_FLIGHT / limit, "{} requests in flight", queued.len());
+        s.await_writes(&mut queued, "vol").expect("acknowledged");
+        drop(s);
+        assert!(server.join().expect("no request was longer than offered") == new);
+    }
+
+    #[test]
+    fn what_a_server_says_it_takes_is_bounded() {
+        // VERSION with limits@openssh.com, then the EXTENDED_REPLY to request 1.
+        let start = |packet_len: u64, read: u64, write: u64| {
+            let mut body = 3u32.to_be_bytes().to_vec();
+            for field in [&b"limits@openssh.com"[..], b"1"] {
+                body.extend_from_slice(&(field.len() as u32).to_be_bytes());
+                body.extend_from_slice(field);
+            }
+            let mut from = packet(VERSION, &body);
+            let mut reply = 1u32.to_be_bytes().to_vec();
+            for v in [packet_len, read, write, 0] {
+                reply.extend_from_slice(&v.to_be_bytes());
+            }
+            from.extend(packet(EXTENDED_REPLY, &reply));
+            Session::start(Box::new(std::io::sink()), Box::new(std::io::Cursor::new(from)), "sftp://t")
+        };
+        let s = start(262144, 261120, 261120).expect("OpenSSH's limits");
+        assert_eq!((s.read_chunk, s.write_chunk), (261120, 261120));
+        let s = start(u64::MAX, u64::MAX, u64::MAX).expect("huge");
+        assert_eq!((s.read_chunk, s.write_chunk), (MAX_CHUNK, MAX_CHUNK), "never more than lifeboat accepts");
+        let s = start(0, 0, 0).expect("no limits");
+        assert_eq!(s.write_chunk, MAX_CHUNK);
+        let s = start(4096, 100, 1).expect("tiny");
+        assert_eq!((s.read_chunk, s.write_chunk), (CHUNK, CHUNK), "32 KiB is what every server takes");
+        let s = start(100_000, 70_000, 50_000).expect("packet-bound");
+        assert_eq!((s.read_chunk, s.write_chunk), (70_000, 50_000));
+        let s = start(60_000, 70_000, 50_000).expect("packet-bound");
+        assert_eq!(s.read_chunk, 60_000 - 1024, "a request fits in a packet");
+        // A reply cut short is an error, not a guess.
+        let mut body = 3u32.to_be_bytes().to_vec();
+        for field in [&b"limits@openssh.com"[..], b"1"] {
+            body.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            body.extend_from_slice(field);
+        }
+        let mut from = packet(VERSION, &body);
+        from.extend(packet(EXTENDED_REPLY, &1u32.to_be_bytes()));
+        assert!(Session::start(Box::new(std::io::sink()), Box::new(std::io::Cursor::new(from)), "t").is_err());
     }
 
     #[test]
