@@ -58,11 +58,14 @@ pub fn read_request(stream: impl Read) -> Result<Option<Request>, Refusal> {
     let mut lines = Vec::new();
     loop {
         let mut line = Vec::new();
-        let n = r
-            .by_ref()
-            .take((MAX_HEAD - head_len + 1) as u64)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| refuse(400, format!("reading the request: {e}")))?;
+        let n = r.by_ref().take((MAX_HEAD - head_len + 1) as u64).read_until(b'\n', &mut line).map_err(|e| match e
+            .kind()
+        {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                refuse(408, "the request took too long to arrive")
+            }
+            _ => refuse(400, format!("reading the request: {e}")),
+        })?;
         if n == 0 {
             return if lines.is_empty() && head_len == 0 {
                 Ok(None)
@@ -217,6 +220,7 @@ pub fn reason(status: u16) -> &'static str {
         206 => "Partial Content",
         400 => "Bad Request",
         404 => "Not Found",
+        408 => "Request Timeout",
         405 => "Method Not Allowed",
         411 => "Length Required",
         413 => "Content Too Large",

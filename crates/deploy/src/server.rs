@@ -17,20 +17,28 @@
 use crate::http::{self, parse_range, read_request, write_head, Range, Request};
 use crate::plan::{normalize_mac, ClonePlan};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The most connections served at once (more are answered 503).
 pub const MAX_CONNECTIONS: usize = 128;
-/// How long a client may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one write to a client may wait.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The most connections one peer address may hold at once by default (more are answered 503). A
+/// farm's box reads with up to 8 ranged GETs at once, and boxes behind one NAT (or QEMU's user
+/// network) share an address: 32 lets four such boxes stream, and leaves three quarters of the slots
+/// to others. `serve --max-per-peer` sets it (1..=[`MAX_CONNECTIONS`]).
+pub const MAX_PER_PEER: usize = 32;
+/// How long a client may take to send its whole request (head and body), however it drips it.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// The time any response may take, plus [`MIN_RATE`] for its bytes: a reader that stops reading
+/// loses its connection (and its slot) instead of holding it.
+const RESPONSE_BASE: Duration = Duration::from_secs(60);
+/// The slowest rate (bytes per second) a response is allowed beyond [`RESPONSE_BASE`].
+const MIN_RATE: u64 = 64 << 10;
 
 /// What a deployment server serves.
 #[derive(Debug, Clone)]
@@ -47,7 +55,15 @@ pub struct Config {
     pub kernel_args: String,
     /// What a client does after its recovery: `poweroff` or `reboot`.
     pub done: String,
+    /// The most connections one peer address may hold at once (bounded to 1..=[`MAX_CONNECTIONS`]).
+    pub max_per_peer: usize,
+    /// Where every planned box's phase is kept across restarts of the server (none: in memory only).
+    /// A box recorded `done` boots from its disk instead of being deployed again.
+    pub state: Option<PathBuf>,
 }
+
+/// The largest state file read back.
+const MAX_STATE: u64 = 4 << 20;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +77,9 @@ pub enum ServeError {
     /// The status of a server cannot be read.
     #[error("cannot read the status from {0}: {1}")]
     Status(String, String),
+    /// The state file kept from an earlier run cannot be used.
+    #[error("{0}: {1}; the file records which boxes are deployed already (they boot from their disks): fix it, or remove it to deploy every box of the plan again")]
+    State(PathBuf, String),
 }
 
 /// One client as the server sees it.
@@ -111,6 +130,51 @@ impl Status {
     }
 }
 
+/// Read the state file into the planned boxes' entries; how many of them are done. A missing file is
+/// a first run. Only boxes of the plan, under the same host name, and known phases are taken back.
+fn restore_state(
+    path: &Path,
+    plan: &ClonePlan,
+    clients: &mut BTreeMap<String, ClientStatus>,
+) -> Result<usize, ServeError> {
+    let bad = |m: String| ServeError::State(path.to_path_buf(), m);
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    let mut data = Vec::new();
+    f.take(MAX_STATE + 1).read_to_end(&mut data).map_err(|e| bad(e.to_string()))?;
+    if data.len() as u64 > MAX_STATE {
+        return Err(bad(format!("more than {MAX_STATE} bytes")));
+    }
+    let saved: Vec<ClientStatus> =
+        serde_json::from_slice(&data).map_err(|e| bad(format!("not a state file of lifeboat serve ({e})")))?;
+    let mut done = 0;
+    for s in saved {
+        let Some(c) = clients.get_mut(&s.id) else { continue };
+        let planned = plan.by_id(&s.id).is_some_and(|p| p.hostname == s.hostname);
+        if !planned || !matches!(s.phase.as_str(), "pxe" | "booted" | "fetching" | "recovering" | "done" | "failed") {
+            continue;
+        }
+        done += usize::from(s.phase == "done");
+        c.phase = s.phase;
+        c.message = s.message.chars().filter(|c| !c.is_control()).take(300).collect();
+        c.started = s.started;
+        c.updated = s.updated;
+    }
+    Ok(done)
+}
+
+/// Write the state file whole: a temporary file beside it, synced, renamed over it.
+fn write_state(path: &Path, clients: &[&ClientStatus]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(clients).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -128,7 +192,81 @@ struct Shared {
     clients: Mutex<BTreeMap<String, ClientStatus>>,
     order: Vec<String>,
     sent: AtomicU64,
-    connections: AtomicUsize,
+    slots: Mutex<Slots>,
+    restored: usize,
+}
+
+/// The connections served now, in all and by peer address.
+#[derive(Debug, Default)]
+struct Slots {
+    total: usize,
+    by_peer: HashMap<IpAddr, usize>,
+}
+
+/// A connection's slot, given back when it is dropped: also when its thread panics or cannot start.
+struct Slot {
+    shared: Arc<Shared>,
+    peer: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self.shared.slots.lock().unwrap_or_else(|p| p.into_inner());
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.by_peer.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// A slot for a connection from `peer`, or None when the server or that peer is at its limit.
+    fn take_slot(self: &Arc<Self>, peer: IpAddr) -> Option<Slot> {
+        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = s.by_peer.get(&peer).copied().unwrap_or(0);
+        if s.total >= MAX_CONNECTIONS || mine >= self.config.max_per_peer.clamp(1, MAX_CONNECTIONS) {
+            return None;
+        }
+        s.total += 1;
+        *s.by_peer.entry(peer).or_insert(0) += 1;
+        Some(Slot { shared: Arc::clone(self), peer })
+    }
+}
+
+/// A stream whose reads (or writes) all end at one deadline, however slowly the peer drips.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    end: Instant,
+}
+
+impl Deadline<'_> {
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the deadline passed"));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        (&mut &*self.stream).read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        (&mut &*self.stream).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Whether `name` may be served from a directory: one component, plain characters.
@@ -173,12 +311,17 @@ impl Server {
                 },
             );
         }
+        let restored = match &config.state {
+            Some(path) => restore_state(path, &config.plan, &mut clients)?,
+            None => 0,
+        };
         let shared = Shared {
+            restored,
             config,
             clients: Mutex::new(clients),
             order,
             sent: AtomicU64::new(0),
-            connections: AtomicUsize::new(0),
+            slots: Mutex::new(Slots::default()),
         };
         Ok(Server { listener, shared: Arc::new(shared) })
     }
@@ -193,21 +336,31 @@ impl Server {
         self.shared.status()
     }
 
+    /// How many planned boxes the state file recorded as deployed when the server started.
+    pub fn restored_done(&self) -> usize {
+        self.shared.restored
+    }
+
     /// Serve until the process ends, one thread per connection.
     pub fn run(&self) {
         for stream in self.listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let shared = Arc::clone(&self.shared);
-            if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                shared.connections.fetch_sub(1, Ordering::SeqCst);
+            let Ok(peer) = stream.peer_addr() else { continue };
+            let Some(slot) = self.shared.take_slot(peer.ip()) else {
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let mut s = stream;
                 let _ = write_head(&mut s, 503, &[("Retry-After", "5".into())], 0);
                 continue;
-            }
-            std::thread::spawn(move || {
+            };
+            let shared = Arc::clone(&self.shared);
+            let spawned = std::thread::Builder::new().name("serve-connection".into()).spawn(move || {
+                let _slot = slot;
                 shared.connection(stream);
-                shared.connections.fetch_sub(1, Ordering::SeqCst);
             });
+            if let Err(e) = spawned {
+                // The closure (its stream and slot) is dropped: the client sees the connection close.
+                log::warn!("{peer}: cannot start a thread for the connection: {e}");
+            }
         }
     }
 }
@@ -253,13 +406,21 @@ impl Shared {
         log::info!("{id} ({}): {phase} {message}", c.hostname);
         c.message = message;
         c.updated = Some(t);
+        if let Some(path) = &self.config.state {
+            // Written while the table is locked, so the file never goes back to an older state.
+            let planned: Vec<&ClientStatus> =
+                clients.values().filter(|c| self.config.plan.by_id(&c.id).is_some()).collect();
+            if let Err(e) = write_state(path, &planned) {
+                log::warn!("{}: cannot keep the boxes' state: {e}", path.display());
+            }
+        }
     }
 
-    fn connection(&self, mut stream: TcpStream) {
-        let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    fn connection(&self, stream: TcpStream) {
         let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-        let req = match read_request(&mut stream) {
+        let request = Deadline { stream: &stream, end: Instant::now() + REQUEST_DEADLINE };
+        let mut stream = Deadline { stream: &stream, end: Instant::now() + RESPONSE_BASE };
+        let req = match read_request(request) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(refusal) => {
@@ -355,7 +516,7 @@ impl Shared {
         }
     }
 
-    fn send_file(&self, w: &mut TcpStream, req: &Request, path: &Path, head: bool) -> std::io::Result<()> {
+    fn send_file(&self, w: &mut Deadline, req: &Request, path: &Path, head: bool) -> std::io::Result<()> {
         let mut f = std::fs::File::open(path)?;
         let size = f.metadata()?.len();
         let backup = path.starts_with(&self.config.backup);
@@ -368,6 +529,8 @@ impl Shared {
         };
         headers.push(("Accept-Ranges", "bytes".into()));
         headers.push(("Content-Type", "application/octet-stream".into()));
+        // A byte range may take its share of time at the slowest allowed rate, and no more.
+        w.end = Instant::now() + RESPONSE_BASE + Duration::from_secs(len / MIN_RATE);
         write_head(w, status, &headers, len)?;
         if head {
             return Ok(());

@@ -26,6 +26,10 @@ struct Fixture {
 }
 
 fn start() -> Fixture {
+    start_with(None)
+}
+
+fn start_with(state: Option<std::path::PathBuf>) -> Fixture {
     let dir = tempfile::tempdir().expect("tmp");
     let pxe = dir.path().join("pxe");
     let backup = dir.path().join("backup");
@@ -45,6 +49,8 @@ fn start() -> Fixture {
         url: "http://10.0.2.100".into(),
         kernel_args: "console=ttyS0,115200".into(),
         done: "poweroff".into(),
+        max_per_peer: crate::server::MAX_PER_PEER,
+        state,
     };
     let server = Arc::new(Server::bind("127.0.0.1:0", config).expect("bind"));
     let url = format!("http://{}", server.local_addr().expect("addr"));
@@ -199,4 +205,106 @@ fn hostile_requests_get_an_error_and_the_server_keeps_serving() {
     // A client that connects and says nothing does not stop the others.
     let _idle = TcpStream::connect(f.url.trim_start_matches("http://")).expect("idle");
     assert_eq!(get(&f, "/pxe/initrd.img"), (200, "initrd".into()));
+}
+
+#[test]
+fn dripping_and_idle_connections_from_one_peer_do_not_starve_another_box() {
+    let f = start();
+    let addr = f.url.trim_start_matches("http://").to_string();
+    // One hostile peer (127.0.0.1) opens more connections than it may hold and drips or says nothing.
+    let mut held = Vec::new();
+    for i in 0..crate::server::MAX_PER_PEER + 8 {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        if i % 2 == 0 {
+            let _ = s.write_all(b"GET /status HTTP/1.1\r\nX-Drip: ");
+        }
+        held.push(s);
+    }
+    // Another box (another loopback address) is served at once.
+    let t = std::time::Instant::now();
+    let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let mut other = socket_from("127.0.0.2", port);
+    other.write_all(b"GET /pxe/initrd.img HTTP/1.1\r\n\r\n").expect("send");
+    let mut out = Vec::new();
+    other.read_to_end(&mut out).expect("read");
+    assert!(String::from_utf8_lossy(&out).ends_with("initrd"), "{}", String::from_utf8_lossy(&out));
+    assert!(t.elapsed() < std::time::Duration::from_secs(3), "{:?}", t.elapsed());
+    // Past its limit the hostile peer is answered 503 at once.
+    assert_eq!(get(&f, "/status").0, 503);
+    // A dripping request is cut at the whole-request deadline, not kept while it drips.
+    let mut drip = held.remove(0);
+    let t = std::time::Instant::now();
+    let mut answer = Vec::new();
+    drip.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    loop {
+        let _ = drip.write_all(b"a");
+        let mut b = [0u8; 512];
+        drip.set_read_timeout(Some(std::time::Duration::from_millis(500))).expect("timeout");
+        match drip.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&b[..n]),
+            Err(_) if t.elapsed() < std::time::Duration::from_secs(30) => continue,
+            Err(e) => panic!("still open after {:?}: {e}", t.elapsed()),
+        }
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(15), "{:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"), "{}", String::from_utf8_lossy(&answer));
+}
+
+/// A connection to the server on loopback from the source address `from` (127.0.0.0/8 is all local).
+fn socket_from(from: &str, port: u16) -> TcpStream {
+    let fd =
+        rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::STREAM, None).expect("socket");
+    let src: std::net::SocketAddrV4 = format!("{from}:0").parse().expect("src");
+    rustix::net::bind_v4(&fd, &src).expect("bind the source address");
+    let dst: std::net::SocketAddrV4 = format!("127.0.0.1:{port}").parse().expect("dst");
+    rustix::net::connect_v4(&fd, &dst).expect("connect");
+    TcpStream::from(fd)
+}
+
+#[test]
+fn boxes_deployed_before_a_restart_of_the_server_boot_from_their_disks_and_are_not_deployed_again() {
+    let keep = tempfile::tempdir().expect("tmp");
+    let state = keep.path().join("serve-state.json");
+    let first = start_with(Some(state.clone()));
+    assert_eq!(post(&first, "/status/52:54:00:00:10:01", "done").0, 200);
+    assert_eq!(post(&first, "/status/SN2", "recovering restoring files").0, 200);
+    assert_eq!(first.server.restored_done(), 0);
+
+    // The server is started again (a reboot of the deployment host): web1 stays deployed.
+    let again = start_with(Some(state.clone()));
+    assert_eq!(again.server.restored_done(), 1);
+    let st = again.server.status();
+    let phase = |id: &str| st.clients.iter().find(|c| c.id == id).map(|c| c.phase.clone()).expect("client");
+    assert_eq!(phase("52:54:00:00:10:01"), "done");
+    assert_eq!(phase("SN2"), "recovering");
+    let (s, script) = get(&again, "/ipxe/52:54:00:00:10:01/");
+    assert_eq!(s, 200);
+    assert!(
+        script.contains("deployed already") && script.contains("\nexit") && !script.contains("kernel "),
+        "{script}"
+    );
+
+    // A damaged state file stops the server, naming the file and the way out, instead of deploying every box again.
+    std::fs::write(&state, b"{not json").expect("damage");
+    let dir = tempfile::tempdir().expect("tmp");
+    let pxe = dir.path().join("pxe");
+    let backup = dir.path().join("backup");
+    std::fs::create_dir_all(&pxe).expect("pxe");
+    std::fs::create_dir_all(&backup).expect("backup");
+    std::fs::write(pxe.join("vmlinuz"), b"kernel").expect("kernel");
+    std::fs::write(pxe.join("initrd.img"), b"initrd").expect("initrd");
+    std::fs::write(backup.join("backup.json"), b"{}").expect("catalog");
+    let config = Config {
+        dir: pxe,
+        backup,
+        plan: ClonePlan::parse(PLAN).expect("plan"),
+        url: "http://10.0.2.100".into(),
+        kernel_args: String::new(),
+        done: "poweroff".into(),
+        max_per_peer: crate::server::MAX_PER_PEER,
+        state: Some(state.clone()),
+    };
+    let e = Server::bind("127.0.0.1:0", config).expect_err("a damaged state file").to_string();
+    assert!(e.contains("serve-state.json") && e.contains("remove it to deploy"), "{e}");
 }

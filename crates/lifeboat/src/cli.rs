@@ -351,6 +351,15 @@ pub struct ServeArgs {
     /// What each box does after its recovery
     #[arg(long, value_name = "WHAT", default_value = "reboot", value_parser = ["reboot", "poweroff"])]
     pub done: String,
+    /// The most connections one client address may hold at once (more are answered 503): raise it when
+    /// many boxes reach the server through one NAT or proxy address (each box opens up to 8)
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub max_per_peer: u16,
+    /// Where the server keeps every box's phase across restarts; a box recorded done boots from its
+    /// disk instead of being deployed again (remove the file to deploy them all again)
+    /// [default: PATHS.WORK_DIR/serve-state.json]
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Show the status of every box of a running server (--url, default http://127.0.0.1:8080) and exit
     #[arg(long)]
     pub status: bool,

@@ -18,8 +18,17 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long one request may wait for the server, per read.
-const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one request may wait for the server, per read (2 s in unit tests, so a dripping server
+/// is cut within seconds there).
+const TIMEOUT: Duration = Duration::from_secs(if cfg!(test) { 2 } else { 60 });
+/// The slowest rate (bytes per second) a response may arrive at beyond [`TIMEOUT`]: a server that
+/// drips a byte now and then cannot hold a recovery for ever.
+const MIN_RATE: u64 = 64 << 10;
+
+/// The whole time a request for `bytes` bytes may take, its body included.
+fn deadline(bytes: u64) -> Duration {
+    TIMEOUT + Duration::from_secs(bytes / MIN_RATE)
+}
 /// How often a failed transfer (connection refused, reset, a 5xx) is tried again.
 const RETRIES: u32 = 5;
 
@@ -160,7 +169,9 @@ impl Objects for HttpObjects {
         let url = self.url_of(name)?;
         let what = format!("GET {url}");
         // One byte tells the size (HEAD answers are not always honest about it).
-        let r = self.call(&what, || self.agent.get(&url).header("range", "bytes=0-0").call())?;
+        let r = self.call(&what, || {
+            self.agent.get(&url).config().timeout_global(Some(deadline(1))).build().header("range", "bytes=0-0").call()
+        })?;
         let status = r.status().as_u16();
         let len = match status {
             206 => {
@@ -190,7 +201,8 @@ impl Objects for HttpObjects {
     fn read(&self, name: &str, max: u64) -> std::io::Result<Vec<u8>> {
         let url = self.url_of(name)?;
         let what = format!("GET {url}");
-        let mut r = self.call(&what, || self.agent.get(&url).call())?;
+        let mut r =
+            self.call(&what, || self.agent.get(&url).config().timeout_global(Some(deadline(max))).build().call())?;
         let status = r.status().as_u16();
         if status != 200 {
             return Err(Self::not_found(&what, status));
@@ -229,7 +241,13 @@ impl ObjectRead for HttpObject {
         let mut tries = 0;
         loop {
             let r = self.objects.call(&what, || {
-                self.agent.get(&self.url).header("range", format!("bytes={offset}-{}", end - 1)).call()
+                self.agent
+                    .get(&self.url)
+                    .config()
+                    .timeout_global(Some(deadline(buf.len() as u64)))
+                    .build()
+                    .header("range", format!("bytes={offset}-{}", end - 1))
+                    .call()
             })?;
             let status = r.status().as_u16();
             if status != 206 {
@@ -319,6 +337,56 @@ mod tests {
             out.extend_from_slice(&data[a..=b]);
             out
         }
+    }
+
+    /// A server that sends the head of the range at once and then its body a byte every 300 ms:
+    /// each read arrives within the per-read timeout, the whole never does.
+    fn dripping(data: &'static [u8]) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(s.try_clone().expect("clone"));
+                    let (mut line, mut headers) = (String::new(), Vec::new());
+                    let _ = r.read_line(&mut line);
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).is_err() || h.trim().is_empty() {
+                            break;
+                        }
+                        headers.push(h.trim().to_ascii_lowercase());
+                    }
+                    let out = ranged(data)(line.trim(), &headers);
+                    let at = out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |p| p + 4);
+                    let mut s = s;
+                    let _ = s.write_all(&out[..at]);
+                    for b in &out[at..] {
+                        std::thread::sleep(Duration::from_millis(300));
+                        if s.write_all(std::slice::from_ref(b)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}/backup")
+    }
+
+    #[test]
+    fn a_server_that_drips_its_answer_is_cut_at_the_deadline_instead_of_holding_the_recovery() {
+        static DATA: [u8; 64] = [7u8; 64];
+        let url = dripping(&DATA);
+        let o = objects(&url);
+        let t = std::time::Instant::now();
+        // The size probe is one byte: it arrives within its deadline.
+        let v = o.open_volume("vol-1", 1 << 20).expect("open");
+        let mut buf = [0u8; 32];
+        let e = v.read_at(0, &mut buf).expect_err("a dripping body must not be waited for");
+        // Six tries of at most the 2 s deadline each (retries back off nothing for a body), not 32 × 0.3 s × 6.
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        assert!(e.to_string().contains("bytes 0-31"), "{e}");
     }
 
     fn objects(url: &str) -> Arc<dyn Objects> {

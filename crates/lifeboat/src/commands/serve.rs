@@ -35,10 +35,30 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let url = a.url.unwrap_or_else(|| format!("http://{}", a.listen)).trim_end_matches('/').to_string();
     let backup = a.backup.unwrap_or_else(|| dir.join("backup"));
     let n = plan.clients.len();
-    let config = Config { dir, backup, plan, url: url.clone(), kernel_args: a.kernel_args, done: a.done };
+    let state = a.state.unwrap_or_else(|| ctx.config.paths.work_dir.join("serve-state.json"));
+    if let Some(parent) = state.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot make {}", parent.display()))?;
+    }
+    let config = Config {
+        dir,
+        backup,
+        plan,
+        url: url.clone(),
+        kernel_args: a.kernel_args,
+        done: a.done,
+        max_per_peer: usize::from(a.max_per_peer),
+        state: Some(state.clone()),
+    };
     let server = Server::bind(&a.listen, config).context("cannot start the deployment server")?;
     if !ctx.quiet {
         println!("serving {n} box(es) on {} as {url}: point DHCP's iPXE boot file at {url}/boot.ipxe", a.listen);
+        if server.restored_done() > 0 {
+            println!(
+                "{} box(es) are deployed already ({}): they boot from their disks; remove that file to deploy them again",
+                server.restored_done(),
+                state.display()
+            );
+        }
         println!("status: lifeboat serve --status --url {url}  (or {url}/status)");
     }
     server.run();

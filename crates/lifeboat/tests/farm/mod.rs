@@ -127,28 +127,36 @@ pub fn deploy(w: &Path, iso: &Path, backup_dir: &Path, src: &Path, times: &mut V
     std::fs::write(&plan_file, plan).expect("plan");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(w.join("farm/serve.log")).expect("log");
-    let _server = Serve(
-        lifeboat()
-            .args(["-v", "serve", "--dir"])
-            .arg(&pxe)
-            .arg("--backup")
-            .arg(backup_dir)
-            .arg("--plan")
-            .arg(&plan_file)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--url", &format!("http://{SERVER_GUEST_ADDR}")])
-            .args(["--kernel-args", "console=ttyS0,115200n8 panic=-1", "--done", "poweroff"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start lifeboat serve"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
+    let state = w.join("farm/serve-state.json");
+    let _ = std::fs::remove_file(&state);
+    let serve = || {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(w.join("farm/serve.log")).expect("log");
+        let server = Serve(
+            lifeboat()
+                .args(["-v", "serve", "--dir"])
+                .arg(&pxe)
+                .arg("--backup")
+                .arg(backup_dir)
+                .arg("--plan")
+                .arg(&plan_file)
+                .arg("--state")
+                .arg(&state)
+                .args(["--listen", &format!("127.0.0.1:{port}"), "--url", &format!("http://{SERVER_GUEST_ADDR}")])
+                .args(["--kernel-args", "console=ttyS0,115200n8 panic=-1", "--done", "poweroff"])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start lifeboat serve"),
+        );
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        server
+    };
+    let server = serve();
 
     // One box alone, then three at once.
     let one = deploy_at_once(w, &BOXES[..1], port, &tftp);
@@ -185,6 +193,17 @@ pub fn deploy(w: &Path, iso: &Path, backup_dir: &Path, src: &Path, times: &mut V
         0.0,
     ));
     eprint!("{}", sh(&format!("{} serve --status --url {url}", lifeboat().get_program().to_string_lossy())));
+
+    // The deployment host restarts: the server reads its state back and does not deploy a done box again.
+    drop(server);
+    let _server = serve();
+    let out = lifeboat().args(["--json", "serve", "--status", "--url", &url]).output().expect("serve --status");
+    assert!(out.status.success(), "after a restart every box is still done: {}", String::from_utf8_lossy(&out.stdout));
+    for (mac, host, _) in BOXES {
+        let out = lifeboat().args(["serve", "--fetch", &format!("{url}/ipxe/{mac}/")]).output().expect("fetch");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("deployed already") && !script.contains("kernel "), "{host} after a restart: {script}");
+    }
 
     // Each clone's identity on its disk, against the source's and each other's.
     let files = ["etc/hostname", "etc/machine-id", "etc/systemd/network/50-e2e.network", "etc/hosts"];
