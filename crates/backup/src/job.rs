@@ -90,6 +90,9 @@ pub fn target_settings(config: &Config) -> target::TargetSettings {
         tape: target::TapeSettings {
             block_size: config.backup.tape.block_size.0,
             overwrite: config.backup.tape.overwrite,
+            changer: Some(config.backup.tape.changer.clone()).filter(|c| !c.is_empty()),
+            capacity: config.backup.tape.capacity.map(|c| c.0),
+            ask: target::tape::may_ask(),
         },
     }
 }

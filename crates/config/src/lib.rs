@@ -211,11 +211,18 @@ pub struct BackupTape {
     pub block_size: ByteSize,
     /// Write over a tape that already holds a backup or other data (`--overwrite-tape` for one run).
     pub overwrite: bool,
+    /// The changer (`/dev/sgN`, driven with `mtx`) that loads the next tape of a backup; empty: none
+    /// (a person is asked at a terminal, an unattended run stops naming the tape).
+    pub changer: String,
+    /// Bytes of data lifeboat puts on one tape before it goes on to the next; absent: as many as the
+    /// drive takes (until it reports the end of the tape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<ByteSize>,
 }
 
 impl Default for BackupTape {
     fn default() -> Self {
-        BackupTape { block_size: ByteSize(256 << 10), overwrite: false }
+        BackupTape { block_size: ByteSize(256 << 10), overwrite: false, changer: String::new(), capacity: None }
     }
 }
 

@@ -207,7 +207,12 @@ fn backup(config: &Config, req: &Request, host: &str, console: &mut dyn Console)
             let f = &config.backup.identity_file;
             (!f.as_os_str().is_empty()).then(|| f.clone())
         }),
-        settings: lifeboat_backup::job::target_settings(config),
+        settings: {
+            let mut s = lifeboat_backup::job::target_settings(config);
+            // An unattended recovery asks no one for a tape (a changer still loads them).
+            s.tape.ask &= !req.auto && !req.yes;
+            s
+        },
     };
     Ok(Some(find::find(&f, &SystemRunner::new(Mode::Run), console.as_feedback())?.backup))
 }

@@ -31,6 +31,9 @@ use std::fmt::Debug;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
+mod loader;
+pub use loader::{ChangerDrive, ChangerLoader, ChangerStatus, InDrive, PromptLoader, Slot};
+
 /// The default block size: 256 KiB, suited to LTO drives.
 pub const DEFAULT_BLOCK_SIZE: u64 = 256 << 10;
 /// The smallest and largest block size lifeboat writes.
@@ -51,12 +54,34 @@ pub struct TapeSettings {
     pub block_size: u64,
     /// Write over a tape that already holds a backup (or other data).
     pub overwrite: bool,
+    /// The changer (`/dev/sgN`, on the drive's machine) that loads the next tape; None: no changer.
+    pub changer: Option<String>,
+    /// Bytes of data put on one tape before the next is loaded; None: until the drive reports the end.
+    pub capacity: Option<u64>,
+    /// Without a changer, ask a person for the next tape on the terminal (else: stop, naming it).
+    pub ask: bool,
 }
 
 impl Default for TapeSettings {
     fn default() -> Self {
-        TapeSettings { block_size: DEFAULT_BLOCK_SIZE, overwrite: false }
+        TapeSettings { block_size: DEFAULT_BLOCK_SIZE, overwrite: false, changer: None, capacity: None, ask: false }
     }
+}
+
+/// Whether someone can be asked for the next tape: stdin is a terminal, or
+/// `LIFEBOAT_TAPE_ASK=1` says the answers come on stdin anyway (a script that
+/// loads the tapes, the tape VM test).
+pub fn may_ask() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() || std::env::var("LIFEBOAT_TAPE_ASK").is_ok_and(|v| v == "1")
+}
+
+/// A device path lifeboat passes to `mt`, `dd` and `mtx`: absolute, plain characters, no `..`.
+fn plain_device(device: &str) -> bool {
+    device.starts_with('/')
+        && device != "/"
+        && !device.contains("..")
+        && device.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
 }
 
 /// The first file of a lifeboat tape: what is on it.
@@ -208,6 +233,10 @@ pub trait Drive: Send + Sync + Debug {
     fn write_file(&self, block: u64) -> std::io::Result<Box<dyn TapeFile>>;
     /// What `mt status` says.
     fn status(&self) -> std::io::Result<String>;
+    /// Rewind and eject the tape (`mt offline`), so that a changer can take it.
+    fn eject(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where a drive is: this machine, or another reached with ssh.
@@ -232,7 +261,7 @@ impl Address {
         let safe = |s: &str, extra: &str| {
             !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c) || extra.contains(c))
         };
-        if !safe(&device, "/") || device.contains("..") || device == "/" {
+        if !plain_device(&device) {
             return Err(fail("the device must be a plain absolute path such as /dev/nst0"));
         }
         if let Some(h) = &host {
@@ -408,6 +437,10 @@ impl Drive for CommandDrive {
     fn status(&self) -> std::io::Result<String> {
         self.mt(&["status"])
     }
+
+    fn eject(&self) -> std::io::Result<()> {
+        self.mt(&["offline"]).map(|_| ())
+    }
 }
 
 /// Writes whole blocks: buffers to a block, pads the last one with zeros.
@@ -536,13 +569,31 @@ struct Spanning {
     parts: Vec<u64>,
     /// Bytes given so far.
     total: u64,
+    /// Bytes of data per tape (whole blocks); None: until the drive says the tape is full.
+    capacity: Option<u64>,
 }
 
 impl Spanning {
     fn put(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         loop {
             let f = self.file.as_mut().ok_or_else(|| std::io::Error::other("the tape's data file is closed"))?;
-            match f.put_some(data) {
+            // A capacity ends the tape after that many bytes (a multiple of the block: nothing is left in the buffer).
+            let room = self.capacity.map(|c| c.saturating_sub(f.written));
+            if room == Some(0) {
+                let f = self.file.take().ok_or_else(|| std::io::Error::other("closed"))?;
+                let pending = self.next_tape(f)?;
+                if let Some(f) = self.file.as_mut() {
+                    f.written = pending.len() as u64;
+                    f.buf = pending;
+                }
+                continue;
+            }
+            let now = room.map_or(data.len(), |r| r.min(data.len() as u64) as usize);
+            match f.put_some(&data[..now]) {
+                Ok(()) if now < data.len() => {
+                    self.total += now as u64;
+                    data = &data[now..];
+                }
                 Ok(()) => {
                     self.total += data.len() as u64;
                     return Ok(());
@@ -554,6 +605,7 @@ impl Spanning {
                     let pending = self.next_tape(f)?;
                     let f = self.file.as_mut().ok_or_else(|| std::io::Error::other("closed"))?;
                     // The refused block starts the next tape; it was counted when it was given.
+                    f.written = pending.len() as u64;
                     f.buf = pending;
                 }
                 Err((e, _)) => return Err(e),
@@ -575,6 +627,14 @@ impl Spanning {
             return Err(std::io::Error::other(format!("a backup on more than {MAX_TAPES} tapes")));
         }
         self.parts.push(flushed);
+        let next = Label { tape: tape + 1, start: self.parts.iter().sum(), ..self.label.clone() };
+        let name = next.name();
+        // Unattended without a changer: the tape ends without the "continued" note, so it lists as interrupted.
+        let Some(loader) = self.loader.clone() else {
+            return Err(std::io::Error::other(format!(
+                "the tape is full and the backup needs another tape ({name}), but no changer is configured (backup.tape.changer) and no one can be asked (unattended): configure a changer, or run interactively to be asked for the next tape"
+            )));
+        };
         // A filemark and a one-block file say "not the last tape" (writes past the early warning are allowed).
         let note = serde_json::json!({ "format": CONTINUED_FORMAT, "tape": tape, "next": tape + 1 });
         let mut c = Blocks::new(self.drive.write_file(self.block)?, self.block);
@@ -582,13 +642,6 @@ impl Spanning {
         if let Err(e) = c.finish() {
             log::info!("{}: the continuation note after tape {tape} did not write ({e})", self.drive.url());
         }
-        let next = Label { tape: tape + 1, start: self.parts.iter().sum(), ..self.label.clone() };
-        let name = next.name();
-        let Some(loader) = &self.loader else {
-            return Err(std::io::Error::other(format!(
-                "the tape is full and the backup needs another tape ({name}), but no changer is configured (backup.tape.changer) and no one can be asked (unattended): configure a changer, or run interactively to be asked for the next tape"
-            )));
-        };
         loader.load(&name, true)?;
         if !self.overwrite {
             match read_first(self.drive.as_ref(), self.block.max(1 << 20))? {
@@ -671,9 +724,25 @@ impl Debug for TapeTarget {
 
 impl TapeTarget {
     /// The drive a `tape://` URL names, its commands run by `runner`.
+    /// With `settings.changer` it loads tapes with that changer; else, with
+    /// `settings.ask`, it asks for them on the terminal.
     pub fn open(url: &str, runner: Arc<dyn Runner>, settings: &TapeSettings) -> Result<TapeTarget, ArchiveError> {
-        let drive = Arc::new(CommandDrive::new(Address::parse(url)?, runner));
-        TapeTarget::with_drive(drive, settings)
+        let address = Address::parse(url)?;
+        let drive: Arc<dyn Drive> = Arc::new(CommandDrive::new(address.clone(), Arc::clone(&runner)));
+        let target = TapeTarget::with_drive(Arc::clone(&drive), settings)?;
+        let block = target.read_block();
+        let loader: Option<Arc<dyn Loader>> = match settings.changer.as_deref().filter(|c| !c.is_empty()) {
+            Some(changer) => Some(Arc::new(
+                ChangerLoader::new(&address, changer, drive, runner, settings.overwrite, block)
+                    .map_err(|e| ArchiveError::Target(url.into(), e))?,
+            )),
+            None if settings.ask => Some(Arc::new(PromptLoader::terminal(drive, settings.overwrite, block))),
+            None => None,
+        };
+        Ok(match loader {
+            Some(l) => target.with_loader(l),
+            None => target,
+        })
     }
 
     /// A target on any drive (tests use an in-memory one).
@@ -685,6 +754,12 @@ impl TapeTarget {
                     "block size {} is not a multiple of 512 from 512 to 16M (key backup.tape.block_size)",
                     settings.block_size
                 ),
+            ));
+        }
+        if settings.capacity.is_some_and(|c| c < settings.block_size) {
+            return Err(ArchiveError::Target(
+                drive.url(),
+                "backup.tape.capacity is less than one block (backup.tape.block_size)".into(),
             ));
         }
         Ok(TapeTarget {
@@ -862,6 +937,7 @@ impl Target for TapeTarget {
             file: Some(data),
             parts: Vec::new(),
             total: 0,
+            capacity: self.settings.capacity.map(|c| c - c % block),
         };
         Ok(Arc::new(TapeUpload {
             drive: Arc::clone(&self.drive),
@@ -1322,7 +1398,7 @@ impl Drive for SharedMemoryDrive {
     }
 
     fn status(&self) -> std::io::Result<String> {
-        Ok("memory tape drive: online".into())
+        Ok("memory tape drive\nGeneral status bits on (41010000):\n BOT ONLINE IM_REP_EN\n".into())
     }
 }
 
