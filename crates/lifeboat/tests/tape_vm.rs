@@ -5,7 +5,10 @@
 //! restored to an equal tree and verified; a tape with a backup refused,
 //! then overwritten when told; `lifeboat check` of the drive; the same
 //! drive over SSH (sshd on loopback); throughput against
-//! `tar | zstd | dd` to the same drive.
+//! `tar | zstd | dd` to the same drive; a backup across two tapes through
+//! the changer and through the prompt (an operator loop loads each tape
+//! asked for), restored equal; unattended without a changer, a stop that
+//! names the next tape.
 
 use lifeboat_rescue::modules::ModuleIndex;
 use lifeboat_vmtest::{Harness, Spec};
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 /// Programs the guest needs beyond the harness's base (found on the host).
 const PROGRAMS: &[&str] =
-    &["tgtd", "tgtadm", "tgtimg", "iscsid", "iscsiadm", "mt", "mtx", "ssh", "sshd", "ssh-keygen", "ip"];
+    &["tgtd", "tgtadm", "tgtimg", "iscsid", "iscsiadm", "mt", "mtx", "ssh", "sshd", "ssh-keygen", "ip", "mkfifo"];
 
 /// Kernel modules: SCSI, the tape and generic drivers, the iSCSI initiator.
 const MODULES: &[&str] = &["st", "sg", "iscsi_tcp"];
@@ -30,11 +33,15 @@ mkdir -p /var /etc/iscsi /var/lib/iscsi /run/lock/iscsi /etc/lifeboat
 echo "InitiatorName=iqn.2026-12.org.lifeboat:vm" > /etc/iscsi/initiatorname.iscsi
 printf 'node.startup = manual\n' > /etc/iscsi/iscsid.conf
 
-# The tape library: three tapes of 400 MB in three slots, one drive, a changer.
+# The tape library: three tapes of 400 MB in slots 1-3 and five small ones
+# in slots 4-8 (for backups across tapes), one drive, a changer.
 V=/tmp/vtl; mkdir -p $V
 dd if=/dev/zero of=$V/smc bs=1k count=1 status=none
 for t in LB0001 LB0002 LB0003; do
   tgtimg --op new --device-type tape --barcode $t --size 400 --type data --file $V/$t > /dev/null
+done
+for t in SM0004 SM0005 SM0006 SM0007 SM0008; do
+  tgtimg --op new --device-type tape --barcode $t --size 32 --type data --file $V/$t > /dev/null
 done
 tgtd -f --iscsi portal=127.0.0.1:3260 > /tmp/tgtd.log 2>&1 &
 for i in $(seq 50); do tgtadm --lld iscsi --op show --mode target > /dev/null 2>&1 && break; sleep 0.2; done
@@ -47,9 +54,12 @@ $T --mode logicalunit --op update --tid 1 --lun 2 --params media_home=$V
 $T --mode logicalunit --op update --tid 1 --lun 2 --params element_type=4,start_address=1,quantity=1
 $T --mode logicalunit --op update --tid 1 --lun 2 --params element_type=4,address=1,tid=1,lun=1
 $T --mode logicalunit --op update --tid 1 --lun 2 --params element_type=1,start_address=2,quantity=1
-$T --mode logicalunit --op update --tid 1 --lun 2 --params element_type=2,start_address=3,quantity=3
+$T --mode logicalunit --op update --tid 1 --lun 2 --params element_type=2,start_address=3,quantity=8
 for i in 1 2 3; do
   $T --mode logicalunit --op update --tid 1 --lun 2 --params element_type=2,address=$((i + 2)),barcode=LB000$i,sides=1
+done
+for i in 4 5 6 7 8; do
+  $T --mode logicalunit --op update --tid 1 --lun 2 --params element_type=2,address=$((i + 2)),barcode=SM000$i,sides=1
 done
 $T --op bind --mode target --tid 1 -I ALL
 
@@ -153,6 +163,74 @@ t1=$(ms)
 echo "REMOTE-BACKUP-MS $((t1 - t0))"
 lifeboat restore --from tape://root@127.0.0.1/dev/nst0 --to /r4 > /tmp/r4.log 2>&1 || cat /tmp/r4.log
 echo "REMOTE-EQUAL $(same /src /r4)"
+
+# Backups larger than a tape. tgt's drive never reports the end of a tape
+# (its tapes grow as written), so backup.tape.capacity ends each one after 12 MiB;
+# the tree is about 22 MB after compression: two tapes.
+drive_slot() { mtx -f $CH status | sed -n 's/.*(Storage Element \([0-9]*\) Loaded).*/\1/p'; }
+swap_to() { s=$(drive_slot); [ -z "$s" ] || mtx -f $CH unload $s 0; mtx -f $CH load $1 0; }
+mkdir -p /multi; head -c 20M /dev/urandom > /multi/random.bin; cp -a /src/text /multi/text
+mtx -f $CH status | sed 's/^/MTX /'
+
+# 6. Through the changer: tape 1 from slot 4, the changer loads slot 5 for tape 2; restore and verify find both.
+swap_to 4
+printf '[backup.tape]\nchanger = "%s"\ncapacity = "12M"\n[recover]\nregenerate_initramfs = false\n' $CH > /etc/lifeboat/lifeboat.toml
+t0=$(ms)
+lifeboat backup --target tape:///dev/nst0 --root /multi . < /dev/null > /tmp/b6.log 2>&1 \
+  && echo "CHANGER-BACKUP ok" || { cat /tmp/b6.log; echo "CHANGER-BACKUP failed"; }
+t1=$(ms)
+echo "CHANGER-BACKUP-MS $((t1 - t0))"
+echo "CHANGER-DRIVE-SLOT $(drive_slot)"
+mt -f /dev/nst0 rewind
+dd if=/dev/nst0 bs=1M count=1 of=/tmp/label6.bin status=none
+echo "CHANGER-LABEL $(tr -d '\0' < /tmp/label6.bin)"
+lifeboat backup list --target tape:///dev/nst0 < /dev/null 2>&1 | sed 's/^/LIST6 /' || true
+t0=$(ms)
+lifeboat restore --from tape:///dev/nst0 --to /r6 < /dev/null > /tmp/r6.log 2>&1 || cat /tmp/r6.log
+t1=$(ms)
+echo "CHANGER-RESTORE-MS $((t1 - t0))"
+echo "CHANGER-EQUAL $(same /multi /r6)"
+lifeboat verify --from tape:///dev/nst0 < /dev/null > /tmp/v6.log 2>&1 && echo "CHANGER-VERIFY ok" \
+  || { cat /tmp/v6.log; echo "CHANGER-VERIFY failed"; }
+
+# 7. Through the prompt, no changer: an operator (a background loop) answers
+# each "insert tape ... tape K" by loading tape K (slot 5 + K) with mtx and pressing Enter.
+printf '[backup.tape]\ncapacity = "12M"\n[recover]\nregenerate_initramfs = false\n' > /etc/lifeboat/lifeboat.toml
+swap_to 6
+mkfifo /tmp/answers
+exec 3<>/tmp/answers
+operator() {
+  set +e
+  n=0
+  while sleep 0.3; do
+    c=$(grep -o 'insert tape [^ ]* tape [0-9]*' "$1" 2>/dev/null | wc -l)
+    [ "$c" -gt "$n" ] || continue
+    n=$c
+    k=$(grep -o 'insert tape [^ ]* tape [0-9]*' "$1" | tail -1 | awk '{print $NF}')
+    swap_to $((5 + k)) > /dev/null 2>&1
+    echo "PROMPT-ANSWERED tape $k"
+    echo >&3
+  done
+}
+operator /tmp/b7.log & op=$!
+LIFEBOAT_TAPE_ASK=1 lifeboat backup --target tape:///dev/nst0 --root /multi . < /tmp/answers > /tmp/b7.log 2>&1 \
+  && echo "PROMPT-BACKUP ok" || { cat /tmp/b7.log; echo "PROMPT-BACKUP failed"; }
+kill $op; wait $op 2>/dev/null || true
+operator /tmp/r7.log & op=$!
+LIFEBOAT_TAPE_ASK=1 lifeboat restore --from tape:///dev/nst0 --to /r7 < /tmp/answers > /tmp/r7.log 2>&1 || cat /tmp/r7.log
+kill $op; wait $op 2>/dev/null || true
+echo "PROMPT-EQUAL $(same /multi /r7)"
+
+# 8. Unattended, no changer: the backup stops naming the next tape, and nothing is listed as a backup.
+swap_to 8
+if lifeboat backup --target tape:///dev/nst0 --root /multi . < /dev/null > /tmp/b8.log 2>&1; then
+  echo "UNATTENDED-EXIT 0"
+else
+  echo "UNATTENDED-EXIT $?"
+fi
+echo "UNATTENDED-SAYS $(grep -o 'needs another tape ([^)]*)' /tmp/b8.log | head -1)"
+lifeboat backup list --target tape:///dev/nst0 < /dev/null 2>&1 | sed 's/^/LIST8 /' || true
+printf '[recover]\nregenerate_initramfs = false\n' > /etc/lifeboat/lifeboat.toml
 echo CASES-DONE
 "##;
 
@@ -211,7 +289,11 @@ fn backups_go_to_a_tape_drive_and_come_back_forward_only() {
         "{}",
         out.output
             .lines()
-            .filter(|l| l.contains("-MS ") || l.starts_with("SRC-BYTES") || l.starts_with("CHECK"))
+            .filter(|l| l.contains("-MS ")
+                || l.starts_with("SRC-BYTES")
+                || l.starts_with("CHECK")
+                || l.starts_with("MTX ")
+                || l.starts_with("PROMPT-ANSWERED"))
             .collect::<Vec<_>>()
             .join("\n")
     );
@@ -230,4 +312,43 @@ fn backups_go_to_a_tape_drive_and_come_back_forward_only() {
         assert!(line.ends_with("Passed"), "{item}: {line}\n{log}");
     }
     assert_eq!(value(o, "REMOTE-EQUAL"), Some("yes"), "the backup over ssh restores equal: {log}");
+
+    // Across two tapes through the changer.
+    assert_eq!(value(o, "CHANGER-BACKUP"), Some("ok"), "{log}");
+    assert_eq!(value(o, "CHANGER-DRIVE-SLOT"), Some("5"), "the changer loaded slot 5 for tape 2: {log}");
+    let label = value(o, "CHANGER-LABEL").unwrap_or_default();
+    assert!(
+        label.contains("\"tape\":2") && label.contains("\"start\":12582912"),
+        "tape 2 starts at 12 MiB: {label}\n{log}"
+    );
+    assert!(o.lines().any(|l| l.starts_with("LIST6 1 backup(s)")), "{log}");
+    assert_eq!(value(o, "CHANGER-EQUAL"), Some("yes"), "restored across two tapes equal: {log}");
+    assert_eq!(value(o, "CHANGER-VERIFY"), Some("ok"), "{log}");
+    // Across two tapes through the prompt: asked for tape 2 (backup), then tapes 1 and 2 (restore).
+    assert_eq!(value(o, "PROMPT-BACKUP"), Some("ok"), "{log}");
+    let answered: Vec<&str> = o.lines().filter_map(|l| l.strip_prefix("PROMPT-ANSWERED ")).collect();
+    assert_eq!(answered, ["tape 2", "tape 1", "tape 2"], "{log}");
+    assert_eq!(value(o, "PROMPT-EQUAL"), Some("yes"), "{log}");
+    // Unattended without a changer: stops, naming the tape; nothing listed as a backup.
+    assert_ne!(value(o, "UNATTENDED-EXIT"), Some("0"), "{log}");
+    let says = value(o, "UNATTENDED-SAYS").unwrap_or_default();
+    assert!(says.contains("tape 2") && says.contains("needs another tape"), "{says}\n{log}");
+    assert!(o.lines().any(|l| l.starts_with("LIST8 0 backup(s)")), "{log}");
+    assert!(o.lines().any(|l| l.starts_with("LIST8 ") && l.contains("INTERRUPTED")), "{log}");
+
+    // Throughput to the same virtual drive: lifeboat against tar | zstd | dd, of the same tree.
+    let num = |k: &str| value(o, k).and_then(|v| v.parse::<f64>().ok());
+    if let (Some(bytes), Some(lb), Some(tz), Some(lr), Some(tr)) =
+        (num("SRC-BYTES"), num("BACKUP-MS"), num("TARZSTD-MS"), num("RESTORE-MS"), num("TARZSTD-RESTORE-MS"))
+    {
+        let mbs = |ms: f64| bytes / 1e6 / (ms / 1e3).max(0.001);
+        eprintln!(
+            "THROUGHPUT of {:.0} MB: backup lifeboat {:.1} MB/s, tar|zstd|dd {:.1} MB/s; restore lifeboat {:.1} MB/s, dd|zstd|tar {:.1} MB/s",
+            bytes / 1e6,
+            mbs(lb),
+            mbs(tz),
+            mbs(lr),
+            mbs(tr)
+        );
+    }
 }
