@@ -483,7 +483,7 @@ Data Transfer Element 1:Full (Unknown Storage Element Loaded)
             "Storage Element 1",
         ] {
             let st = ChangerStatus::parse(text);
-            assert!(st.slots.iter().all(|s| s.tag.as_deref().map_or(true, |t| t.chars().all(|c| !c.is_control()))));
+            assert!(st.slots.iter().all(|s| s.tag.as_deref().is_none_or(|t| t.chars().all(|c| !c.is_control()))));
         }
         assert_eq!(ChangerStatus::parse("Storage Element 1:Full :VolumeTag=\u{1b}[2J").slots[0].tag, None);
         let long = format!("Storage Element 1:Full :VolumeTag={}", "A".repeat(10_000));
