@@ -401,6 +401,10 @@ pub struct BackupOptions {
     /// Directories recorded without their content, by (device, inode): the
     /// backup target and lifeboat's work directories, however they are reached.
     pub exclude_dirs: Vec<(u64, u64)>,
+    /// Paths of `paths` whose content is read from another directory (a
+    /// snapshot of their filesystem) instead of `root.join(path)`; their
+    /// entries are still named as if read below `root`.
+    pub read_from: Vec<(PathBuf, PathBuf)>,
 }
 
 /// A selection error: the path and why it selects nothing (or must not be used).
@@ -434,6 +438,15 @@ pub fn selection_path(root: &Path, p: &Path) -> Result<PathBuf, ArchiveError> {
 }
 
 impl BackupOptions {
+    /// Where the selected path `p` is read: its [`BackupOptions::read_from`]
+    /// directory, else `root.join(p)`.
+    pub fn source_of(&self, p: &Path) -> PathBuf {
+        match self.read_from.iter().find(|(sel, _)| sel == p) {
+            Some((_, from)) => from.clone(),
+            None => self.root.join(p),
+        }
+    }
+
     /// Whether an archive path matches an exclude pattern.
     pub fn excludes(&self, arch: &[u8]) -> bool {
         self.excluded_by(arch).next().is_some()
@@ -706,6 +719,12 @@ impl Walker<'_> {
 
     fn walk(&mut self, full: &Path, arch: &[u8], dev: u64) -> Result<(), ArchiveError> {
         if !arch.is_empty() && self.excluded(arch) {
+            return Ok(());
+        }
+        // A mount point whose filesystem is read from a snapshot: that walk
+        // records it (with its own root's metadata), not this one.
+        let here = if arch.is_empty() { Path::new(".") } else { Path::new(std::ffi::OsStr::from_bytes(arch)) };
+        if self.opts.read_from.iter().any(|(sel, from)| sel == here && from != full) {
             return Ok(());
         }
         let meta = match std::fs::symlink_metadata(full) {
@@ -1061,7 +1080,7 @@ fn write_and_commit(
         pending: Vec::new(),
     };
     for p in &opts.paths {
-        let full = opts.root.join(p);
+        let full = opts.source_of(p);
         let dev = std::fs::symlink_metadata(&full).map_err(|e| ArchiveError::Source(full.clone(), e))?.dev();
         let arch: Vec<u8> = if p == Path::new(".") { Vec::new() } else { p.as_os_str().as_bytes().to_vec() };
         let arch = arch.strip_prefix(b"/").map(<[u8]>::to_vec).unwrap_or(arch);

@@ -63,6 +63,7 @@ fn options(root: &Path) -> BackupOptions {
         volume_size: 128 << 10,
         codec: Codec::Zstd(3),
         exclude_dirs: Vec::new(),
+        read_from: Vec::new(),
     }
 }
 
@@ -363,6 +364,7 @@ fn encryption_cost_on_backup_throughput() {
         volume_size: 1 << 30,
         codec: Codec::Zstd(3),
         exclude_dirs: Vec::new(),
+        read_from: Vec::new(),
     };
     let (_, recipient) = age_key();
     let recipients = Recipients::parse(&[recipient]).unwrap();

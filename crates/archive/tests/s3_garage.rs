@@ -57,6 +57,7 @@ fn options(root: &Path, volume_size: u64) -> BackupOptions {
         volume_size,
         codec: Codec::Zstd(1),
         exclude_dirs: Vec::new(),
+        read_from: Vec::new(),
     }
 }
 

@@ -50,6 +50,7 @@ fn options(root: &Path) -> BackupOptions {
         volume_size: 128 << 10,
         codec: Codec::Zstd(1),
         exclude_dirs: Vec::new(),
+        read_from: Vec::new(),
     }
 }
 

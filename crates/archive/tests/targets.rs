@@ -46,6 +46,7 @@ fn options(root: &Path) -> BackupOptions {
         volume_size: 128 << 10,
         codec: Codec::Zstd(1),
         exclude_dirs: Vec::new(),
+        read_from: Vec::new(),
     }
 }
 
@@ -178,4 +179,35 @@ fn a_directory_target_publishes_by_rename_and_the_backup_reads_the_same() {
     // The URL of the backup's own directory names that backup.
     let itself = lifeboat_archive::target::open(&format!("file://{}/h/b1", dst.path().display())).unwrap();
     assert_eq!(itself.choose("other-host").unwrap().location(), dst.path().join("h/b1").display().to_string());
+}
+
+#[test]
+fn paths_read_from_a_snapshot_are_named_as_if_read_live_and_its_mount_points_recorded_once() {
+    // live/ is the tree (with srv/ a mount point); snap-root/ and snap-srv/ stand for the snapshots.
+    let d = tempfile::tempdir().unwrap();
+    let (live, snap_root, snap_srv) = (d.path().join("live"), d.path().join("snap-root"), d.path().join("snap-srv"));
+    for (dir, content) in [(&live, "live"), (&snap_root, "snapshot")] {
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.join("srv")).unwrap();
+        std::fs::write(dir.join("etc/db"), content).unwrap();
+    }
+    std::fs::write(snap_root.join("srv/underneath"), "hidden by the mount").unwrap();
+    std::fs::create_dir_all(&snap_srv).unwrap();
+    std::fs::write(snap_srv.join("data"), "srv snapshot").unwrap();
+    let mut o = options(&live);
+    o.paths = vec![".".into(), "srv".into()];
+    o.read_from = vec![(".".into(), snap_root.clone()), ("srv".into(), snap_srv.clone())];
+    let t = MemoryTarget::new();
+    let up = t.begin("h", "b").unwrap();
+    write_signed_backup(up, &o, "h", None, &mut |_, _| {}).unwrap();
+    let b = Backup::open_objects(t.choose("h").unwrap()).unwrap();
+    let to = tempfile::tempdir().unwrap();
+    let r = restore_with_progress(&b, to.path(), &[], &mut |_, _| {}).unwrap();
+    assert!(r.lost.is_empty(), "{:?}", r.lost);
+    assert_eq!(std::fs::read_to_string(to.path().join("etc/db")).unwrap(), "snapshot");
+    assert_eq!(std::fs::read_to_string(to.path().join("srv/data")).unwrap(), "srv snapshot");
+    assert!(!to.path().join("srv/underneath").exists(), "the mount point is read from its own snapshot");
+    let names: Vec<String> = b.entries.iter().map(|m| m.path.clone()).collect();
+    assert_eq!(names.iter().filter(|n| *n == "srv").count(), 1, "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("snap")), "no snapshot path is stored: {names:?}");
 }

@@ -49,6 +49,48 @@ pub enum Error {
     /// The backup would not hold every filesystem mounted now; nothing was written.
     #[error("refusing to make a backup that misses mounted filesystems; nothing was written:{}\n  fix: capture again with `lifeboat layout show -` to see what the layout lacks (`lifeboat layout save` says what could not be captured); to leave one out on purpose, add it to backup.exclude (its path without the leading /) or its disk to layout.exclude_devices", missing_lines(.0))]
     Incomplete(Vec<crate::select::Missing>),
+    /// `backup --snapshot` (always): a filesystem of the backup cannot be snapshotted; nothing was written.
+    #[error("refusing the snapshot backup: these filesystems cannot be snapshotted; nothing was written:{}\n  fix: back them up live with --snapshot=auto (backup.snapshot = \"auto\"), leave them out with backup.exclude, or put them on LVM or btrfs", unsnapshottable_lines(.0))]
+    CannotSnapshot(Vec<crate::snapshot::Unsnapshottable>),
+    /// A volume group has less free space than its classic snapshots need; nothing was taken or written.
+    #[error("no room for the snapshots of {} in volume group {vg}: they need {} (backup.snapshot_size), {vg} has {} free; nothing was written\n  fix: set a smaller backup.snapshot_size (a snapshot must hold what is written during the backup), add a disk to {vg} (vgextend), or use --snapshot=never", .lvs.join(", "), hsize(.need), hsize(.free))]
+    NoRoomForSnapshot {
+        /// The volume group.
+        vg: String,
+        /// The LVs to snapshot in it (`VG/LV`).
+        lvs: Vec<String>,
+        /// The bytes their snapshots need together.
+        need: u64,
+        /// The VG's free bytes.
+        free: u64,
+    },
+    /// Another snapshot backup runs.
+    #[error("another `lifeboat backup --snapshot` holds {}: wait for it to end (its snapshots are its own)", .0.display())]
+    SnapshotBusy(PathBuf),
+    /// A snapshot cannot be taken or mounted; those taken before are removed.
+    #[error("cannot take the {what} of {mountpoint}; nothing was written{}", leftover_lines(.leftovers))]
+    Snapshot {
+        /// The filesystem's mount point.
+        mountpoint: String,
+        /// The snapshot.
+        what: String,
+        /// What could not be removed again.
+        leftovers: Vec<crate::snapshot::Leftover>,
+        /// Why.
+        #[source]
+        source: lifeboat_runner::RunError,
+    },
+    /// The directory an LVM snapshot is mounted on cannot be made.
+    #[error("cannot create {} to mount a snapshot on (paths.work_dir); nothing was written{}", .dir.display(), leftover_lines(.leftovers))]
+    SnapshotDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What could not be removed again.
+        leftovers: Vec<crate::snapshot::Leftover>,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The running system's layout cannot be captured.
     #[error(transparent)]
     Capture(#[from] lifeboat_layout::CaptureError),
@@ -164,6 +206,21 @@ pub enum Error {
     /// The rescue medium's record of the backup cannot be written.
     #[error("cannot record where the backup went")]
     Record(#[source] serde_json::Error),
+}
+
+/// A size for people.
+fn hsize(b: &u64) -> String {
+    lifeboat_config::human(*b)
+}
+
+/// One indented line for each filesystem that cannot be snapshotted.
+fn unsnapshottable_lines(v: &[crate::snapshot::Unsnapshottable]) -> String {
+    v.iter().map(|m| format!("\n  - {m}")).collect()
+}
+
+/// What could not be removed after a failed snapshot, with the command that removes it.
+fn leftover_lines(v: &[crate::snapshot::Leftover]) -> String {
+    v.iter().map(|l| format!("\n  LEFT OVER: {} ({}); remove it with: {}", l.what, l.why, l.fix)).collect()
 }
 
 /// One indented line for each missing filesystem.

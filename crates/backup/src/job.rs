@@ -3,12 +3,12 @@
 //! the previous backups untouched and removes its staging directory.
 
 use crate::select::{select, Request};
-use crate::{keys, Error, Feedback, Notice, Progress};
+use crate::{keys, snapshot, Error, Feedback, Notice, Progress};
 use lifeboat_archive::backup::{write_backup_against, write_encrypted_backup, write_signed_backup};
 use lifeboat_archive::target::encrypt::Recipients;
 use lifeboat_archive::target::{self, Objects, Target};
 use lifeboat_archive::Catalog;
-use lifeboat_config::Config;
+use lifeboat_config::{Config, SnapshotMode, SnapshotSize};
 use lifeboat_layout::Layout;
 use lifeboat_runner::Runner;
 use std::path::Path;
@@ -134,7 +134,27 @@ pub fn make_kind(
 ) -> Result<Made, Error> {
     let every = full_every(config)?;
     let (url, target) = open_target(config, Some(&req.url))?;
-    let layout = live_layout(config, runner)?;
+    let mut layout = live_layout(config, runner)?;
+    let work_dir = &config.paths.work_dir;
+    // Snapshots: one snapshot backup at a time; what a killed run left is removed first.
+    let snapshot_lock = match config.backup.snapshot {
+        SnapshotMode::Never => None,
+        _ => {
+            let lock = snapshot::lock(work_dir)?;
+            let stale = snapshot::stale(&layout, work_dir);
+            if !stale.is_empty() {
+                let (removed, left) = snapshot::remove_stale(&stale, runner);
+                for what in removed {
+                    feedback.notice(Notice::StaleSnapshotRemoved { what });
+                }
+                for l in left {
+                    feedback.notice(Notice::SnapshotLeftOver(l));
+                }
+                layout = live_layout(config, runner)?;
+            }
+            Some(lock)
+        }
+    };
     // Refused here, before the upload begins, when the selection misses a
     // mounted filesystem: nothing is staged, nothing published.
     let selection = select(&layout, config, req, target.local_dir());
@@ -142,7 +162,20 @@ pub fn make_kind(
         feedback.notice(Notice::LeftOut(l.clone()));
     }
     let expected = selection.expected_bytes;
-    let opts = selection.into_options()?;
+    let mut opts = selection.into_options()?;
+    let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
+    // Which snapshots, refused before anything is taken or written.
+    let snapshot_plan = match &snapshot_lock {
+        None => None,
+        Some(_) => {
+            let size = SnapshotSize::parse(&config.backup.snapshot_size).map_err(|why| {
+                Error::Target(lifeboat_archive::ArchiveError::Target("backup.snapshot_size".into(), why))
+            })?;
+            // Mount points are real paths: the root as one too (`--root .`, a symlink).
+            let root = std::fs::canonicalize(&req.root).unwrap_or_else(|_| req.root.clone());
+            Some(snapshot::plan(&layout, &root, &opts.paths, config.backup.snapshot, size, &name)?)
+        }
+    };
     let host = layout.meta.hostname.clone();
     // Signing: the key is made (and announced) at the first backup.
     let key = keys::signing_key(&config.paths.key_dir, &host, feedback)?;
@@ -166,8 +199,20 @@ pub fn make_kind(
             None
         }
     };
-    let name = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().replace(':', "");
     mention_interrupted(target.as_ref(), &url, &host, feedback);
+    // The snapshots, taken last before writing (so they live as briefly as they can).
+    let snapshots = match (snapshot_plan, snapshot_lock) {
+        (Some(plan), Some(lock)) => {
+            for l in &plan.live {
+                feedback.notice(Notice::ReadLive(l.clone()));
+            }
+            let taken = snapshot::take(&plan, lock, work_dir, runner)?;
+            read_from_snapshots(&mut opts, &taken, config, target.local_dir());
+            feedback.notice(Notice::SnapshotsTaken { snapshots: taken.taken.clone(), seconds: taken.seconds });
+            Some(taken)
+        }
+        _ => None,
+    };
     let upload = target.begin(&host, &name)?;
     let start = std::time::Instant::now();
     let mut progress = |bytes: u64, files: u64| {
@@ -184,11 +229,33 @@ pub fn make_kind(
         (to, Some(p)) => write_backup_against(upload, &opts, &host, Some(&key), to.as_ref(), Some(p), &mut progress),
     };
     feedback.progress_end();
+    for l in snapshots.map(snapshot::Snapshots::release).unwrap_or_default() {
+        feedback.notice(Notice::SnapshotLeftOver(l));
+    }
     let (catalog, objects) = result.map_err(Error::NotCompleted)?;
     if let Err(e) = lock.release() {
         log::warn!("the backup is published, but its lock on {url} was not released: {e}");
     }
     Ok(Made { objects, catalog, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Read the selection from the snapshots: each path from its snapshot,
+/// named as if read live; lifeboat's own directories (work, output, a
+/// directory target) left out there too, and btrfs snapshot directories.
+fn read_from_snapshots(
+    opts: &mut lifeboat_archive::BackupOptions,
+    taken: &snapshot::Snapshots,
+    config: &Config,
+    target_dir: Option<&Path>,
+) {
+    opts.read_from.clone_from(&taken.read_from);
+    opts.exclude.push(snapshot::EXCLUDE.into());
+    let dirs = [Some(config.paths.work_dir.as_path()), Some(config.paths.output_dir.as_path()), target_dir];
+    for d in dirs.into_iter().flatten().filter_map(|d| std::fs::canonicalize(d).ok()) {
+        if let Some(seen) = taken.in_snapshot(&d).as_deref().and_then(crate::select::dev_ino) {
+            opts.exclude_dirs.push(seen);
+        }
+    }
 }
 
 /// How long a backup waits for a prune of its host to finish.

@@ -16,6 +16,7 @@
 //! - [`mkbackup`]: the rescue medium and the backup in one go.
 //! - [`list`]: what a target holds (`backup list`), pruning dead runs and by policy, one backup's details.
 //! - [`retention`]: which backups a `--keep-*` policy keeps (restic's rules), as a pure function.
+//! - [`snapshot`]: `backup --snapshot`: btrfs and LVM snapshots taken at one instant, read, and always removed.
 //! - [`verify`] and [`restore`]: reading a backup that [`find`] found.
 
 pub mod access;
@@ -31,6 +32,7 @@ pub mod mkbackup;
 pub mod restore;
 pub mod retention;
 pub mod select;
+pub mod snapshot;
 pub mod verify;
 
 pub use error::Error;
@@ -100,6 +102,22 @@ pub enum Notice {
         /// Why the backup did not open with its manifest.
         why: String,
     },
+    /// The backup reads these snapshots (taken one after another in `seconds`).
+    SnapshotsTaken {
+        /// Each snapshot, for people.
+        snapshots: Vec<String>,
+        /// How long taking them took.
+        seconds: f64,
+    },
+    /// `--snapshot=auto`: a filesystem that cannot be snapshotted is read live (it may change while read).
+    ReadLive(snapshot::Unsnapshottable),
+    /// A snapshot a killed run left was found and removed.
+    StaleSnapshotRemoved {
+        /// What was removed.
+        what: String,
+    },
+    /// A snapshot could not be removed (now or from a killed run).
+    SnapshotLeftOver(snapshot::Leftover),
     /// An incremental backup was asked for (`--incremental`, `backup.full_every`), and a full one is made.
     FullBackup {
         /// Why there is nothing to build on.

@@ -100,7 +100,7 @@ impl Selection {
 }
 
 /// The (device, inode) of a directory, following symlinks; None when it does not exist.
-fn dev_ino(dir: &Path) -> Option<(u64, u64)> {
+pub(crate) fn dev_ino(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(dir).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
 }
@@ -176,6 +176,7 @@ pub fn select(layout: &Layout, config: &Config, req: &Request, target_dir: Optio
         volume_size: req.volume_size,
         codec: codec(config),
         exclude_dirs,
+        read_from: Vec::new(),
     };
     if refused.is_none() && req.volume_size < MIN_VOLUME_SIZE {
         refused = Some(Error::VolumeTooSmall {

@@ -189,6 +189,18 @@ choice! {
 }
 
 choice! {
+    /// Whether backups read from snapshots (`backup.snapshot`, `backup --snapshot[=WHEN]`).
+    SnapshotMode for "backup.snapshot" {
+        /// Read the live filesystems (the default).
+        Never = "never",
+        /// Snapshot what can be (btrfs, LVM); read the others live, with a warning.
+        Auto = "auto",
+        /// Snapshot every filesystem of the backup; refuse, naming them, when one cannot be.
+        Always = "always",
+    }
+}
+
+choice! {
     /// How backup frames are compressed (`backup.compression`).
     BackupCompression for "backup.compression" {
         /// zstd (the default: fast, good ratio).

@@ -15,7 +15,7 @@ mod size;
 
 pub use choice::{
     BackupCompression, BadValue, DrillAccel, DrillFirmware, InitramfsCompression, MkbackupMode, ModuleSet, Regenerate,
-    RescueFormat,
+    RescueFormat, SnapshotMode,
 };
 pub use size::{human, ByteSize, SizeError, PRESETS};
 
@@ -201,6 +201,13 @@ pub struct Backup {
     pub s3: BackupS3,
     /// How `tape://` targets write (`[backup.tape]`).
     pub tape: BackupTape,
+    /// Back up from snapshots (btrfs, LVM classic or thin) taken at one
+    /// instant: `never`, `auto` (filesystems that cannot be snapshotted are
+    /// read live, with a warning) or `always` (refuse when one cannot be).
+    pub snapshot: SnapshotMode,
+    /// The size of a classic LVM snapshot: a percentage of its LV (`"10%"`)
+    /// or a size (`"2G"`); the volume group must have that much free.
+    pub snapshot_size: String,
 }
 
 /// How `tape:///dev/nst0` and `tape://[user@]host/dev/nst0` targets write.
@@ -347,6 +354,8 @@ impl Default for Backup {
             retention: Retention::default(),
             s3: BackupS3::default(),
             tape: BackupTape::default(),
+            snapshot: SnapshotMode::Never,
+            snapshot_size: "10%".into(),
         }
     }
 }
@@ -530,6 +539,7 @@ impl Config {
                 self.backup.level, self.backup.compression
             ));
         }
+        SnapshotSize::parse(&self.backup.snapshot_size).map_err(|why| format!("key `backup.snapshot_size`: {why}"))?;
         if self.rescue.modules == ModuleSet::List && self.rescue.modules_list.is_empty() {
             return Err("key `rescue.modules` = \"list\" needs `rescue.modules_list` with module names".into());
         }
@@ -543,6 +553,42 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// The size of a classic LVM snapshot (`backup.snapshot_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotSize {
+    /// This percentage (1 to 100) of the snapshotted LV's size.
+    Percent(u32),
+    /// This many bytes.
+    Bytes(u64),
+}
+
+impl SnapshotSize {
+    /// Read `"10%"` or a size (`"2G"`, `"512M"`); the error says what is accepted.
+    pub fn parse(s: &str) -> Result<SnapshotSize, String> {
+        let t = s.trim();
+        if let Some(n) = t.strip_suffix('%') {
+            return match n.trim().parse::<u32>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(SnapshotSize::Percent(p)),
+                _ => Err(format!(
+                    "\"{s}\": give a percentage of the LV from 1% to 100% (e.g. \"10%\"), or a size (\"2G\")"
+                )),
+            };
+        }
+        match t.parse::<ByteSize>() {
+            Ok(b) if b.0 >= 1 << 20 => Ok(SnapshotSize::Bytes(b.0)),
+            _ => Err(format!("\"{s}\": give a size of at least 1M (e.g. \"2G\"), or a percentage of the LV (\"10%\")")),
+        }
+    }
+
+    /// The bytes this asks for a snapshot of an LV of `lv_size` bytes.
+    pub fn bytes_for(self, lv_size: u64) -> u64 {
+        match self {
+            SnapshotSize::Percent(p) => lv_size / 100 * u64::from(p) + lv_size % 100 * u64::from(p) / 100,
+            SnapshotSize::Bytes(b) => b,
+        }
     }
 }
 

@@ -145,6 +145,12 @@ pub struct BackupArgs {
     /// A full backup, whatever backup.full_every says
     #[arg(long)]
     pub full: bool,
+    /// Back up from snapshots (btrfs, LVM) taken at one instant, removed after: `always` (the
+    /// default of a bare --snapshot) refuses filesystems that cannot be snapshotted, `auto` reads
+    /// them live [default: backup.snapshot]
+    #[arg(long, value_name = "WHEN", num_args = 0..=1, require_equals = true, default_missing_value = "always",
+          value_parser = PossibleValuesParser::new(lifeboat_config::SnapshotMode::ACCEPTED.iter().copied()))]
+    pub snapshot: Option<String>,
     /// Paths under the root to back up, each without crossing into other mounts
     /// [default: every local filesystem mounted now]
     #[arg(value_name = "PATHS")]

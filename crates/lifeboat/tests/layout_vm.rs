@@ -3,6 +3,9 @@
 //! LUKS2, LVM on LUKS, a vfat ESP and swap, built inside a QEMU guest running
 //! Debian's kernel. lifeboat captures them in the guest; the host checks every
 //! UUID, label, size and dependency, and that `layout diff` sees a change.
+//! The same guest runs `backup --snapshot` of an ext4 on a classic LV and
+//! an xfs on a thin LV (the LVM half of snapshot backups; btrfs is in
+//! snapshot_host.rs).
 
 mod common;
 
@@ -43,6 +46,26 @@ echo "--- diff changed"
 set +e
 lifeboat layout diff /out/layout.toml
 echo "diff_changed_rc=$?"
+
+echo "--- snapshot backup: ext4 on a classic LV, xfs on a thin LV"
+mkdir -p /mnt/thin
+mount /dev/vgraid/thin1 /mnt/thin
+for d in /mnt/root /mnt/thin; do seq 1 50000 > $d/numbers; echo "$d" > $d/name; done
+# A snapshot a killed run left, mounted where lifeboat mounts them: removed first, said so.
+lvcreate -q -y -s -n root-lifeboat-snap -L 8M vgraid/root
+mkdir -p /var/lib/lifeboat/snapshots/0
+mount -o ro,noload /dev/vgraid/root-lifeboat-snap /var/lib/lifeboat/snapshots/0
+lifeboat backup --snapshot --target file:///tmp/snapt --root /mnt root thin
+echo "snap_backup_rc=$?"
+echo "snap_left=$(lvs --noheadings -o lv_name | grep -c lifeboat-snap)"
+echo "snap_mounts=$(grep -c /var/lib/lifeboat/snapshots /proc/mounts)"
+lifeboat restore --from file:///tmp/snapt --to /tmp/snapr
+diff -r --exclude=lost+found /mnt/root /tmp/snapr/root && diff -r /mnt/thin /tmp/snapr/thin
+echo "snap_diff_rc=$?"
+printf '[backup]\nsnapshot_size = "4G"\n' > /tmp/big.toml
+lifeboat --config /tmp/big.toml backup --snapshot --target file:///tmp/snapt2 --root /mnt root
+echo "snap_noroom_rc=$?"
+echo "snap_left_after_refusal=$(lvs --noheadings -o lv_name | grep -c lifeboat-snap)"
 "#;
 
 fn script() -> String {
@@ -211,6 +234,18 @@ fn raid_lvm_thin_luks_and_esp_are_captured_in_a_vm() {
     assert!(out.output.contains("diff_unchanged_rc=0"), "{log}");
     assert!(out.output.contains("diff_changed_rc=1"), "{log}");
     assert!(out.output.contains("added   lvm.lv[/dev/mapper/vgcrypt-extra]"), "{log}");
+
+    // backup --snapshot: a classic snapshot of the ext4 LV and a thin one of the xfs LV, read
+    // mounted read-only, removed after; a stale one removed first; no room refused naming the VG.
+    let o = &out.output;
+    assert!(o.contains("removed the LVM snapshot vgraid/root-lifeboat-snap, left by an interrupted"), "{log}");
+    assert!(o.contains("LVM snapshot vgraid/root-lifeboat-snap (12.0 MiB)"), "10% of 100 MiB in 4 MiB extents: {log}");
+    assert!(o.contains("LVM thin snapshot vgraid/thin1-lifeboat-snap"), "{log}");
+    assert!(o.contains("snap_backup_rc=0"), "{log}");
+    assert!(o.contains("snap_left=0") && o.contains("snap_mounts=0"), "the snapshots are removed: {log}");
+    assert!(o.contains("snap_diff_rc=0"), "the restored files are the snapshotted ones: {log}");
+    assert!(o.contains("no room for the snapshots of vgraid/root in volume group vgraid"), "{log}");
+    assert!(o.contains("snap_noroom_rc=2") && o.contains("snap_left_after_refusal=0"), "{log}");
 }
 
 /// Regenerates the parser fixtures in crates/layout/tests/fixtures from the

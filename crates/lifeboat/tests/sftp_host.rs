@@ -114,6 +114,7 @@ fn options(root: &Path) -> BackupOptions {
         volume_size: 1 << 20,
         codec: Codec::Zstd(3),
         exclude_dirs: Vec::new(),
+        read_from: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::cli::{BackupArgs, BackupCmd};
 use lifeboat_backup::chain::Kind;
 use lifeboat_backup::job::{make_kind, Made};
 use lifeboat_backup::select::Request;
-use lifeboat_config::human;
+use lifeboat_config::{human, SnapshotMode};
 use lifeboat_runner::{Mode, SystemRunner};
 use std::process::ExitCode;
 
@@ -26,6 +26,12 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<ExitCode> {
     };
     let mut config = ctx.config.clone();
     config.backup.tape.overwrite |= a.overwrite_tape;
+    if let Some(when) = &a.snapshot {
+        config.backup.snapshot = when.parse()?;
+    }
+    if config.backup.snapshot != SnapshotMode::Never {
+        super::remove_snapshots_on_signal()?;
+    }
     let kind = match (a.incremental, a.full) {
         (true, _) => Kind::Incremental,
         (_, true) => Kind::Full,

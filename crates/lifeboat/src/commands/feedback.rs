@@ -83,6 +83,22 @@ impl Feedback for Terminal {
             Notice::CredentialsOnMedium { warning, .. } => eprintln!("lifeboat: WARNING: {warning}"),
             Notice::NoCredentialsOnMedium { url, how } => eprintln!("lifeboat: note: {url}: {how}"),
             Notice::FullBackup { why } => eprintln!("lifeboat: making a full backup: {why}"),
+            Notice::SnapshotsTaken { snapshots, seconds } => {
+                eprintln!("lifeboat: backing up from {} snapshot(s), taken in {seconds:.2} s:", snapshots.len());
+                for s in snapshots {
+                    eprintln!("  {s}");
+                }
+            }
+            Notice::ReadLive(u) => eprintln!(
+                "lifeboat: WARNING: {} is backed up live, not from a snapshot ({}): files written meanwhile may be inconsistent",
+                u.mountpoint, u.why
+            ),
+            Notice::StaleSnapshotRemoved { what } => {
+                eprintln!("lifeboat: removed {what}, left by an interrupted snapshot backup")
+            }
+            Notice::SnapshotLeftOver(l) => {
+                eprintln!("lifeboat: WARNING: cannot remove {} ({}); remove it with: {}", l.what, l.why, l.fix)
+            }
             Notice::StreamOnly { why } => eprintln!(
                 "lifeboat: {why}\nlifeboat: restoring from the tar stream alone (its volumes are checked against the signed catalog)"
             ),

@@ -20,6 +20,9 @@ pub fn run(ctx: &Ctx, a: MkbackupArgs) -> anyhow::Result<ExitCode> {
     let mut feedback = Terminal::new(ctx.json).on_made(report);
     let mut config = ctx.config.clone();
     config.backup.tape.overwrite |= a.overwrite_tape;
+    if config.backup.snapshot != lifeboat_config::SnapshotMode::Never {
+        super::remove_snapshots_on_signal()?;
+    }
     let done = mkbackup(&config, &req, &SystemRunner::new(Mode::Run), &mut feedback)?;
     if ctx.quiet && done.lost() == 0 {
         return Ok(ExitCode::SUCCESS);

@@ -58,6 +58,24 @@ fn find_of(ctx: &Ctx, from: &FromArgs) -> anyhow::Result<lifeboat_backup::find::
 }
 
 /// Run the parsed command line.
+/// On SIGINT, SIGTERM or SIGHUP, remove the snapshots a `--snapshot`
+/// backup holds before exiting (128 + the signal), so none is left behind.
+pub fn remove_snapshots_on_signal() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot set up the removal of snapshots on SIGINT/SIGTERM")?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            for l in lifeboat_backup::snapshot::release_all() {
+                eprintln!("lifeboat: cannot remove {} ({}); remove it with: {}", l.what, l.why, l.fix);
+            }
+            eprintln!("lifeboat: interrupted by signal {sig}: the snapshots are removed, the backup was not completed");
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let explicit = cli.config.is_some();
     let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
