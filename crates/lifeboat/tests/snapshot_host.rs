@@ -1,6 +1,7 @@
 //! `lifeboat backup --snapshot` on a btrfs loop device while a writer
 //! appends sequence-numbered records to three files in round-robin (file i
-//! gets record n only after file i-1 got it): the restored files are whole
+//! gets record n only after file i-1 got it, durably, as a database orders
+//! its writes with fsync): the restored files are whole
 //! records, every record intact, and their counts differ by at most one in
 //! the round-robin order (one instant). The snapshot is gone after the
 //! backup, after a backup that fails mid-way (its target fills up), after
@@ -37,34 +38,60 @@ fn record(i: usize, n: u64) -> Vec<u8> {
     r
 }
 
-/// A writer appending to `dir/f0..f2` in round-robin until stopped (or a bound is reached).
+/// A writer appending to `dir/f0..f2` in round-robin until stopped (or a
+/// bound is reached), as a database writes its log: each record is made
+/// durable (`fdatasync`) before the next file gets its record, so what is
+/// in file i is in file i-1 (what a crash leaves, and what a snapshot must
+/// show). The first `prefill` rounds are written fast and synced once.
 struct Writer {
     stop: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
     done: Option<std::thread::JoinHandle<u64>>,
 }
 
 impl Writer {
-    fn start(dir: &Path) -> Writer {
+    fn start(dir: &Path, prefill: u64) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(AtomicBool::new(false));
         let files: Vec<std::fs::File> = (0..FILES)
             .map(|i| {
                 std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("f{i}"))).expect("open")
             })
             .collect();
-        let s = Arc::clone(&stop);
+        let n0 = std::fs::metadata(dir.join("f0")).map(|m| m.len() / REC as u64).unwrap_or(0);
+        let (s, r) = (Arc::clone(&stop), Arc::clone(&ready));
         let done = std::thread::spawn(move || {
             let mut files = files;
-            let mut n = 0u64;
-            // At most 120 MiB per file: the image holds it whatever the timing.
-            while !s.load(Ordering::Relaxed) && n < (120 << 20) / REC as u64 {
+            let mut n = n0;
+            while n < n0 + prefill {
                 for (i, f) in files.iter_mut().enumerate() {
                     f.write_all(&record(i, n)).expect("append");
                 }
                 n += 1;
             }
+            for f in &files {
+                f.sync_all().expect("sync");
+            }
+            r.store(true, Ordering::Relaxed);
+            // At most 120 MiB per file: the image holds it whatever the timing.
+            while !s.load(Ordering::Relaxed) && n < (120 << 20) / REC as u64 {
+                for (i, f) in files.iter_mut().enumerate() {
+                    f.write_all(&record(i, n)).expect("append");
+                    f.sync_data().expect("fdatasync");
+                }
+                n += 1;
+            }
             n
         });
-        Writer { stop, done: Some(done) }
+        Writer { stop, ready, done: Some(done) }
+    }
+
+    fn wait_ready(&self) {
+        while !self.ready.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Some durable records after the prefill, so the backup starts mid-stream.
+        std::thread::sleep(std::time::Duration::from_millis(300));
     }
 
     fn stop(mut self) -> u64 {
@@ -198,10 +225,8 @@ fn a_snapshot_backup_of_files_being_appended_restores_one_instant_and_leaves_no_
     let url = format!("file://{}", target.display());
 
     // 1. The writer runs (files of ~20 MiB each first), the backup reads the snapshot.
-    let writer = Writer::start(&db);
-    while std::fs::metadata(db.join("f2")).map(|m| m.len()).unwrap_or(0) < 20 << 20 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let writer = Writer::start(&db, (20 << 20) / REC as u64);
+    writer.wait_ready();
     let started = std::time::Instant::now();
     let (code, out, err) = backup(&cfg, &mnt, &url, &["--snapshot"]);
     let secs = started.elapsed().as_secs_f64();
@@ -221,8 +246,8 @@ fn a_snapshot_backup_of_files_being_appended_restores_one_instant_and_leaves_no_
     assert!(listing.trim().is_empty(), "no snapshot directory is stored: {listing}");
 
     // The same without --snapshot, for comparison (not asserted: it depends on timing).
-    let writer = Writer::start(&db);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let writer = Writer::start(&db, 0);
+    writer.wait_ready();
     let (code, out, _) = backup(&cfg, &mnt, &url, &[]);
     writer.stop();
     let live_to = t.join("live");
