@@ -55,6 +55,7 @@ for d in /mnt/root /mnt/thin; do seq 1 50000 > $d/numbers; echo "$d" > $d/name; 
 lvcreate -q -y -s -n root-lifeboat-snap -L 8M vgraid/root
 mkdir -p /var/lib/lifeboat/snapshots/0
 mount -o ro,noload /dev/vgraid/root-lifeboat-snap /var/lib/lifeboat/snapshots/0
+mkdir -p /tmp/snapt /tmp/snapt2
 lifeboat backup --snapshot --target file:///tmp/snapt --root /mnt root thin
 echo "snap_backup_rc=$?"
 echo "snap_left=$(lvs --noheadings -o lv_name | grep -c lifeboat-snap)"
