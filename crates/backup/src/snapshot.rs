@@ -7,7 +7,7 @@
 //!
 //! - btrfs: `btrfs subvolume snapshot -r MOUNT MOUNT/.lifeboat-snapshot-ID`,
 //!   read in place (it is read-only), removed with `btrfs subvolume delete`.
-//! - LVM classic: `lvcreate -s -n LV-lifeboat-snap -L SIZE VG/LV`, the size
+//! - LVM classic: `lvm lvcreate -s -n LV-lifeboat-snap -L SIZE VG/LV`, the size
 //!   from `backup.snapshot_size`, refused before anything is taken when the
 //!   VG has less free; LVM thin: `lvcreate -s -kn -n LV-lifeboat-snap VG/LV`
 //!   (in the pool, no size). Both are mounted read-only under
@@ -329,7 +329,9 @@ impl Step {
         match self {
             Step::Unmount(p) if !is_mount_point(p) => Ok(()),
             Step::LvRemove(lv)
-                if runner.probe(&Cmd::new("lvs").args(["--noheadings", "-o", "lv_name", lv.as_str()])).is_err() =>
+                if runner
+                    .probe(&Cmd::new("lvm").args(["lvs", "--noheadings", "-o", "lv_name", lv.as_str()]))
+                    .is_err() =>
             {
                 Ok(())
             }
@@ -344,7 +346,7 @@ impl Step {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", p.display())),
                 _ => Ok(()),
             },
-            Step::LvRemove(lv) => retry(Cmd::new("lvremove").args(["-f", lv.as_str()])),
+            Step::LvRemove(lv) => retry(Cmd::new("lvm").args(["lvremove", "-f", lv.as_str()])),
             Step::BtrfsDelete(p) => retry(Cmd::new("btrfs").args(["subvolume", "delete"]).arg(p)),
         }
     }
@@ -481,7 +483,8 @@ pub fn commands(s: &Snapshot, i: usize, work_dir: &Path) -> (Vec<Cmd>, PathBuf) 
             (vec![Cmd::new("btrfs").args(["subvolume", "snapshot", "-r"]).arg(&s.mountpoint).arg(path)], path.clone())
         }
         How::LvmClassic { vg, lv, name, size } => (
-            vec![Cmd::new("lvcreate").args([
+            vec![Cmd::new("lvm").args([
+                "lvcreate",
                 "-s",
                 "-n",
                 name.as_str(),
@@ -494,7 +497,7 @@ pub fn commands(s: &Snapshot, i: usize, work_dir: &Path) -> (Vec<Cmd>, PathBuf) 
         How::LvmThin { vg, lv, name } => {
             let origin = format!("{vg}/{lv}");
             (
-                vec![Cmd::new("lvcreate").args(["-s", "-kn", "-n", name.as_str(), origin.as_str()])],
+                vec![Cmd::new("lvm").args(["lvcreate", "-s", "-kn", "-n", name.as_str(), origin.as_str()])],
                 mount_dir(work_dir, i),
             )
         }
@@ -728,10 +731,10 @@ root = "/"
         assert_eq!(cmds[0].cmdline(), "btrfs subvolume snapshot -r /home /home/.lifeboat-snapshot-7");
         assert_eq!(from, Path::new("/home/.lifeboat-snapshot-7"));
         let (cmds, from) = commands(&p.snapshots[2], 2, Path::new("/var/lib/lifeboat"));
-        assert_eq!(cmds[0].cmdline(), "lvcreate -s -kn -n db-lifeboat-snap vg0/db");
+        assert_eq!(cmds[0].cmdline(), "lvm lvcreate -s -kn -n db-lifeboat-snap vg0/db");
         assert_eq!(from, Path::new("/var/lib/lifeboat/snapshots/2"));
         let (cmds, _) = commands(&p.snapshots[0], 0, Path::new("/w"));
-        assert_eq!(cmds[0].cmdline(), "lvcreate -s -n root-lifeboat-snap -L 1073741824b vg0/root");
+        assert_eq!(cmds[0].cmdline(), "lvm lvcreate -s -n root-lifeboat-snap -L 1073741824b vg0/root");
     }
 
     #[test]
