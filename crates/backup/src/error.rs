@@ -78,7 +78,7 @@ pub enum Error {
         leftovers: Vec<crate::snapshot::Leftover>,
         /// Why.
         #[source]
-        source: lifeboat_runner::RunError,
+        source: Box<lifeboat_runner::RunError>,
     },
     /// The directory an LVM snapshot is mounted on cannot be made.
     #[error("cannot create {} to mount a snapshot on (paths.work_dir); nothing was written{}", .dir.display(), leftover_lines(.leftovers))]

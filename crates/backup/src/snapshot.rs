@@ -527,7 +527,7 @@ pub fn take(plan: &Plan, lock: Lock, work_dir: &Path, runner: &dyn Runner) -> Re
     let mut taken_list = Vec::new();
     let fail = |s: &Snapshot, e: lifeboat_runner::RunError| {
         let left = release_all();
-        Error::Snapshot { mountpoint: s.mountpoint.clone(), what: s.describe(), leftovers: left, source: e }
+        Error::Snapshot { mountpoint: s.mountpoint.clone(), what: s.describe(), leftovers: left, source: Box::new(e) }
     };
     // The snapshots first, as close together as they can be; mounting after.
     for (i, s) in plan.snapshots.iter().enumerate() {
