@@ -18,7 +18,7 @@ RUNTIME_PKGS = util-linux fdisk mount e2fsprogs xfsprogs btrfs-progs dosfstools 
 	mdadm lvm2 thin-provisioning-tools cryptsetup-bin dmsetup efibootmgr iproute2 kmod \
 	xorriso grub-common grub-pc-bin grub-efi-amd64-bin linux-image-amd64 busybox-static \
 	acl attr libcap2-bin tar zstd cpio man-db groff-base bsdextrautils nfs-common \
-	shim-signed grub-efi-amd64-signed
+	shim-signed grub-efi-amd64-signed ntfs-3g
 
 # What the tests add: QEMU for the VM tests, a C compiler for the ELF tests,
 # sshd to put into a rescue system and ssh to log into it, an NFS server

@@ -100,7 +100,7 @@ Architecture: $arch
 Maintainer: lifeboat maintainers <maintainers@lifeboat.invalid>
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 Depends: ${shlibs:+$shlibs, }util-linux, fdisk, mount, e2fsprogs, kmod, iproute2, busybox-static, xorriso, mtools, grub-common, grub-pc-bin | grub-efi-amd64-bin
-Recommends: grub-pc-bin, grub-efi-amd64-bin, dosfstools, mdadm, lvm2, thin-provisioning-tools, cryptsetup-bin, dmsetup, xfsprogs, btrfs-progs, efibootmgr, zstd, man-db, bash-completion, qemu-system-x86, ovmf
+Recommends: grub-pc-bin, grub-efi-amd64-bin, dosfstools, mdadm, lvm2, thin-provisioning-tools, cryptsetup-bin, dmsetup, xfsprogs, btrfs-progs, efibootmgr, ntfs-3g, zstd, man-db, bash-completion, qemu-system-x86, ovmf
 Suggests: shim-signed, grub-efi-amd64-signed, nfs-common, openssh-client, age, minisign
 Section: admin
 Priority: optional

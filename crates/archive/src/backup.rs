@@ -405,6 +405,21 @@ pub struct BackupOptions {
     /// snapshot of their filesystem) instead of `root.join(path)`; their
     /// entries are still named as if read below `root`.
     pub read_from: Vec<(PathBuf, PathBuf)>,
+    /// A staging directory whose [`RESERVED_DIR`] subdirectory is stored as
+    /// the backup's own `.lifeboat/` entries (images of foreign partitions),
+    /// after the paths; its files are hashed, verified and encrypted like any.
+    pub reserved: Option<PathBuf>,
+}
+
+/// The archive directory lifeboat keeps its own entries in (images of
+/// foreign partitions below `.lifeboat/images`): not part of any restored tree.
+pub const RESERVED_DIR: &str = ".lifeboat";
+
+/// Whether an archive path (as the manifest writes it) is one of lifeboat's
+/// own entries, which restoring a tree and comparing leave out.
+pub fn is_reserved(path: &str) -> bool {
+    let p = path.strip_prefix("./").unwrap_or(path);
+    p == RESERVED_DIR || p.strip_prefix(RESERVED_DIR).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A selection error: the path and why it selects nothing (or must not be used).
@@ -1085,6 +1100,11 @@ fn write_and_commit(
         let arch: Vec<u8> = if p == Path::new(".") { Vec::new() } else { p.as_os_str().as_bytes().to_vec() };
         let arch = arch.strip_prefix(b"/").map(<[u8]>::to_vec).unwrap_or(arch);
         w.walk(&full, &arch, dev)?;
+    }
+    if let Some(dir) = &opts.reserved {
+        let full = dir.join(RESERVED_DIR);
+        let dev = std::fs::symlink_metadata(&full).map_err(|e| ArchiveError::Source(full.clone(), e))?.dev();
+        w.walk(&full, RESERVED_DIR.as_bytes(), dev)?;
     }
     // Directories still pending are unchanged; what the parent had and the walk did not meet is deleted.
     for d in std::mem::take(&mut w.pending) {

@@ -147,7 +147,8 @@ fn fmt_ns(ns: i128) -> String {
 pub fn compare(b: &Backup, root: &Path) -> Vec<Difference> {
     let mut out = Vec::new();
     let known: BTreeMap<&str, &ManifestEntry> = b.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    for m in &b.entries {
+    // lifeboat's own entries (images of foreign partitions) are no part of the tree.
+    for m in b.entries.iter().filter(|m| !crate::backup::is_reserved(&m.path)) {
         let arch = crate::read::unescape_path(&m.path);
         if let Err(e) = crate::dest::check_path(&arch) {
             out.push(Difference { path: m.path.clone(), what: "refused".into(), details: vec![e.to_string()] });
@@ -173,7 +174,12 @@ pub fn compare(b: &Backup, root: &Path) -> Vec<Difference> {
         }
     }
     // Added: new names in directories that were backed up (same filesystem, not excluded).
-    let dirs: BTreeSet<&str> = b.entries.iter().filter(|e| e.kind == "dir").map(|e| e.path.as_str()).collect();
+    let dirs: BTreeSet<&str> = b
+        .entries
+        .iter()
+        .filter(|e| e.kind == "dir" && !crate::backup::is_reserved(&e.path))
+        .map(|e| e.path.as_str())
+        .collect();
     for dir in dirs {
         let Ok(rd) = std::fs::read_dir(live_path(root, dir)) else { continue };
         let mut names: Vec<Vec<u8>> = rd.flatten().map(|e| e.file_name().as_bytes().to_vec()).collect();

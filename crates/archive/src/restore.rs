@@ -295,9 +295,11 @@ pub enum RestoreError {
 }
 
 /// Whether an archive path is selected by restore patterns (a pattern
-/// selects a path, or everything below a directory it names).
+/// selects a path, or everything below a directory it names). Without
+/// patterns everything is, but lifeboat's own entries (`.lifeboat/`: images
+/// of foreign partitions, which recovery writes onto their partitions).
 pub fn selected(path: &str, patterns: &[String]) -> bool {
-    patterns.is_empty()
+    (patterns.is_empty() && !crate::backup::is_reserved(path))
         || patterns.iter().any(|p| {
             let p = p.trim_start_matches('/').trim_end_matches('/');
             glob_match(p.as_bytes(), path.as_bytes()) || path.starts_with(&format!("{p}/"))
@@ -491,6 +493,9 @@ pub fn restore_filesystem(
     // (their mount point directories are).
     let nested: Vec<&String> = units.iter().filter(|u| **u != want && within(u.as_bytes(), &want).is_some()).collect();
     let place = |arch: &[u8]| -> Option<Vec<u8>> {
+        if crate::backup::is_reserved(&String::from_utf8_lossy(arch)) {
+            return None;
+        }
         if nested.iter().any(|n| within(arch, n).is_some_and(|r| r != b".")) {
             return None;
         }
@@ -772,4 +777,59 @@ pub fn restore_stream_only(
     let mut r = restore_selected(&so.backup, to, patterns, progress, true)?;
     r.unchecked = so.unchecked.clone();
     Ok(r)
+}
+
+/// A sink that hands each piece of data to a function.
+struct FnSink<'a>(&'a mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>);
+
+impl Sink for FnSink<'_> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        (self.0)(offset, data)
+    }
+    fn finish(&mut self, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Read one file entry of a backup (of an increment: from the backup of its
+/// chain that holds it) and hand its data to `write_at(offset, bytes)` in
+/// increasing offsets, a sparse file's holes skipped; its headers are
+/// checked against the manifest first and its content against its BLAKE3
+/// at the end (an error then means what was handed on is not the content
+/// that was backed up). Returns the entry's size, holes included. This is
+/// how recovery writes the image of a foreign partition onto its device.
+pub fn read_entry(
+    b: &Backup,
+    path: &str,
+    write_at: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>,
+) -> Result<u64, String> {
+    let owned;
+    let part: &Backup = if b.is_incremental() {
+        let (parts, _) = b.parts().map_err(|e| e.to_string())?;
+        owned = parts;
+        owned
+            .iter()
+            .rev()
+            .find(|p| p.entries.iter().any(|m| m.path == path))
+            .ok_or_else(|| format!("{path}: not in the backup or its chain"))?
+    } else {
+        b
+    };
+    let m = part
+        .entries
+        .iter()
+        .find(|m| m.path == path)
+        .ok_or_else(|| format!("{path}: not in the backup {}", b.location()))?;
+    if m.kind != "file" {
+        return Err(format!("{path}: a {} in the backup, not a file", m.kind));
+    }
+    let mut s = Stream::new(part);
+    let checks = Checks { v2: part.catalog.version >= 2, stream_only: false };
+    let h = header_of(&mut s, m, checks).map_err(|g| format!("{path}: {}", g.why))?;
+    if h.kind != Kind::File {
+        return Err(format!("{path}: not a file in the archive"));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    data(&mut s, &h, m, &mut FnSink(write_at), &mut buf).map_err(|g| format!("{path}: {}", g.why))?;
+    Ok(h.sparse.unwrap_or(h.size))
 }

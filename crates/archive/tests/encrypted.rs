@@ -64,6 +64,7 @@ fn options(root: &Path) -> BackupOptions {
         codec: Codec::Zstd(3),
         exclude_dirs: Vec::new(),
         read_from: Vec::new(),
+        reserved: None,
     }
 }
 
@@ -365,6 +366,7 @@ fn encryption_cost_on_backup_throughput() {
         codec: Codec::Zstd(3),
         exclude_dirs: Vec::new(),
         read_from: Vec::new(),
+        reserved: None,
     };
     let (_, recipient) = age_key();
     let recipients = Recipients::parse(&[recipient]).unwrap();

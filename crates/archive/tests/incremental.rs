@@ -27,6 +27,7 @@ fn options(root: &Path) -> BackupOptions {
         codec: Codec::Zstd(1),
         exclude_dirs: Vec::new(),
         read_from: Vec::new(),
+        reserved: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn options(root: &Path, volume_size: u64) -> BackupOptions {
         codec: Codec::Zstd(1),
         exclude_dirs: Vec::new(),
         read_from: Vec::new(),
+        reserved: None,
     }
 }
 

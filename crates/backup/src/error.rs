@@ -107,6 +107,17 @@ pub enum Error {
         /// The minimum in KiB.
         min_kib: u64,
     },
+    /// A foreign partition cannot be saved as an image; nothing was written to the target.
+    #[error("cannot save the foreign partition {device} as an image: {why}; nothing was written to the target")]
+    Image {
+        /// The partition (empty when the staging directory failed).
+        device: String,
+        /// Why, with the fix.
+        why: String,
+    },
+    /// `backup.image_devices` names a device the layout has no foreign partition on.
+    #[error("backup.image_devices lists {}, but the layout has no foreign partition there (NTFS, an unknown filesystem or raw data; see `lifeboat layout show`); fix the list", .0.join(", "))]
+    UnknownImageDevices(Vec<String>),
     /// Writing the backup failed; nothing was published.
     #[error("the backup was not completed; the previous backups on the target are untouched")]
     NotCompleted(#[source] ArchiveError),

@@ -155,6 +155,12 @@ pub fn make_kind(
             Some(lock)
         }
     };
+    let images = crate::images::chosen(&layout, config, req.paths.is_empty());
+    if !images.is_empty() {
+        // Made before the selection, so that it is left out of the walk by
+        // device and inode: the images are staged in it.
+        let _ = std::fs::create_dir_all(&config.paths.work_dir);
+    }
     // Refused here, before the upload begins, when the selection misses a
     // mounted filesystem: nothing is staged, nothing published.
     let selection = select(&layout, config, req, target.local_dir());
@@ -176,6 +182,14 @@ pub fn make_kind(
             Some(snapshot::plan(&layout, &root, &opts.paths, config.backup.snapshot, size, &name)?)
         }
     };
+    // Foreign partitions: staged as images before the upload begins (and
+    // before the lock: staging a large partition takes its time).
+    let unknown = crate::images::unknown_devices(&layout, config);
+    if !unknown.is_empty() {
+        return Err(Error::UnknownImageDevices(unknown));
+    }
+    let staged = crate::images::stage(&images, &config.paths.work_dir, runner)?;
+    opts.reserved = staged.as_ref().map(|s| s.dir.clone());
     let host = layout.meta.hostname.clone();
     // Signing: the key is made (and announced) at the first backup.
     let key = keys::signing_key(&config.paths.key_dir, &host, feedback)?;
@@ -232,6 +246,7 @@ pub fn make_kind(
     for l in snapshots.map(snapshot::Snapshots::release).unwrap_or_default() {
         feedback.notice(Notice::SnapshotLeftOver(l));
     }
+    drop(staged);
     let (catalog, objects) = result.map_err(Error::NotCompleted)?;
     if let Err(e) = lock.release() {
         log::warn!("the backup is published, but its lock on {url} was not released: {e}");

@@ -7,6 +7,7 @@
 //! caller's [`Feedback`].
 //!
 //! - [`select`]: the paths and excludes of a backup, from the layout and the configuration.
+//! - [`images`]: images of foreign partitions (NTFS, raw data), staged and stored as `.lifeboat/images/`.
 //! - [`job`]: make a backup: open the target, write the signed backup, publish it.
 //! - [`keys`]: the signing key, the trust check every reader goes through, the public keys for rescue media.
 //! - [`location`]: where a backup went, as the rescue medium records it (`backup-location.json`).
@@ -23,6 +24,7 @@ pub mod access;
 pub mod chain;
 pub mod error;
 pub mod find;
+pub mod images;
 pub mod job;
 pub mod keys;
 pub mod list;

@@ -177,6 +177,7 @@ pub fn select(layout: &Layout, config: &Config, req: &Request, target_dir: Optio
         codec: codec(config),
         exclude_dirs,
         read_from: Vec::new(),
+        reserved: None,
     };
     if refused.is_none() && req.volume_size < MIN_VOLUME_SIZE {
         refused = Some(Error::VolumeTooSmall {

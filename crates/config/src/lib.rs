@@ -195,6 +195,11 @@ pub struct Backup {
     /// again (`"7d"`: full weekly, incremental in between); empty: every
     /// backup is full unless `lifeboat backup --incremental` is given.
     pub full_every: String,
+    /// Foreign partitions (NTFS, unknown filesystems, raw data) saved as
+    /// images even though their disk is excluded or the backup is of chosen
+    /// paths (device paths, `/dev/loop0p3`); those on the recovered disks
+    /// of a whole-system backup always are.
+    pub image_devices: Vec<String>,
     /// Which backups `lifeboat backup prune` keeps (`[backup.retention]`); none set: every backup is kept.
     pub retention: Retention,
     /// How `s3://` targets reach their store (`[backup.s3]`).
@@ -351,6 +356,7 @@ impl Default for Backup {
             passphrase_file: PathBuf::new(),
             identity_file: PathBuf::new(),
             full_every: String::new(),
+            image_devices: Vec::new(),
             retention: Retention::default(),
             s3: BackupS3::default(),
             tape: BackupTape::default(),

@@ -117,3 +117,42 @@ pub fn diff(old: &Layout, new: &Layout) -> Vec<Change> {
     walk("", &a, &b, &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Image, ImageKind};
+
+    #[test]
+    fn a_new_or_relabelled_foreign_partition_is_noticed() {
+        let text = "format_version = 1\n[meta]\nhostname = \"h\"\ncaptured_at = \"\"\nlifeboat_version = \"\"\nkernel_release = \"\"\nmachine = \"\"\n";
+        let old = Layout::parse(text, std::path::Path::new("l.toml")).expect("layout");
+        let mut new = old.clone();
+        new.images.push(Image {
+            device: "/dev/sda3".into(),
+            kind: ImageKind::Ntfs,
+            size: 1 << 30,
+            fstype: Some("ntfs".into()),
+            uuid: None,
+            label: Some("Windows".into()),
+        });
+        let d: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
+        assert!(d.len() == 1 && d[0].starts_with("added   image") && d[0].contains("/dev/sda3"), "{d:?}");
+        let mut more = new.clone();
+        more.images.push(Image {
+            device: "/dev/sdb1".into(),
+            kind: ImageKind::Raw,
+            fstype: None,
+            ..new.images[0].clone()
+        });
+        let d: Vec<String> = diff(&new, &more).iter().map(ToString::to_string).collect();
+        assert_eq!(d, ["added   image[/dev/sdb1]: /dev/sdb1"], "{d:?}");
+        let mut relabelled = new.clone();
+        relabelled.images[0].label = Some("Data".into());
+        let d: Vec<String> = diff(&new, &relabelled).iter().map(ToString::to_string).collect();
+        assert_eq!(d, ["changed image[/dev/sda3].label: Windows -> Data"], "{d:?}");
+        let text = new.to_toml();
+        assert!(text.contains("[[image]]\ndevice = \"/dev/sda3\"\nkind = \"ntfs\""), "{text}");
+        assert_eq!(Layout::parse(&text, std::path::Path::new("l.toml")).expect("round trip"), new);
+    }
+}

@@ -69,6 +69,10 @@ pub struct Layout {
     /// Swap areas (devices and files).
     #[serde(default, rename = "swap", skip_serializing_if = "Vec::is_empty")]
     pub swaps: Vec<Swap>,
+    /// Foreign partitions (NTFS, unknown filesystems, raw data), saved and
+    /// written back as images whose contents are not interpreted.
+    #[serde(default, rename = "image", skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
     /// What is mounted where now.
     #[serde(default, rename = "mount", skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
@@ -521,6 +525,76 @@ pub struct Swap {
     pub depends_on: Vec<String>,
 }
 
+/// How a foreign partition's content is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageKind {
+    /// NTFS: `ntfsclone --save-image` (its used clusters only).
+    Ntfs,
+    /// Anything else: every byte, all-zero blocks stored as holes.
+    Raw,
+}
+
+impl ImageKind {
+    /// The spelling in the layout file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageKind::Ntfs => "ntfs",
+            ImageKind::Raw => "raw",
+        }
+    }
+}
+
+impl std::fmt::Display for ImageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A partition whose content lifeboat does not recreate, saved as an image
+/// in the backup and written back onto a partition at least as large.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// The partition (node id).
+    pub device: String,
+    /// How it is saved.
+    pub kind: ImageKind,
+    /// Size of the partition in bytes.
+    pub size: u64,
+    /// The signature blkid found (`ntfs`, `zfs_member`), none for raw data.
+    pub fstype: Option<String>,
+    /// The UUID blkid found.
+    pub uuid: Option<String>,
+    /// The label blkid found.
+    pub label: Option<String>,
+}
+
+impl Image {
+    /// Its archive path in a backup: `.lifeboat/images/NAME.img`, NAME
+    /// the device's last path component (`sda3`).
+    pub fn entry_path(&self) -> String {
+        format!("{}/{}.img", IMAGES_DIR, image_name(&self.device))
+    }
+}
+
+/// Where images are stored in a backup (an archive path, reserved).
+pub const IMAGES_DIR: &str = ".lifeboat/images";
+
+/// The file name part of an image: the device's last component, with
+/// anything but letters, digits, `-`, `_` and `.` made `_` (never empty, never `..`).
+pub fn image_name(device: &str) -> String {
+    let last = device.rsplit('/').next().unwrap_or(device);
+    let name: String =
+        last.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    if name.is_empty() || name.chars().all(|c| c == '.') {
+        "image".into()
+    } else {
+        name
+    }
+}
+
 /// A mounted filesystem.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -865,6 +939,11 @@ impl Layout {
                 }
             }
         }
+        for i in &self.images {
+            if i.size > MAX_BYTES {
+                return Err(format!("image of {}: size {} is beyond any disk", i.device, i.size));
+            }
+        }
         Ok(())
     }
 
@@ -932,6 +1011,11 @@ impl Layout {
     /// The disk a node id belongs to (a disk or one of its partitions).
     pub fn disk_of(&self, id: &str) -> Option<&Disk> {
         self.disks.iter().find(|d| d.id == id || d.table.iter().flat_map(|t| &t.partitions).any(|p| p.id == id))
+    }
+
+    /// The image a foreign partition is saved as.
+    pub fn image_of(&self, id: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.device == id)
     }
 
     /// The filesystem on a node.

@@ -34,6 +34,14 @@ fn describe(l: &Layout, id: &str) -> String {
                 if let Some(n) = &p.name {
                     let _ = write!(s, "  \"{n}\"");
                 }
+                if let Some(i) = l.image_of(id) {
+                    let _ = write!(
+                        s,
+                        "  [{} image{}]",
+                        i.kind,
+                        i.fstype.as_ref().map(|t| format!(" of {t}")).unwrap_or_default()
+                    );
+                }
                 return s;
             }
         }

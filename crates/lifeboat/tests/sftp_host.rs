@@ -115,6 +115,7 @@ fn options(root: &Path) -> BackupOptions {
         codec: Codec::Zstd(3),
         exclude_dirs: Vec::new(),
         read_from: Vec::new(),
+        reserved: None,
     }
 }
 

@@ -217,6 +217,33 @@ fn backup(config: &Config, req: &Request, host: &str, console: &mut dyn Console)
     Ok(Some(find::find(&f, &SystemRunner::new(Mode::Run), console.as_feedback())?.backup))
 }
 
+/// How many bytes the image `entry` of the backup needs on its partition:
+/// a raw image its size, an NTFS image the volume size its ntfsclone header
+/// gives (read from the first frame only); None when the backup has no
+/// such file.
+fn image_needs(b: &Backup, entry: &str, kind: lifeboat_layout::model::ImageKind) -> Option<Result<u64, String>> {
+    use crate::plan::images::{ntfsclone_device_size, NTFSCLONE_HEAD};
+    let m = b.entries.iter().find(|m| m.path == entry && m.kind == "file")?;
+    if kind == lifeboat_layout::model::ImageKind::Raw {
+        return Some(Ok(m.size));
+    }
+    let mut head = Vec::with_capacity(NTFSCLONE_HEAD);
+    let mut take = |_: u64, data: &[u8]| -> std::io::Result<()> {
+        head.extend_from_slice(&data[..data.len().min(NTFSCLONE_HEAD - head.len())]);
+        if head.len() < NTFSCLONE_HEAD {
+            Ok(())
+        } else {
+            // Enough: the rest is read when it is written.
+            Err(std::io::Error::other("header read"))
+        }
+    };
+    let read = lifeboat_archive::restore::read_entry(b, entry, &mut take);
+    if head.len() < NTFSCLONE_HEAD {
+        return Some(Err(read.err().unwrap_or_else(|| "shorter than an ntfsclone header".into())));
+    }
+    Some(ntfsclone_device_size(&head).ok_or_else(|| "not an ntfsclone image (its header is wrong)".to_string()))
+}
+
 /// Recover this machine as `req` asks.
 pub fn recover(config: &Config, req: &Request, console: &mut dyn Console) -> Result<Outcome, Error> {
     let probe = SystemRunner::new(Mode::Run);
@@ -241,6 +268,8 @@ pub fn recover(config: &Config, req: &Request, console: &mut dyn Console) -> Res
         let bytes: u64 = b.entries.iter().map(|e| e.size).sum();
         (b.location(), b.entries.len() as u64, bytes)
     });
+    // Foreign partitions: each image checked against its new partition before anything is written.
+    plan.add_images(&layout, &mut |entry, kind| image_needs(backup.as_ref()?, entry, kind))?;
     plan.finish(&layout, &s, summary);
     console.plan(&plan, &layout, &layout_path);
     if req.plan_only {
@@ -279,7 +308,11 @@ pub fn recover(config: &Config, req: &Request, console: &mut dyn Console) -> Res
             console.borrow_mut().restored(r.restored, r.bytes, t0.elapsed().as_secs_f64());
             Ok((r.restored, r.bytes, r.lost))
         };
-        execute(&plan, &runner, &opts, &mut say, &mut restore)?
+        let mut images = |entry: &str, w: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>| match &backup {
+            Some(b) => lifeboat_archive::restore::read_entry(b, entry, w),
+            None => Err(format!("{entry}: no backup to read it from")),
+        };
+        execute(&plan, &runner, &opts, &mut say, &mut restore, &mut images)?
     };
     Ok(Outcome::Recovered { plan: Box::new(plan), report, seconds: start.elapsed().as_secs_f64() })
 }

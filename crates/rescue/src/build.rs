@@ -217,6 +217,18 @@ fn read_root_hash() -> Result<String, RescueError> {
         .ok_or_else(|| RescueError::Missing("root's entry in /etc/shadow (rescue.root_password = true)".into()))
 }
 
+/// The programs a rescue system must carry, beyond its defaults: the
+/// configured `rescue.extra_programs`, and what recovering this layout
+/// cannot do without (ntfsclone for the images of NTFS partitions).
+pub fn layout_programs(layout: &Layout, extra: &[String]) -> Vec<String> {
+    let mut v = extra.to_vec();
+    let ntfs = layout.images.iter().any(|i| i.kind == lifeboat_layout::model::ImageKind::Ntfs);
+    if ntfs && !v.iter().any(|p| p == "ntfsclone") {
+        v.push("ntfsclone".into());
+    }
+    v
+}
+
 /// Build the rescue media.
 pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -> Result<Report, RescueError> {
     let start = Instant::now();
@@ -244,7 +256,7 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
         modules: cfg.rescue.modules,
         modules_list: cfg.rescue.modules_list.clone(),
         extra_modules: cfg.rescue.extra_modules.clone(),
-        extra_programs: cfg.rescue.extra_programs.clone(),
+        extra_programs: layout_programs(layout, &cfg.rescue.extra_programs),
         extra_files: cfg.rescue.extra_files.clone(),
         lifeboat: std::env::current_exe().map_err(io("cannot find the lifeboat binary".into()))?,
         lifeboat_files: [
@@ -362,6 +374,21 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_layout_with_an_ntfs_partition_needs_ntfsclone_in_the_rescue_system() {
+        let head = "format_version = 1\n[meta]\nhostname = \"h\"\ncaptured_at = \"\"\nlifeboat_version = \"\"\nkernel_release = \"\"\nmachine = \"\"\n";
+        let with = |kind: &str| {
+            let t = format!("{head}\n[[image]]\ndevice = \"/dev/sda3\"\nkind = \"{kind}\"\nsize = 1048576\n");
+            Layout::parse(&t, std::path::Path::new("l.toml")).expect("layout")
+        };
+        let extra = vec!["mtx".to_string()];
+        assert_eq!(layout_programs(&with("ntfs"), &extra), ["mtx", "ntfsclone"]);
+        assert_eq!(layout_programs(&with("raw"), &extra), ["mtx"]);
+        let plain = Layout::parse(head, std::path::Path::new("l.toml")).expect("layout");
+        assert!(layout_programs(&plain, &[]).is_empty());
+        assert_eq!(layout_programs(&with("ntfs"), &["ntfsclone".into()]), ["ntfsclone"], "named once");
+    }
 
     #[test]
     fn a_set_fills_the_first_medium_after_the_rescue_system_then_the_next_ones() {

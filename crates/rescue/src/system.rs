@@ -29,7 +29,8 @@ pub const DEFAULT_PROGRAMS: &[&str] = &[
     "mke2fs", "mkfs.ext2", "mkfs.ext3", "mkfs.ext4", "e2fsck", "fsck.ext2", "fsck.ext3", "fsck.ext4", "tune2fs",
     "dumpe2fs", "debugfs", "resize2fs", "e2label", "mkfs.xfs", "xfs_repair", "xfs_info", "xfs_db", "xfs_admin",
     "xfs_growfs", "xfs_spaceman", "fsck.xfs", "btrfs", "mkfs.btrfs", "btrfstune", "fsck.btrfs", "mkfs.fat",
-    "mkfs.vfat", "fsck.fat", "fsck.vfat", "fatlabel", "dosfslabel", "ntfsfix",
+    "mkfs.vfat", "fsck.fat", "fsck.vfat", "fatlabel", "dosfslabel", "ntfsfix", "ntfsclone", "ntfsresize",
+    "ntfsinfo", "blkdiscard",
     // RAID, LVM, device-mapper, LUKS
     "mdadm", "lvm", "pvcreate", "pvs", "pvscan", "vgcreate", "vgs", "vgscan", "vgchange", "vgcfgrestore",
     "lvcreate", "lvs", "lvchange", "lvextend", "dmsetup", "thin_check", "thin_repair", "thin_dump", "cache_check",

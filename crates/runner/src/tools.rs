@@ -27,6 +27,8 @@ pub const TOOLS: &[Tool] = &[
     t("partx", "util-linux", "util-linux", "util-linux"),
     t("wipefs", "util-linux", "util-linux", "util-linux"),
     t("mkswap", "util-linux", "util-linux", "util-linux"),
+    t("blkdiscard", "util-linux", "util-linux", "util-linux"),
+    t("ntfsclone", "ntfs-3g", "ntfsprogs", "ntfsprogs"),
     t("swapon", "mount", "util-linux", "util-linux"),
     t("dumpe2fs", "e2fsprogs", "e2fsprogs", "e2fsprogs"),
     t("mkfs.ext4", "e2fsprogs", "e2fsprogs", "e2fsprogs"),

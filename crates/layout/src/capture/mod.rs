@@ -15,6 +15,7 @@
 //! a [`Host`], so a capture runs from fixtures too ([`capture_on`] with a
 //! [`lifeboat_host::FixtureHost`] and a scripted runner).
 
+pub mod foreign;
 pub mod fs;
 pub mod lsblk;
 pub mod storage;
@@ -101,6 +102,7 @@ fn capture_with(host: &dyn Host, r: &dyn Runner, opts: &CaptureOptions) -> (Layo
     let lvm = c.lvm(&nodes);
     let filesystems = c.filesystems(&nodes);
     let swaps = c.swaps(&nodes);
+    let images = c.images(&nodes, &disks);
     let fstab = read_file("/etc/fstab").map(|t| system::parse_fstab(&t)).unwrap_or_default();
     let mounts: Vec<Mount> = c
         .mounts
@@ -117,6 +119,7 @@ fn capture_with(host: &dyn Host, r: &dyn Runner, opts: &CaptureOptions) -> (Layo
         luks,
         filesystems,
         swaps,
+        images,
         mounts,
         fstab,
         crypttab,
@@ -681,6 +684,40 @@ impl Capture<'_> {
         if let Some(t) = self.probe(Cmd::new("btrfs").args(["subvolume", "get-default", mp]), what) {
             f.default_subvolume = fs::parse_btrfs_default(&t);
         }
+    }
+
+    /// The foreign partitions of the disks' tables (see [`foreign`]): NTFS,
+    /// unknown signatures, raw data; what recovery recreates, swap and empty
+    /// partitions are not.
+    fn images(&mut self, nodes: &[Node], disks: &[Disk]) -> Vec<Image> {
+        let mut out = Vec::new();
+        for d in disks {
+            let Some(t) = &d.table else { continue };
+            let sector = u64::from(t.sector_size.max(512));
+            for p in &t.partitions {
+                let Some(n) = nodes.iter().find(|n| n.path == p.id) else { continue };
+                if self.unreadable.contains_key(&n.path) || n.size == 0 {
+                    continue;
+                }
+                let head_is_zero = || match self.host.read_head(Path::new(&n.path), foreign::EMPTY_HEAD) {
+                    Ok(b) => b.iter().all(|x| *x == 0),
+                    // Smaller than the head read: decide by what there is.
+                    Err(_) => false,
+                };
+                let Some(kind) = foreign::image_kind(n.fstype.as_deref(), &p.part_type, head_is_zero) else {
+                    continue;
+                };
+                out.push(Image {
+                    device: p.id.clone(),
+                    kind,
+                    size: p.size.saturating_mul(sector),
+                    fstype: n.fstype.clone(),
+                    uuid: n.uuid.clone(),
+                    label: n.label.clone(),
+                });
+            }
+        }
+        out
     }
 
     fn swaps(&mut self, nodes: &[Node]) -> Vec<Swap> {

@@ -14,6 +14,7 @@ mod boot;
 mod filesystems;
 pub mod host;
 mod identity;
+mod images;
 pub mod restore;
 mod storage;
 
@@ -70,16 +71,23 @@ pub struct Report {
 /// Restores the backup into the given root: (entries, bytes, entries lost).
 pub type RestoreFn<'a> = dyn FnMut(&Path) -> Result<(u64, u64, Vec<String>), RecoveryError> + 'a;
 
+/// Reads one file entry of the backup (an image) into a writer that takes
+/// (offset, bytes); returns its size, or why it cannot be read whole and
+/// unchanged.
+pub type ImageFn<'a> = dyn FnMut(&str, &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>) -> Result<u64, String> + 'a;
+
 /// Run `plan`. `say` gets one line per step as it starts; `restore`
-/// restores the backup into the given root, reporting progress itself.
+/// restores the backup into the given root, reporting progress itself;
+/// `images` reads the images of foreign partitions from it.
 pub fn execute(
     plan: &Plan,
     r: &dyn Runner,
     o: &Options,
     say: &mut dyn FnMut(&str),
     restore: &mut RestoreFn<'_>,
+    images: &mut ImageFn<'_>,
 ) -> Result<Report, RecoveryError> {
-    execute_on(&SystemHost::new(), plan, r, o, say, restore)
+    execute_on(&SystemHost::new(), plan, r, o, say, restore, images)
 }
 
 /// [`execute`], with what is already done (devices, signatures, mounts)
@@ -91,9 +99,10 @@ pub fn execute_on(
     o: &Options,
     say: &mut dyn FnMut(&str),
     restore: &mut RestoreFn<'_>,
+    images: &mut ImageFn<'_>,
 ) -> Result<Report, RecoveryError> {
     let mut x = Exec { h: host, r, o, mounted: Vec::new(), report: Report::default() };
-    let result = x.all(plan, say, restore);
+    let result = x.all(plan, say, restore, images);
     if !o.keep_mounted || result.is_err() {
         x.unmount_all();
     }
@@ -120,14 +129,16 @@ impl Exec<'_> {
         plan: &Plan,
         say: &mut dyn FnMut(&str),
         restore: &mut RestoreFn<'_>,
+        images: &mut ImageFn<'_>,
     ) -> Result<(), RecoveryError> {
         let total = plan.actions.len();
         for (i, a) in plan.actions.iter().enumerate() {
             let what = a.describe();
             say(&format!("[{}/{total}] {what}", i + 1));
             let start = Instant::now();
-            let already =
-                self.step(a, restore).map_err(|e| RecoveryError::Step { step: what.clone(), cause: Box::new(e) })?;
+            let already = self
+                .step(a, restore, images)
+                .map_err(|e| RecoveryError::Step { step: what.clone(), cause: Box::new(e) })?;
             let secs = start.elapsed().as_secs_f64();
             let phase = a.phase().as_str();
             match self.report.phases.iter_mut().find(|p| p.0 == phase) {
@@ -148,7 +159,12 @@ impl Exec<'_> {
     }
 
     /// Carry out one action; Ok(true) when it was already done.
-    fn step(&mut self, a: &Action, restore: &mut RestoreFn<'_>) -> Result<bool, RecoveryError> {
+    fn step(
+        &mut self,
+        a: &Action,
+        restore: &mut RestoreFn<'_>,
+        images: &mut ImageFn<'_>,
+    ) -> Result<bool, RecoveryError> {
         match a {
             Action::Partition { disk, script, partitions, .. } => self.partition(disk, script, partitions),
             Action::Wipe { device } => self.wipe(device),
@@ -161,6 +177,9 @@ impl Exec<'_> {
             Action::Mkswap { device, uuid, cmd } => self.mkswap(device, uuid.as_deref(), cmd),
             Action::Subvolumes { device, paths, default } => self.subvolumes(device, paths, default.as_deref()),
             Action::Mount { device, target, fstype, options } => self.mount(device, target, fstype, options.as_deref()),
+            Action::WriteImage { device, kind, entry, needs, .. } => {
+                self.write_image(device, *kind, entry, *needs, images)
+            }
             Action::Restore { backup, .. } => restore::restore_once(&self.o.root, backup, restore, &mut self.report),
             Action::FixDevices { renames } => self.fix_devices(renames),
             Action::Identity { identity } => self.identity(identity),

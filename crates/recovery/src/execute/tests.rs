@@ -22,6 +22,10 @@ fn no_restore() -> impl FnMut(&Path) -> Result<(u64, u64, Vec<String>), Recovery
     |_: &Path| Ok((0, 0, Vec::new()))
 }
 
+fn no_images() -> impl FnMut(&str, &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>) -> Result<u64, String> {
+    |entry: &str, _: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>| Err(format!("{entry}: no backup"))
+}
+
 #[test]
 fn device_names_are_replaced_whole() {
     let mut m = std::collections::BTreeMap::new();
@@ -100,10 +104,10 @@ fn a_filesystem_that_blkid_finds_with_its_uuid_is_not_made_again() {
     };
     let mut x = exec(&h, &r, &o);
     let mut restore = no_restore();
-    assert!(x.step(&mkfs("/dev/vdb2"), &mut restore).expect("step"), "already done");
+    assert!(x.step(&mkfs("/dev/vdb2"), &mut restore, &mut no_images()).expect("step"), "already done");
     assert!(r.planned().is_empty(), "{:?}", r.planned());
     // Another device (blkid finds nothing there): mkfs runs.
-    assert!(!x.step(&mkfs("/dev/vdb3"), &mut restore).expect("step"));
+    assert!(!x.step(&mkfs("/dev/vdb3"), &mut restore, &mut no_images()).expect("step"));
     assert_eq!(r.planned(), ["mkfs.ext4 -U u-1 /dev/vdb3"]);
 }
 
@@ -116,11 +120,11 @@ fn volume_groups_and_volumes_that_exist_are_kept() {
     let mut x = exec(&h, &r, &o);
     let mut restore = no_restore();
     let vg = |n: &str| Action::Vg { name: n.into(), cmd: Cmd::new("vgcreate").args(["-y", n, "/dev/vdb2"]) };
-    assert!(x.step(&vg("vg0"), &mut restore).expect("vg0"));
-    assert!(!x.step(&vg("vg1"), &mut restore).expect("vg1"));
+    assert!(x.step(&vg("vg0"), &mut restore, &mut no_images()).expect("vg0"));
+    assert!(!x.step(&vg("vg1"), &mut restore, &mut no_images()).expect("vg1"));
     let lv =
         Action::Lv { name: "vg1/root".into(), size: 1 << 30, cmd: Cmd::new("lvcreate").args(["-n", "root", "vg1"]) };
-    assert!(!x.step(&lv, &mut restore).expect("lv"));
+    assert!(!x.step(&lv, &mut restore, &mut no_images()).expect("lv"));
     // The new LV's device nodes are made without udev.
     assert_eq!(r.planned(), ["vgcreate -y vg1 /dev/vdb2", "lvcreate -n root vg1", "vgmknodes vg1"]);
 }
@@ -138,7 +142,7 @@ fn luks_without_a_key_file_is_refused_naming_the_device() {
         uuid: "u".into(),
         format: Cmd::new("cryptsetup").arg("luksFormat"),
     };
-    let e = x.step(&a, &mut no_restore()).expect_err("no key");
+    let e = x.step(&a, &mut no_restore(), &mut no_images()).expect_err("no key");
     assert!(e.to_string().contains("/dev/vdb2: LUKS needs a passphrase"), "{e}");
     assert!(r.planned().is_empty());
 }
@@ -158,7 +162,7 @@ fn device_names_are_fixed_in_the_restored_configuration() {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
-    assert!(!x.step(&Action::FixDevices { renames }, &mut no_restore()).expect("fix"));
+    assert!(!x.step(&Action::FixDevices { renames }, &mut no_restore(), &mut no_images()).expect("fix"));
     assert_eq!(std::fs::read_to_string(root.join("etc/fstab")).expect("fstab"), "/dev/vdb2 / ext4 defaults 0 1\n");
     assert!(std::fs::read_to_string(root.join("etc/default/grub")).expect("grub").contains("resume=/dev/vdb3"));
     assert!(!root.join(".autorelabel").exists(), "no SELinux here");
@@ -172,7 +176,7 @@ fn a_system_without_an_initramfs_tool_gets_a_warning() {
     let r = ScriptedRunner::new();
     let mut x = exec(&h, &r, &o);
     let always = Action::Initramfs { only_if_missing_drivers: None, why: "always".into() };
-    assert!(!x.step(&always, &mut no_restore()).expect("initramfs"));
+    assert!(!x.step(&always, &mut no_restore(), &mut no_images()).expect("initramfs"));
     assert_eq!(x.report.warnings.len(), 1);
     assert!(x.report.warnings[0].contains("initramfs was not regenerated"));
     assert!(r.planned().is_empty());
@@ -201,7 +205,7 @@ fn a_partition_table_already_written_is_not_written_again() {
         partitions: parts,
         sector: 512,
     };
-    assert!(x.step(&a, &mut no_restore()).expect("partition"), "already done");
+    assert!(x.step(&a, &mut no_restore(), &mut no_images()).expect("partition"), "already done");
     assert!(r.planned().is_empty(), "{:?}", r.planned());
 }
 
@@ -222,10 +226,10 @@ fn an_open_luks_container_and_a_made_pv_are_already_done() {
         uuid: "u".into(),
         format: Cmd::new("cryptsetup").args(["luksFormat", "--batch-mode"]),
     };
-    assert!(x.step(&luks("cryptroot"), &mut no_restore()).expect("open"));
+    assert!(x.step(&luks("cryptroot"), &mut no_restore(), &mut no_images()).expect("open"));
     assert!(r.planned().is_empty());
     // Not open and no header: formatted with the key file, then opened.
-    assert!(!x.step(&luks("cryptdata"), &mut no_restore()).expect("format"));
+    assert!(!x.step(&luks("cryptdata"), &mut no_restore(), &mut no_images()).expect("format"));
     let key = tmp.path().join("key").display().to_string();
     assert_eq!(
         r.planned(),
@@ -235,7 +239,7 @@ fn an_open_luks_container_and_a_made_pv_are_already_done() {
         ]
     );
     let pv = Action::Pv { device: "/dev/vdb3".into(), uuid: "abcdef01".into(), cmd: Cmd::new("pvcreate") };
-    assert!(x.step(&pv, &mut no_restore()).expect("pv"));
+    assert!(x.step(&pv, &mut no_restore(), &mut no_images()).expect("pv"));
 }
 
 #[test]
@@ -252,8 +256,8 @@ fn a_mount_point_already_mounted_is_kept_and_unmounted_at_the_end() {
         fstype: "ext4".into(),
         options: None,
     };
-    assert!(x.step(&mount("/my home"), &mut no_restore()).expect("mounted"));
-    assert!(!x.step(&mount("/srv"), &mut no_restore()).expect("mount"));
+    assert!(x.step(&mount("/my home"), &mut no_restore(), &mut no_images()).expect("mounted"));
+    assert!(!x.step(&mount("/srv"), &mut no_restore(), &mut no_images()).expect("mount"));
     let srv = tmp.path().join("srv");
     assert!(srv.is_dir(), "the mount point is made");
     assert_eq!(r.planned(), [format!("mount -t ext4 /dev/vdb2 {}", srv.display())]);
@@ -283,7 +287,7 @@ fn a_new_table_is_written_shown_to_the_kernel_and_its_partitions_wiped() {
         partitions: vec![planned("/dev/vdb1", 2048, 204800), planned("/dev/vdb2", 206848, 204800)],
         sector: 512,
     };
-    assert!(!x.step(&a, &mut no_restore()).expect("partition"));
+    assert!(!x.step(&a, &mut no_restore(), &mut no_images()).expect("partition"));
     assert_eq!(
         r.planned(),
         [
@@ -312,7 +316,7 @@ fn a_clones_identity_rewrites_the_tree_and_makes_new_ssh_host_keys_through_the_r
     let identity = crate::identity::Identity::resolve(&file, "web1", &[], &[]).expect("resolve");
     let mut x = exec(&h, &r, &o);
     let mut restore = no_restore();
-    assert!(!x.step(&Action::Identity { identity }, &mut restore).expect("identity"));
+    assert!(!x.step(&Action::Identity { identity }, &mut restore, &mut no_images()).expect("identity"));
     assert_eq!(std::fs::read_to_string(root.join("etc/hostname")).expect("hostname"), "web2\n");
     let id = std::fs::read_to_string(root.join("etc/machine-id")).expect("machine-id");
     assert!(id.trim().len() == 32 && id.trim() != "0123456789abcdef0123456789abcdef", "{id}");

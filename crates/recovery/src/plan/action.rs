@@ -143,6 +143,23 @@ pub enum Action {
         /// Extra options (`subvol=@home`).
         options: Option<String>,
     },
+    /// Write a foreign partition's image from the backup onto its new
+    /// partition (NTFS through `ntfsclone --restore-image`, raw images byte
+    /// for byte with their holes as zeros).
+    WriteImage {
+        /// The new partition.
+        device: String,
+        /// The partition in the layout.
+        old: String,
+        /// How the image was saved.
+        kind: lifeboat_layout::model::ImageKind,
+        /// Its archive path in the backup.
+        entry: String,
+        /// Bytes it needs on the partition.
+        needs: u64,
+        /// Bytes of the new partition.
+        partition: u64,
+    },
     /// Restore the backup into the mounted tree.
     Restore {
         /// The backup directory.
@@ -266,7 +283,7 @@ impl Action {
             Action::Mkfs { .. } | Action::Mkswap { .. } | Action::Subvolumes { .. } | Action::Mount { .. } => {
                 Phase::Filesystems
             }
-            Action::Restore { .. } => Phase::Restore,
+            Action::Restore { .. } | Action::WriteImage { .. } => Phase::Restore,
             Action::FixDevices { .. } | Action::Identity { .. } | Action::Initramfs { .. } => Phase::Fix,
             Action::GrubBios { .. } | Action::GrubEfi { .. } | Action::SystemdBoot { .. } => Phase::Bootloader,
         }
@@ -291,6 +308,7 @@ impl Action {
             }
             Action::Mount { device, target, .. } => format!("mount {device} on {target}"),
             Action::Restore { backup, .. } => format!("restore {backup}"),
+            Action::WriteImage { device, kind, .. } => format!("write the {kind} image onto {device}"),
             Action::FixDevices { .. } => "rename changed devices in the restored configuration".into(),
             Action::Identity { identity } => format!("give the restored system the identity of {}", identity.hostname),
             Action::Initramfs { only_if_missing_drivers: Some(_), .. } => {
@@ -345,6 +363,20 @@ impl Action {
             ),
             Action::Restore { backup, entries, bytes } => {
                 format!("restore {entries} entries ({}) from {backup}", human(*bytes))
+            }
+            Action::WriteImage { device, old, kind, entry, needs, partition } => {
+                let how = match kind {
+                    lifeboat_layout::model::ImageKind::Ntfs => {
+                        format!("ntfsclone --quiet --restore-image --overwrite {device} - (the volume needs {})", human(*needs))
+                    }
+                    lifeboat_layout::model::ImageKind::Raw => {
+                        format!("{} byte for byte, the rest zeros (blkdiscard --zeroout)", human(*needs))
+                    }
+                };
+                format!(
+                    "write the {kind} image of {old} ({entry}) onto {device} ({}): {how}; its content is not interpreted",
+                    human(*partition)
+                )
             }
             Action::FixDevices { renames } => format!(
                 "rename devices in fstab, crypttab and the GRUB configuration: {}",

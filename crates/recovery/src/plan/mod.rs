@@ -6,6 +6,7 @@
 //! [`build`] walks the layout's storage graph ([`node`]) from the mapped
 //! disks up: [`disks`] places the partitions, [`storage`] makes RAID, LUKS
 //! and LVM, [`filesystems`] the filesystems, swap and mounts, and
+//! [`Plan::add_images`] the images of foreign partitions, and
 //! [`Plan::finish`] adds the restore, the fix-ups (a clone's identity
 //! among them) and [`boot`]. Command
 //! lines come from [`commands`], sizes from [`sizing`], and each step's
@@ -16,6 +17,7 @@ mod boot;
 pub mod commands;
 mod disks;
 mod filesystems;
+pub mod images;
 pub mod node;
 pub mod sizing;
 mod storage;

@@ -39,6 +39,12 @@ pub(super) fn what_is_on(layout: &Layout, id: &str) -> String {
     if layout.swaps.iter().any(|s| s.device == id) {
         return "swap".into();
     }
+    if let Some(i) = layout.image_of(id) {
+        return match &i.fstype {
+            Some(t) => format!("{t} ({} image)", i.kind),
+            None => format!("{} image", i.kind),
+        };
+    }
     if let Some(p) = layout.lvm.pvs.iter().find(|p| p.device == id) {
         return format!("LVM PV of {}", p.vg.clone().unwrap_or_default());
     }
@@ -112,7 +118,9 @@ pub fn part_infos(layout: &Layout, d: &Disk, s: &Settings) -> Vec<PartInfo> {
             let fixed = geometry::fixed_type(&p.part_type)
                 || mounts.iter().any(|m| m == "/boot" || m == "/boot/efi" || s.keep_size.contains(m))
                 || s.keep_size.contains(&p.id)
-                || layout.swaps.iter().any(|sw| sw.device == p.id);
+                || layout.swaps.iter().any(|sw| sw.device == p.id)
+                // A foreign partition keeps its size: its image is written back, its content not interpreted.
+                || layout.image_of(&p.id).is_some();
             PartInfo {
                 part: p.clone(),
                 fixed,

@@ -6,6 +6,7 @@
 
 mod command_lines;
 mod finish;
+mod images;
 mod stacks;
 
 use super::*;
@@ -38,6 +39,7 @@ fn layout() -> Layout {
         luks: Vec::new(),
         filesystems: Vec::new(),
         swaps: Vec::new(),
+        images: Vec::new(),
         mounts: Vec::new(),
         fstab: Vec::new(),
         crypttab: Vec::new(),
