@@ -171,7 +171,8 @@ mod tests {
         layout.disks.push(Disk::new("/dev/vda", 1 << 30));
         let mut lp = Disk::new("/dev/loop0", 1 << 30);
         lp.excluded = Some("a loop device".into());
-        for (d, part) in [(&mut layout.disks[0], "/dev/vda3")] {
+        {
+            let (d, part) = (&mut layout.disks[0], "/dev/vda3");
             d.table = Some(lifeboat_layout::model::PartitionTable {
                 label: "gpt".into(),
                 id: None,

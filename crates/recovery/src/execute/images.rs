@@ -14,7 +14,7 @@ use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
 /// Zeros written for the holes of a raw image when the device cannot zero itself.
-const ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
+static ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
 
 /// The size of a block device (or file) in bytes.
 fn device_size(device: &str) -> Result<u64, RecoveryError> {

@@ -22,8 +22,11 @@ fn no_restore() -> impl FnMut(&Path) -> Result<(u64, u64, Vec<String>), Recovery
     |_: &Path| Ok((0, 0, Vec::new()))
 }
 
-fn no_images() -> impl FnMut(&str, &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>) -> Result<u64, String> {
-    |entry: &str, _: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>| Err(format!("{entry}: no backup"))
+/// What an image writer is handed: (offset, bytes).
+type Writer<'a> = dyn FnMut(u64, &[u8]) -> std::io::Result<()> + 'a;
+
+fn no_images() -> impl FnMut(&str, &mut Writer<'_>) -> Result<u64, String> {
+    |entry: &str, _: &mut Writer<'_>| Err(format!("{entry}: no backup"))
 }
 
 #[test]

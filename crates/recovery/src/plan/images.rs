@@ -8,6 +8,10 @@ use super::{Plan, PlannedPartition};
 use crate::RecoveryError;
 use lifeboat_layout::model::{ImageKind, Layout};
 
+/// How many bytes an image of the backup needs on its partition (see
+/// [`Plan::add_images`]): None when the backup holds no such entry.
+pub type ImageNeeds<'a> = dyn FnMut(&str, ImageKind) -> Option<Result<u64, String>> + 'a;
+
 /// The magic at the start of an `ntfsclone --save-image` image.
 pub const NTFSCLONE_MAGIC: &[u8; 16] = b"\0ntfsclone-image";
 
@@ -46,11 +50,7 @@ impl Plan {
     /// NTFS: the volume size in its header), None when the backup holds no
     /// such entry (the partition is then left empty, and a note says so).
     /// An image larger than its partition is refused, naming both.
-    pub fn add_images(
-        &mut self,
-        layout: &Layout,
-        needs: &mut dyn FnMut(&str, ImageKind) -> Option<Result<u64, String>>,
-    ) -> Result<(), RecoveryError> {
+    pub fn add_images(&mut self, layout: &Layout, needs: &mut ImageNeeds<'_>) -> Result<(), RecoveryError> {
         for i in &layout.images {
             let Some((p, bytes)) = planned_partition(self, &i.device) else { continue };
             let device = p.device.clone();
