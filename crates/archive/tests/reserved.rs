@@ -33,6 +33,7 @@ fn images_are_stored_verified_kept_out_of_the_tree_and_read_back_whole() {
         volume_size: 1 << 20,
         codec: Codec::Zstd(1),
         exclude_dirs: Vec::new(),
+        read_from: Vec::new(),
         reserved: Some(stage.clone()),
     };
     write_backup(&out, &opts, "h", &mut |_, _| {}).unwrap();
