@@ -603,7 +603,7 @@ struct Walker<'a> {
     /// Directories recorded: a mount point is met twice when its parent
     /// filesystem and its own are both backed up, and is recorded once.
     dirs: std::collections::HashSet<Vec<u8>>,
-    manifest: Vec<u8>,
+    manifest: ManifestOut,
     stats: Stats,
     buf: Vec<u8>,
     /// Read buffer, allocated once (not per file).
@@ -616,6 +616,56 @@ struct Walker<'a> {
     /// entry below them is (so GNU tar restores their times after writing
     /// into them), else listed as unchanged when the walk leaves them.
     pending: Vec<PendingDir>,
+}
+
+/// `manifest.jsonl` as the walk writes it: streamed to its object line by
+/// line (a million entries make some 300 MB of it), hashed and counted on
+/// the way.
+struct ManifestOut {
+    out: std::io::BufWriter<Box<dyn crate::target::ObjectWriter>>,
+    hasher: blake3::Hasher,
+    len: u64,
+    /// The line being written, allocated once.
+    line: Vec<u8>,
+    /// `location/manifest.jsonl`, for messages.
+    at: String,
+}
+
+impl ManifestOut {
+    fn create(upload: &dyn Upload, name: &str) -> Result<ManifestOut, ArchiveError> {
+        let at = format!("{}/{name}", upload.location());
+        let w = upload.create(name).map_err(|e| named(&at, e))?;
+        Ok(ManifestOut {
+            out: std::io::BufWriter::with_capacity(1 << 20, w),
+            hasher: blake3::Hasher::new(),
+            len: 0,
+            line: Vec::new(),
+            at,
+        })
+    }
+
+    fn write(&mut self, m: &ManifestEntry) -> Result<(), ArchiveError> {
+        use std::io::Write;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, m).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
+        self.line.push(b'\n');
+        self.hasher.update(&self.line);
+        self.len += self.line.len() as u64;
+        self.out.write_all(&self.line).map_err(|e| named(&self.at, e))
+    }
+
+    /// Make the object durable; returns its size and BLAKE3.
+    fn finish(self) -> Result<(u64, String), ArchiveError> {
+        let at = self.at;
+        let w = self.out.into_inner().map_err(|e| named(&at, e.into_error()))?;
+        w.finish().map_err(|e| named(&at, e))?;
+        Ok((self.len, self.hasher.finalize().to_hex().to_string()))
+    }
+}
+
+/// An I/O error of an object, naming it (ENOSPC says where).
+fn named(at: &str, e: std::io::Error) -> ArchiveError {
+    ArchiveError::Write(std::io::Error::new(e.kind(), format!("{at}: {e}")))
 }
 
 /// An unchanged directory of an increment, not yet decided on.
@@ -657,9 +707,7 @@ impl Walker<'_> {
     }
 
     fn write_line(&mut self, m: &ManifestEntry) -> Result<(), ArchiveError> {
-        serde_json::to_writer(&mut self.manifest, m).map_err(|e| ArchiveError::Write(std::io::Error::other(e)))?;
-        self.manifest.push(b'\n');
-        Ok(())
+        self.manifest.write(m)
     }
 
     /// List the pending directories the walk has left (`path` is not below them) as unchanged.
@@ -1078,6 +1126,7 @@ fn write_and_commit(
     opts.check()?;
     let started = std::time::SystemTime::now();
     let started_ns = started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).ok();
+    let manifest_name = "manifest.jsonl";
     let mut w = Walker {
         opts,
         progress,
@@ -1086,7 +1135,7 @@ fn write_and_commit(
         names: Names::load(&opts.root),
         links: HashMap::new(),
         dirs: std::collections::HashSet::new(),
-        manifest: Vec::new(),
+        manifest: ManifestOut::create(upload.as_ref(), manifest_name)?,
         stats: Stats::default(),
         buf: Vec::with_capacity(4096),
         chunk: vec![0u8; 1 << 20],
@@ -1124,6 +1173,7 @@ fn write_and_commit(
     tar::end(&mut end);
     w.out.write_all(&end).map_err(ArchiveError::write)?;
     let (volumes, frames, compressed) = w.out.finish().map_err(ArchiveError::write)?;
+    let manifest = w.manifest;
     let mut stats = w.stats;
     stats.bytes_out = compressed;
     if stats.entries == 0 && stats.unchanged == 0 {
@@ -1133,8 +1183,7 @@ fn write_and_commit(
             "selects nothing to back up (sockets only, or everything excluded)",
         ));
     }
-    let manifest_name = "manifest.jsonl";
-    let mf = put_object(upload.as_ref(), manifest_name, &w.manifest)?;
+    let (manifest_size, mf) = manifest.finish()?;
     let catalog = Catalog {
         format: "lifeboat-archive".into(),
         version: FORMAT_VERSION,
@@ -1144,7 +1193,7 @@ fn write_and_commit(
         volume_size: opts.volume_size,
         volumes,
         frames,
-        manifest: Volume { name: manifest_name.into(), size: w.manifest.len() as u64, blake3: mf },
+        manifest: Volume { name: manifest_name.into(), size: manifest_size, blake3: mf },
         paths: opts.paths.iter().map(|p| p.display().to_string()).collect(),
         exclude: opts.exclude.clone(),
         stats,

@@ -319,14 +319,14 @@ pub struct ParentState {
 }
 
 /// The 128-bit key of a path in the parent's index.
-fn key(path: &str) -> [u8; 16] {
+pub(crate) fn key(path: &str) -> [u8; 16] {
     digest16(&[path.as_bytes()])
 }
 
 /// Every line of a backup's manifest, streamed, checked against the size
 /// and BLAKE3 its catalog gives (an error naming it when they differ: then
 /// whatever `line` saw is to be thrown away).
-fn each_line(
+pub(crate) fn each_line(
     objects: &dyn Objects,
     manifest: &crate::frames::Volume,
     line: &mut dyn FnMut(usize, ManifestEntry) -> Result<(), String>,

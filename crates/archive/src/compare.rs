@@ -6,7 +6,7 @@
 use crate::backup::{escape_path, glob_match, xattrs, ManifestEntry};
 use crate::read::Backup;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -60,18 +60,6 @@ fn live_path(root: &Path, arch: &str) -> std::path::PathBuf {
     } else {
         root.join(std::ffi::OsStr::from_bytes(&crate::read::unescape_path(arch)))
     }
-}
-
-/// What an entry should be: a hard link is compared as the file it links to.
-fn expected<'a>(m: &'a ManifestEntry, known: &BTreeMap<&str, &'a ManifestEntry>) -> &'a ManifestEntry {
-    if m.kind == "hardlink" {
-        if let Some(t) = m.link.as_deref().and_then(|t| known.get(t)) {
-            if t.kind == "file" {
-                return t;
-            }
-        }
-    }
-    m
 }
 
 /// Every property of the live entry `p` (already lstat'ed as `meta`) that
@@ -144,43 +132,59 @@ fn fmt_ns(ns: i128) -> String {
 /// setuid/setgid/sticky, owner, mtime, symlink target, device numbers and
 /// every extended attribute by value (format 2 backups; by name in older
 /// ones); and the entries added and removed.
+///
+/// The manifest is gone through twice, in order, never held (a backup
+/// opened with [`Backup::open_objects_streamed`] reads it from its target
+/// each time): first for a 16-byte key of every path (what is added is a
+/// live name without one), the directories and the files hard links point
+/// at; then every entry is compared with the live tree as it comes, the
+/// hard links at the end, against the files they point at.
 pub fn compare(b: &Backup, root: &Path) -> Vec<Difference> {
     let mut out = Vec::new();
-    let known: BTreeMap<&str, &ManifestEntry> = b.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    // lifeboat's own entries (images of foreign partitions) are no part of the tree.
-    for m in b.entries.iter().filter(|m| !crate::backup::is_reserved(&m.path)) {
-        let arch = crate::read::unescape_path(&m.path);
-        if let Err(e) = crate::dest::check_path(&arch) {
-            out.push(Difference { path: m.path.clone(), what: "refused".into(), details: vec![e.to_string()] });
-            continue;
+    let (mut keys, mut dirs, mut link_targets) = (Vec::new(), Vec::new(), HashSet::new());
+    let first = b.each_entry(&mut |m| {
+        keys.push(crate::chain::key(&m.path));
+        // lifeboat's own entries (images of foreign partitions) are no part of the tree.
+        if m.kind == "dir" && !crate::backup::is_reserved(&m.path) {
+            dirs.push(m.path.clone());
         }
-        let p = live_path(root, &m.path);
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            out.push(Difference { path: m.path.clone(), what: "removed".into(), details: vec![] });
-            continue;
-        };
-        let e = expected(m, &known);
-        let mut d = differences(&p, &meta, e);
         if m.kind == "hardlink" {
-            let target = m.link.as_deref().unwrap_or_default();
-            let same = std::fs::symlink_metadata(live_path(root, target))
-                .is_ok_and(|t| (t.dev(), t.ino()) == (meta.dev(), meta.ino()));
-            if !same {
-                d.push(format!("no longer a hard link of {target}"));
+            if let Some(t) = &m.link {
+                link_targets.insert(crate::chain::key(t));
             }
         }
-        if !d.is_empty() {
-            out.push(Difference { path: m.path.clone(), what: "changed".into(), details: d });
+    });
+    if let Err(e) = first {
+        return vec![unreadable(e)];
+    }
+    keys.sort_unstable();
+    let known = |p: &str| keys.binary_search(&crate::chain::key(p)).is_ok();
+    let (mut targets, mut links) = (HashMap::new(), Vec::new());
+    let second = b.each_entry(&mut |m| {
+        if crate::backup::is_reserved(&m.path) {
+            return;
         }
+        if m.kind == "hardlink" {
+            links.push(m.clone());
+            return;
+        }
+        if m.kind == "file" && link_targets.contains(&crate::chain::key(&m.path)) {
+            targets.insert(m.path.clone(), m.clone());
+        }
+        out.extend(compare_entry(root, m, m));
+    });
+    if let Err(e) = second {
+        return vec![unreadable(e)];
+    }
+    for m in &links {
+        // A hard link is compared as the file it links to.
+        let e = m.link.as_deref().and_then(|t| targets.get(t)).unwrap_or(m);
+        out.extend(compare_entry(root, m, e));
     }
     // Added: new names in directories that were backed up (same filesystem, not excluded).
-    let dirs: BTreeSet<&str> = b
-        .entries
-        .iter()
-        .filter(|e| e.kind == "dir" && !crate::backup::is_reserved(&e.path))
-        .map(|e| e.path.as_str())
-        .collect();
-    for dir in dirs {
+    dirs.sort();
+    dirs.dedup();
+    for dir in &dirs {
         let Ok(rd) = std::fs::read_dir(live_path(root, dir)) else { continue };
         let mut names: Vec<Vec<u8>> = rd.flatten().map(|e| e.file_name().as_bytes().to_vec()).collect();
         names.sort();
@@ -194,11 +198,39 @@ pub fn compare(b: &Backup, root: &Path) -> Vec<Difference> {
             let excluded = b.catalog.exclude.iter().any(|g| glob_match(g.as_bytes(), &arch));
             let socket =
                 std::fs::symlink_metadata(live_path(root, &key)).map(|m| m.file_type().is_socket()).unwrap_or(false);
-            if !known.contains_key(key.as_str()) && !excluded && !socket {
+            if !known(&key) && !excluded && !socket {
                 out.push(Difference { path: key, what: "added".into(), details: vec![] });
             }
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// The manifest could not be read (again): one difference that says so.
+fn unreadable(e: crate::read::ReadError) -> Difference {
+    Difference { path: ".".into(), what: "refused".into(), details: vec![format!("the manifest cannot be read: {e}")] }
+}
+
+/// The difference of one manifest entry `m` from the live tree, compared
+/// with what it should be, `e` (the file a hard link points at, else `m`).
+fn compare_entry(root: &Path, m: &ManifestEntry, e: &ManifestEntry) -> Option<Difference> {
+    let arch = crate::read::unescape_path(&m.path);
+    if let Err(e) = crate::dest::check_path(&arch) {
+        return Some(Difference { path: m.path.clone(), what: "refused".into(), details: vec![e.to_string()] });
+    }
+    let p = live_path(root, &m.path);
+    let Ok(meta) = std::fs::symlink_metadata(&p) else {
+        return Some(Difference { path: m.path.clone(), what: "removed".into(), details: vec![] });
+    };
+    let mut d = differences(&p, &meta, e);
+    if m.kind == "hardlink" {
+        let target = m.link.as_deref().unwrap_or_default();
+        let same = std::fs::symlink_metadata(live_path(root, target))
+            .is_ok_and(|t| (t.dev(), t.ino()) == (meta.dev(), meta.ino()));
+        if !same {
+            d.push(format!("no longer a hard link of {target}"));
+        }
+    }
+    (!d.is_empty()).then(|| Difference { path: m.path.clone(), what: "changed".into(), details: d })
 }

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod chain;
 pub mod compare;
 pub mod craft;
+pub mod deleted;
 pub mod dest;
 pub mod frames;
 pub mod read;

@@ -66,12 +66,19 @@ pub struct Backup {
     pub catalog: Catalog,
     /// `backup.json` as stored, when it differs from `catalog` (an encrypted backup).
     stored: Option<Box<Catalog>>,
-    /// `manifest.jsonl`, in archive order.
+    /// `manifest.jsonl`, in archive order (empty when opened streamed: see [`Backup::each_entry`]).
     pub entries: Vec<ManifestEntry>,
+    /// Opened with [`Backup::open_objects_streamed`]: how many entries its
+    /// manifest has (which was checked whole, and is read again for each use).
+    streamed: Option<usize>,
     /// An incremental backup's chain, nearest parent first, as
     /// [`crate::chain::resolve`] found it: name, objects, whole catalog.
     ancestors: Vec<(String, Arc<dyn Objects>, Catalog)>,
 }
+
+/// One backup of a chain to read (its entries not held) and the positions,
+/// in the head's entries, of those it holds ([`Backup::part_plan`]).
+pub(crate) type PartPlan = (Backup, Vec<u32>);
 
 /// Read a whole file of a backup (`backup.json.minisig` and the like): a
 /// regular file, not a symbolic link, FIFO or device, of at most `max` bytes.
@@ -237,19 +244,108 @@ pub fn unseal(objects: &dyn Objects, stored: &Catalog) -> Result<Catalog, ReadEr
 pub fn parse_manifest(data: &[u8], name: &str, stream_len: u64) -> Result<Vec<ManifestEntry>, ReadError> {
     let mut entries = Vec::new();
     for (n, line) in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        let e: ManifestEntry =
-            serde_json::from_slice(line).map_err(|e| ReadError::Damaged(format!("{name} line {}: {e}", n + 1)))?;
-        // An increment's unchanged entry is at an offset of another backup's stream (checked by `Backup::parts`).
-        if e.from.is_none() && (e.offset & 511 != 0 || e.offset >= stream_len) {
-            return Err(ReadError::Damaged(format!(
-                "{name} line {}: offset {} is not the start of a block of the {stream_len}-byte tar stream",
-                n + 1,
-                e.offset
-            )));
-        }
-        entries.push(e);
+        entries.push(parse_line(line, n, name, stream_len)?);
     }
     Ok(entries)
+}
+
+/// Largest manifest line read (a path of 4096 bytes escaped, and the names
+/// and checksums of every extended attribute a file can have, fit many times).
+pub const MAX_MANIFEST_LINE: u64 = 16 << 20;
+
+/// Parse line `n` (0-based) of a manifest, and check its offset.
+fn parse_line(line: &[u8], n: usize, name: &str, stream_len: u64) -> Result<ManifestEntry, ReadError> {
+    let e: ManifestEntry =
+        serde_json::from_slice(line).map_err(|e| ReadError::Damaged(format!("{name} line {}: {e}", n + 1)))?;
+    // An increment's unchanged entry is at an offset of another backup's stream (checked by `Backup::parts`).
+    if e.from.is_none() && (e.offset & 511 != 0 || e.offset >= stream_len) {
+        return Err(ReadError::Damaged(format!(
+            "{name} line {}: offset {} is not the start of a block of the {stream_len}-byte tar stream",
+            n + 1,
+            e.offset
+        )));
+    }
+    Ok(e)
+}
+
+/// The manifest `v` of a backup, parsed as it is read (never held whole as
+/// text: a million entries make some 300 MB of it), each entry given to
+/// `each`, and checked against its size and BLAKE3 in the catalog (`shown`
+/// names it in messages): on an error, what `each` saw is to be thrown
+/// away. A transport that cannot read by range (a tape) gives it whole.
+/// Returns how many entries it has.
+fn stream_manifest(
+    objects: &dyn Objects,
+    v: &crate::frames::Volume,
+    shown: &str,
+    stream_len: u64,
+    each: &mut dyn FnMut(ManifestEntry),
+) -> Result<usize, ReadError> {
+    use std::io::BufRead;
+    let damaged = || {
+        ReadError::Damaged(format!(
+            "{shown} does not match its size and checksum in backup.json: the manifest is damaged"
+        ))
+    };
+    let o = match objects.open_volume(&v.name, v.size) {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            // Never more than the catalog says (a larger file is damaged, and not read).
+            let data = objects.read(&v.name, v.size).map_err(|e| ReadError::Io(shown.into(), e))?;
+            if data.len() as u64 != v.size || blake3::hash(&data).to_hex().as_str() != v.blake3 {
+                return Err(damaged());
+            }
+            let entries = parse_manifest(&data, shown, stream_len)?;
+            let n = entries.len();
+            entries.into_iter().for_each(each);
+            return Ok(n);
+        }
+        Err(e) => return Err(ReadError::Io(shown.into(), e)),
+    };
+    if o.len() != v.size {
+        return Err(damaged());
+    }
+    let mut r = std::io::BufReader::with_capacity(1 << 20, crate::target::ObjectReader::new(o));
+    let mut h = blake3::Hasher::new();
+    let (mut buf, mut n, mut total) = (Vec::new(), 0usize, 0u64);
+    // The first bad line: reported only when the whole file matches its checksum (else it is damaged).
+    let mut bad: Option<ReadError> = None;
+    loop {
+        buf.clear();
+        let got =
+            (&mut r).take(MAX_MANIFEST_LINE).read_until(b'\n', &mut buf).map_err(|e| ReadError::Io(shown.into(), e))?;
+        if got == 0 {
+            break;
+        }
+        total += got as u64;
+        h.update(&buf);
+        if bad.is_some() {
+            continue;
+        }
+        let line = match buf.strip_suffix(b"\n") {
+            Some(l) => l,
+            None if got as u64 == MAX_MANIFEST_LINE => {
+                bad =
+                    Some(ReadError::Damaged(format!("{shown} line {}: longer than {MAX_MANIFEST_LINE} bytes", n + 1)));
+                continue;
+            }
+            None => &buf[..],
+        };
+        if !line.is_empty() {
+            match parse_line(line, n, shown, stream_len) {
+                Ok(e) => each(e),
+                Err(e) => bad = Some(e),
+            }
+            n += 1;
+        }
+    }
+    if total != v.size || h.finalize().to_hex().as_str() != v.blake3 {
+        return Err(damaged());
+    }
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
 }
 
 /// Undo [`crate::backup::escape_path`] (`\\` and `\xNN`); any string is
@@ -287,6 +383,19 @@ impl Backup {
     /// Open a backup on a target: check the catalog (names, frame table,
     /// sizes) and the manifest against the catalog.
     pub fn open_objects(objects: Arc<dyn Objects>) -> Result<Backup, ReadError> {
+        Backup::open_with(objects, false)
+    }
+
+    /// [`Backup::open_objects`] for a reader that goes through the entries
+    /// in order, once or a few times (verify, compare): the manifest is
+    /// checked the same way, line by line, but not kept; [`Backup::each_entry`]
+    /// reads it again. A million entries then cost no memory at all, where
+    /// held they take some 600 MiB. Such a backup is not restored from.
+    pub fn open_objects_streamed(objects: Arc<dyn Objects>) -> Result<Backup, ReadError> {
+        Backup::open_with(objects, true)
+    }
+
+    fn open_with(objects: Arc<dyn Objects>, streamed: bool) -> Result<Backup, ReadError> {
         let at = objects.location();
         let shown = format!("{at}/{CATALOG}");
         let text = match objects.read(CATALOG, MAX_CATALOG_BYTES) {
@@ -300,19 +409,17 @@ impl Backup {
             Some(_) => (unseal(objects.as_ref(), &stored)?, Some(Box::new(stored))),
         };
         let mf = format!("{at}/{}", catalog.manifest.name);
-        // Never more than the catalog says (a larger file is damaged, and not read).
-        let data =
-            objects.read(&catalog.manifest.name, catalog.manifest.size).map_err(|e| ReadError::Io(mf.clone(), e))?;
-        if data.len() as u64 != catalog.manifest.size
-            || blake3::hash(&data).to_hex().as_str() != catalog.manifest.blake3
-        {
-            return Err(ReadError::Damaged(format!(
-                "{mf} does not match its size and checksum in backup.json: the manifest is damaged"
-            )));
-        }
         let stream_len = catalog.frames.last().map(|f| f.start + f.dlen).unwrap_or(0);
-        let entries = parse_manifest(&data, &mf, stream_len)?;
-        Ok(Backup { objects, catalog, stored, entries, ancestors: Vec::new() })
+        let (entries, streamed) = if streamed {
+            let n = stream_manifest(objects.as_ref(), &catalog.manifest, &mf, stream_len, &mut |_| {})?;
+            (Vec::new(), Some(n))
+        } else {
+            let mut entries = Vec::new();
+            stream_manifest(objects.as_ref(), &catalog.manifest, &mf, stream_len, &mut |e| entries.push(e))?;
+            entries.shrink_to_fit();
+            (entries, None)
+        };
+        Ok(Backup { objects, catalog, stored, entries, streamed, ancestors: Vec::new() })
     }
 
     /// `backup.json` as stored: what its signature covers (of an encrypted
@@ -329,7 +436,7 @@ impl Backup {
         entries: Vec<ManifestEntry>,
     ) -> Result<Backup, ReadError> {
         check_catalog(&catalog).map_err(|e| ReadError::Damaged(format!("backup.json is damaged: {e}")))?;
-        Ok(Backup { objects, catalog, stored: None, entries, ancestors: Vec::new() })
+        Ok(Backup { objects, catalog, stored: None, entries, streamed: None, ancestors: Vec::new() })
     }
 
     /// Attach an incremental backup's resolved chain (see [`crate::chain::resolve`]).
@@ -340,6 +447,34 @@ impl Backup {
     /// The names of the backups of its chain, nearest parent first (empty for a full backup).
     pub fn ancestor_names(&self) -> Vec<String> {
         self.ancestors.iter().map(|(n, ..)| n.clone()).collect()
+    }
+
+    /// Every entry of the manifest, in order: from memory, or read again
+    /// (and checked again, an error when it changed since it was opened)
+    /// when opened streamed.
+    pub fn each_entry(&self, each: &mut dyn FnMut(&ManifestEntry)) -> Result<(), ReadError> {
+        if self.streamed.is_none() {
+            self.entries.iter().for_each(each);
+            return Ok(());
+        }
+        let shown = format!("{}/{}", self.location(), self.catalog.manifest.name);
+        stream_manifest(self.objects.as_ref(), &self.catalog.manifest, &shown, self.stream_len(), &mut |e| each(&e))
+            .map(|_| ())
+    }
+
+    /// Whether it was opened with [`Backup::open_objects_streamed`] (its `entries` are not held).
+    pub fn is_streamed(&self) -> bool {
+        self.streamed.is_some()
+    }
+
+    /// How many entries its manifest has.
+    pub fn entry_count(&self) -> usize {
+        self.streamed.unwrap_or(self.entries.len())
+    }
+
+    /// An increment's resolved parent: name, objects, whole catalog.
+    pub(crate) fn parent_backup(&self) -> Option<&(String, Arc<dyn Objects>, Catalog)> {
+        self.ancestors.first()
     }
 
     /// Whether it is an increment (its catalog names a parent).
@@ -357,15 +492,41 @@ impl Backup {
     /// names no backup of the resolved chain are returned apart, named. A
     /// full backup is one part of all its entries.
     pub fn parts(&self) -> Result<(Vec<Backup>, Vec<String>), ReadError> {
+        let (plan, outside) = self.part_plan()?;
+        let parts = plan
+            .into_iter()
+            .map(|(mut p, at)| {
+                p.entries = at.into_iter().filter_map(|i| self.entries.get(i as usize).cloned()).collect();
+                p
+            })
+            .collect();
+        Ok((parts, outside))
+    }
+
+    /// [`Backup::parts`] without copying the entries: each part (its
+    /// `entries` left empty) with the positions in this backup's entries of
+    /// those it holds, in stream order (4 bytes an entry, where a copy of the
+    /// entries takes some 600).
+    pub(crate) fn part_plan(&self) -> Result<(Vec<PartPlan>, Vec<String>), ReadError> {
+        if self.streamed.is_some() {
+            return Err(ReadError::Damaged(format!(
+                "{} was opened streamed, without its entries (lifeboat bug: open it with Backup::open_objects to restore)",
+                self.location()
+            )));
+        }
+        let part = |objects: &Arc<dyn Objects>, catalog: &Catalog| Backup {
+            objects: Arc::clone(objects),
+            catalog: catalog.clone(),
+            stored: None,
+            entries: Vec::new(),
+            streamed: None,
+            ancestors: Vec::new(),
+        };
+        let Ok(count) = u32::try_from(self.entries.len()) else {
+            return Err(ReadError::Damaged(format!("{} has more than 2^32 entries (refused)", self.location())));
+        };
         if !self.is_incremental() {
-            let whole = Backup {
-                objects: Arc::clone(&self.objects),
-                catalog: self.catalog.clone(),
-                stored: None,
-                entries: self.entries.clone(),
-                ancestors: Vec::new(),
-            };
-            return Ok((vec![whole], Vec::new()));
+            return Ok((vec![(part(&self.objects, &self.catalog), (0..count).collect())], Vec::new()));
         }
         if self.ancestors.is_empty() {
             return Err(ReadError::Damaged(format!(
@@ -377,12 +538,12 @@ impl Backup {
         for (i, (n, ..)) in self.ancestors.iter().enumerate() {
             by_name.insert(n.as_str(), i + 1);
         }
-        let mut groups: Vec<Vec<ManifestEntry>> = vec![Vec::new(); self.ancestors.len() + 1];
+        let mut groups: Vec<Vec<u32>> = vec![Vec::new(); self.ancestors.len() + 1];
         let mut outside = Vec::new();
-        for e in &self.entries {
+        for (k, e) in (0..count).zip(&self.entries) {
             match e.from.as_deref().map(|f| by_name.get(f).copied()) {
-                None => groups[0].push(e.clone()),
-                Some(Some(i)) => groups[i].push(e.clone()),
+                None => groups[0].push(k),
+                Some(Some(i)) => groups[i].push(k),
                 Some(None) => outside.push(format!(
                     "{}: its content is in backup {}, which is not in this backup's chain (refused)",
                     e.path,
@@ -390,24 +551,25 @@ impl Backup {
                 )),
             }
         }
+        let entry = |k: &u32| &self.entries[*k as usize];
         let mut parts = Vec::new();
-        for (i, mut entries) in groups.into_iter().enumerate().rev() {
-            entries.sort_by_key(|e| e.offset);
-            let (objects, catalog) = match i {
-                0 => (Arc::clone(&self.objects), self.catalog.clone()),
+        for (i, mut at) in groups.into_iter().enumerate().rev() {
+            at.sort_by_key(|k| entry(k).offset);
+            let p = match i {
+                0 => part(&self.objects, &self.catalog),
                 _ => {
                     let (_, o, c) = &self.ancestors[i - 1];
-                    (Arc::clone(o), c.clone())
+                    part(o, c)
                 }
             };
-            let stream_len = catalog.frames.last().map(|f| f.start.saturating_add(f.dlen)).unwrap_or(0);
-            for e in entries.iter().filter(|e| e.offset & 511 != 0 || e.offset >= stream_len) {
+            let stream_len = p.stream_len();
+            for e in at.iter().map(entry).filter(|e| e.offset & 511 != 0 || e.offset >= stream_len) {
                 outside
                     .push(format!("{}: offset {} is not in the tar stream of its backup (refused)", e.path, e.offset));
             }
-            entries.retain(|e| e.offset & 511 == 0 && e.offset < stream_len);
-            if !entries.is_empty() {
-                parts.push(Backup { objects, catalog, stored: None, entries, ancestors: Vec::new() });
+            at.retain(|k| entry(k).offset & 511 == 0 && entry(k).offset < stream_len);
+            if !at.is_empty() {
+                parts.push((p, at));
             }
         }
         Ok((parts, outside))

@@ -172,10 +172,12 @@ fn data(s: &mut Stream, h: &Header, m: &ManifestEntry, sink: &mut dyn Sink, buf:
     Ok(())
 }
 
-/// Read every volume and entry; check volume checksums, tar headers and every file's BLAKE3.
+/// Read every volume and entry; check volume checksums, tar headers and
+/// every file's BLAKE3, and an increment's `deleted.list` ([`crate::deleted`]).
 pub fn verify(b: &Backup) -> VerifyReport {
     let mut r = VerifyReport { damaged_volumes: check_volumes(b), ..VerifyReport::default() };
     verify_entries(b, &mut Stream::new(b), &mut r);
+    crate::deleted::check(b, &mut r);
     r
 }
 
@@ -184,8 +186,12 @@ pub fn verify(b: &Backup) -> VerifyReport {
 /// verifying those checks them.
 fn verify_entries(b: &Backup, s: &mut Stream, r: &mut VerifyReport) {
     let mut buf = vec![0u8; 1 << 20];
-    for m in b.entries.iter().filter(|m| m.from.is_none()) {
-        let res = header_of(s, m, Checks { v2: b.catalog.version >= 2, stream_only: false })
+    let checks = Checks { v2: b.catalog.version >= 2, stream_only: false };
+    let read = b.each_entry(&mut |m| {
+        if m.from.is_some() {
+            return;
+        }
+        let res = header_of(s, m, checks)
             .and_then(|h| data(s, &h, m, &mut Discard, &mut buf).map(|_| h.sparse.unwrap_or(h.size)));
         match res {
             Ok(n) => {
@@ -194,6 +200,10 @@ fn verify_entries(b: &Backup, s: &mut Stream, r: &mut VerifyReport) {
             }
             Err(g) => r.lost.push(format!("{}: {}", m.path, g.why)),
         }
+    });
+    // Read again for this (a streamed backup): changed since it was opened.
+    if let Err(e) = read {
+        r.damaged_volumes.push(e.to_string());
     }
 }
 
@@ -565,17 +575,24 @@ fn restore_mapped(
     progress: &mut dyn FnMut(u64, u64),
     stream_only: bool,
 ) -> Result<RestoreReport, RestoreError> {
+    if b.is_streamed() {
+        return Err(RestoreError::Chain(crate::read::ReadError::Damaged(format!(
+            "{} was opened streamed, without its entries (lifeboat bug: open it with Backup::open_objects to restore)",
+            b.location()
+        ))));
+    }
     let mut dest = Dest::open(to)?;
     let mut r = RestoreReport::default();
     // An increment: each entry from the backup of its chain that holds it, oldest first.
+    // (The parts hold positions in b's entries, not copies of them.)
     let owned;
-    let parts: Vec<(Stream, &Backup)> = if b.is_incremental() {
-        let (p, outside) = b.parts().map_err(RestoreError::Chain)?;
+    let parts: Vec<(Stream, &Backup, Option<&[u32]>)> = if b.is_incremental() {
+        let (p, outside) = b.part_plan().map_err(RestoreError::Chain)?;
         owned = p;
         r.lost.extend(outside);
-        owned.iter().map(|p| (Stream::new(p), p)).collect()
+        owned.iter().map(|(p, at)| (Stream::new(p), p, Some(at.as_slice()))).collect()
     } else {
-        vec![(s, b)]
+        vec![(s, b, None)]
     };
     let mut dirs: Vec<(Vec<u8>, Header)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -587,9 +604,13 @@ fn restore_mapped(
         .filter_map(|m| m.link.as_deref().and_then(|t| place(&unescape_path(t))))
         .collect();
     let mut restored_targets: HashSet<Vec<u8>> = HashSet::new();
-    for (mut s, part) in parts {
+    for (mut s, part, at) in parts {
         let checks = Checks { v2: part.catalog.version >= 2, stream_only };
-        for m in &part.entries {
+        let entries: Box<dyn Iterator<Item = &ManifestEntry>> = match at {
+            None => Box::new(b.entries.iter()),
+            Some(at) => Box::new(at.iter().filter_map(|k| b.entries.get(*k as usize))),
+        };
+        for m in entries {
             let arch = unescape_path(&m.path);
             let Some(rel) = place(&arch) else { continue };
             let lose = |r: &mut RestoreReport, why: String| r.lost.push(format!("{}: {why}", m.path));

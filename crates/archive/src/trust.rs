@@ -74,9 +74,22 @@ pub fn open(dir: &Path, policy: Policy) -> Result<(Backup, Verdict), TrustError>
 
 /// Open a backup on a target after checking the signature of its catalog.
 pub fn open_objects(objects: Arc<dyn Objects>, policy: Policy) -> Result<(Backup, Verdict), TrustError> {
+    open_checked(objects, policy, Backup::open_objects)
+}
+
+/// [`open_objects`], the manifest streamed ([`Backup::open_objects_streamed`]: for verify and compare).
+pub fn open_objects_streamed(objects: Arc<dyn Objects>, policy: Policy) -> Result<(Backup, Verdict), TrustError> {
+    open_checked(objects, policy, Backup::open_objects_streamed)
+}
+
+fn open_checked(
+    objects: Arc<dyn Objects>,
+    policy: Policy,
+    open: fn(Arc<dyn Objects>) -> Result<Backup, crate::read::ReadError>,
+) -> Result<(Backup, Verdict), TrustError> {
     let (bytes, verdict) = verify(&objects, policy)?;
     let at = PathBuf::from(objects.location());
-    let backup = Backup::open_objects(objects)?;
+    let backup = open(objects)?;
     if !same_catalog(&bytes, backup.stored_catalog()) {
         return Err(TrustError::Changed(at));
     }

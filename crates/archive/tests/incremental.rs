@@ -221,3 +221,87 @@ fn a_swapped_or_missing_parent_is_an_error_naming_it() {
     let to = tempfile::tempdir().unwrap();
     assert!(restore(&head, to.path(), &[]).is_err());
 }
+
+/// A chain b1 <- b2 where b2 deleted `gone` (with `gone/y`) and `d3/f3`.
+fn chain_with_deletions(s: &Path) -> MemoryTarget {
+    tree(s);
+    settle();
+    let t = MemoryTarget::new();
+    backup(&t, s, "b1", None);
+    std::fs::remove_dir_all(s.join("gone")).unwrap();
+    std::fs::remove_file(s.join("d3/f3")).unwrap();
+    settle();
+    let c = backup(&t, s, "b2", Some("b1"));
+    assert_eq!(c.stats.deleted, 3, "{:?}", c.stats);
+    t
+}
+
+/// Replace b2's `deleted.list` by `list`, and its catalog's record of it
+/// to match (as whoever can write to the target and sign could), so that
+/// only the lines themselves are wrong.
+fn forge_deleted(t: &MemoryTarget, list: &[u8], count: u64) {
+    let text = t.backup("h", "b2").unwrap().read("backup.json", 1 << 20).unwrap();
+    let mut c: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    c["deleted"]["size"] = list.len().into();
+    c["deleted"]["blake3"] = blake3::hash(list).to_hex().to_string().into();
+    c["stats"]["deleted"] = count.into();
+    t.tamper("h/b2/deleted.list", list.to_vec());
+    t.tamper("h/b2/backup.json", serde_json::to_vec_pretty(&c).unwrap());
+}
+
+#[test]
+fn verify_checks_an_increments_deleted_list_against_its_catalog() {
+    let src = tempfile::tempdir().unwrap();
+    let t = chain_with_deletions(src.path());
+    let honest = verify(&open(&t, "b2"));
+    assert!(honest.ok(), "{honest:?}");
+
+    // One byte changed: the list no longer matches the checksum the signed catalog gives.
+    let key = "h/b2/deleted.list";
+    let mut data = t.backup("h", "b2").unwrap().read("deleted.list", 1 << 20).unwrap();
+    data[0] ^= 1;
+    t.tamper(key, data.clone());
+    let v = verify(&open(&t, "b2"));
+    assert!(!v.ok());
+    assert!(v.damaged_volumes.iter().any(|d| d.contains("deleted.list") && d.contains("checksum")), "{v:?}");
+    // Missing: named as well.
+    t.remove(key);
+    let v = verify(&open(&t, "b2"));
+    assert!(v.damaged_volumes.iter().any(|d| d.contains("deleted.list")), "{v:?}");
+}
+
+#[test]
+fn verify_reports_deletions_the_parent_does_not_explain() {
+    let src = tempfile::tempdir().unwrap();
+    let t = chain_with_deletions(src.path());
+    let lost = |list: &[u8], count: u64| {
+        forge_deleted(&t, list, count);
+        let v = verify(&open(&t, "b2"));
+        assert!(!v.ok(), "{:?}: {v:?}", String::from_utf8_lossy(list));
+        v.lost
+    };
+    // The honest lines, reordered, are still fine.
+    forge_deleted(&t, b"d3/f3\0gone/y\0gone\0", 3);
+    assert!(verify(&open(&t, "b2")).ok());
+
+    // A path the parent never held.
+    let l = lost(b"gone\0gone/y\0d3/f3\0never/was\0", 4);
+    assert!(l.iter().any(|x| x.starts_with("never/was: ") && x.contains("does not hold")), "{l:?}");
+    // A path that would take `rm -rf` outside the restore's target.
+    let l = lost(b"gone\0gone/y\0d3/f3\0../../etc\0", 4);
+    assert!(l.iter().any(|x| x.starts_with("../../etc: ") && x.contains("not a plain relative path")), "{l:?}");
+    // A file this backup takes unchanged from its parent: GNU tar would delete it for good.
+    let l = lost(b"gone\0gone/y\0d3/f3\0d0/f0\0", 4);
+    assert!(l.iter().any(|x| x.starts_with("d0/f0: ") && x.contains("takes it unchanged")), "{l:?}");
+    // A deletion left out: tar would leave it behind.
+    let l = lost(b"gone\0gone/y\0", 2);
+    assert!(l.iter().any(|x| x.starts_with("d3/f3: ") && x.contains("neither lists it")), "{l:?}");
+    // Named twice, and counted otherwise than the catalog says.
+    let l = lost(b"gone\0gone/y\0d3/f3\0gone\0", 3);
+    assert!(l.iter().any(|x| x.starts_with("gone: ") && x.contains("twice")), "{l:?}");
+    assert!(l.iter().any(|x| x.contains("names 4 paths where the catalog counts 3")), "{l:?}");
+    // Not NUL-ended lines: damaged as an object.
+    forge_deleted(&t, b"gone\0gone/y\0\0d3/f3", 3);
+    let v = verify(&open(&t, "b2"));
+    assert!(v.damaged_volumes.iter().any(|d| d.contains("deleted.list") && d.contains("empty line")), "{v:?}");
+}

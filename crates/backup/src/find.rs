@@ -144,10 +144,22 @@ pub fn readable(f: &Find, objects: Arc<dyn Objects>) -> Result<Arc<dyn Objects>,
 /// Find the backup `f` names and open it, refused unless its catalog is
 /// signed by a trusted key (or `f.trust.insecure`, with a notice).
 pub fn find(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Found, Error> {
+    find_with(f, r, feedback, keys::open)
+}
+
+/// [`find`], the manifest streamed: for readers that go through it in
+/// order (verify, compare), never for a restore.
+pub fn find_streamed(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<Found, Error> {
+    find_with(f, r, feedback, keys::open_streamed)
+}
+
+type Open = fn(&Trust, &Arc<dyn Objects>, &mut dyn Feedback) -> Result<(Backup, Verdict), Error>;
+
+fn find_with(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback, open: Open) -> Result<Found, Error> {
     // Asked once: the parents of an increment are read with the same credentials.
     let f = &with_credentials(f, feedback)?;
     let objects = readable(f, locate(f, r, feedback)?)?;
-    let (backup, verdict) = keys::open(&f.trust, &objects, feedback)?;
+    let (backup, verdict) = open(&f.trust, &objects, feedback)?;
     // An increment: its chain resolved (every parent checked), so readers see its whole state.
     let backup = crate::chain::resolve(f, backup, r, feedback)?;
     Ok(Found { backup, verdict })

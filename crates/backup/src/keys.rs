@@ -85,6 +85,16 @@ pub fn open(t: &Trust, objects: &Arc<dyn Objects>, feedback: &mut dyn Feedback) 
     checked(t, objects, feedback, |o, p| trust::open_objects(Arc::clone(o), p))
 }
 
+/// [`open`], the manifest streamed (for verify and compare: see
+/// [`lifeboat_archive::read::Backup::open_objects_streamed`]).
+pub fn open_streamed(
+    t: &Trust,
+    objects: &Arc<dyn Objects>,
+    feedback: &mut dyn Feedback,
+) -> Result<(Backup, Verdict), Error> {
+    checked(t, objects, feedback, |o, p| trust::open_objects_streamed(Arc::clone(o), p))
+}
+
 /// Run `f` (`trust::open`, or `trust::verified_catalog` for a restore from
 /// the tar stream alone when the manifest is damaged) with the policy the
 /// trusted keys and `t.insecure` give; an unauthenticated backup used all the

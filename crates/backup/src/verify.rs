@@ -1,7 +1,7 @@
 //! Checking a backup that [`crate::find`] found: every volume and checksum
 //! (`verify`), or a live tree against it (`compare`).
 
-use crate::find::{find, locate, readable, Find, Found};
+use crate::find::{find_streamed, locate, readable, Find, Found};
 use crate::keys;
 use crate::{Error, Feedback};
 use lifeboat_archive::compare::Difference;
@@ -49,7 +49,7 @@ pub fn verify(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<V
             chain: Vec::new(),
         });
     }
-    let (backup, verdict) = keys::open(&f.trust, &readable(f, raw)?, feedback)?;
+    let (backup, verdict) = keys::open_streamed(&f.trust, &readable(f, raw)?, feedback)?;
     // An increment: its parents are checked (present, signed, the ones it was made against).
     let backup = crate::chain::resolve(f, backup, r, feedback)?;
     // A tape: every volume hashed and every entry checked in one forward pass.
@@ -61,7 +61,7 @@ pub fn verify(f: &Find, r: &dyn Runner, feedback: &mut dyn Feedback) -> Result<V
         location: backup.location(),
         verdict,
         volumes: backup.catalog.volumes.len(),
-        entries: Some(backup.entries.len()),
+        entries: Some(backup.entry_count()),
         report,
         parent: backup.catalog.parent.as_ref().map(|p| p.name.clone()),
         chain: backup.ancestor_names(),
@@ -75,7 +75,7 @@ pub fn compare(
     r: &dyn Runner,
     feedback: &mut dyn Feedback,
 ) -> Result<(Found, Vec<Difference>), Error> {
-    let found = find(f, r, feedback)?;
+    let found = find_streamed(f, r, feedback)?;
     let diffs = lifeboat_archive::compare::compare(&found.backup, root);
     Ok((found, diffs))
 }

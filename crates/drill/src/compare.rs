@@ -187,7 +187,7 @@ pub fn compare(
     }
     let (found, diffs) = lifeboat_backup::verify::compare(find, root, runner, feedback).map_err(Error::Backup)?;
     c.done = true;
-    c.entries = found.backup.entries.len();
+    c.entries = found.backup.entry_count();
     for d in diffs {
         let below_unmounted =
             not_mounted.iter().any(|m| !m.is_empty() && (d.path == *m || d.path.starts_with(&format!("{m}/"))));

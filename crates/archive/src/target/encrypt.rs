@@ -978,6 +978,7 @@ pub fn verify_stored(objects: &dyn Objects, catalog: &crate::Catalog) -> crate::
     let mut r = crate::restore::VerifyReport::default();
     let mut all: Vec<&Volume> = catalog.volumes.iter().collect();
     all.push(&catalog.manifest);
+    all.extend(catalog.deleted.iter());
     if let Some(e) = &catalog.encryption {
         all.push(&e.sealed);
         all.extend(e.passphrase.iter());

@@ -61,7 +61,7 @@ pub fn compare(ctx: &Ctx, a: CompareArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&diffs)?);
     } else if diffs.is_empty() {
         if !ctx.quiet {
-            println!("{root} matches the backup {} ({} entries)", b.location(), b.entries.len());
+            println!("{root} matches the backup {} ({} entries)", b.location(), b.entry_count());
         }
     } else {
         for d in &diffs {
