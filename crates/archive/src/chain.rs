@@ -18,7 +18,7 @@
 use crate::backup::{Catalog, ManifestEntry, Parent};
 use crate::read::Backup;
 use crate::target::Objects;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The longest chain read (a full backup and 999 increments).
@@ -157,18 +157,26 @@ pub enum Change {
 /// How close (in ns) to the parent's walk start a ctime makes an entry ambiguous.
 pub const RACY_NS: i128 = 1_000_000_000;
 
+/// [`Prior::ctime_ns`] when the parent's line has none.
+const NO_TIME: i64 = i64::MIN;
+
 /// The kinds of entries, as one byte ([`Prior::kind`]).
 const KINDS: [&str; 7] = ["file", "dir", "symlink", "hardlink", "char", "block", "fifo"];
 
 /// What the parent's manifest recorded of one entry: what [`judge`]
-/// compares, and what an unchanged entry's line takes from it (about 120
-/// bytes, not the whole line: a parent of a million entries fits in some
-/// 150 MiB with its index).
+/// compares, and what an unchanged entry's line takes from it (136 bytes,
+/// not the whole line: a parent of a million entries fits in some 150 MiB
+/// with its index).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prior {
     pub(crate) size: u64,
-    pub(crate) mtime_ns: i128,
-    pub(crate) ctime_ns: Option<i128>,
+    /// Times in ns as i64 (to the year 2262; 16 bytes an entry less than i128).
+    pub(crate) mtime_ns: i64,
+    /// [`NO_TIME`]: none recorded (an older backup).
+    pub(crate) ctime_ns: i64,
+    /// A time in the parent's line that i64 cannot hold (no real system
+    /// has one): the entry is judged changed.
+    pub(crate) odd_time: bool,
     pub(crate) ino: Option<u64>,
     pub(crate) mode: u32,
     pub(crate) uid: u32,
@@ -233,10 +241,13 @@ impl Prior {
             None => None,
             Some(h) => Some(hex32(h).ok_or_else(|| format!("{}: blake3 {h:?} is not a checksum", m.path))?),
         };
+        let mtime = i64::try_from(m.mtime_ns).ok();
+        let ctime = m.ctime_ns.map(|c| i64::try_from(c).ok().filter(|c| *c != NO_TIME));
         Ok(Prior {
             size: m.size,
-            mtime_ns: m.mtime_ns,
-            ctime_ns: m.ctime_ns,
+            mtime_ns: mtime.unwrap_or(0),
+            ctime_ns: ctime.flatten().unwrap_or(NO_TIME),
+            odd_time: mtime.is_none() || ctime.is_some_and(|c| c.is_none()),
             ino: m.ino,
             mode: m.mode,
             uid: m.uid,
@@ -272,23 +283,25 @@ pub fn judge(parent: &Prior, now: &ManifestEntry, parent_started_ns: Option<i128
     if class(pkind) != class(&now.kind) {
         return Change::Replaced;
     }
+    let parent_ctime = (parent.ctime_ns != NO_TIME).then_some(i128::from(parent.ctime_ns));
     let same = pkind == now.kind
+        && !parent.odd_time
         && parent.size == now.size
-        && parent.mtime_ns == now.mtime_ns
+        && i128::from(parent.mtime_ns) == now.mtime_ns
         && parent.mode == now.mode
         && (parent.uid, parent.gid) == (now.uid, now.gid)
         && parent.rest == rest_of(now)
         && parent.xattr_values.is_none_or(|v| Some(v) == xattr_values_of(now))
         && parent.ino.is_none_or(|i| Some(i) == now.ino)
-        && parent.ctime_ns.is_none_or(|c| Some(c) == now.ctime_ns);
+        && parent_ctime.is_none_or(|c| Some(c) == now.ctime_ns);
     if !same {
         return Change::Changed;
     }
     if now.kind != "file" {
         return Change::Unchanged;
     }
-    let racy = match (parent.ctime_ns, parent_started_ns) {
-        (Some(c), Some(start)) => c.max(parent.mtime_ns) >= start - RACY_NS,
+    let racy = match (parent_ctime, parent_started_ns) {
+        (Some(c), Some(start)) => c.max(i128::from(parent.mtime_ns)) >= start - RACY_NS,
         _ => true,
     };
     if parent.ino.is_none() || racy {
@@ -315,7 +328,9 @@ pub struct ParentState {
     /// The backups entries are in: the parent, then the `from` names of its manifest.
     names: Vec<String>,
     priors: Vec<Prior>,
-    index: HashMap<[u8; 16], u32>,
+    /// The 128-bit key of each path with its entry's position, sorted by
+    /// key (20 bytes an entry, a hash map takes twice that).
+    index: Vec<([u8; 16], u32)>,
 }
 
 /// The 128-bit key of a path in the parent's index.
@@ -382,7 +397,7 @@ impl ParentState {
         };
         let mut names = vec![name.to_string()];
         let mut priors = Vec::new();
-        let mut index = HashMap::new();
+        let mut index = Vec::new();
         each_line(objects.as_ref(), &catalog.manifest, &mut |n, e| {
             let from = match &e.from {
                 None => 0,
@@ -396,13 +411,24 @@ impl ParentState {
                 },
             };
             let n = u32::try_from(n).map_err(|_| "its manifest has too many entries".to_string())?;
-            if index.insert(key(&e.path), n).is_some() {
-                return Err(format!("its manifest lists {} twice", e.path));
-            }
+            index.push((key(&e.path), n));
             priors.push(Prior::of(&e, from as u32)?);
             Ok(())
         })?;
         priors.shrink_to_fit();
+        index.sort_unstable();
+        index.shrink_to_fit();
+        if let Some(w) = index.windows(2).find(|w| w[0].0 == w[1].0) {
+            // Named from another read: only the keys are held.
+            let (dup, mut path) = (w[0].0, String::new());
+            let _ = each_line(objects.as_ref(), &catalog.manifest, &mut |_, e| {
+                if path.is_empty() && key(&e.path) == dup {
+                    path = e.path;
+                }
+                Ok(())
+            });
+            return Err(format!("its manifest lists {path} twice"));
+        }
         Ok(ParentState {
             name: name.into(),
             parent,
@@ -419,7 +445,9 @@ impl ParentState {
     /// collision between two paths would go unnoticed; the record must still
     /// match the stat in every field for the entry to count as unchanged.)
     pub fn get(&self, path: &str) -> Option<(usize, &Prior)> {
-        let i = *self.index.get(&key(path))? as usize;
+        let k = key(path);
+        let at = self.index.binary_search_by(|(x, _)| x.cmp(&k)).ok()?;
+        let i = self.index.get(at)?.1 as usize;
         self.priors.get(i).map(|p| (i, p))
     }
 
@@ -462,6 +490,7 @@ pub fn parse_deleted(data: &[u8]) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn entry(path: &str, kind: &str) -> ManifestEntry {
         ManifestEntry {
