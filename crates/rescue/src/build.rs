@@ -4,7 +4,7 @@
 use crate::initramfs::Compression;
 use crate::kernel::{self, KernelChoice};
 use crate::system::{gather, Contents};
-use crate::{media, RescueError};
+use crate::{media, selfcheck, RescueError};
 use lifeboat_config::{Config, InitramfsCompression, RescueFormat};
 use lifeboat_layout::Layout;
 use lifeboat_runner::Runner;
@@ -34,6 +34,9 @@ pub struct Options {
     pub spill_files: Vec<(PathBuf, String)>,
     /// Capacity of one medium in bytes (no limit when None: all on one).
     pub medium_size: Option<u64>,
+    /// The backup the media carry (its name), recorded in each ISO's embedded
+    /// checksum field ([`crate::selfcheck`]); empty for a rescue medium alone.
+    pub backup_id: String,
 }
 
 /// What each medium of a set holds; written to every medium as
@@ -109,6 +112,25 @@ pub fn split_media(
         }
     }
     Ok(media)
+}
+
+/// Embed the checksum into an ISO xorriso wrote; a medium that cannot carry
+/// it is removed (nothing half-made stays behind looking complete).
+fn implant(iso: &std::path::Path, pos: &selfcheck::Position) -> Result<(), RescueError> {
+    let t = Instant::now();
+    let done = selfcheck::implant(iso, pos);
+    if done.is_err() {
+        let _ = std::fs::remove_file(iso);
+    }
+    done?;
+    log::info!(
+        "{}: checksum embedded (medium {} of {}) in {:.1} s",
+        iso.display(),
+        pos.medium,
+        pos.of,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// What was built.
@@ -333,6 +355,9 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
                     cap >> 20
                 )));
             }
+            // Every ISO checks itself: its checksum and place in the set, embedded.
+            let position = |k: u32| selfcheck::Position { medium: k, of, backup: opts.backup_id.clone() };
+            implant(&out, &position(1))?;
             files.push(out);
             // Media 2..N: plain ISO 9660 data discs.
             for (i, m) in split.iter().enumerate().skip(1) {
@@ -341,6 +366,7 @@ pub fn mkrescue(cfg: &Config, layout: &Layout, opts: &Options, r: &dyn Runner) -
                 let mut content = m.clone();
                 content.push(describe(k)?);
                 media::data_iso(r, &content, &labels[i], &out)?;
+                implant(&out, &position(k))?;
                 files.push(out);
             }
         }

@@ -8,7 +8,8 @@
 //! - [`cpio`]: the kernel's `newc` initramfs format;
 //! - [`initramfs`]: a tree of files gathered from the host and written as one archive;
 //! - [`system`]: what goes into the rescue system; [`media`]: ISO, raw and PXE
-//!   outputs; [`build`]: `lifeboat mkrescue` from configuration to media.
+//!   outputs; [`build`]: `lifeboat mkrescue` from configuration to media;
+//! - [`selfcheck`]: the checksum every ISO carries in itself, and its check.
 
 pub mod build;
 pub mod burn;
@@ -18,6 +19,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod media;
 pub mod modules;
+pub mod selfcheck;
 pub mod system;
 
 pub use build::{medium_label, mkrescue, MediaSet, Options, Report, MEDIA_SET_FILE};
@@ -34,6 +36,9 @@ pub enum RescueError {
     /// Module index problems.
     #[error(transparent)]
     Modules(#[from] modules::ModuleError),
+    /// The medium's embedded checksum could not be written.
+    #[error(transparent)]
+    Medium(#[from] selfcheck::MediumError),
     /// An external tool failed or is missing.
     #[error(transparent)]
     Run(#[from] lifeboat_runner::RunError),
