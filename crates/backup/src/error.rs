@@ -183,6 +183,12 @@ pub enum Error {
     /// No drive holds the rescue medium the backup is on.
     #[error("the backup is on the rescue medium, but no medium labelled {0} is in a drive")]
     NoMedium(String),
+    /// `verify --medium` without a device, and no rescue medium is in a drive.
+    #[error("no medium labelled {0} is in a drive (booted from the network?): give the device or ISO file to check, such as lifeboat verify --medium /dev/sr0")]
+    NoMediumToCheck(String),
+    /// A medium failed its embedded checksum check (the message names it, where, and the fix).
+    #[error("{0}")]
+    MediumDamaged(String),
     /// A medium of a set is in no drive, and nobody can be asked for it.
     #[error("medium {k} of {of} (label {label}) is not in any drive: attach every medium of the set at once (more drives, or virtual media), or recover interactively")]
     MediumMissing {

@@ -75,6 +75,27 @@ pub enum Notice {
         /// The drive it is in.
         device: String,
     },
+    /// A medium passed its embedded checksum check.
+    MediumChecked {
+        /// "medium k of N (LABEL)".
+        what: String,
+        /// The drive it is in.
+        device: String,
+        /// Bytes read.
+        bytes: u64,
+        /// Seconds it took.
+        seconds: f64,
+    },
+    /// A medium carries no embedded checksum (made by an older lifeboat): not checked.
+    MediumUnchecked {
+        /// The drive it is in.
+        device: String,
+    },
+    /// A damaged medium is used anyway (the person said so).
+    MediumDamagedUsed {
+        /// What is damaged where.
+        message: String,
+    },
     /// Recovery goes on without medium `k` (the person said skip).
     MediumSkipped {
         /// Its number.
@@ -175,6 +196,11 @@ pub trait Feedback {
     /// A medium of a set is in no drive: ask for it.
     fn medium_missing(&mut self, _medium: &MissingMedium) -> std::io::Result<MediumAnswer> {
         Ok(MediumAnswer::GiveUp)
+    }
+    /// A medium failed its check (`message` says which, and where): ask
+    /// whether to use it anyway (false: stop; nobody to ask is false).
+    fn medium_damaged(&mut self, _message: &str) -> std::io::Result<bool> {
+        Ok(false)
     }
     /// An `s3://` target has no credentials here: ask for the access key id
     /// and secret (None: nobody to ask, or nothing given).

@@ -48,6 +48,60 @@ fn medium_with_label(r: &dyn Runner, label: &str) -> Option<String> {
     signatures(r).into_iter().find(|s| s.fstype == "iso9660" && s.label == label).map(|s| s.device)
 }
 
+/// Check the medium in `device` against the checksum embedded in it
+/// ([`lifeboat_rescue::selfcheck`]) before anything is read from it. A
+/// damaged medium stops an unattended recovery with the message naming it;
+/// interactively, the person is asked whether to go on. A medium without a
+/// checksum (made by an older lifeboat) is said so and used.
+pub fn check_medium(device: &str, unattended: bool, feedback: &mut dyn Feedback) -> Result<(), Error> {
+    match lifeboat_rescue::selfcheck::check(Path::new(device), &mut |_, _| {}) {
+        Ok(c) => {
+            log::info!("{device}: {} passed its check ({:.0} MB/s)", c.describe(), c.mb_per_s());
+            feedback.notice(Notice::MediumChecked {
+                what: c.describe(),
+                device: device.into(),
+                bytes: c.bytes,
+                seconds: c.seconds,
+            });
+            Ok(())
+        }
+        Err(e) if !e.is_damage() => {
+            feedback.notice(Notice::MediumUnchecked { device: device.into() });
+            Ok(())
+        }
+        Err(e) => {
+            let message = e.to_string();
+            log::error!("{message}");
+            if !unattended
+                && feedback.medium_damaged(&message).map_err(Error::io("cannot ask about the damaged medium"))?
+            {
+                feedback.notice(Notice::MediumDamagedUsed { message });
+                return Ok(());
+            }
+            Err(Error::MediumDamaged(message))
+        }
+    }
+}
+
+/// Check the medium the rescue system booted from (the ISO 9660 medium
+/// labelled `label`), when there is one (not after a network boot).
+pub fn check_boot_medium(
+    r: &dyn Runner,
+    label: &str,
+    unattended: bool,
+    feedback: &mut dyn Feedback,
+) -> Result<(), Error> {
+    match medium_with_label(r, label) {
+        Some(dev) => check_medium(&dev, unattended, feedback),
+        None => Ok(()),
+    }
+}
+
+/// The drive of medium `k` of the set whose first medium is labelled `label`.
+pub fn medium_device(r: &dyn Runner, label: &str, k: u32) -> Option<String> {
+    medium_with_label(r, &lifeboat_rescue::medium_label(label, k))
+}
+
 /// Whether something is mounted at `dir`.
 fn mounted_at(dir: &Path) -> bool {
     use lifeboat_host::Host;
@@ -103,6 +157,7 @@ pub fn open_medium(
 ) -> Result<(PathBuf, bool), Error> {
     let mnt = PathBuf::from(MEDIUM_DIR);
     let dev = medium_with_label(r, label).ok_or_else(|| Error::NoMedium(label.into()))?;
+    check_medium(&dev, unattended, feedback)?;
     mount_ro(r, &dev, &mnt, Some("iso9660"))?;
     let dir = mnt.join(path.trim_start_matches('/'));
     let set = std::fs::read_to_string(mnt.join(lifeboat_rescue::MEDIA_SET_FILE))
@@ -117,7 +172,7 @@ pub fn open_medium(
 /// Link the volumes of the medium directory `from` into `all` and copy the
 /// other files (catalog, manifest, signature) there; only regular files
 /// (a link or a device on a medium is not part of a backup).
-fn link_all(from: &Path, all: &Path) -> Result<(), Error> {
+pub(crate) fn link_all(from: &Path, all: &Path) -> Result<(), Error> {
     let rd = std::fs::read_dir(from).map_err(Error::io(format!("cannot read {}", from.display())))?;
     for e in rd.flatten() {
         let name = e.file_name();
@@ -155,6 +210,7 @@ fn gather(
         let label = set.labels.get(k as usize - 1).cloned().unwrap_or_default();
         loop {
             if let Some(device) = medium_with_label(r, &label) {
+                check_medium(&device, unattended, feedback)?;
                 let mnt = PathBuf::from(format!("{MEDIUM_DIR}-{k}"));
                 mount_ro(r, &device, &mnt, Some("iso9660"))?;
                 link_all(&mnt.join(path.trim_start_matches('/')), &all)?;

@@ -155,6 +155,10 @@ pub fn mkbackup(
             backup = Some(made);
         }
     }
+    // Each ISO's embedded checksum names the backup the media go with.
+    if let Some(made) = &backup {
+        opts.backup_id = backup_id(made);
+    }
     let mut layout = live_layout(config, runner)?;
     // The disk that holds the backup is what recovery reads from: it is never recreated.
     if let Some(d) = &backup_disk {
@@ -177,6 +181,17 @@ pub fn mkbackup(
     layout.save(&layout_file).map_err(|e| Error::SaveLayout(layout_file.clone(), e))?;
     let media = rescue.outputs.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "iso" || e == "img")).count();
     Ok(Outcome { backup, rescue, layout_file, media, medium_size: volume })
+}
+
+/// The backup's name (its directory's or URL's last part), at most 64 bytes.
+fn backup_id(made: &Made) -> String {
+    let loc = made.location();
+    let name = loc.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
 }
 
 /// Put the staged backup's files on the media: the catalog and manifest on

@@ -46,8 +46,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore everything, or the paths matching PATTERNS, from a backup into a directory
     Restore(RestoreArgs),
-    /// Read every volume of a backup and check every checksum; exit 1 when anything is damaged
-    Verify(FromArgs),
+    /// Read every volume of a backup and check every checksum; or, with --medium, check rescue media
+    /// (their embedded checksums, then the backup on them); exit 1 when anything is damaged
+    Verify(VerifyArgs),
     /// Compare a live tree with a backup: files added, removed and changed; exit 1 when anything differs
     Compare(CompareArgs),
     /// Make rescue media: a bootable copy of this machine's own kernel and tools, with its layout and lifeboat
@@ -224,6 +225,21 @@ pub struct FromArgs {
     /// backup [default: backup.identity_file]
     #[arg(long, value_name = "FILE")]
     pub identity: Option<std::path::PathBuf>,
+}
+
+/// Arguments of `lifeboat verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup (its trust and identity also apply to the backup on a medium)
+    #[command(flatten)]
+    pub from: FromArgs,
+    /// Check rescue media instead: each medium's embedded checksum (which medium of a set is damaged,
+    /// and where), then every volume of the backup on them against its signed catalog. Give the
+    /// devices or ISO files of every medium of a set; with none, the medium the rescue system booted
+    /// from (labelled rescue.label) and the other media of its set, found by their labels. An ISO
+    /// file's backup is unpacked with xorriso into paths.work_dir to be read
+    #[arg(long, value_name = "DEVICE|ISO", num_args = 0.., conflicts_with = "from")]
+    pub medium: Option<Vec<PathBuf>>,
 }
 
 /// Arguments of `lifeboat restore`.

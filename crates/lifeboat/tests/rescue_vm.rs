@@ -81,6 +81,12 @@ fn target_disk(b: &Built, name: &str) -> PathBuf {
 
 /// What every rescue boot must show, asserted on what the serial console printed.
 fn assert_rescue_shell(c: &mut Console) {
+    assert_rescue_shell_and(c, false);
+}
+
+/// The rescue shell as above; `medium`: the system booted from a lifeboat
+/// ISO, whose check at boot (in the background) says it passed.
+fn assert_rescue_shell_and(c: &mut Console, medium: bool) {
     c.expect("lifeboat rescue system for", BOOT_TIMEOUT).expect("the banner on the serial console");
     c.expect("rescue:", BOOT_TIMEOUT).expect("a shell prompt on the serial console");
     let who = c.run("id -un", CMD_TIMEOUT).expect("id");
@@ -117,6 +123,16 @@ fn assert_rescue_shell(c: &mut Console) {
         untouched.starts_with('0') && untouched.contains("control") && !untouched.contains("vg"),
         "nothing assembled by itself: {untouched}"
     );
+    if medium {
+        let check = c
+            .run(
+                "for i in $(seq 1 50); do [ -f /run/lifeboat-medium-check.status ] && break; sleep 1; done; sleep 1; cat /run/lifeboat-medium-check.log",
+                CMD_TIMEOUT,
+            )
+            .expect("the medium check");
+        assert!(check.contains("medium 1 of 1 (LIFEBOAT) passed its check"), "the boot medium checked itself: {check}");
+        assert!(c.transcript().contains("lifeboat: medium check passed"), "said on the console");
+    }
     c.send_line("poweroff -f").expect("poweroff");
     c.wait_poweroff(CMD_TIMEOUT).expect("powers off");
 }
@@ -131,7 +147,7 @@ fn boot_iso(name: &str, firmware: Firmware, as_cdrom: bool) {
     };
     spec.media = vec![rescue, Media::Disk { image: target_disk(b, name), serial: "target".into(), read_only: false }];
     let Some(mut c) = start(&spec) else { return };
-    assert_rescue_shell(&mut c);
+    assert_rescue_shell_and(&mut c, true);
     eprintln!("{name}: rescue shell reached and checked in {:.0} s", c.elapsed().as_secs_f64());
 }
 

@@ -198,8 +198,16 @@ fn backup(config: &Config, req: &Request, host: &str, console: &mut dyn Console)
     if req.no_restore {
         return Ok(None);
     }
+    let source = Source::for_recovery(req.from.as_deref(), config)?;
+    // In the rescue system, the medium it booted from is checked before
+    // anything is written (a backup on the media is checked medium by medium as it is read).
+    let on_media = matches!(source, Source::Location(lifeboat_backup::location::Location::Media { .. }));
+    if Path::new(RESCUE_LAYOUT).exists() && !on_media {
+        let probe = SystemRunner::new(Mode::Run);
+        lifeboat_backup::media::check_boot_medium(&probe, &config.rescue.label, req.auto, console.as_feedback())?;
+    }
     let f = Find {
-        source: Source::for_recovery(req.from.as_deref(), config)?,
+        source,
         host: host.into(),
         trust: Trust { key_dir: config.paths.key_dir.clone(), insecure: req.insecure_unsigned && !req.auto },
         unattended: req.auto,

@@ -76,6 +76,15 @@ impl Feedback for Terminal {
                 "lifeboat: WARNING: the backup {at} is NOT authenticated ({why}); using it because of --insecure-unsigned: it may not be a backup this host made"
             ),
             Notice::MediumFound { k, of, label, device } => println!("medium {k} of {of} ({label}) found in {device}"),
+            Notice::MediumChecked { what, device, bytes, seconds } => println!(
+                "{what} in {device} passed its check: {} in {seconds:.1} s ({:.0} MB/s)",
+                human(bytes),
+                bytes as f64 / 1e6 / seconds.max(1e-6)
+            ),
+            Notice::MediumUnchecked { device } => {
+                eprintln!("lifeboat: note: {device} carries no embedded checksum (made by an older lifeboat): not checked")
+            }
+            Notice::MediumDamagedUsed { message } => eprintln!("lifeboat: WARNING: using a damaged medium: {message}"),
             Notice::MediumSkipped { k } => {
                 eprintln!("going on without medium {k}: what is stored on it will be listed as not restored")
             }
@@ -146,6 +155,20 @@ impl Feedback for Terminal {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         Ok(if line.trim() == "skip" { MediumAnswer::Skip } else { MediumAnswer::Retry })
+    }
+
+    fn medium_damaged(&mut self, message: &str) -> std::io::Result<bool> {
+        if !std::io::stdin().is_terminal() {
+            return Ok(false);
+        }
+        eprintln!("{message}");
+        eprint!(
+            "Recovering from a damaged medium may restore damaged files or fail half-way. Type YES to use it anyway: "
+        );
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(line.trim() == "YES")
     }
 
     fn s3_credentials(&mut self, url: &str) -> std::io::Result<Option<(String, String)>> {

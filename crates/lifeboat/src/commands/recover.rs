@@ -138,6 +138,10 @@ impl Feedback for Screen {
     fn s3_credentials(&mut self, url: &str) -> std::io::Result<Option<(String, String)>> {
         self.term.s3_credentials(url)
     }
+
+    fn medium_damaged(&mut self, message: &str) -> std::io::Result<bool> {
+        self.term.medium_damaged(message)
+    }
 }
 
 impl Console for Screen {

@@ -83,7 +83,8 @@ pub fn jobs_of(cmd: &Command, config: &Config) -> Vec<Job> {
             }
         }
         Command::Backup(BackupArgs { cmd: None, .. }) => vec![Job::Backup],
-        Command::Verify(_) => vec![Job::Verify],
+        // A medium's check is not the backup's verify.
+        Command::Verify(a) if a.medium.is_none() => vec![Job::Verify],
         Command::Drill(_) => vec![Job::Drill],
         _ => Vec::new(),
     }
