@@ -193,6 +193,9 @@ pub fn verify_medium(req: &MediumRequest, r: &dyn Runner, feedback: &mut dyn Fee
     Ok(out)
 }
 
+/// Each file of the backup with the medium it is on.
+type VolumesOn = Vec<(String, u32)>;
+
 /// Why the backup on the media was not verified.
 enum Note {
     /// Nothing to verify, or not all of it here.
@@ -253,7 +256,7 @@ fn backup_on_media(
     m: &MediaVerified,
     r: &dyn Runner,
     feedback: &mut dyn Feedback,
-) -> Result<(Option<Verified>, Vec<(String, u32)>), Note> {
+) -> Result<(Option<Verified>, VolumesOn), Note> {
     if !m.missing.is_empty() {
         let names: Vec<String> = m.missing.iter().map(|(k, l)| format!("medium {k} ({l})")).collect();
         return Err(Note::Skipped(format!(

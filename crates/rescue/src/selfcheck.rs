@@ -557,14 +557,14 @@ mod tests {
             r[25] = if dir { 2 } else { 0 };
             r[32] = iso.len() as u8;
             r.extend_from_slice(iso);
-            if iso.len() % 2 == 0 {
+            if iso.len().is_multiple_of(2) {
                 r.push(0);
             }
             if let Some(n) = rr {
                 r.extend_from_slice(&[b'N', b'M', 5 + n.len() as u8, 1, 0]);
                 r.extend_from_slice(n.as_bytes());
             }
-            if r.len() % 2 == 1 {
+            if !r.len().is_multiple_of(2) {
                 r.push(0);
             }
             r[0] = r.len() as u8;
@@ -638,7 +638,10 @@ mod tests {
     fn an_image_of_any_size_is_split_into_at_most_32_whole_block_segments() {
         for size in [MIN_IMAGE, MIN_IMAGE + 1, 64 * 2048, 700 << 20, (700 << 20) + 2047, MAX_IMAGE] {
             let (seg, n) = segments_for(size);
-            assert!(seg % 2048 == 0 && (1..=32).contains(&n) && seg * n >= size && seg * (n - 1) < size, "{size}");
+            assert!(
+                seg.is_multiple_of(2048) && (1..=32).contains(&n) && seg * n >= size && seg * (n - 1) < size,
+                "{size}"
+            );
         }
     }
 
