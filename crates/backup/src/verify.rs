@@ -1,7 +1,7 @@
 //! Checking a backup that [`crate::find`] found: every volume and checksum
 //! (`verify`), or a live tree against it (`compare`).
 
-use crate::find::{find, find_streamed, locate, readable, Find, Found, Source};
+use crate::find::{find_streamed, locate, readable, Find, Found, Source};
 use crate::keys;
 use crate::{Error, Feedback};
 use lifeboat_archive::compare::Difference;
