@@ -123,48 +123,50 @@ impl Exec<'_> {
         let mut pos = 0u64;
         let mut spawn_error: Option<RecoveryError> = None;
         let r = self.r;
-        let mut write_at = |offset: u64, data: &[u8]| -> std::io::Result<()> {
-            // An image is one stream; a hole (a sparse entry) is zeros in it.
-            let mut pieces: Vec<(u64, &[u8])> = Vec::new();
-            let mut gap = offset.saturating_sub(pos);
-            while gap > 0 {
-                let n = gap.min(ZEROS.len() as u64) as usize;
-                pieces.push((n as u64, &ZEROS[..n]));
-                gap -= n as u64;
-            }
-            pieces.push((data.len() as u64, data));
-            for (n, bytes) in pieces {
-                if child.is_none() {
-                    let take = (NTFSCLONE_HEAD - head.len()).min(bytes.len());
-                    head.extend_from_slice(&bytes[..take]);
-                    if head.len() < NTFSCLONE_HEAD {
-                        pos += n;
-                        continue;
-                    }
-                    let Some(volume) = ntfsclone_device_size(&head) else {
-                        return Err(std::io::Error::other("not an ntfsclone image (its header is wrong): refused"));
-                    };
-                    if volume > size {
-                        return Err(std::io::Error::other(format!(
-                            "its header asks for an NTFS volume of {volume} bytes, more than the {size} bytes of {device}: refused"
-                        )));
-                    }
-                    let mut p = match r.spawn(&cmd, Effect::Apply, Streams::new().stdin_pipe()) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            spawn_error = Some(e.into());
-                            return Err(std::io::Error::other("ntfsclone cannot be started"));
-                        }
-                    };
-                    let Some(w) = p.stdin() else { return Err(std::io::Error::other("ntfsclone has no stdin")) };
-                    w.write_all(&head)?;
-                    w.write_all(&bytes[take..])?;
-                    child = Some(p);
-                } else if let Some(w) = child.as_mut().and_then(|p| p.stdin()) {
-                    w.write_all(bytes)?;
+        // An ntfsclone image is a little larger than the used part of its volume (a marker per
+        // cluster, a header): never more than the partition and a 1/512 share.
+        let limit = size.saturating_add(size / 512).saturating_add(1 << 20);
+        let mut feed = |bytes: &[u8]| -> std::io::Result<()> {
+            if child.is_none() {
+                let take = (NTFSCLONE_HEAD - head.len()).min(bytes.len());
+                head.extend_from_slice(&bytes[..take]);
+                if head.len() < NTFSCLONE_HEAD {
+                    return Ok(());
                 }
-                pos += n;
+                let Some(volume) = ntfsclone_device_size(&head) else {
+                    return Err(std::io::Error::other("not an ntfsclone image (its header is wrong): refused"));
+                };
+                if volume > size {
+                    return Err(std::io::Error::other(format!(
+                        "its header asks for an NTFS volume of {volume} bytes, more than the {size} bytes of {device}: refused"
+                    )));
+                }
+                let mut p = match r.spawn(&cmd, Effect::Apply, Streams::new().stdin_pipe()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        spawn_error = Some(e.into());
+                        return Err(std::io::Error::other("ntfsclone cannot be started"));
+                    }
+                };
+                let Some(w) = p.stdin() else { return Err(std::io::Error::other("ntfsclone has no stdin")) };
+                w.write_all(&head)?;
+                w.write_all(&bytes[take..])?;
+                child = Some(p);
+            } else if let Some(w) = child.as_mut().and_then(|p| p.stdin()) {
+                w.write_all(bytes)?;
             }
+            Ok(())
+        };
+        let mut write_at = |offset: u64, data: &[u8]| -> std::io::Result<()> {
+            // An image is one stream; a hole (a sparse entry) is zeros in it, fed a block at a time.
+            bounded(offset, data.len(), limit)?;
+            while pos < offset {
+                let n = (offset - pos).min(ZEROS.len() as u64) as usize;
+                feed(&ZEROS[..n])?;
+                pos += n as u64;
+            }
+            feed(data)?;
+            pos = pos.max(offset) + data.len() as u64;
             Ok(())
         };
         let read = images(entry, &mut write_at);
