@@ -57,7 +57,6 @@ fn find_of(ctx: &Ctx, from: &FromArgs) -> anyhow::Result<lifeboat_backup::find::
     })
 }
 
-/// Run the parsed command line.
 /// On SIGINT, SIGTERM or SIGHUP, remove the snapshots a `--snapshot`
 /// backup holds before exiting (128 + the signal), so none is left behind.
 pub fn remove_snapshots_on_signal() -> anyhow::Result<()> {
@@ -76,6 +75,7 @@ pub fn remove_snapshots_on_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let explicit = cli.config.is_some();
     let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
