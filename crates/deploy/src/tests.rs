@@ -29,10 +29,10 @@ fn start() -> Fixture {
     start_with(None)
 }
 
-fn start_with(state: Option<std::path::PathBuf>) -> Fixture {
-    let dir = tempfile::tempdir().expect("tmp");
-    let pxe = dir.path().join("pxe");
-    let backup = dir.path().join("backup");
+/// A served directory, a golden backup (and a file outside both) in `dir`, and the server's configuration.
+fn config_in(dir: &std::path::Path, state: Option<std::path::PathBuf>) -> Config {
+    let pxe = dir.join("pxe");
+    let backup = dir.join("backup");
     std::fs::create_dir_all(&pxe).expect("pxe");
     std::fs::create_dir_all(&backup).expect("backup");
     std::fs::write(pxe.join("vmlinuz"), b"kernel").expect("kernel");
@@ -40,9 +40,9 @@ fn start_with(state: Option<std::path::PathBuf>) -> Fixture {
     std::fs::write(backup.join("backup.json"), b"{\"catalog\": true}").expect("catalog");
     let volume: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(backup.join("vol-0001.tar.zst"), &volume).expect("volume");
-    std::fs::write(dir.path().join("secret"), b"outside").expect("secret");
-    std::os::unix::fs::symlink(dir.path().join("secret"), backup.join("link")).expect("link");
-    let config = Config {
+    std::fs::write(dir.join("secret"), b"outside").expect("secret");
+    std::os::unix::fs::symlink(dir.join("secret"), backup.join("link")).expect("link");
+    Config {
         dir: pxe,
         backup,
         plan: ClonePlan::parse(PLAN).expect("plan"),
@@ -51,7 +51,12 @@ fn start_with(state: Option<std::path::PathBuf>) -> Fixture {
         done: "poweroff".into(),
         max_per_peer: crate::server::MAX_PER_PEER,
         state,
-    };
+    }
+}
+
+fn start_with(state: Option<std::path::PathBuf>) -> Fixture {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = config_in(dir.path(), state);
     let server = Arc::new(Server::bind("127.0.0.1:0", config).expect("bind"));
     let url = format!("http://{}", server.local_addr().expect("addr"));
     let s = Arc::clone(&server);
@@ -288,23 +293,7 @@ fn boxes_deployed_before_a_restart_of_the_server_boot_from_their_disks_and_are_n
     // A damaged state file stops the server, naming the file and the way out, instead of deploying every box again.
     std::fs::write(&state, b"{not json").expect("damage");
     let dir = tempfile::tempdir().expect("tmp");
-    let pxe = dir.path().join("pxe");
-    let backup = dir.path().join("backup");
-    std::fs::create_dir_all(&pxe).expect("pxe");
-    std::fs::create_dir_all(&backup).expect("backup");
-    std::fs::write(pxe.join("vmlinuz"), b"kernel").expect("kernel");
-    std::fs::write(pxe.join("initrd.img"), b"initrd").expect("initrd");
-    std::fs::write(backup.join("backup.json"), b"{}").expect("catalog");
-    let config = Config {
-        dir: pxe,
-        backup,
-        plan: ClonePlan::parse(PLAN).expect("plan"),
-        url: "http://10.0.2.100".into(),
-        kernel_args: String::new(),
-        done: "poweroff".into(),
-        max_per_peer: crate::server::MAX_PER_PEER,
-        state: Some(state.clone()),
-    };
+    let config = config_in(dir.path(), Some(state.clone()));
     let e = Server::bind("127.0.0.1:0", config).expect_err("a damaged state file").to_string();
     assert!(e.contains("serve-state.json") && e.contains("remove it to deploy"), "{e}");
 }
