@@ -3,10 +3,11 @@
 //! only with the restored system's own `bootctl`.
 
 use super::host::EFIVARS;
+use super::restore::{read_config, replace_devices};
 use super::Exec;
 use crate::RecoveryError;
 use lifeboat_runner::Cmd;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The initramfs tools lifeboat knows, by the path that shows one is installed.
@@ -55,6 +56,56 @@ pub fn listed_modules(listing: &str) -> BTreeSet<String> {
         .filter_map(|f| [".ko", ".ko.zst", ".ko.xz", ".ko.gz"].iter().find_map(|ext| f.strip_suffix(ext)))
         .map(|m| m.replace('-', "_"))
         .collect()
+}
+
+/// The configuration that initramfs tools copy into the initramfs or read
+/// when they build it, and that may name devices: with renamed devices, an
+/// initramfs built from files that name one is stale.
+const INITRAMFS_CONFIG_FILES: &[&str] = &["etc/crypttab", "etc/mdadm/mdadm.conf", "etc/mdadm.conf", "etc/fstab"];
+/// Directories of such configuration (every regular file in them, a level deep).
+const INITRAMFS_CONFIG_DIRS: &[&str] =
+    &["etc/initramfs-tools", "etc/initramfs-tools/conf.d", "etc/dracut.conf.d", "etc/mkinitcpio.conf.d"];
+/// Single files of the tools' configuration.
+const INITRAMFS_TOOL_FILES: &[&str] = &["etc/dracut.conf", "etc/mkinitcpio.conf"];
+/// Why the restored initramfs may name a renamed device: the first file of
+/// the configuration it is built from (see [`INITRAMFS_CONFIG_FILES`]) that
+/// names one of `renames` by its old or its new name (after the fix-up
+/// step, it holds the new one), or None.
+pub fn initramfs_names_renamed(root: &Path, renames: &BTreeMap<String, String>) -> Option<String> {
+    if renames.is_empty() {
+        return None;
+    }
+    let mut files: Vec<String> =
+        INITRAMFS_CONFIG_FILES.iter().chain(INITRAMFS_TOOL_FILES).map(|f| f.to_string()).collect();
+    for d in INITRAMFS_CONFIG_DIRS {
+        let dir = root.join(d);
+        if std::fs::symlink_metadata(&dir).map(|m| !m.is_dir()).unwrap_or(true) {
+            continue;
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .take(1000)
+            .map(|e| format!("{d}/{}", e.file_name().to_string_lossy()))
+            .collect();
+        names.sort();
+        files.extend(names);
+    }
+    let names: BTreeSet<&String> = renames.iter().flat_map(|(old, new)| [old, new]).collect();
+    for f in files {
+        let Some(text) = read_config(&root.join(&f)) else { continue };
+        let named: Vec<&str> = names.iter().filter(|n| names_device(&text, n)).map(|n| n.as_str()).collect();
+        if !named.is_empty() {
+            return Some(format!("/{f} names {} and the devices are renamed", named.join(", ")));
+        }
+    }
+    None
+}
+
+/// Whether `text` names the device `name` as a whole (`/dev/sda1`, not the start of `/dev/sda10`).
+fn names_device(text: &str, name: &str) -> bool {
+    replace_devices(text, &BTreeMap::from([(name.to_string(), String::new())])) != text
 }
 
 /// Where a restored system keeps the systemd-boot image that `bootctl install` copies.
@@ -141,21 +192,30 @@ impl Exec<'_> {
                 return Some(format!("/boot/{image} lacks {} (needed by {})", m.join(", "), disks.join(", ")));
             }
         }
-        log::info!(
+        let kept = format!(
             "the restored initramfs holds the drivers the new disks need ({}): kept as it was",
             if needed.is_empty() { "all built in".to_string() } else { needed.join(", ") }
         );
+        log::info!("{kept}");
+        self.report.decisions.push(kept);
         None
     }
 
     /// Regenerate the initramfs with the restored system's own tool; with
-    /// `only_if_missing` (the new disks), only when it lacks one of their drivers.
-    pub(super) fn initramfs(&mut self, only_if_missing: Option<&[String]>) -> Result<bool, RecoveryError> {
+    /// `only_if_missing` (the new disks), only when it lacks one of their
+    /// drivers or the configuration it carries names one of `renames`.
+    pub(super) fn initramfs(
+        &mut self,
+        only_if_missing: Option<&[String]>,
+        renames: &BTreeMap<String, String>,
+    ) -> Result<bool, RecoveryError> {
         if let Some(disks) = only_if_missing {
-            match self.initramfs_lacks(disks) {
+            let why = initramfs_names_renamed(&self.o.root, renames).or_else(|| self.initramfs_lacks(disks));
+            match why {
                 None => return Ok(false),
                 Some(why) => {
                     log::info!("regenerating the initramfs: {why}");
+                    self.report.decisions.push(format!("regenerating the initramfs: {why}"));
                     self.report.warnings.push(format!("the initramfs was regenerated: {why}"));
                 }
             }

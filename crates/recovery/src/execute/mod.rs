@@ -64,6 +64,9 @@ pub struct Report {
     pub lost: Vec<String>,
     /// Warnings (something not done that the administrator should do).
     pub warnings: Vec<String>,
+    /// What the fix-up steps decided about the restored system (kept or
+    /// changed, and why), for the recovery log.
+    pub decisions: Vec<String>,
     /// Seconds per phase: partitioning, storage, filesystems, restore, fix, bootloader.
     pub phases: Vec<(String, f64)>,
 }
@@ -183,7 +186,9 @@ impl Exec<'_> {
             Action::Restore { backup, .. } => restore::restore_once(&self.o.root, backup, restore, &mut self.report),
             Action::FixDevices { renames } => self.fix_devices(renames),
             Action::Identity { identity } => self.identity(identity),
-            Action::Initramfs { only_if_missing_drivers, .. } => self.initramfs(only_if_missing_drivers.as_deref()),
+            Action::Initramfs { only_if_missing_drivers, renames, .. } => {
+                self.initramfs(only_if_missing_drivers.as_deref(), renames)
+            }
             Action::GrubBios { disks } => self.grub_bios(disks),
             Action::GrubEfi { esp_mountpoint, id } => self.grub_efi(esp_mountpoint, id),
             Action::SystemdBoot { esp_mountpoint } => self.systemd_boot(esp_mountpoint),
@@ -237,6 +242,9 @@ impl Exec<'_> {
         }
         for l in &self.report.lost {
             text.push_str(&format!("NOT RESTORED {l}\n"));
+        }
+        for d in &self.report.decisions {
+            text.push_str(&format!("DECIDED {d}\n"));
         }
         for w in &self.report.warnings {
             text.push_str(&format!("WARNING {w}\n"));

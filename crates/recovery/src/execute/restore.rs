@@ -50,6 +50,25 @@ pub(super) fn restore_once(
     Ok(false)
 }
 
+/// No configuration file of the restored system is read past this many
+/// bytes (a restored file is as trustworthy as the backup; a huge one is
+/// not configuration).
+const CONFIG_READ_LIMIT: u64 = 1 << 20;
+
+/// The text of a restored configuration file: a regular file (not through
+/// a symbolic link, which could lead out of the restored system), at most
+/// [`CONFIG_READ_LIMIT`] bytes, or None.
+pub(super) fn read_config(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() || meta.len() > CONFIG_READ_LIMIT {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path).ok()?.take(CONFIG_READ_LIMIT).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 /// Replace whole device names (`/dev/sda1`, not the start of `/dev/sda10`).
 pub fn replace_devices(text: &str, renames: &BTreeMap<String, String>) -> String {
     let mut out = String::with_capacity(text.len());
@@ -87,7 +106,7 @@ impl Exec<'_> {
     pub(super) fn fix_devices(&mut self, renames: &BTreeMap<String, String>) -> Result<bool, RecoveryError> {
         for f in DEVICE_NAMING_FILES {
             let p = self.o.root.join(f);
-            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            let Some(text) = read_config(&p) else { continue };
             let new = replace_devices(&text, renames);
             if new != text {
                 std::fs::write(&p, new).map_err(|e| RecoveryError::Io(p.display().to_string(), e))?;

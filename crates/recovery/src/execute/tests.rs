@@ -178,7 +178,7 @@ fn a_system_without_an_initramfs_tool_gets_a_warning() {
     let h = FixtureHost::new();
     let r = ScriptedRunner::new();
     let mut x = exec(&h, &r, &o);
-    let always = Action::Initramfs { only_if_missing_drivers: None, why: "always".into() };
+    let always = Action::Initramfs { only_if_missing_drivers: None, renames: BTreeMap::new(), why: "always".into() };
     assert!(!x.step(&always, &mut no_restore(), &mut no_images()).expect("initramfs"));
     assert_eq!(x.report.warnings.len(), 1);
     assert!(x.report.warnings[0].contains("initramfs was not regenerated"));
@@ -364,4 +364,38 @@ fn the_drivers_a_disk_needs_are_read_from_sysfs_and_found_in_an_initramfs_listin
     let have = listed_modules(listing);
     assert!(have.contains("virtio_blk") && have.contains("libahci") && have.contains("nvme_core"), "{have:?}");
     assert!(!have.contains("modprobe.d"));
+}
+
+#[test]
+fn renamed_devices_rebuild_the_initramfs_only_when_its_configuration_names_them() {
+    use super::boot::initramfs_names_renamed;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let renames: BTreeMap<String, String> = [("/dev/vda1", "/dev/sda1"), ("/dev/vda2", "/dev/sda2")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    std::fs::create_dir_all(root.join("etc/initramfs-tools/conf.d")).expect("etc");
+    std::fs::create_dir_all(root.join("etc/mdadm")).expect("etc");
+    // As Debian's installer writes them: UUIDs everywhere, device names only on
+    // the kernel command line (grub.cfg, fixed by the fix-up step).
+    std::fs::write(root.join("etc/fstab"), "UUID=1234 / ext4 defaults 0 1\n/dev/vda10 /x ext4 defaults 0 2\n")
+        .expect("fstab");
+    std::fs::write(root.join("etc/initramfs-tools/conf.d/resume"), "RESUME=UUID=5678\n").expect("resume");
+    std::fs::write(root.join("etc/initramfs-tools/modules"), "ahci\nnvme\n").expect("modules");
+    // A link out of the restored system is not followed, whatever it points at.
+    let outside = tmp.path().join("outside");
+    std::fs::write(&outside, "ARRAY /dev/md0 devices=/dev/vda2\n").expect("outside");
+    std::os::unix::fs::symlink(&outside, root.join("etc/mdadm/mdadm.conf")).expect("link");
+    assert_eq!(initramfs_names_renamed(root, &renames), None);
+    assert_eq!(initramfs_names_renamed(root, &BTreeMap::new()), None);
+    // The resume device by name (after the fix-up, its new name): rebuilt.
+    std::fs::write(root.join("etc/initramfs-tools/conf.d/resume"), "RESUME=/dev/sda2\n").expect("resume");
+    let why = initramfs_names_renamed(root, &renames).expect("named");
+    assert!(why.contains("/etc/initramfs-tools/conf.d/resume names /dev/sda2"), "{why}");
+    std::fs::write(root.join("etc/initramfs-tools/conf.d/resume"), "RESUME=none\n").expect("resume");
+    // crypttab by its old name (no fix-up ran yet): rebuilt too.
+    std::fs::write(root.join("etc/crypttab"), "root_crypt /dev/vda1 none luks\n").expect("crypttab");
+    let why = initramfs_names_renamed(root, &renames).expect("named");
+    assert!(why.contains("/etc/crypttab names /dev/vda1"), "{why}");
 }

@@ -182,11 +182,17 @@ pub enum Action {
     },
     /// Rebuild the initramfs in the restored system.
     Initramfs {
-        /// With `recover.regenerate_initramfs = auto` and nothing renamed:
-        /// rebuild only when the restored initramfs lacks a driver these new
-        /// disks need (their controllers' modules, read from sysfs).
+        /// With `recover.regenerate_initramfs = auto`: rebuild only when the
+        /// restored initramfs lacks a driver these new disks need (their
+        /// controllers' modules, read from sysfs) or when the configuration
+        /// it carries names one of `renames`.
         #[serde(skip_serializing_if = "Option::is_none")]
         only_if_missing_drivers: Option<Vec<String>>,
+        /// Device names that change (old → new): with `auto`, the initramfs
+        /// is rebuilt when crypttab, mdadm.conf, fstab or the initramfs
+        /// tool's own configuration names one of them by either name.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        renames: BTreeMap<String, String>,
         /// Why it is rebuilt (empty with `only_if_missing_drivers`).
         #[serde(skip_serializing_if = "String::is_empty")]
         why: String,
@@ -383,9 +389,15 @@ impl Action {
                 renames.iter().map(|(a, b)| format!("{a} -> {b}")).collect::<Vec<_>>().join(", ")
             ),
             Action::Identity { identity } => render_identity(identity),
-            Action::Initramfs { only_if_missing_drivers: Some(d), .. } => format!(
+            Action::Initramfs { only_if_missing_drivers: Some(d), renames, .. } if renames.is_empty() => format!(
                 "keep the restored initramfs (same device names and identities), unless it lacks a driver that {} need (then regenerate it)",
                 d.join(", ")
+            ),
+            Action::Initramfs { only_if_missing_drivers: Some(d), renames, .. } => format!(
+                "keep the restored initramfs, unless it lacks a driver that {} need or the configuration it carries \
+                 (crypttab, mdadm.conf, fstab, the initramfs tool's) names a renamed device ({}) (then regenerate it)",
+                d.join(", "),
+                renames.iter().map(|(a, b)| format!("{a} -> {b}")).collect::<Vec<_>>().join(", ")
             ),
             Action::Initramfs { why, .. } => format!("regenerate the initramfs in the restored system ({why})"),
             Action::GrubBios { disks } => format!("install GRUB for BIOS on {}", disks.join(", ")),
@@ -470,7 +482,7 @@ mod tests {
             options: Some("subvol=@home".into()),
         };
         assert_eq!(mount.render(3), "  3. mount /dev/vdb3 on /home (subvol=@home)");
-        let i = Action::Initramfs { only_if_missing_drivers: None, why: "always".into() };
+        let i = Action::Initramfs { only_if_missing_drivers: None, renames: BTreeMap::new(), why: "always".into() };
         assert_eq!(i.phase(), Phase::Fix);
         assert_eq!(i.phase().as_str(), "fix");
         let efi = Action::GrubEfi { esp_mountpoint: "/boot/efi".into(), id: "fedora".into() };

@@ -217,27 +217,28 @@ pub fn build(layout: &Layout, disks: Vec<DiskMap>, s: &Settings) -> Result<Plan,
 
 impl Plan {
     /// Whether the restored initramfs is regenerated: always or never as
-    /// configured; with `auto`, when device names or identities change (it
-    /// may name them), else only when it lacks a driver the new disks need
-    /// (decided when the restored system is there, see
-    /// `execute::boot`), so a recovery onto the same kind of hardware keeps
-    /// it byte for byte.
+    /// configured; with `auto`, when a clone's identities change, else only
+    /// when it lacks a driver the new disks need or the configuration it
+    /// carries names a renamed device (decided when the restored system is
+    /// there, see `execute::boot`), so a recovery onto the same kind of
+    /// hardware, or onto disks whose names only the kernel command line and
+    /// fstab held, keeps it byte for byte.
     fn initramfs(&self, s: &Settings) -> Option<Action> {
         use lifeboat_config::Regenerate;
         let why = match s.regenerate_initramfs {
             Regenerate::Never => return None,
             Regenerate::Always => "recover.regenerate_initramfs = always".to_string(),
-            Regenerate::Auto if !self.renames.is_empty() => {
-                let r: Vec<String> = self.renames.iter().map(|(o, n)| format!("{o} -> {n}")).collect();
-                format!("device names change ({})", r.join(", "))
-            }
             Regenerate::Auto if !self.uuids.is_empty() => "the clone's storage gets new UUIDs".to_string(),
             Regenerate::Auto => {
                 let disks = self.disks.iter().map(|m| m.new.clone()).collect();
-                return Some(Action::Initramfs { only_if_missing_drivers: Some(disks), why: String::new() });
+                return Some(Action::Initramfs {
+                    only_if_missing_drivers: Some(disks),
+                    renames: self.renames.clone(),
+                    why: String::new(),
+                });
             }
         };
-        Some(Action::Initramfs { only_if_missing_drivers: None, why })
+        Some(Action::Initramfs { only_if_missing_drivers: None, renames: BTreeMap::new(), why })
     }
 
     /// Add the restore, fix-up and bootloader steps. `backup` is the backup's

@@ -178,15 +178,18 @@ fn the_initramfs_is_regenerated_only_when_something_it_may_name_changes_or_a_dri
         other => panic!("{other:?}"),
     }
     assert!(p.render().contains("keep the restored initramfs"), "{}", p.render());
-    // Other device names: the initramfs may name them, so it is regenerated, saying why.
+    // Other device names: kept unless the configuration it carries names
+    // them (or a driver lacks), decided once the system is restored.
     let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
     p.finish(&l, &s, None);
     match initramfs(&p) {
-        Some(Action::Initramfs { only_if_missing_drivers: None, why }) => {
-            assert!(why.contains("/dev/sda -> /dev/vdb"), "{why}")
+        Some(Action::Initramfs { only_if_missing_drivers: Some(d), renames, .. }) => {
+            assert_eq!(d, vec!["/dev/vdb".to_string()]);
+            assert_eq!(renames.get("/dev/sda").map(String::as_str), Some("/dev/vdb"), "{renames:?}");
         }
         other => panic!("{other:?}"),
     }
+    assert!(p.render().contains("names a renamed device (/dev/sda -> /dev/vdb"), "{}", p.render());
     // never and always, as configured.
     let s = Settings { regenerate_initramfs: Regenerate::Never, ..settings() };
     let mut p = build(&l, vec![map("/dev/sda", "/dev/vdb", GIB)], &s).expect("plan");
