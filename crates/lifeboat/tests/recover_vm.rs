@@ -12,12 +12,23 @@
 
 mod common;
 mod farm;
+// The drill and the tape drive run in this binary too: libtest runs its
+// tests two at a time (one per core), and test binaries one after another,
+// so a single-VM suite of its own would leave a core idle. Tests start in
+// name order: the numbers put the longest first, and the farm (which makes
+// the BIOS source's backup) before the scenario that shares it.
 #[path = "../../archive/tests/garage/mod.rs"]
 mod garage;
+#[path = "vm/drill.rs"]
+mod s7_drill;
+#[path = "vm/tape.rs"]
+mod s8_tape;
 
 use common::{lifeboat, root_or_skip, sh, LoopDisk};
 use lifeboat_vmtest::{boot, Boot, Firmware, Media};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 const GIB: u64 = 1 << 30;
@@ -26,6 +37,9 @@ const BUILD_SCRIPT: &str = include_str!("e2e/build-source.sh");
 /// The source system's disk image (Debian `suite`), built once per machine
 /// (and whenever the build script changes) and cached.
 fn source_image(suite: &str, fw: &str) -> PathBuf {
+    // Scenarios run two at a time and several start from the same image: one builds it.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let cache = lifeboat_vmtest::cache_dir();
     std::fs::create_dir_all(&cache).expect("cache dir");
     let tag = &blake3::hash(BUILD_SCRIPT.as_bytes()).to_hex()[..12];
@@ -143,11 +157,9 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path, s3_port: u16) {
     sh(&format!("strip -o {} {}", bin.display(), built.display()));
     std::fs::create_dir_all(m.join("etc/lifeboat")).expect("mkdir");
     let config = match mode {
-        Mode::Target => {
-            "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n"
-        }
-        // The boxes of the farm have one disk: the backup disk is left out of the layout.
-        Mode::Farm => {
+        // The farm's golden backup is this one: its boxes have one disk, so
+        // the backup disk is left out of the layout (drill_vm keeps it in).
+        Mode::Target | Mode::Farm => {
             "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n\
                        [layout]\nexclude_devices = [\"vdb\"]\n"
         }
@@ -181,8 +193,9 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path, s3_port: u16) {
         format!("[paths]\noutput_dir = \"/mnt/backup/rescue\"\n{config}{s3}"),
     )
     .expect("config");
-    if mode == Mode::S3 || mode == Mode::Farm {
-        // DHCP on the network card with systemd-networkd (part of Debian's systemd).
+    if mode != Mode::Media {
+        // DHCP on the network card with systemd-networkd (part of Debian's
+        // systemd), which the farm's clones rewrite; harmless without a card.
         std::fs::create_dir_all(m.join("etc/systemd/network")).expect("mkdir");
         std::fs::write(m.join("etc/systemd/network/50-e2e.network"), "[Match]\nName=eth0\n[Network]\nDHCP=yes\n")
             .expect("network");
@@ -291,17 +304,61 @@ fn scenario(fw: &str, mode: Mode, cases: &[Case]) {
     scenario_of("bookworm", fw, mode, cases)
 }
 
-/// A scenario whose source runs Debian `suite`.
-fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
-    let firmware = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
-    // The S3 store (one Garage node on the host's loopback), for mode S3.
-    let store = match mode {
-        Mode::S3 => match garage::binary("the S3 recovery round trip") {
-            Some(bin) => Some(garage::Garage::start(&bin, 1)),
-            None => return,
-        },
-        _ => None,
+/// What the source made with `mkbackup`, with what the host needs to read
+/// it: shared by the scenarios that start from the same source (the BIOS
+/// recoveries from a backup disk and the farm), removed with its directory
+/// when the last of them is done.
+struct Made {
+    dir: tempfile::TempDir,
+    /// The source's disk after mkbackup.
+    src: PathBuf,
+    /// The backup disk (ext4, label BACKUP): the backup and the ISOs.
+    backup: PathBuf,
+    iso: PathBuf,
+    /// The second medium of a media set.
+    iso2: PathBuf,
+    /// What the recovered disks are compared with (`--from`).
+    from: String,
+    /// Root, /srv and swap UUIDs of the source.
+    source_uuids: (String, String, String),
+    /// The source boot's phase times.
+    times: Vec<(String, f64)>,
+}
+
+impl Made {
+    /// The configuration that trusts the source's signing key (and reaches the S3 store).
+    fn trust(&self) -> PathBuf {
+        self.dir.path().join("trust.toml")
+    }
+}
+
+/// The source of `suite`/`fw` as `mode` makes it, made once for the
+/// scenarios that run at the same time (a later one makes it again).
+fn made(suite: &str, fw: &str, mode: Mode, store: Option<&garage::Garage>) -> Arc<OnceLock<Made>> {
+    type Cell = OnceLock<Made>;
+    static MADE: Mutex<BTreeMap<String, Weak<Cell>>> = Mutex::new(BTreeMap::new());
+    // The farm's golden backup is the backup-disk one.
+    let mode = if mode == Mode::Farm { Mode::Target } else { mode };
+    let key = format!("{suite}-{fw}-{mode:?}");
+    let cell = {
+        let mut m = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(&key).and_then(Weak::upgrade) {
+            Some(c) => c,
+            None => {
+                let c: Arc<Cell> = Arc::new(OnceLock::new());
+                m.insert(key, Arc::downgrade(&c));
+                c
+            }
+        }
     };
+    // A second scenario waits here for the first one's mkbackup.
+    cell.get_or_init(|| make_source(suite, fw, mode, store));
+    cell
+}
+
+/// Boot the source system and run `mkbackup` in it.
+fn make_source(suite: &str, fw: &str, mode: Mode, store: Option<&garage::Garage>) -> Made {
+    let firmware = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
     let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
     let w = tmp.path();
     let mut times: Vec<(String, f64)> = Vec::new();
@@ -309,7 +366,7 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
     let src = w.join("source.img");
     sh(&format!("cp --sparse=always {} {}", source_image(suite, fw).display(), src.display()));
     times.push(("source image".into(), t.elapsed().as_secs_f64()));
-    prepare_source(&src, fw, mode, w, store.as_ref().map_or(0, |g| g.nodes[0].s3_port));
+    prepare_source(&src, fw, mode, w, store.map_or(0, |g| g.nodes[0].s3_port));
     let backup = w.join("backup.img");
     sh(&format!("truncate -s 3G {0} && mkfs.ext4 -q -F -L BACKUP {0}", backup.display()));
     let source_uuids = uuids(&src, fw);
@@ -317,7 +374,7 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
     // 1. The source makes its rescue medium and backup (mkbackup).
     let t = Instant::now();
     let mut b = Boot::new(&format!("{fw} source"), firmware);
-    network(&mut b, store.as_ref());
+    network(&mut b, store);
     b.media = vec![
         Media::Disk { image: src.clone(), serial: "system".into(), read_only: false },
         Media::Disk { image: backup.clone(), serial: "backup".into(), read_only: false },
@@ -358,7 +415,7 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
         std::fs::create_dir_all(w.join("keys")).expect("mkdir");
         sh(&format!("cp {}/signing.pub {}/keys/signing.pub", m.display(), w.display()));
         // The host reads an S3 backup from the store itself.
-        let s3 = store.as_ref().map(|g| {
+        let s3 = store.map(|g| {
             format!(
                 "[backup.s3]\nendpoint = \"{}\"\nregion = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
                 g.endpoint(0),
@@ -414,6 +471,27 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
         format!("file://{}", made[0].display())
     };
 
+    Made { dir: tmp, src, backup, iso, iso2, from, source_uuids, times }
+}
+
+/// A scenario whose source runs Debian `suite`.
+fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
+    let firmware = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
+    // The S3 store (one Garage node on the host's loopback), for mode S3.
+    let store = match mode {
+        Mode::S3 => match garage::binary("the S3 recovery round trip") {
+            Some(bin) => Some(garage::Garage::start(&bin, 1)),
+            None => return,
+        },
+        _ => None,
+    };
+    let shared = made(suite, fw, mode, store.as_ref());
+    let Made { src, backup, iso, iso2, from, source_uuids, times: made_times, .. } =
+        shared.get().expect("the source was made");
+    let mut times = made_times.clone();
+    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let w = tmp.path();
+    std::fs::copy(shared.get().expect("made").trust(), w.join("trust.toml")).expect("trust.toml");
     // 2. Recover onto blank disks.
     for Case { name, size, bus } in cases {
         let (name, size, bus) = (*name, *size, *bus);
@@ -450,13 +528,20 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
         c.wait_poweroff(Duration::from_secs(120)).expect("rescue powers off (lifeboat.done=reboot)");
         times.push((format!("{name}: rescue boot + recovery"), t.elapsed().as_secs_f64()));
         drop(c);
-        let diffs = compare_with_backup(&target, &from, fw, w);
+        let diffs = compare_with_backup(&target, from, fw, w);
         assert!(diffs.is_empty(), "{name}: the recovered tree differs from the backup:\n{}", diffs.join("\n"));
-        assert_eq!(uuids(&target, fw), source_uuids, "{name}: root, /srv and swap keep their UUIDs");
+        assert_eq!(&uuids(&target, fw), source_uuids, "{name}: root, /srv and swap keep their UUIDs");
+        // Every source here carries the drivers of every disk it is
+        // recovered onto (virtio, AHCI, NVMe) and names its devices by UUID:
+        // its initramfs is kept byte for byte, also under new device names.
+        let log = recovery_log(&target, fw, w);
+        assert!(
+            log.contains("kept as it was") && !log.contains("regenerating the initramfs"),
+            "{name}: the initramfs was regenerated:\n{log}"
+        );
         if fw == "uefi" {
             // The rescue system reached the firmware's variables: GRUB was
             // installed with a boot entry (efibootmgr), not only on the removable path.
-            let log = recovery_log(&target, fw, w);
             let entry = log.lines().find(|l| l.contains("grub-install") && l.contains("--bootloader-id=debian"));
             assert!(entry.is_some_and(|l| !l.contains("--no-nvram")), "{name}: no boot entry written:\n{log}");
         }
@@ -482,7 +567,7 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
         times.push((format!("{name}: boot recovered"), t.elapsed().as_secs_f64()));
     }
     if mode == Mode::Farm {
-        farm::deploy(w, &iso, Path::new(from.trim_start_matches("file://")), &src, &mut times);
+        farm::deploy(w, iso, Path::new(from.trim_start_matches("file://")), src, &mut times);
     }
     // Kept beside the cached images, so the numbers of the last run can be read after CI.
     let text: String =
@@ -501,22 +586,22 @@ fn scenario_of(suite: &str, fw: &str, mode: Mode, cases: &[Case]) {
     let _ = std::fs::write(lifeboat_vmtest::cache_dir().join(file), text);
 }
 
+/// Starts after the farm and S3 scenarios: by then the farm has made the
+/// source's backup, which this one shares.
 #[test]
-fn bios_mbr_system_is_recovered_unattended_onto_other_disks_and_boots() {
+fn s4_bios_target_mbr_system_is_recovered_unattended_onto_a_smaller_sata_disk_and_boots() {
     if !root_or_skip("QEMU recovery round trip") {
         return;
     }
-    let cases = [
-        // Onto a disk of the same size: the Debian 11 and 13 scenarios, and
-        // drill_vm (the drill's recovery is that case); onto a larger one: the S3 scenario.
-        Case { name: "smaller", size: 2 * GIB + GIB / 2, bus: Bus::Virtio },
-        Case { name: "sata", size: 3 * GIB, bus: Bus::Sata },
-    ];
-    scenario("bios", Mode::Target, &cases);
+    // Another machine (q35, AHCI: /dev/sda, not /dev/vda) with a smaller
+    // disk. Onto a disk of the same size: the Debian 11 and 13 scenarios,
+    // and drill_vm (the drill's recovery is that case); onto a larger one:
+    // the S3 scenario and UEFI's NVMe one.
+    scenario("bios", Mode::Target, &[Case { name: "sata-smaller", size: 2 * GIB + GIB / 2, bus: Bus::Sata }]);
 }
 
 #[test]
-fn uefi_gpt_system_with_its_backup_on_the_rescue_iso_is_recovered_and_boots() {
+fn s2_uefi_gpt_system_with_its_backup_on_the_rescue_iso_is_recovered_and_boots() {
     if !root_or_skip("QEMU recovery round trip") {
         return;
     }
@@ -528,16 +613,17 @@ fn uefi_gpt_system_with_its_backup_on_the_rescue_iso_is_recovered_and_boots() {
 }
 
 #[test]
-fn bios_system_backed_up_to_s3_is_recovered_over_the_rescue_network_and_boots() {
+fn s3_bios_system_backed_up_to_s3_is_recovered_over_the_rescue_network_and_boots() {
     if !root_or_skip("QEMU recovery round trip from S3") {
         return;
     }
     scenario("bios", Mode::S3, &[Case { name: "s3-larger", size: 4 * GIB, bus: Bus::Virtio }]);
 }
 
-/// Run alone with `cargo test -p lifeboat --test recover_vm farm`.
+/// Run alone with `cargo test -p lifeboat --test recover_vm farm` (the
+/// drill: `s7_drill`, the tape drive: `s8_tape`).
 #[test]
-fn bios_farm_boxes_deploy_one_golden_backup_by_pxe_each_as_its_own_clone() {
+fn s1_bios_farm_boxes_deploy_one_golden_backup_by_pxe_each_as_its_own_clone() {
     if !root_or_skip("QEMU farm deployment") {
         return;
     }
@@ -545,7 +631,7 @@ fn bios_farm_boxes_deploy_one_golden_backup_by_pxe_each_as_its_own_clone() {
 }
 
 #[test]
-fn debian_11_bios_system_is_recovered_unattended_and_boots() {
+fn s5_debian_11_bios_system_is_recovered_unattended_and_boots() {
     if !root_or_skip("QEMU recovery round trip of Debian 11") {
         return;
     }
@@ -553,7 +639,7 @@ fn debian_11_bios_system_is_recovered_unattended_and_boots() {
 }
 
 #[test]
-fn debian_13_bios_system_is_recovered_unattended_and_boots() {
+fn s6_debian_13_bios_system_is_recovered_unattended_and_boots() {
     if !root_or_skip("QEMU recovery round trip of Debian 13") {
         return;
     }

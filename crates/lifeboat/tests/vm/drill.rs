@@ -7,28 +7,10 @@
 //! report, which is checked field by field. Then a drill of the same medium
 //! whose catalog lost its signature fails, with the reason in the report.
 
-mod common;
-
-use common::{lifeboat, root_or_skip, sh, LoopDisk};
+use crate::common::{lifeboat, root_or_skip, sh, static_lifeboat, LoopDisk};
 use lifeboat_vmtest::{boot, Boot, Firmware, Media};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const BUILD_SCRIPT: &str = include_str!("e2e/build-source.sh");
-
-/// The BIOS source image that recover_vm.rs builds and caches (the same file, built here when missing).
-fn source_image() -> PathBuf {
-    let cache = lifeboat_vmtest::cache_dir();
-    std::fs::create_dir_all(&cache).expect("cache dir");
-    let tag = &blake3::hash(BUILD_SCRIPT.as_bytes()).to_hex()[..12];
-    let img = cache.join(format!("source-bookworm-bios-{tag}.img"));
-    if !img.exists() {
-        let script = cache.join("build-source.sh");
-        std::fs::write(&script, BUILD_SCRIPT).expect("write script");
-        sh(&format!("bash {} {} bios", script.display(), img.display()));
-    }
-    img
-}
 
 /// First boot of the source: make the medium and the backup, then power off
 /// (the unit does); the recovered system's boot only says it is up.
@@ -54,7 +36,9 @@ fn prepare_source(img: &Path, work: &Path) {
     a.mount(&a.part(1), &m, "");
     let bin = m.join("usr/local/sbin/lifeboat");
     std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
-    sh(&format!("strip -o {} {}", bin.display(), lifeboat().get_program().to_string_lossy()));
+    // The static build when there is one, as the E2E scenarios (what `make install` installs).
+    let built = static_lifeboat().unwrap_or_else(|| PathBuf::from(lifeboat().get_program()));
+    sh(&format!("strip -o {} {}", bin.display(), built.display()));
     std::fs::create_dir_all(m.join("etc/lifeboat")).expect("mkdir");
     std::fs::write(
         m.join("etc/lifeboat/lifeboat.toml"),
@@ -110,7 +94,7 @@ fn a_drill_of_the_bios_source_medium_passes_and_one_of_an_unsigned_backup_fails(
     let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
     let w = tmp.path();
     let src = w.join("source.img");
-    sh(&format!("cp --sparse=always {} {}", source_image().display(), src.display()));
+    sh(&format!("cp --sparse=always {} {}", crate::source_image("bookworm", "bios").display(), src.display()));
     prepare_source(&src, w);
     let backup = w.join("backup.img");
     sh(&format!("truncate -s 3G {0} && mkfs.ext4 -q -F -L BACKUP {0}", backup.display()));
