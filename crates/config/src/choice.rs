@@ -83,9 +83,9 @@ macro_rules! choice {
 /// When recovery regenerates the restored system's initramfs (`recover.regenerate_initramfs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Regenerate {
-    /// When it is needed: device names or identities changed, or the
-    /// initramfs lacks a driver the new disks need; else the restored one is
-    /// kept byte for byte.
+    /// When it is needed: a clone's identities changed, renamed devices are
+    /// named in the configuration it is built from, or it lacks a driver
+    /// the new disks need; else the restored one is kept byte for byte.
     #[default]
     Auto,
     /// Every time.

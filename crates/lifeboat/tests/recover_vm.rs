@@ -28,7 +28,7 @@ use common::{lifeboat, root_or_skip, sh, LoopDisk};
 use lifeboat_vmtest::{boot, Boot, Firmware, Media};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const GIB: u64 = 1 << 30;
@@ -332,26 +332,45 @@ impl Made {
     }
 }
 
+/// The prefix of the directories of [`Made`] (with the test process's id).
+const MADE_PREFIX: &str = "lifeboat-e2e-made-";
+
 /// The source of `suite`/`fw` as `mode` makes it, made once for the
-/// scenarios that run at the same time (a later one makes it again).
+/// scenarios that share it: the BIOS source's backup-disk mode serves the
+/// farm and the BIOS recovery (two users), every other one a single
+/// scenario. It is removed when the last user is done; when a filter runs
+/// only one of the two, the directory is left and the next run removes it.
 fn made(suite: &str, fw: &str, mode: Mode, store: Option<&garage::Garage>) -> Arc<OnceLock<Made>> {
     type Cell = OnceLock<Made>;
-    static MADE: Mutex<BTreeMap<String, Weak<Cell>>> = Mutex::new(BTreeMap::new());
+    static MADE: Mutex<BTreeMap<String, (Arc<Cell>, usize)>> = Mutex::new(BTreeMap::new());
+    static STALE: std::sync::Once = std::sync::Once::new();
+    STALE.call_once(|| {
+        // Directories left by earlier runs whose process is gone.
+        for e in std::fs::read_dir("/var/tmp").into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(MADE_PREFIX).and_then(|r| r.split('-').next()) else { continue };
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
     // The farm's golden backup is the backup-disk one.
     let mode = if mode == Mode::Farm { Mode::Target } else { mode };
     let key = format!("{suite}-{fw}-{mode:?}");
+    let users = if suite == "bookworm" && fw == "bios" && mode == Mode::Target { 2 } else { 1 };
     let cell = {
         let mut m = MADE.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get(&key).and_then(Weak::upgrade) {
-            Some(c) => c,
-            None => {
-                let c: Arc<Cell> = Arc::new(OnceLock::new());
-                m.insert(key, Arc::downgrade(&c));
-                c
-            }
+        let entry = m.entry(key.clone()).or_insert_with(|| (Arc::new(OnceLock::new()), users));
+        entry.1 -= 1;
+        let cell = entry.0.clone();
+        if entry.1 == 0 {
+            // The last user: the source goes when its scenarios are done.
+            m.remove(&key);
         }
+        cell
     };
-    // A second scenario waits here for the first one's mkbackup.
+    // A second scenario waits here for the first one's mkbackup (or makes
+    // it, if the first failed before it was made).
     cell.get_or_init(|| make_source(suite, fw, mode, store));
     cell
 }
@@ -359,7 +378,10 @@ fn made(suite: &str, fw: &str, mode: Mode, store: Option<&garage::Garage>) -> Ar
 /// Boot the source system and run `mkbackup` in it.
 fn make_source(suite: &str, fw: &str, mode: Mode, store: Option<&garage::Garage>) -> Made {
     let firmware = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{MADE_PREFIX}{}-", std::process::id()))
+        .tempdir_in("/var/tmp")
+        .expect("tmp");
     let w = tmp.path();
     let mut times: Vec<(String, f64)> = Vec::new();
     let t = Instant::now();
