@@ -2,7 +2,7 @@
 //! label, data and index files in whole blocks, read back forward only
 //! (restore and verify), a tape with a backup refused unless overwriting,
 //! damage found by verify. The real drive (st over iSCSI) is tested in
-//! crates/lifeboat/tests/tape_vm.rs.
+//! crates/lifeboat/tests/vm/tape.rs (the `s8_tape` test of recover_vm).
 
 #![allow(clippy::unwrap_used)]
 

@@ -158,7 +158,7 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path, s3_port: u16) {
     std::fs::create_dir_all(m.join("etc/lifeboat")).expect("mkdir");
     let config = match mode {
         // The farm's golden backup is this one: its boxes have one disk, so
-        // the backup disk is left out of the layout (drill_vm keeps it in).
+        // the backup disk is left out of the layout (the drill keeps it in).
         Mode::Target | Mode::Farm => {
             "[backup]\ntarget = \"file:///mnt/backup\"\nvolume_size = \"256M\"\n[mkbackup]\nmode = \"target\"\n\
                        [layout]\nexclude_devices = [\"vdb\"]\n"
@@ -617,7 +617,7 @@ fn s4_bios_target_mbr_system_is_recovered_unattended_onto_a_smaller_sata_disk_an
     }
     // Another machine (q35, AHCI: /dev/sda, not /dev/vda) with a smaller
     // disk. Onto a disk of the same size: the Debian 11 and 13 scenarios,
-    // and drill_vm (the drill's recovery is that case); onto a larger one:
+    // and the drill (its recovery is that case); onto a larger one:
     // the S3 scenario and UEFI's NVMe one.
     scenario("bios", Mode::Target, &[Case { name: "sata-smaller", size: 2 * GIB + GIB / 2, bus: Bus::Sata }]);
 }
