@@ -153,7 +153,7 @@ fn prepare_source(img: &Path, fw: &str, mode: Mode, work: &Path, s3_port: u16) {
     let bin = m.join("usr/local/sbin/lifeboat");
     std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
     // The static build when there is one (make test builds it): what is installed and goes into rescue media.
-    let built = common::static_lifeboat().unwrap_or_else(|| PathBuf::from(lifeboat().get_program()));
+    let built = common::guest_lifeboat();
     sh(&format!("strip -o {} {}", bin.display(), built.display()));
     std::fs::create_dir_all(m.join("etc/lifeboat")).expect("mkdir");
     let config = match mode {

@@ -33,6 +33,13 @@ pub fn static_lifeboat() -> Option<PathBuf> {
     None
 }
 
+/// The lifeboat that goes into a test VM: the static build when there is
+/// one (what `make install` installs and rescue media carry), else the
+/// binary under test.
+pub fn guest_lifeboat() -> PathBuf {
+    static_lifeboat().unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lifeboat")))
+}
+
 /// This machine's host name (the directory lifeboat names backups and media after).
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string()

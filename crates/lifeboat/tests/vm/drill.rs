@@ -7,7 +7,7 @@
 //! report, which is checked field by field. Then a drill of the same medium
 //! whose catalog lost its signature fails, with the reason in the report.
 
-use crate::common::{lifeboat, root_or_skip, sh, static_lifeboat, LoopDisk};
+use crate::common::{lifeboat, root_or_skip, sh, LoopDisk};
 use lifeboat_vmtest::{boot, Boot, Firmware, Media};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ fn prepare_source(img: &Path, work: &Path) {
     let bin = m.join("usr/local/sbin/lifeboat");
     std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
     // The static build when there is one, as the E2E scenarios (what `make install` installs).
-    let built = static_lifeboat().unwrap_or_else(|| PathBuf::from(lifeboat().get_program()));
+    let built = crate::common::guest_lifeboat();
     sh(&format!("strip -o {} {}", bin.display(), built.display()));
     std::fs::create_dir_all(m.join("etc/lifeboat")).expect("mkdir");
     std::fs::write(

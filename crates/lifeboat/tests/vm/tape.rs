@@ -278,7 +278,7 @@ fn backups_go_to_a_tape_drive_and_come_back_forward_only() {
         files.push((host.clone(), host.display().to_string()));
     }
     // The static build when there is one: the throughput printed is the release build's.
-    let built = crate::common::static_lifeboat().unwrap_or_else(|| env!("CARGO_BIN_EXE_lifeboat").into());
+    let built = crate::common::guest_lifeboat();
     files.push((built, "/usr/local/bin/lifeboat".into()));
     let script = format!("{SETUP}\n{CASES}");
     let mut spec = Spec::new("tape", &script);
